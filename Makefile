@@ -1,0 +1,55 @@
+# A thin wrapper over CMake: the two commands SREs need, and a few for
+# developers. Every target installs missing Debian packages first (as root).
+#
+#   make demo    install, build, run a real (small) demonstration
+#   make test    install, build, run every test; then again under ASan/UBSan
+#   make build   build into build/
+#   make clean   remove the build directories
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+
+# What building and testing need. The base toolchain (gcc, make, cmake,
+# pkg-config) is part of any Debian build machine; we still name it.
+PACKAGES = build-essential cmake pkg-config \
+	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev
+
+.PHONY: all deps build test test-asan demo fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh $(PACKAGES)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+	$(MAKE) --no-print-directory test-asan
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest -j $(JOBS) --output-on-failure
+
+demo: build
+	scripts/demo.sh $(BUILD)
+
+# libFuzzer needs clang and its runtime.
+fuzz:
+	@scripts/deps.sh clang libclang-rt-14-dev $(PACKAGES)
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFL_FUZZ=ON -DFL_SANITIZE=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_frame
+	mkdir -p $(FUZZ_BUILD)/corpus-frame
+	$(FUZZ_BUILD)/tests/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		$(FUZZ_BUILD)/corpus-frame tests/fuzz/corpus/frame
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,41 @@
+/* The agent's listener: accepts connections up to a cap and gives each one a
+ * session. Owns every session; stopping the server closes them all. */
+#ifndef FL_AGENT_SERVER_H
+#define FL_AGENT_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/key.h"
+
+struct fl_session;
+
+struct fl_agent_config {
+    const char *listen;               /* "ADDR:PORT" */
+    struct fl_key key;
+    unsigned max_connections;         /* open connections, authenticated or not */
+    uint64_t handshake_timeout_ms;    /* unauthenticated connections are closed after this */
+    uint32_t lease_ms;                /* a session's faults outlive its last heartbeat by this */
+};
+
+struct fl_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    const struct fl_agent_config *config;
+    struct fl_session *sessions;      /* doubly linked, newest first */
+    unsigned n_sessions;
+    uint64_t next_session_id;
+    uint64_t started_mono_ms;
+    char hostname[256];
+    bool listening;
+};
+
+/* Binds and listens. Logs "listening on ADDR:PORT" with the port actually
+ * bound. Returns 0 or a negative errno; on error nothing is left open. */
+int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agent_config *config);
+
+/* Closes the listener and every session. Idempotent. */
+void fl_server_stop(struct fl_server *srv);
+
+#endif

@@ -1,0 +1,29 @@
+/* One controller connection on the agent: authenticates it, then answers its
+ * requests. */
+#ifndef FL_AGENT_SESSION_H
+#define FL_AGENT_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/conn.h"
+
+struct fl_server;
+
+struct fl_session {
+    struct fl_server *server;
+    struct fl_conn *conn;
+    uint64_t id;
+    bool authenticated;
+    uint64_t last_heartbeat_mono_ms;
+    struct fl_session *prev;
+    struct fl_session *next;
+};
+
+/* Accepts a pending connection on the server's listener into a new session. */
+void fl_session_accept(struct fl_server *srv);
+
+/* Closes the session; it unlinks itself from the server once closed. */
+void fl_session_close(struct fl_session *s);
+
+#endif

@@ -1,0 +1,233 @@
+#include "common/auth.h"
+
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+static const char LABEL_AGENT[] = "faultline/agent";
+static const char LABEL_CONTROLLER[] = "faultline/controller";
+static const char LABEL_SESSION[] = "faultline/session";
+
+struct part {
+    const void *data;
+    size_t len;
+};
+
+/* HMAC-SHA256 over the concatenation of parts. */
+static int hmac(const uint8_t *key, size_t key_len, const struct part *parts, size_t n,
+                uint8_t out[FL_MAC_LEN])
+{
+    static EVP_MAC *mac; /* fetched once; the loop is single threaded */
+    if (mac == NULL) {
+        mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        if (mac == NULL)
+            return -EIO;
+    }
+    int rc = -EIO;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    if (ctx == NULL)
+        return -ENOMEM;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    size_t out_len = 0;
+    if (EVP_MAC_init(ctx, key, key_len, params) != 1)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++)
+        if (EVP_MAC_update(ctx, parts[i].data, parts[i].len) != 1)
+            goto cleanup;
+    if (EVP_MAC_final(ctx, out, &out_len, FL_MAC_LEN) != 1 || out_len != FL_MAC_LEN)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    EVP_MAC_CTX_free(ctx);
+    return rc;
+}
+
+static int handshake_mac(const struct fl_auth *auth, const char *label, uint8_t out[FL_MAC_LEN])
+{
+    struct part parts[] = {
+        {label, strlen(label)},
+        {auth->nonce_c, FL_NONCE_LEN},
+        {auth->nonce_a, FL_NONCE_LEN},
+    };
+    return hmac(auth->key.bytes, FL_KEY_LEN, parts, 3, out);
+}
+
+static int fail(struct fl_auth *auth, int rc)
+{
+    auth->state = FL_AUTH_FAILED;
+    return rc;
+}
+
+void fl_auth_init(struct fl_auth *auth, enum fl_role role, const struct fl_key *key)
+{
+    memset(auth, 0, sizeof(*auth));
+    auth->role = role;
+    auth->state = FL_AUTH_START;
+    auth->key = *key;
+}
+
+void fl_auth_wipe(struct fl_auth *auth) { OPENSSL_cleanse(auth, sizeof(*auth)); }
+
+int fl_auth_hello(struct fl_auth *auth, uint8_t nonce_c[FL_NONCE_LEN])
+{
+    if (auth->role != FL_ROLE_CONTROLLER || auth->state != FL_AUTH_START)
+        return fail(auth, -EPROTO);
+    if (RAND_bytes(auth->nonce_c, FL_NONCE_LEN) != 1)
+        return fail(auth, -EIO);
+    memcpy(nonce_c, auth->nonce_c, FL_NONCE_LEN);
+    auth->state = FL_AUTH_HELLO_SENT;
+    return 0;
+}
+
+int fl_auth_challenge(struct fl_auth *auth, const uint8_t *nonce_c, size_t nonce_len,
+                      uint8_t nonce_a[FL_NONCE_LEN], uint8_t proof_a[FL_MAC_LEN])
+{
+    if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_START ||
+        nonce_len != FL_NONCE_LEN)
+        return fail(auth, -EPROTO);
+    memcpy(auth->nonce_c, nonce_c, FL_NONCE_LEN);
+    if (RAND_bytes(auth->nonce_a, FL_NONCE_LEN) != 1)
+        return fail(auth, -EIO);
+    /* A controller echoing our own nonce back gains nothing (labels differ),
+     * but identical nonces mean something is badly wrong. */
+    if (CRYPTO_memcmp(auth->nonce_a, auth->nonce_c, FL_NONCE_LEN) == 0)
+        return fail(auth, -EPROTO);
+    int rc = handshake_mac(auth, LABEL_AGENT, proof_a);
+    if (rc < 0)
+        return fail(auth, rc);
+    memcpy(nonce_a, auth->nonce_a, FL_NONCE_LEN);
+    auth->state = FL_AUTH_CHALLENGED;
+    return 0;
+}
+
+static int derive_session(struct fl_auth *auth)
+{
+    return handshake_mac(auth, LABEL_SESSION, auth->session_key);
+}
+
+int fl_auth_respond(struct fl_auth *auth, const uint8_t *nonce_a, size_t nonce_len,
+                    const uint8_t *proof_a, size_t proof_len, uint8_t proof_c[FL_MAC_LEN])
+{
+    if (auth->role != FL_ROLE_CONTROLLER || auth->state != FL_AUTH_HELLO_SENT ||
+        nonce_len != FL_NONCE_LEN || proof_len != FL_MAC_LEN)
+        return fail(auth, -EPROTO);
+    memcpy(auth->nonce_a, nonce_a, FL_NONCE_LEN);
+    if (CRYPTO_memcmp(auth->nonce_a, auth->nonce_c, FL_NONCE_LEN) == 0)
+        return fail(auth, -EPROTO); /* our own nonce reflected */
+
+    uint8_t expect[FL_MAC_LEN];
+    int rc = handshake_mac(auth, LABEL_AGENT, expect);
+    if (rc < 0)
+        return fail(auth, rc);
+    int ok = CRYPTO_memcmp(expect, proof_a, FL_MAC_LEN) == 0;
+    OPENSSL_cleanse(expect, sizeof(expect));
+    if (!ok)
+        return fail(auth, -EACCES);
+
+    if ((rc = handshake_mac(auth, LABEL_CONTROLLER, proof_c)) < 0 ||
+        (rc = derive_session(auth)) < 0)
+        return fail(auth, rc);
+    auth->state = FL_AUTH_PROOF_SENT;
+    return 0;
+}
+
+int fl_auth_verify(struct fl_auth *auth, const uint8_t *proof_c, size_t proof_len)
+{
+    if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_CHALLENGED ||
+        proof_len != FL_MAC_LEN)
+        return fail(auth, -EPROTO);
+    uint8_t expect[FL_MAC_LEN];
+    int rc = handshake_mac(auth, LABEL_CONTROLLER, expect);
+    if (rc < 0)
+        return fail(auth, rc);
+    int ok = CRYPTO_memcmp(expect, proof_c, FL_MAC_LEN) == 0;
+    OPENSSL_cleanse(expect, sizeof(expect));
+    if (!ok)
+        return fail(auth, -EACCES);
+    if ((rc = derive_session(auth)) < 0)
+        return fail(auth, rc);
+    auth->state = FL_AUTH_ESTABLISHED;
+    return 0;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int frame_mac(const struct fl_auth *auth, uint8_t direction, const uint8_t seq[8],
+                     const uint8_t *payload, size_t len, uint8_t out[FL_MAC_LEN])
+{
+    struct part parts[] = {
+        {&direction, 1},
+        {seq, 8},
+        {payload, len},
+    };
+    return hmac(auth->session_key, FL_MAC_LEN, parts, 3, out);
+}
+
+static int can_seal(const struct fl_auth *auth)
+{
+    if (auth->state == FL_AUTH_ESTABLISHED)
+        return 1;
+    /* the controller may send as soon as it has sent its proof */
+    return auth->role == FL_ROLE_CONTROLLER && auth->state == FL_AUTH_PROOF_SENT;
+}
+
+int fl_auth_seal(struct fl_auth *auth, uint8_t *frame, size_t payload_len)
+{
+    if (!can_seal(auth))
+        return -EPROTO;
+    if (auth->send_seq == UINT64_MAX)
+        return -EOVERFLOW;
+    uint8_t dir = auth->role == FL_ROLE_CONTROLLER ? 'C' : 'A';
+    put_u64(frame, auth->send_seq);
+    int rc = frame_mac(auth, dir, frame, frame + FL_SEAL_OVERHEAD, payload_len, frame + 8);
+    if (rc < 0)
+        return rc;
+    auth->send_seq++;
+    return 0;
+}
+
+int fl_auth_open(struct fl_auth *auth, const uint8_t *frame, size_t len,
+                 const uint8_t **payload, size_t *payload_len)
+{
+    if (!can_seal(auth))
+        return -EPROTO;
+    if (len < FL_SEAL_OVERHEAD)
+        return fail(auth, -EBADMSG);
+    uint8_t dir = auth->role == FL_ROLE_CONTROLLER ? 'A' : 'C';
+    uint8_t expect[FL_MAC_LEN];
+    int rc = frame_mac(auth, dir, frame, frame + FL_SEAL_OVERHEAD, len - FL_SEAL_OVERHEAD, expect);
+    if (rc < 0)
+        return fail(auth, rc);
+    if (CRYPTO_memcmp(expect, frame + 8, FL_MAC_LEN) != 0)
+        return fail(auth, -EBADMSG);
+    if (get_u64(frame) != auth->recv_seq)
+        return fail(auth, -EPROTO);
+    auth->recv_seq++;
+    if (auth->state == FL_AUTH_PROOF_SENT)
+        auth->state = FL_AUTH_ESTABLISHED; /* the agent accepted our proof */
+    *payload = frame + FL_SEAL_OVERHEAD;
+    *payload_len = len - FL_SEAL_OVERHEAD;
+    return 0;
+}

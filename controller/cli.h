@@ -1,0 +1,33 @@
+/* What every faultline subcommand shares: exit codes, the key lookup, and
+ * the command table. */
+#ifndef FL_CONTROLLER_CLI_H
+#define FL_CONTROLLER_CLI_H
+
+#include "common/key.h"
+
+/* Exit codes (DESIGN.md section 6). */
+enum {
+    FL_EXIT_PASS = 0,
+    FL_EXIT_FAIL = 1,
+    FL_EXIT_ERROR = 2, /* aborted, unreachable, or any other error */
+    FL_EXIT_USAGE = 64,
+};
+
+struct fl_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+/* Loads the key from --key (explicit may be NULL), else $FAULTLINE_KEY. Prints
+ * the reason to stderr on failure. Returns 0, FL_EXIT_USAGE when no key was
+ * named, or FL_EXIT_ERROR when it could not be loaded. */
+int fl_cli_load_key(const char *explicit_path, struct fl_key *key);
+
+/* Reports a usage error for cmd on stderr; returns FL_EXIT_USAGE. */
+int fl_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+int fl_cmd_keygen(int argc, char **argv);
+int fl_cmd_agents(int argc, char **argv);
+
+#endif

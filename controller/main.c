@@ -1,0 +1,89 @@
+/* faultline: the controller's command line. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "controller/cli.h"
+
+static const struct fl_command commands[] = {
+    {"keygen", "write a new pre-shared key, mode 0600", fl_cmd_keygen},
+    {"agents", "check agents: reachable? version, uptime, active faults", fl_cmd_agents},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: faultline COMMAND [ARGS]\n\n"
+                 "faultline verifies recovery claims: it injects faults through agents on\n"
+                 "your hosts, watches health from outside, and measures recovery.\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`faultline COMMAND --help` describes a command.\n"
+                 "Exit codes: 0 success/pass, 1 fail, 2 error/aborted, 64 usage.\n");
+}
+
+int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "faultline %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see `faultline %s --help`)\n", cmd);
+    return FL_EXIT_USAGE;
+}
+
+int fl_cli_load_key(const char *explicit_path, struct fl_key *key)
+{
+    const char *path = explicit_path ? explicit_path : getenv("FAULTLINE_KEY");
+    if (path == NULL || *path == '\0') {
+        fprintf(stderr, "faultline: no key: pass --key FILE or set FAULTLINE_KEY "
+                        "(`faultline keygen FILE` writes one)\n");
+        return FL_EXIT_USAGE;
+    }
+    char err[512];
+    if (fl_key_load(path, key, err, sizeof(err)) < 0) {
+        fprintf(stderr, "faultline: %s\n", err);
+        return FL_EXIT_ERROR;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    fl_log_init("faultline", FL_LOG_WARN);
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return FL_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        if (strcmp(name, "help") == 0 && argc > 2) {
+            for (size_t i = 0; i < N_COMMANDS; i++) {
+                if (strcmp(argv[2], commands[i].name) == 0) {
+                    char help[] = "--help";
+                    char *args[] = {argv[2], help, NULL};
+                    return commands[i].run(2, args);
+                }
+            }
+        }
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("faultline %s\n", FL_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "faultline: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return FL_EXIT_USAGE;
+}

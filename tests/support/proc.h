@@ -1,0 +1,30 @@
+/* Running the real binaries from tests: no shell, output captured. */
+#ifndef FL_TESTS_PROC_H
+#define FL_TESTS_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Runs argv (NULL-terminated) to completion within timeout_ms, stdout and
+ * stderr captured together into out (NUL-terminated, truncated to cap).
+ * Returns the exit status, 128+signal when killed, or -1 when it could not
+ * run or timed out. */
+int proc_run(char *const argv[], char *out, size_t cap, int timeout_ms);
+
+/* Starts argv in the background with stdout and stderr appended to log_path. */
+pid_t proc_start(char *const argv[], const char *log_path);
+
+/* Waits up to timeout_ms for pid to exit; returns its status as proc_run does,
+ * or -1 on timeout (the process is left running). */
+int proc_wait(pid_t pid, int timeout_ms);
+
+/* Sends sig and waits; SIGKILL after timeout_ms. Returns the status. */
+int proc_stop(pid_t pid, int sig, int timeout_ms);
+
+/* Waits up to timeout_ms for needle to appear in the file; returns a pointer
+ * just after it within buf (which holds the file), or NULL. */
+const char *file_wait_for(const char *path, const char *needle, char *buf, size_t cap,
+                          int timeout_ms);
+
+#endif
