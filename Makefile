@@ -15,7 +15,8 @@ FUZZ_SECONDS ?= 60
 # What building and testing need. The base toolchain (gcc, make, cmake,
 # pkg-config) is part of any Debian build machine; we still name it.
 PACKAGES = build-essential cmake pkg-config \
-	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev
+	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
+	libjansson-dev libnftables-dev libyaml-dev nftables iproute2 procps
 
 .PHONY: all deps build test test-asan demo fuzz clean
 

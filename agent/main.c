@@ -7,8 +7,16 @@
 #include <string.h>
 #include <uv.h>
 
+#include "agent/config.h"
+#include "agent/fault.h"
+#include "agent/guardian.h"
+#include "agent/guardrails.h"
+#include "agent/journal.h"
+#include "agent/registry.h"
 #include "agent/server.h"
+#include "agent/statedir.h"
 #include "common/log.h"
+#include "common/units.h"
 
 #define EXIT_USAGE 64
 
@@ -21,6 +29,9 @@ static const char usage_text[] =
     "options:\n"
     "  --key FILE            pre-shared key (mode 0600); default $FAULTLINE_KEY\n"
     "  --listen ADDR:PORT    address to listen on (default 0.0.0.0:7411)\n"
+    "  --state-dir DIR       journal and lock (default /var/lib/faultline)\n"
+    "  --config FILE         guardrails and settings (YAML); the command line wins\n"
+    "  --lease DURATION      a silent controller's faults are reverted after this (default 5s)\n"
     "  --max-connections N   open connections at most (default 16)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  --version             print the version and exit\n"
@@ -32,15 +43,69 @@ struct agent {
     uv_signal_t sigterm;
     struct fl_server server;
     struct fl_agent_config config;
+    struct fl_guardrails guard;
+    struct fl_agent_ctx ctx;
+    struct fl_journal *journal;
+    struct fl_registry *registry;
+    const char *state_dir;
+    char journal_path[4096];
+    int stopping;
+    int exit_code;
 };
+
+/* Every fault is reverted before the agent goes: a clean stop leaves an
+ * empty journal, and the guardian, seeing it, exits quietly. */
+static void on_all_reverted(void *arg, const struct fl_record *const *recs, size_t n, int status)
+{
+    struct agent *a = arg;
+    (void)recs;
+    if (status < 0)
+        fl_error("stopping: could not revert every fault: %s", fl_strerror(status));
+    else if (n > 0)
+        fl_info("stopping: reverted %zu fault(s)", n);
+    json_t *keep = json_array();
+    char err[512];
+    /* faults whose revert failed stay in the journal for the next start */
+    if (fl_registry_active_count(a->registry) == 0 &&
+        fl_journal_compact(a->journal, keep, err, sizeof(err)) < 0)
+        fl_warn("%s", err);
+    json_decref(keep);
+    fl_registry_close(a->registry);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct agent *a = h->data;
+    if (a->stopping++)
+        return;
     fl_info("%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
     fl_server_stop(&a->server);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    fl_registry_revert_all(a->registry, FL_END_SHUTDOWN, on_all_reverted, a);
+}
+
+/* Before listening: whatever a crashed predecessor left active is reverted
+ * (its guardian normally did that already), and the journal starts empty. */
+static int recover(struct agent *a)
+{
+    char err[512];
+    int failed = fl_guardian_revert_journal(a->journal_path, "start-up");
+    if (failed < 0)
+        return failed;
+    json_t *active = NULL;
+    int rc = fl_journal_read_active(a->journal_path, &active, err, sizeof(err));
+    if (rc == 0)
+        rc = fl_journal_open(a->journal_path, &a->journal, err, sizeof(err));
+    if (rc == 0)
+        rc = fl_journal_compact(a->journal, active, err, sizeof(err));
+    if (rc < 0)
+        fl_error("%s", err);
+    else if (json_array_size(active) > 0)
+        fl_error("%zu fault(s) from before could not be reverted; they stay in the journal "
+                 "and will be tried again at the next start", json_array_size(active));
+    json_decref(active);
+    return rc;
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -59,6 +124,9 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         {"key", required_argument, NULL, 'k'},
         {"listen", required_argument, NULL, 'l'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},
+        {"lease", required_argument, NULL, 'e'},
         {"max-connections", required_argument, NULL, 'm'},
         {"log-level", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},
@@ -71,7 +139,14 @@ int main(int argc, char **argv)
     a.config.max_connections = 16;
     a.config.handshake_timeout_ms = 5000;
     a.config.lease_ms = 5000;
+    a.state_dir = "/var/lib/faultline";
     const char *key_path = getenv("FAULTLINE_KEY");
+    const char *config_path = NULL;
+    /* the command line wins over the config file, which wins over defaults */
+    const char *cli_listen = NULL, *cli_state_dir = NULL;
+    uint32_t cli_lease_ms = 0;
+    unsigned cli_max_connections = 0;
+    static struct fl_agent_file_config filecfg;
     enum fl_log_level level = FL_LOG_INFO;
 
     fl_log_init("faultline-agent", level);
@@ -82,10 +157,25 @@ int main(int argc, char **argv)
             key_path = optarg;
             break;
         case 'l':
-            a.config.listen = optarg;
+            cli_listen = optarg;
             break;
+        case 's':
+            cli_state_dir = optarg;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'e': {
+            uint64_t ms;
+            if (fl_parse_duration(optarg, &ms) < 0 || ms < 1000 || ms > 3600000) {
+                fprintf(stderr, "faultline-agent: --lease takes a duration from 1s to 1h\n");
+                return EXIT_USAGE;
+            }
+            cli_lease_ms = (uint32_t)ms;
+            break;
+        }
         case 'm':
-            if (parse_uint(optarg, 65536, &a.config.max_connections) < 0) {
+            if (parse_uint(optarg, 65536, &cli_max_connections) < 0) {
                 fprintf(stderr, "faultline-agent: --max-connections takes a number from 1 to 65536\n");
                 return EXIT_USAGE;
             }
@@ -124,8 +214,61 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    fl_guardrails_defaults(&a.guard);
+    if (config_path != NULL &&
+        fl_agent_config_load(config_path, &filecfg, &a.guard, err, sizeof(err)) < 0) {
+        fl_error("%s", err);
+        fl_guardrails_free(&a.guard);
+        return EXIT_USAGE;
+    }
+    if (filecfg.listen_set)
+        a.config.listen = filecfg.listen;
+    if (filecfg.state_dir_set)
+        a.state_dir = filecfg.state_dir;
+    if (filecfg.lease_set)
+        a.config.lease_ms = filecfg.lease_ms;
+    if (filecfg.max_connections_set)
+        a.config.max_connections = filecfg.max_connections;
+    if (cli_listen)
+        a.config.listen = cli_listen;
+    if (cli_state_dir)
+        a.state_dir = cli_state_dir;
+    if (cli_lease_ms)
+        a.config.lease_ms = cli_lease_ms;
+    if (cli_max_connections)
+        a.config.max_connections = cli_max_connections;
+    int lock_fd = -1;
+    if (fl_statedir_open(a.state_dir, 10000, &lock_fd, err, sizeof(err)) < 0) {
+        fl_error("%s", err);
+        return 1;
+    }
+    snprintf(a.journal_path, sizeof(a.journal_path), "%s/journal", a.state_dir);
+    if (recover(&a) < 0)
+        return 1;
+    /* the guardian is forked before any thread or socket exists */
+    if (fl_guardian_start(a.journal_path, lock_fd, &a.guard.guardian_pid, err, sizeof(err)) < 0) {
+        fl_error("%s", err);
+        return 1;
+    }
+    fl_info("guardian is PID %d", (int)a.guard.guardian_pid);
+
     uv_loop_init(&a.loop);
     int rc = fl_server_start(&a.server, &a.loop, &a.config);
+    if (rc == 0) {
+        a.ctx.guard = &a.guard;
+        a.ctx.state_dir = a.state_dir;
+        a.ctx.control_port = a.server.port;
+        struct fl_registry_config rcfg = {
+            .loop = &a.loop,
+            .journal = a.journal,
+            .ctx = &a.ctx,
+            .lease_ms = a.config.lease_ms,
+        };
+        rc = fl_registry_new(&rcfg, &a.registry);
+        if (rc < 0)
+            fl_server_stop(&a.server);
+        a.server.registry = a.registry;
+    }
     if (rc == 0) {
         uv_signal_init(&a.loop, &a.sigint);
         uv_signal_init(&a.loop, &a.sigterm);
@@ -137,6 +280,8 @@ int main(int argc, char **argv)
     uv_run(&a.loop, UV_RUN_DEFAULT);
     int lrc = uv_loop_close(&a.loop);
     fl_key_wipe(&a.config.key);
+    fl_journal_close(&a.journal);
+    fl_guardrails_free(&a.guard);
     if (lrc != 0) {
         fl_error("internal error: handles left open at exit");
         return 1;

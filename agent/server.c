@@ -92,6 +92,7 @@ int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agen
         uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
         port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
+    srv->port = port;
     fl_addr_join(ip, port, where, sizeof(where));
     fl_info("listening on %s", where);
     return 0;

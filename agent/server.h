@@ -9,6 +9,7 @@
 
 #include "common/key.h"
 
+struct fl_registry;
 struct fl_session;
 
 struct fl_agent_config {
@@ -29,6 +30,8 @@ struct fl_server {
     uint64_t started_mono_ms;
     char hostname[256];
     bool listening;
+    uint16_t port;                    /* bound port */
+    struct fl_registry *registry;     /* set by the caller after start */
 };
 
 /* Binds and listens. Logs "listening on ADDR:PORT" with the port actually

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/registry.h"
 #include "agent/server.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -98,26 +99,66 @@ static void on_ready(struct fl_conn *c, const Faultline__Welcome *unused)
     send_or_close(s, &env);
 }
 
-static void handle_status(struct fl_session *s, uint64_t id)
+/* A reply the registry owes: it may come after the session is gone, in which
+ * case s is NULL and the reply is dropped. */
+struct pending_reply {
+    struct pending_reply *prev, *next;
+    struct fl_session *s;
+    uint64_t id;
+    Faultline__Envelope__MsgCase kind; /* the reply's kind for fault lists */
+};
+
+static struct pending_reply *pending_new(struct fl_session *s, uint64_t id,
+                                         Faultline__Envelope__MsgCase kind)
 {
-    struct fl_server *srv = s->server;
-    Faultline__Status st = FAULTLINE__STATUS__INIT;
-    st.version = fl_pb_str(FL_VERSION);
-    st.uptime_ms = fl_mono_ms() - srv->started_mono_ms;
-    st.hostname = srv->hostname;
-    st.now_ms = fl_now_ms();
-    st.lease_ms = srv->config->lease_ms;
-    st.n_faults = 0; /* this agent has no fault kinds yet */
-    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
-    env.id = id;
-    env.msg_case = FAULTLINE__ENVELOPE__MSG_STATUS;
-    env.status = &st;
-    send_or_close(s, &env);
+    struct pending_reply *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->s = s;
+    p->id = id;
+    p->kind = kind;
+    p->next = s->pending;
+    if (s->pending)
+        s->pending->prev = p;
+    s->pending = p;
+    return p;
 }
 
-static void reply_fault_list(struct fl_session *s, uint64_t id, Faultline__Envelope__MsgCase kind)
+/* Detaches p from its session (if any) and returns the session. */
+static struct fl_session *pending_take(struct pending_reply *p)
 {
+    struct fl_session *s = p->s;
+    if (s != NULL) {
+        if (p->prev)
+            p->prev->next = p->next;
+        else
+            s->pending = p->next;
+        if (p->next)
+            p->next->prev = p->prev;
+    }
+    return s;
+}
+
+#define MAX_LISTED 256
+
+static void send_fault_list(struct fl_session *s, uint64_t id, Faultline__Envelope__MsgCase kind,
+                            const struct fl_record *const *recs, size_t n)
+{
+    Faultline__Fault *faults = calloc(n ? n : 1, sizeof(*faults));
+    Faultline__Fault **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (faults == NULL || ptrs == NULL) {
+        free(faults);
+        free(ptrs);
+        reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fl_record_describe(recs[i], &faults[i]);
+        ptrs[i] = &faults[i];
+    }
     Faultline__FaultList list = FAULTLINE__FAULT_LIST__INIT;
+    list.n_faults = n;
+    list.faults = ptrs;
     Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
     env.id = id;
     env.msg_case = kind;
@@ -133,12 +174,88 @@ static void reply_fault_list(struct fl_session *s, uint64_t id, Faultline__Envel
         break;
     }
     send_or_close(s, &env);
+    free(ptrs);
+    free(faults);
+}
+
+static void handle_status(struct fl_session *s, uint64_t id)
+{
+    struct fl_server *srv = s->server;
+    const struct fl_record *recs[MAX_LISTED];
+    size_t n = fl_registry_list(srv->registry, false, recs, MAX_LISTED);
+    Faultline__Fault faults[MAX_LISTED];
+    Faultline__Fault *ptrs[MAX_LISTED];
+    for (size_t i = 0; i < n; i++) {
+        fl_record_describe(recs[i], &faults[i]);
+        ptrs[i] = &faults[i];
+    }
+    Faultline__Status st = FAULTLINE__STATUS__INIT;
+    st.version = fl_pb_str(FL_VERSION);
+    st.uptime_ms = fl_mono_ms() - srv->started_mono_ms;
+    st.hostname = srv->hostname;
+    st.now_ms = fl_now_ms();
+    st.lease_ms = srv->config->lease_ms;
+    st.n_faults = n;
+    st.faults = ptrs;
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.id = id;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_STATUS;
+    env.status = &st;
+    send_or_close(s, &env);
+}
+
+static void on_injected(void *arg, const struct fl_record *rec, Faultline__ErrorCode code,
+                        const char *error)
+{
+    struct pending_reply *p = arg;
+    struct fl_session *s = pending_take(p);
+    if (s != NULL) {
+        if (rec == NULL) {
+            reply_error(s, p->id, code, error);
+        } else {
+            Faultline__Fault fault;
+            fl_record_describe(rec, &fault);
+            Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+            env.id = p->id;
+            env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECTED;
+            env.injected = &fault;
+            send_or_close(s, &env);
+        }
+    }
+    free(p);
+}
+
+static void on_reverted(void *arg, const struct fl_record *const *recs, size_t n, int status)
+{
+    struct pending_reply *p = arg;
+    struct fl_session *s = pending_take(p);
+    if (s != NULL) {
+        if (status == -ENOENT)
+            reply_error(s, p->id, FAULTLINE__ERROR_CODE__ERROR_NOT_FOUND,
+                        "no fault with that id on this agent");
+        else if (status < 0)
+            reply_error(s, p->id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, fl_strerror(status));
+        else
+            send_fault_list(s, p->id, p->kind, recs, n);
+    }
+    free(p);
+}
+
+static struct pending_reply *pending_or_fail(struct fl_session *s, uint64_t id,
+                                             Faultline__Envelope__MsgCase kind)
+{
+    struct pending_reply *p = pending_new(s, id, kind);
+    if (p == NULL)
+        reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+    return p;
 }
 
 static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
 {
     struct fl_session *s = fl_conn_data(c);
+    struct fl_registry *reg = s->server->registry;
     uint64_t id = env->id;
+    struct pending_reply *p;
 
     switch (env->msg_case) {
     case FAULTLINE__ENVELOPE__MSG_PING: {
@@ -155,6 +272,7 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
         break;
     case FAULTLINE__ENVELOPE__MSG_HEARTBEAT: {
         s->last_heartbeat_mono_ms = fl_mono_ms();
+        fl_registry_heartbeat(reg, s->id);
         Faultline__Heartbeat ack = FAULTLINE__HEARTBEAT__INIT;
         ack.sent_at_ms = env->heartbeat->sent_at_ms;
         Faultline__Envelope out = FAULTLINE__ENVELOPE__INIT;
@@ -164,22 +282,32 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
         send_or_close(s, &out);
         break;
     }
-    case FAULTLINE__ENVELOPE__MSG_LIST:
-        /* no fault kinds yet, so nothing is ever active */
-        reply_fault_list(s, id, FAULTLINE__ENVELOPE__MSG_FAULTS);
-        break;
-    case FAULTLINE__ENVELOPE__MSG_HALT:
-        reply_fault_list(s, id, FAULTLINE__ENVELOPE__MSG_HALTED);
+    case FAULTLINE__ENVELOPE__MSG_INJECT:
+        if (env->inject->spec == NULL) {
+            reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST, "inject without a fault");
+            break;
+        }
+        if ((p = pending_or_fail(s, id, FAULTLINE__ENVELOPE__MSG_INJECTED)) != NULL)
+            fl_registry_inject(reg, env->inject->spec, s->id, env->inject->detached, on_injected, p);
         break;
     case FAULTLINE__ENVELOPE__MSG_REVERT:
+        if ((p = pending_or_fail(s, id, FAULTLINE__ENVELOPE__MSG_REVERTED)) == NULL)
+            break;
         if (env->revert->all)
-            reply_fault_list(s, id, FAULTLINE__ENVELOPE__MSG_REVERTED);
+            fl_registry_revert_all(reg, FL_END_REQUESTED, on_reverted, p);
         else
-            reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_NOT_FOUND, "no such fault");
+            fl_registry_revert(reg, env->revert->fault_id, FL_END_REQUESTED, on_reverted, p);
         break;
-    case FAULTLINE__ENVELOPE__MSG_INJECT:
-        reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_UNSUPPORTED,
-                    "this agent (" FL_VERSION ") cannot inject faults yet");
+    case FAULTLINE__ENVELOPE__MSG_LIST: {
+        const struct fl_record *recs[MAX_LISTED];
+        size_t n = fl_registry_list(reg, env->list->include_ended, recs, MAX_LISTED);
+        send_fault_list(s, id, FAULTLINE__ENVELOPE__MSG_FAULTS, recs, n);
+        break;
+    }
+    case FAULTLINE__ENVELOPE__MSG_HALT:
+        fl_warn("session %llu: halt: reverting every fault", (unsigned long long)s->id);
+        if ((p = pending_or_fail(s, id, FAULTLINE__ENVELOPE__MSG_HALTED)) != NULL)
+            fl_registry_revert_all(reg, FL_END_HALTED, on_reverted, p);
         break;
     default:
         /* a newer controller, or a reply sent as a request */
@@ -222,6 +350,9 @@ static void on_closed(struct fl_conn *c, int reason)
         fl_warn("connection from %s closed before it authenticated: %s", fl_conn_peer(c),
                 reason == UV_EOF ? "it hung up (a controller with another key?)"
                                  : close_reason(reason));
+
+    for (struct pending_reply *p = s->pending; p; p = p->next)
+        p->s = NULL; /* the registry still calls back; the reply is dropped */
 
     if (s->prev)
         s->prev->next = s->next;

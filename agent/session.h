@@ -9,6 +9,7 @@
 #include "common/conn.h"
 
 struct fl_server;
+struct pending_reply;
 
 struct fl_session {
     struct fl_server *server;
@@ -16,6 +17,7 @@ struct fl_session {
     uint64_t id;
     bool authenticated;
     uint64_t last_heartbeat_mono_ms;
+    struct pending_reply *pending; /* replies the registry still owes */
     struct fl_session *prev;
     struct fl_session *next;
 };

@@ -1,23 +1,20 @@
-/* faultline agents HOST...: connect to each agent in parallel, authenticate,
- * ask for its status, print one line per agent. */
-#include <errno.h>
+/* faultline agents HOST...: each agent's state, version, uptime, and the
+ * faults it holds. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
-#include "common/addr.h"
-#include "common/log.h"
 #include "common/units.h"
 #include "controller/cli.h"
-#include "controller/client.h"
+#include "controller/faultprint.h"
+#include "controller/oneshot.h"
 
 static const char agents_help[] =
     "usage: faultline agents [--key FILE] [--timeout DURATION] HOST...\n"
     "\n"
     "Connects to each agent, authenticates with the key, and prints whether it\n"
-    "is up, its version, uptime, host name and number of active faults.\n"
+    "is up, its version, uptime, host name and active faults.\n"
     "HOST is ADDRESS[:PORT] (port 7411 when omitted; [v6]:PORT for IPv6).\n"
     "\n"
     "options:\n"
@@ -26,74 +23,32 @@ static const char agents_help[] =
     "\n"
     "Exit status: 0 when every agent answered, 2 when any did not.\n";
 
-struct probe {
-    const char *spec;
-    char host[256];
-    uint16_t port;
-    struct fl_client *client;
-    uint64_t timeout_ms;
-    int status;              /* 0 when the agent answered */
-    char error[512];
-    char version[32];
-    char hostname[64];
-    uint64_t uptime_ms;
-    size_t n_faults;
-};
-
-static void on_status(struct fl_client *cl, const Faultline__Envelope *reply, int status, void *arg)
+static void build_status(struct fl_oneshot_target *t, Faultline__Envelope *req, void *ctx)
 {
-    struct probe *p = arg;
-    if (status < 0) {
-        p->status = status;
-        snprintf(p->error, sizeof(p->error), "status request: %s",
-                 status == -ETIMEDOUT ? "no reply in time" : fl_strerror(status));
-    } else if (reply->msg_case == FAULTLINE__ENVELOPE__MSG_ERROR) {
-        p->status = -EPROTO;
-        snprintf(p->error, sizeof(p->error), "agent error: %s", reply->error->message);
-    } else if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_STATUS) {
-        p->status = -EPROTO;
-        snprintf(p->error, sizeof(p->error), "unexpected reply to a status request");
-    } else {
-        const Faultline__Status *st = reply->status;
-        p->status = 0;
-        snprintf(p->version, sizeof(p->version), "%s", st->version);
-        snprintf(p->hostname, sizeof(p->hostname), "%s", st->hostname);
-        p->uptime_ms = st->uptime_ms;
-        p->n_faults = st->n_faults;
-    }
-    fl_client_close(cl);
+    static Faultline__StatusRequest sr = FAULTLINE__STATUS_REQUEST__INIT;
+    (void)t;
+    (void)ctx;
+    req->msg_case = FAULTLINE__ENVELOPE__MSG_STATUS_REQUEST;
+    req->status_request = &sr;
 }
 
-static void on_ready(struct fl_client *cl, const Faultline__Welcome *welcome)
+/* Keeps the status reply (a copy) for printing after the loop. */
+static void keep_status(struct fl_oneshot_target *t, const Faultline__Envelope *reply, void *ctx)
 {
-    struct probe *p = fl_client_data(cl);
-    (void)welcome;
-    Faultline__StatusRequest req = FAULTLINE__STATUS_REQUEST__INIT;
-    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
-    env.msg_case = FAULTLINE__ENVELOPE__MSG_STATUS_REQUEST;
-    env.status_request = &req;
-    int rc = fl_client_request(cl, &env, p->timeout_ms, on_status, p);
-    if (rc < 0) {
-        p->status = rc;
-        snprintf(p->error, sizeof(p->error), "cannot send: %s", fl_strerror(rc));
-        fl_client_close(cl);
+    (void)ctx;
+    if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_STATUS) {
+        t->status = -1;
+        snprintf(t->error, sizeof(t->error), "unexpected reply to a status request");
+        return;
     }
+    size_t len = faultline__status__get_packed_size(reply->status);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return;
+    faultline__status__pack(reply->status, buf);
+    t->user = faultline__status__unpack(NULL, len, buf);
+    free(buf);
 }
-
-static void on_closed(struct fl_client *cl, int reason)
-{
-    struct probe *p = fl_client_data(cl);
-    p->client = NULL;
-    if (reason < 0 && p->error[0] == '\0') {
-        p->status = reason;
-        fl_client_explain(cl, reason, p->error, sizeof(p->error));
-    }
-}
-
-static const struct fl_client_ops agents_ops = {
-    .ready = on_ready,
-    .closed = on_closed,
-};
 
 int fl_cmd_agents(int argc, char **argv)
 {
@@ -127,64 +82,44 @@ int fl_cmd_agents(int argc, char **argv)
     int n = argc - optind;
     if (n <= 0)
         return fl_cli_usage_error("agents", "name at least one HOST");
-
-    struct probe *probes = calloc((size_t)n, sizeof(*probes));
-    if (probes == NULL)
+    struct fl_oneshot_target *targets = calloc((size_t)n, sizeof(*targets));
+    if (targets == NULL)
         return FL_EXIT_ERROR;
-    for (int i = 0; i < n; i++) {
-        struct probe *p = &probes[i];
-        p->spec = argv[optind + i];
-        if (fl_addr_split(p->spec, FL_DEFAULT_PORT, p->host, sizeof(p->host), &p->port) < 0) {
-            const char *spec = p->spec;
-            free(probes);
-            return fl_cli_usage_error("agents", "'%s' is not ADDRESS[:PORT]", spec);
-        }
+    const char *bad = NULL;
+    if (fl_oneshot_parse(argv + optind, n, targets, &bad) < 0) {
+        free(targets);
+        return fl_cli_usage_error("agents", "'%s' is not ADDRESS[:PORT]", bad);
     }
-
     struct fl_key key;
     int krc = fl_cli_load_key(key_path, &key);
     if (krc != 0) {
-        free(probes);
+        free(targets);
         return krc;
     }
-
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    for (int i = 0; i < n; i++) {
-        struct probe *p = &probes[i];
-        p->timeout_ms = timeout_ms;
-        int rc = fl_client_connect(&loop, p->spec, p->host, p->port, &key, timeout_ms, &agents_ops,
-                                   p, &p->client);
-        if (rc < 0) {
-            p->status = rc;
-            snprintf(p->error, sizeof(p->error), "%s", fl_strerror(rc));
-        }
-    }
-    uv_run(&loop, UV_RUN_DEFAULT);
-    int lrc = uv_loop_close(&loop);
+    static const struct fl_oneshot_ops ops = {build_status, keep_status};
+    int failed = fl_oneshot_run(targets, n, &key, timeout_ms, &ops, NULL);
     fl_key_wipe(&key);
 
-    int failed = 0;
     printf("%-24s %-5s %-8s %-9s %-6s %s\n", "AGENT", "STATE", "VERSION", "UPTIME", "FAULTS",
            "HOST");
     for (int i = 0; i < n; i++) {
-        struct probe *p = &probes[i];
-        if (p->status == 0) {
+        struct fl_oneshot_target *t = &targets[i];
+        Faultline__Status *st = t->user;
+        if (t->status == 0 && st != NULL) {
             char uptime[32];
-            fl_format_duration(p->uptime_ms, uptime, sizeof(uptime));
-            printf("%-24s %-5s %-8s %-9s %-6zu %s\n", p->spec, "up", p->version, uptime,
-                   p->n_faults, p->hostname);
+            fl_format_duration(st->uptime_ms, uptime, sizeof(uptime));
+            printf("%-24s %-5s %-8s %-9s %-6zu %s\n", t->spec, "up", st->version, uptime,
+                   st->n_faults, st->hostname);
+            for (size_t k = 0; k < st->n_faults; k++)
+                fl_print_fault(stdout, "    ", st->faults[k]);
         } else {
-            failed++;
-            printf("%-24s %-5s %s\n", p->spec, "DOWN", p->error);
+            printf("%-24s %-5s %s\n", t->spec, "DOWN", t->error);
         }
+        if (st != NULL)
+            faultline__status__free_unpacked(st, NULL);
     }
-    free(probes);
+    free(targets);
     fflush(stdout); /* the table first, then any complaint */
-    if (lrc != 0) {
-        fprintf(stderr, "faultline agents: internal error: handles left open\n");
-        return FL_EXIT_ERROR;
-    }
     if (failed > 0) {
         fprintf(stderr, "faultline agents: %d of %d agents did not answer\n", failed, n);
         return FL_EXIT_ERROR;

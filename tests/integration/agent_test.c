@@ -19,13 +19,14 @@
 #include "common/clock.h"
 #include "common/frame.h"
 #include "common/key.h"
+#include "tests/support/agent_proc.h"
 #include "tests/support/proc.h"
 #include "tests/support/raw_peer.h"
 
 #define MAX_CONNECTIONS 4
 
 static char dir[] = "/tmp/fl-agent-test.XXXXXX";
-static char key_path[256], other_key_path[256], log_path[256];
+static char key_path[256], other_key_path[256];
 static struct fl_key key;
 static pid_t agent_pid;
 static uint16_t agent_port;
@@ -33,20 +34,17 @@ static char agent_where[32];
 
 static char *ctl(const char *a) { return (char *)(uintptr_t)a; }
 
+static struct test_agent main_agent;
+
 /* Starts an agent on 127.0.0.1 with an ephemeral port; returns its pid. */
-static pid_t start_agent(const char *keyfile, const char *log, const char *max_conn,
-                         uint16_t *port)
+static pid_t start_agent(const char *keyfile, const char *name, const char *max_conn,
+                         uint16_t *port, struct test_agent *a)
 {
-    char *argv[] = {ctl(FL_AGENT_BIN), ctl("--key"), ctl(keyfile), ctl("--listen"),
-                    ctl("127.0.0.1:0"), ctl("--max-connections"), ctl(max_conn),
-                    ctl("--log-level"), ctl("debug"), NULL};
-    pid_t pid = proc_start(argv, log);
-    char buf[8192];
-    const char *p = file_wait_for(log, "listening on 127.0.0.1:", buf, sizeof(buf), 5000);
-    if (p == NULL)
+    const char *extra[] = {"--max-connections", max_conn, NULL};
+    if (test_agent_start(a, FL_AGENT_BIN, keyfile, dir, name, NULL, extra) < 0)
         return -1;
-    *port = (uint16_t)atoi(p);
-    return pid;
+    *port = a->port;
+    return a->pid;
 }
 
 static int setup(void **state)
@@ -56,7 +54,6 @@ static int setup(void **state)
         return -1;
     snprintf(key_path, sizeof(key_path), "%s/faultline.key", dir);
     snprintf(other_key_path, sizeof(other_key_path), "%s/other.key", dir);
-    snprintf(log_path, sizeof(log_path), "%s/agent.log", dir);
     char out[1024];
     char *kg1[] = {ctl(FL_CTL_BIN), ctl("keygen"), key_path, NULL};
     char *kg2[] = {ctl(FL_CTL_BIN), ctl("keygen"), other_key_path, NULL};
@@ -65,7 +62,7 @@ static int setup(void **state)
     char err[256];
     if (fl_key_load(key_path, &key, err, sizeof(err)) != 0)
         return -1;
-    agent_pid = start_agent(key_path, log_path, "4", &agent_port);
+    agent_pid = start_agent(key_path, "agent", "4", &agent_port, &main_agent);
     if (agent_pid < 0)
         return -1;
     snprintf(agent_where, sizeof(agent_where), "127.0.0.1:%u", (unsigned)agent_port);
@@ -83,16 +80,8 @@ static int teardown(void **state)
             rc = -1;
         }
     }
-    if (rc != 0 || getenv("FL_TEST_VERBOSE")) {
-        char buf[65536];
-        FILE *f = fopen(log_path, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-            buf[n] = '\0';
-            fputs(buf, stderr);
-            fclose(f);
-        }
-    }
+    if (rc != 0 || getenv("FL_TEST_VERBOSE"))
+        test_agent_dump_log(&main_agent);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
@@ -369,10 +358,9 @@ static void test_key_file_checks(void **state)
 static void test_sigterm_stops_cleanly(void **state)
 {
     (void)state;
-    char log[300];
-    snprintf(log, sizeof(log), "%s/second.log", dir);
-    uint16_t port;
-    pid_t pid = start_agent(key_path, log, "8", &port);
+    uint16_t port = 0;
+    struct test_agent second;
+    pid_t pid = start_agent(key_path, "second", "8", &port, &second);
     assert_true(pid > 0);
     /* with an authenticated session and an unauthenticated one open */
     struct raw_peer a, b;
@@ -384,7 +372,7 @@ static void test_sigterm_stops_cleanly(void **state)
     raw_close(&a);
     raw_close(&b);
     char buf[8192];
-    assert_non_null(file_wait_for(log, "stopped", buf, sizeof(buf), 100));
+    assert_non_null(file_wait_for(second.log, "stopped", buf, sizeof(buf), 100));
 }
 
 static void test_usage(void **state)

@@ -1,0 +1,61 @@
+/* The agent's config file (`faultline-agent --config FILE`): the guardrails
+ * and the settings that may also come from the command line.
+ *
+ *     listen: 0.0.0.0:7411
+ *     state_dir: /var/lib/faultline
+ *     lease: 5s
+ *     max_connections: 16
+ *     guardrails:
+ *       protected_processes: [sshd, systemd-journald]   # replaces the default list
+ *       fill_paths: [/var/tmp, /tmp]                    # absolute paths only
+ *       max_fill: 95%
+ *       fill_reserve: 64MiB
+ *       memory_reserve: 256MiB
+ *       max_duration: 1h
+ *       max_cpu_workers: 8
+ *       allowed_controllers: [10.0.0.0/8, 127.0.0.1, "fd00::/8"]
+ *
+ * Every key is optional; an empty file means all defaults. Process names
+ * are kept as the kernel keeps a process's name (comm): the first 15 bytes,
+ * so "systemd-journald" protects the process the kernel calls
+ * "systemd-journal". */
+#ifndef FL_AGENT_CONFIG_H
+#define FL_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/guardrails.h"
+
+#define FL_AGENT_LEASE_MIN_MS 1000u
+#define FL_AGENT_LEASE_MAX_MS 3600000u
+#define FL_AGENT_MAX_CONNECTIONS 65536u
+#define FL_AGENT_MAX_CPU_WORKERS 4096u
+
+/* The settings that are not guardrails. Each has a set flag: the caller
+ * applies what the file set, then what the command line set, so the command
+ * line wins. */
+struct fl_agent_file_config {
+    char listen[300]; /* "ADDR:PORT", checked with fl_addr_split */
+    bool listen_set;
+    char state_dir[4096]; /* an absolute path */
+    bool state_dir_set;
+    uint32_t lease_ms; /* FL_AGENT_LEASE_MIN_MS .. FL_AGENT_LEASE_MAX_MS */
+    bool lease_set;
+    unsigned max_connections; /* 1 .. FL_AGENT_MAX_CONNECTIONS */
+    bool max_connections_set;
+};
+
+/* Loads FILE into g (which holds defaults from fl_guardrails_defaults, and
+ * settings the caller may then override from the command line) and out.
+ * A list in the file replaces g's list (its old entries are freed); every
+ * other guardrail the file does not name keeps its value in g.
+ *
+ * Returns 0, or a negative errno with err holding "FILE:LINE:COL: what is
+ * wrong" (or "FILE: ..." when the file cannot be read). On failure neither
+ * out nor g is touched. Reads the file with blocking I/O: call at start,
+ * before the loop runs. */
+int fl_agent_config_load(const char *path, struct fl_agent_file_config *out,
+                         struct fl_guardrails *g, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,161 @@
+#include "agent/guardian.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "agent/fault.h"
+#include "agent/faults/network.h"
+#include "agent/journal.h"
+#include "common/log.h"
+
+/* Nothing of faultline's stays in nftables unless a network fault that could
+ * not be reverted still needs it. Returns 1 when the table had to stay but
+ * could not be cleaned, else 0. */
+static int remove_table_if_unused(const json_t *still_active, const char *who)
+{
+    size_t i;
+    json_t *undo;
+    json_array_foreach(still_active, i, undo) {
+        const char *kind = json_string_value(json_object_get(undo, "kind"));
+        if (kind && strcmp(kind, "network_drop") == 0)
+            return 0; /* its rules must stay for the next attempt */
+    }
+    char err[512];
+    if (fl_network_remove_table(err, sizeof(err)) < 0) {
+        fl_error("%s: cannot remove nftables table inet faultline: %s", who, err);
+        return 1;
+    }
+    return 0;
+}
+
+int fl_guardian_revert_journal(const char *journal_path, const char *who)
+{
+    char err[512];
+    json_t *active = NULL;
+    int rc = fl_journal_read_active(journal_path, &active, err, sizeof(err));
+    if (rc < 0) {
+        fl_error("%s: %s", who, err);
+        return rc;
+    }
+    if (json_array_size(active) == 0) {
+        json_decref(active);
+        return remove_table_if_unused(NULL, who);
+    }
+    struct fl_journal *j = NULL;
+    if (fl_journal_open(journal_path, &j, err, sizeof(err)) < 0)
+        fl_error("%s: %s (reverting anyway)", who, err);
+
+    int failed = 0;
+    json_t *still = json_array();
+    size_t i;
+    json_t *undo;
+    json_array_foreach(active, i, undo) {
+        const char *id = json_string_value(json_object_get(undo, "id"));
+        const char *kind = json_string_value(json_object_get(undo, "kind"));
+        err[0] = '\0';
+        rc = fl_fault_revert_undo(undo, err, sizeof(err));
+        if (rc < 0) {
+            failed++;
+            json_array_append(still, undo);
+            fl_error("%s: fault %s (%s): REVERT FAILED: %s", who, id ? id : "?", kind ? kind : "?",
+                     err[0] ? err : fl_strerror(rc));
+        } else {
+            fl_warn("%s: fault %s (%s) reverted", who, id ? id : "?", kind ? kind : "?");
+        }
+        if (j != NULL && id != NULL) {
+            json_t *rec = fl_journal_revert_record(id, rc == 0, rc < 0 ? err : NULL);
+            if (rec == NULL || fl_journal_append(j, rec) < 0)
+                fl_error("%s: cannot journal the revert of %s", who, id);
+            json_decref(rec);
+        }
+    }
+    fl_journal_close(&j);
+    failed += remove_table_if_unused(still, who);
+    json_decref(still);
+    json_decref(active);
+    return failed;
+}
+
+/* Everything but stderr, the pipe and the lock: the guardian must not keep
+ * the agent's sockets open. */
+static void close_other_fds(int keep_a, int keep_b)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    int fds[1024];
+    size_t n = 0;
+    while ((e = readdir(d)) != NULL && n < sizeof(fds) / sizeof(fds[0])) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || fd <= STDERR_FILENO || fd == dfd || fd == keep_a || fd == keep_b)
+            continue;
+        fds[n++] = (int)fd;
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+static void guardian_main(const char *journal_path, int pipe_fd, int keep_fd)
+{
+    close_other_fds(pipe_fd, keep_fd);
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO);
+        close(devnull);
+    }
+    setsid();
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_NAME, "fl-guardian", 0, 0, 0);
+    fl_log_init("faultline-guardian", fl_log_get_level());
+
+    char buf[16];
+    for (;;) {
+        ssize_t n = read(pipe_fd, buf, sizeof(buf));
+        if (n == 0)
+            break; /* the agent is gone */
+        if (n < 0 && errno != EINTR)
+            break;
+    }
+    int failed = fl_guardian_revert_journal(journal_path, "guardian");
+    _exit(failed == 0 ? 0 : 1);
+}
+
+int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *err, size_t errlen)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot create the guardian's pipe: %s", strerror(errno));
+        return -errno;
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "cannot fork the guardian: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
+    if (child == 0) {
+        close(fds[1]);
+        guardian_main(journal_path, fds[0], keep_fd);
+    }
+    /* the agent keeps only the write end, open until it dies */
+    close(fds[0]);
+    *pid = child;
+    return 0;
+}

@@ -1,0 +1,30 @@
+/* The guardian: a small process forked by the agent at start and tied to it
+ * by a pipe. The agent holds the write end and never writes; when the agent
+ * dies, however it dies (even kill -9), the kernel closes that end, the
+ * guardian's read returns, and the guardian reverts every fault the journal
+ * still marks active, then exits. After a clean stop the journal is empty and
+ * the guardian just exits.
+ *
+ * The guardian runs in its own session and ignores SIGINT, SIGTERM and
+ * SIGHUP, so that a Ctrl-C or a stop signal to the agent's process group
+ * leaves it standing to clean up. It keeps the state directory's lock, so a
+ * new agent waits until it is done. */
+#ifndef FL_AGENT_GUARDIAN_H
+#define FL_AGENT_GUARDIAN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Forks the guardian. keep_fd (the state lock, or -1) stays open in it.
+ * Returns 0 with *pid set, or a negative errno. Call before any thread
+ * exists (before the first libuv thread-pool work). */
+int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *err,
+                      size_t errlen);
+
+/* Reverts every fault the journal at path marks active and records each
+ * revert in it. Blocking. Returns how many could not be reverted (0 when
+ * all were), or a negative errno when the journal could not be read. Used by
+ * the guardian and by the agent at start. */
+int fl_guardian_revert_journal(const char *journal_path, const char *who);
+
+#endif

@@ -1,0 +1,211 @@
+#include "agent/guardrails.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PF_KTHREAD 0x00200000u
+
+static char *dup_or_die(const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        abort(); /* at start, before anything is applied */
+    return d;
+}
+
+void fl_guardrails_defaults(struct fl_guardrails *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->protected_names[g->n_protected_names++] = dup_or_die("sshd");
+    g->fill_paths[g->n_fill_paths++] = dup_or_die("/var/tmp");
+    g->fill_paths[g->n_fill_paths++] = dup_or_die("/tmp");
+    g->max_fill_percent = 95.0;
+    g->fill_reserve_bytes = 64ull << 20;
+    g->memory_reserve_bytes = 256ull << 20;
+    g->max_duration_ms = 3600ull * 1000;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    g->max_cpu_workers = (uint32_t)(cores > 0 ? cores * 4 : 4);
+    g->agent_pid = getpid();
+}
+
+static void free_list(char **list, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free(list[i]);
+    *n = 0;
+}
+
+void fl_guardrails_free(struct fl_guardrails *g)
+{
+    free_list(g->protected_names, &g->n_protected_names);
+    free_list(g->fill_paths, &g->n_fill_paths);
+    free_list(g->allowed_controllers, &g->n_allowed_controllers);
+}
+
+int fl_guard_check_text(const char *text, const char *what, char *err, size_t errlen)
+{
+    if (text == NULL || *text == '\0') {
+        snprintf(err, errlen, "%s is empty", what);
+        return -EINVAL;
+    }
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++, n++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            snprintf(err, errlen, "guardrail: %s holds a control character (byte %zu)", what, n);
+            return -EINVAL;
+        }
+    }
+    if (n > 4096) {
+        snprintf(err, errlen, "%s is over 4096 bytes", what);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* comm and the fields after it from /proc/PID/stat. comm may hold spaces and
+ * parentheses: it runs from the first '(' to the last ')'. */
+struct stat_line {
+    char comm[64];
+    char state;
+    pid_t ppid;
+    unsigned long flags;
+};
+
+static int read_stat(pid_t pid, struct stat_line *out)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -ESRCH;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *open = strchr(buf, '(');
+    char *close = strrchr(buf, ')');
+    if (open == NULL || close == NULL || close < open)
+        return -EIO;
+    size_t clen = (size_t)(close - open - 1);
+    if (clen >= sizeof(out->comm))
+        clen = sizeof(out->comm) - 1;
+    memcpy(out->comm, open + 1, clen);
+    out->comm[clen] = '\0';
+    int ppid = 0;
+    unsigned long flags = 0;
+    /* after ")": state ppid pgrp session tty_nr tpgid flags */
+    if (sscanf(close + 1, " %c %d %*d %*d %*d %*d %lu", &out->state, &ppid, &flags) != 3)
+        return -EIO;
+    out->ppid = ppid;
+    out->flags = flags;
+    return 0;
+}
+
+int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size_t errlen)
+{
+    if (pid <= 1) {
+        snprintf(err, errlen, "guardrail: PID %d is never a target", (int)pid);
+        return -EPERM;
+    }
+    if (pid == g->agent_pid || pid == getpid()) {
+        snprintf(err, errlen, "guardrail: PID %d is this agent", (int)pid);
+        return -EPERM;
+    }
+    if (g->guardian_pid > 0 && pid == g->guardian_pid) {
+        snprintf(err, errlen, "guardrail: PID %d is this agent's guardian", (int)pid);
+        return -EPERM;
+    }
+    struct stat_line st;
+    if (read_stat(pid, &st) < 0) {
+        snprintf(err, errlen, "no process with PID %d", (int)pid);
+        return -ESRCH;
+    }
+    if ((st.flags & PF_KTHREAD) != 0 || pid == 2 || st.ppid == 2) {
+        snprintf(err, errlen, "guardrail: PID %d (%s) is a kernel thread", (int)pid, st.comm);
+        return -EPERM;
+    }
+    for (size_t i = 0; i < g->n_protected_names; i++) {
+        if (strcmp(st.comm, g->protected_names[i]) == 0) {
+            snprintf(err, errlen,
+                     "guardrail: %s[%d] is a protected process (protected_processes in the "
+                     "agent's config)",
+                     st.comm, (int)pid);
+            return -EPERM;
+        }
+    }
+    /* the agent's ancestors: its supervisor, its shell, init */
+    pid_t a = getppid();
+    for (int depth = 0; a > 1 && depth < 64; depth++) {
+        if (a == pid) {
+            snprintf(err, errlen, "guardrail: %s[%d] is a parent of this agent", st.comm, (int)pid);
+            return -EPERM;
+        }
+        struct stat_line up;
+        if (read_stat(a, &up) < 0)
+            break;
+        a = up.ppid;
+    }
+    return 0;
+}
+
+static int is_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (strncmp(path, dir, n) != 0)
+        return 0;
+    return path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/');
+}
+
+int fl_guard_check_fill_path(const struct fl_guardrails *g, const char *path, char *canonical,
+                             size_t canonical_len, char *err, size_t errlen)
+{
+    int rc = fl_guard_check_text(path, "path", err, errlen);
+    if (rc < 0)
+        return rc;
+    if (path[0] != '/') {
+        snprintf(err, errlen, "path %s is not absolute", path);
+        return -EINVAL;
+    }
+    char real[PATH_MAX];
+    if (realpath(path, real) == NULL) {
+        snprintf(err, errlen, "path %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    struct stat st;
+    if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "path %s is not a directory", path);
+        return -ENOTDIR;
+    }
+    for (size_t i = 0; i < g->n_fill_paths; i++) {
+        char allowed[PATH_MAX];
+        /* compare resolved with resolved: /tmp may itself be a link */
+        const char *a = realpath(g->fill_paths[i], allowed) ? allowed : g->fill_paths[i];
+        if (is_under(real, a)) {
+            if (strlen(real) >= canonical_len) {
+                snprintf(err, errlen, "path %s is too long", path);
+                return -ENAMETOOLONG;
+            }
+            snprintf(canonical, canonical_len, "%s", real);
+            return 0;
+        }
+    }
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < g->n_fill_paths && used < sizeof(list); i++) {
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", g->fill_paths[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    snprintf(err, errlen,
+             "guardrail: disk_fill may only write under %s (fill_paths in the agent's config); "
+             "%s is not",
+             list[0] ? list : "(nothing allowed)", real);
+    return -EPERM;
+}

@@ -1,0 +1,53 @@
+/* Guardrails: what the agent refuses to do, whoever asks. Checked in every
+ * kind's prepare, before anything is journaled or applied. A refusal's
+ * message names the guardrail and how to change it. */
+#ifndef FL_AGENT_GUARDRAILS_H
+#define FL_AGENT_GUARDRAILS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FL_GUARD_MAX_LIST 32
+
+struct fl_guardrails {
+    /* processes never signalled, by exact name (comm); default: sshd */
+    char *protected_names[FL_GUARD_MAX_LIST];
+    size_t n_protected_names;
+    /* disk_fill only under these directories; default: /var/tmp, /tmp */
+    char *fill_paths[FL_GUARD_MAX_LIST];
+    size_t n_fill_paths;
+    double max_fill_percent;        /* a file system is never filled past this; default 95 */
+    uint64_t fill_reserve_bytes;    /* and always keeps this free; default 64 MiB */
+    uint64_t memory_reserve_bytes;  /* MemAvailable never pushed below this; default 256 MiB */
+    uint64_t max_duration_ms;       /* every fault ends by then; default 1 h */
+    uint32_t max_cpu_workers;       /* default 4 x cores */
+    /* controller addresses allowed to connect (CIDRs); empty: any */
+    char *allowed_controllers[FL_GUARD_MAX_LIST];
+    size_t n_allowed_controllers;
+
+    /* filled at start: processes that are never targets */
+    pid_t agent_pid;
+    pid_t guardian_pid;
+};
+
+/* Defaults, as documented above. */
+void fl_guardrails_defaults(struct fl_guardrails *g);
+void fl_guardrails_free(struct fl_guardrails *g);
+
+/* A name, path or pattern from a request: refused when empty, over 4096
+ * bytes, or holding control characters. what names the field ("name"). */
+int fl_guard_check_text(const char *text, const char *what, char *err, size_t errlen);
+
+/* May this process be signalled? Refuses PID 1, the agent, its guardian, the
+ * agent's ancestors, kernel threads, and protected names. */
+int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size_t errlen);
+
+/* May disk_fill write under this path? It must be absolute, resolve (no
+ * symlink games) to a directory under an allowed path. canonical receives the
+ * resolved path. */
+int fl_guard_check_fill_path(const struct fl_guardrails *g, const char *path, char *canonical,
+                             size_t canonical_len, char *err, size_t errlen);
+
+#endif

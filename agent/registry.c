@@ -1,0 +1,754 @@
+#include "agent/registry.h"
+
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/guardrails.h"
+#include "agent/journal.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/units.h"
+
+#define ENDED_KEPT 64           /* ended faults remembered for listings */
+#define LEASE_CHECK_MS 200
+#define REVERT_RETRY_MS 1000
+#define REVERT_RETRIES 5
+
+enum rec_state {
+    REC_JOURNALING,   /* apply record being written */
+    REC_APPLYING,
+    REC_ACTIVE,
+    REC_REVERTING,
+    REC_ENDING,       /* revert record being written */
+    REC_ENDED,
+};
+
+struct waiter {
+    struct waiter *next;
+    struct batch *batch;
+};
+
+/* A revert of one or more faults that reports once all have ended. */
+struct batch {
+    size_t outstanding;
+    struct fl_record **recs;
+    size_t n;
+    int status;
+    fl_revert_cb cb;
+    void *arg;
+};
+
+struct fl_record {
+    struct fl_registry *reg;
+    struct fl_record *prev, *next;
+    struct fl_fault f;
+    enum rec_state state;
+    bool busy;                /* a thread-pool operation is in flight */
+    bool revert_wanted;
+    enum fl_end why;
+    bool failed;              /* apply or revert failed */
+    bool detached;
+    uint64_t session_id;
+    uint64_t applied_at_ms, reverted_at_ms;
+    uint64_t ends_at_mono_ms;
+    int revert_tries;
+    char error[640];
+    int refs;                 /* the list, batches and timers hold references */
+    uv_timer_t timer;         /* duration, then revert retries */
+    uv_timer_t tick;
+    int open_handles;
+    fl_inject_cb inject_cb;
+    void *inject_arg;
+    struct waiter *waiters;
+    /* thread-pool operation */
+    uv_work_t work;
+    int op;                   /* OP_APPLY, OP_TICK, OP_REVERT */
+    int op_rc;
+    char op_err[512];
+};
+
+enum { OP_APPLY, OP_TICK, OP_REVERT };
+
+struct lease {
+    struct lease *next;
+    uint64_t session_id;
+    uint64_t last_mono_ms;
+};
+
+struct fl_registry {
+    uv_loop_t *loop;
+    struct fl_journal *journal;
+    const struct fl_agent_ctx *ctx;
+    uint32_t lease_ms;
+    struct fl_record *active;  /* newest first */
+    struct fl_record *ended;   /* newest first, at most ENDED_KEPT */
+    size_t n_active, n_ended;
+    struct lease *leases;
+    uv_timer_t lease_timer;
+};
+
+static void start_revert(struct fl_record *r);
+static void run_op(struct fl_record *r, int op);
+
+/* ---------------------------------------------------------------- lifetime */
+
+static void rec_free(struct fl_record *r)
+{
+    json_decref(r->f.undo);
+    if (r->f.spec)
+        faultline__fault_spec__free_unpacked(r->f.spec, NULL);
+    free(r);
+}
+
+static void rec_handle_closed(uv_handle_t *h)
+{
+    struct fl_record *r = h->data;
+    if (--r->open_handles == 0 && r->refs == 0)
+        rec_free(r);
+}
+
+static void rec_unref(struct fl_record *r)
+{
+    if (--r->refs > 0)
+        return;
+    if (r->open_handles > 0) {
+        if (!uv_is_closing((uv_handle_t *)&r->timer)) {
+            uv_close((uv_handle_t *)&r->timer, rec_handle_closed);
+            uv_close((uv_handle_t *)&r->tick, rec_handle_closed);
+        }
+        return;
+    }
+    rec_free(r);
+}
+
+static void list_remove(struct fl_record **head, struct fl_record *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        *head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void list_push(struct fl_record **head, struct fl_record *r)
+{
+    r->prev = NULL;
+    r->next = *head;
+    if (*head)
+        (*head)->prev = r;
+    *head = r;
+}
+
+const char *fl_record_id(const struct fl_record *rec) { return rec->f.id; }
+
+/* ---------------------------------------------------------------- ending */
+
+static void batch_done_one(struct batch *b)
+{
+    if (--b->outstanding > 0)
+        return;
+    b->cb(b->arg, (const struct fl_record *const *)b->recs, b->n, b->status);
+    for (size_t i = 0; i < b->n; i++)
+        rec_unref(b->recs[i]);
+    free(b->recs);
+    free(b);
+}
+
+static void notify_waiters(struct fl_record *r)
+{
+    struct waiter *w = r->waiters;
+    r->waiters = NULL;
+    while (w) {
+        struct waiter *next = w->next;
+        batch_done_one(w->batch);
+        free(w);
+        w = next;
+    }
+}
+
+static void finish_inject(struct fl_record *r, Faultline__ErrorCode code, const char *error)
+{
+    fl_inject_cb cb = r->inject_cb;
+    r->inject_cb = NULL;
+    if (cb)
+        cb(r->inject_arg, error ? NULL : r, code, error);
+}
+
+/* The record leaves the active list for the ended list. */
+static void retire(struct fl_record *r)
+{
+    struct fl_registry *reg = r->reg;
+    r->state = REC_ENDED;
+    uv_timer_stop(&r->timer);
+    uv_timer_stop(&r->tick);
+    list_remove(&reg->active, r);
+    reg->n_active--;
+    list_push(&reg->ended, r);
+    reg->n_ended++;
+    if (reg->n_ended > ENDED_KEPT) {
+        struct fl_record *old = reg->ended;
+        while (old->next)
+            old = old->next;
+        list_remove(&reg->ended, old);
+        reg->n_ended--;
+        rec_unref(old);
+    }
+    notify_waiters(r);
+}
+
+static const char *end_name(enum fl_end why)
+{
+    switch (why) {
+    case FL_END_REQUESTED:
+        return "revert requested";
+    case FL_END_EXPIRED:
+        return "duration ended";
+    case FL_END_LEASE_LOST:
+        return "controller silent past its lease";
+    case FL_END_HALTED:
+        return "halt";
+    case FL_END_SHUTDOWN:
+        return "agent stopping";
+    }
+    return "?";
+}
+
+static void on_revert_journaled(int status, void *arg)
+{
+    struct fl_record *r = arg;
+    if (status < 0)
+        fl_error("fault %s: cannot journal its revert: %s (it is reverted; a restart "
+                 "will revert it again, harmlessly)",
+                 r->f.id, fl_strerror(status));
+    if (r->failed && r->inject_cb) {
+        /* an apply that failed, now cleaned up */
+        finish_inject(r, FAULTLINE__ERROR_CODE__ERROR_APPLY_FAILED, r->error);
+    }
+    retire(r); /* the list's reference moves to the ended list */
+}
+
+static void journal_revert(struct fl_record *r, int ok, const char *error)
+{
+    r->state = REC_ENDING;
+    json_t *rec = fl_journal_revert_record(r->f.id, ok, error);
+    int rc = rec ? fl_journal_append_async(r->reg->journal, r->reg->loop, rec, on_revert_journaled, r)
+                 : -ENOMEM;
+    json_decref(rec);
+    if (rc < 0)
+        on_revert_journaled(rc, r);
+}
+
+static void on_retry_revert(uv_timer_t *t)
+{
+    struct fl_record *r = t->data;
+    run_op(r, OP_REVERT);
+}
+
+/* ---------------------------------------------------------------- pool ops */
+
+static void work_op(uv_work_t *w)
+{
+    struct fl_record *r = w->data;
+    r->op_err[0] = '\0';
+    switch (r->op) {
+    case OP_APPLY:
+        r->op_rc = r->f.kind->apply(&r->f, r->op_err, sizeof(r->op_err));
+        break;
+    case OP_TICK:
+        r->op_rc = r->f.kind->tick(&r->f, r->op_err, sizeof(r->op_err));
+        break;
+    case OP_REVERT:
+        r->op_rc = r->f.undo ? r->f.kind->revert(r->f.undo, r->op_err, sizeof(r->op_err)) : 0;
+        break;
+    }
+}
+
+static void on_duration(uv_timer_t *t)
+{
+    struct fl_record *r = t->data;
+    r->why = FL_END_EXPIRED;
+    start_revert(r);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct fl_record *r = t->data;
+    if (r->state == REC_ACTIVE && !r->busy && !r->revert_wanted)
+        run_op(r, OP_TICK);
+}
+
+static void on_update_journaled(int status, void *arg)
+{
+    struct fl_record *r = arg;
+    if (status < 0)
+        fl_error("fault %s: cannot journal what apply learnt: %s", r->f.id, fl_strerror(status));
+    rec_unref(r);
+}
+
+static void after_apply(struct fl_record *r, int rc, const char *err)
+{
+    struct fl_registry *reg = r->reg;
+    if (rc < 0) {
+        fl_warn("fault %s (%s): apply failed: %s", r->f.id, r->f.kind->name, err);
+        r->failed = true;
+        snprintf(r->error, sizeof(r->error), "%s", err);
+        /* whatever apply got done is undone before the error is reported */
+        r->state = REC_REVERTING;
+        run_op(r, OP_REVERT);
+        return;
+    }
+    r->applied_at_ms = fl_now_ms();
+    r->ends_at_mono_ms = fl_mono_ms() + r->f.duration_ms;
+    r->state = REC_ACTIVE;
+    fl_info("fault %s (%s) applied for %llu ms: %s", r->f.id, r->f.kind->name,
+            (unsigned long long)r->f.duration_ms, r->f.detail);
+
+    /* apply may have learnt more (worker pids): journal the undo as it is now */
+    json_t *upd = fl_journal_update_record(r->f.id, r->f.undo);
+    r->refs++;
+    if (upd == NULL || fl_journal_append_async(reg->journal, reg->loop, upd, on_update_journaled, r) < 0)
+        on_update_journaled(-ENOMEM, r);
+    json_decref(upd);
+
+    uv_timer_start(&r->timer, on_duration, r->f.duration_ms, 0);
+    if (r->f.tick_ms > 0 && r->f.kind->tick)
+        uv_timer_start(&r->tick, on_tick, r->f.tick_ms, r->f.tick_ms);
+    finish_inject(r, 0, NULL);
+    if (r->revert_wanted)
+        start_revert(r);
+}
+
+static void after_revert(struct fl_record *r, int rc, const char *err)
+{
+    if (rc < 0) {
+        r->revert_tries++;
+        fl_error("fault %s (%s): revert failed (try %d of %d): %s", r->f.id, r->f.kind->name,
+                 r->revert_tries, REVERT_RETRIES, err);
+        if (r->revert_tries < REVERT_RETRIES) {
+            uv_timer_start(&r->timer, on_retry_revert, REVERT_RETRY_MS, 0);
+            return;
+        }
+        /* loud, and left active in the journal: a restart or the guardian
+         * will try again */
+        r->failed = true;
+        snprintf(r->error, sizeof(r->error), "revert failed: %s", err);
+        r->reverted_at_ms = 0;
+        r->state = REC_ENDING;
+        on_revert_journaled(0, r);
+        return;
+    }
+    r->reverted_at_ms = fl_now_ms();
+    if (!r->failed)
+        fl_info("fault %s (%s) reverted: %s", r->f.id, r->f.kind->name, end_name(r->why));
+    journal_revert(r, 1, NULL);
+}
+
+static void after_op(uv_work_t *w, int status)
+{
+    struct fl_record *r = w->data;
+    r->busy = false;
+    int rc = status < 0 ? status : r->op_rc;
+    const char *err = r->op_err[0] ? r->op_err : fl_strerror(rc);
+    switch (r->op) {
+    case OP_APPLY:
+        after_apply(r, rc, err);
+        break;
+    case OP_TICK:
+        if (rc < 0)
+            fl_warn("fault %s: %s", r->f.id, err);
+        if (r->revert_wanted)
+            start_revert(r);
+        break;
+    case OP_REVERT:
+        after_revert(r, rc, err);
+        break;
+    }
+}
+
+static void run_op(struct fl_record *r, int op)
+{
+    r->op = op;
+    r->busy = true;
+    r->work.data = r;
+    int rc = uv_queue_work(r->reg->loop, &r->work, work_op, after_op);
+    if (rc < 0) {
+        r->op_rc = rc;
+        snprintf(r->op_err, sizeof(r->op_err), "cannot queue work: %s", fl_strerror(rc));
+        after_op(&r->work, rc);
+    }
+}
+
+/* Ends an active fault now, or as soon as its operation in flight is done. */
+static void start_revert(struct fl_record *r)
+{
+    r->revert_wanted = true;
+    if (r->busy || r->state != REC_ACTIVE)
+        return; /* after_op or after the apply journal write comes back here */
+    uv_timer_stop(&r->timer);
+    uv_timer_stop(&r->tick);
+    r->state = REC_REVERTING;
+    run_op(r, OP_REVERT);
+}
+
+/* ---------------------------------------------------------------- inject */
+
+static void on_apply_journaled(int status, void *arg)
+{
+    struct fl_record *r = arg;
+    if (status < 0) {
+        /* nothing was applied: no revert needed, and nothing to journal */
+        snprintf(r->error, sizeof(r->error), "cannot write the journal: %s; nothing applied",
+                 fl_strerror(status));
+        r->failed = true;
+        finish_inject(r, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, r->error);
+        retire(r);
+        return;
+    }
+    if (r->revert_wanted) {
+        /* halted before it was applied: record that it never was */
+        r->reverted_at_ms = fl_now_ms();
+        snprintf(r->error, sizeof(r->error), "ended before it was applied (%s)", end_name(r->why));
+        r->failed = true;
+        finish_inject(r, FAULTLINE__ERROR_CODE__ERROR_APPLY_FAILED, r->error);
+        journal_revert(r, 1, NULL);
+        return;
+    }
+    r->state = REC_APPLYING;
+    run_op(r, OP_APPLY);
+}
+
+static void make_id(char *out, size_t len)
+{
+    uint8_t b[8];
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        uint64_t t = fl_mono_ns();
+        memcpy(b, &t, sizeof(b));
+    }
+    snprintf(out, len, "f-%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+             b[6], b[7]);
+}
+
+static Faultline__FaultSpec *copy_spec(const Faultline__FaultSpec *spec)
+{
+    size_t len = faultline__fault_spec__get_packed_size(spec);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return NULL;
+    faultline__fault_spec__pack(spec, buf);
+    Faultline__FaultSpec *copy = faultline__fault_spec__unpack(NULL, len, buf);
+    free(buf);
+    return copy;
+}
+
+static struct lease *lease_for(struct fl_registry *reg, uint64_t session_id, bool create)
+{
+    for (struct lease *l = reg->leases; l; l = l->next)
+        if (l->session_id == session_id)
+            return l;
+    if (!create)
+        return NULL;
+    struct lease *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->session_id = session_id;
+    l->last_mono_ms = fl_mono_ms();
+    l->next = reg->leases;
+    reg->leases = l;
+    return l;
+}
+
+void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id)
+{
+    struct lease *l = lease_for(reg, session_id, true);
+    if (l)
+        l->last_mono_ms = fl_mono_ms();
+}
+
+void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
+                        uint64_t session_id, bool detached, fl_inject_cb cb, void *arg)
+{
+    char err[512] = "";
+    const struct fl_fault_kind *kind = fl_fault_kind_for_spec(spec);
+    if (kind == NULL) {
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_UNSUPPORTED,
+           "unknown fault kind: this agent knows kill_process, pause_process, network_drop, "
+           "disk_fill, cpu_stress and memory_stress");
+        return;
+    }
+    if (spec->duration_ms == 0) {
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST,
+           "a fault needs a duration: every fault ends by itself");
+        return;
+    }
+    const struct fl_guardrails *g = reg->ctx->guard;
+    if (spec->duration_ms > g->max_duration_ms) {
+        char want[32], max[32];
+        fl_format_duration(spec->duration_ms, want, sizeof(want));
+        fl_format_duration(g->max_duration_ms, max, sizeof(max));
+        snprintf(err, sizeof(err),
+                 "guardrail: duration %s is over the agent's maximum of %s (max_duration in the "
+                 "agent's config)", want, max);
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL, err);
+        return;
+    }
+
+    struct fl_record *r = calloc(1, sizeof(*r));
+    Faultline__FaultSpec *copy = r ? copy_spec(spec) : NULL;
+    if (copy == NULL) {
+        free(r);
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+        return;
+    }
+    r->reg = reg;
+    r->f.spec = copy;
+    r->f.kind = kind;
+    r->f.ctx = reg->ctx;
+    r->f.duration_ms = spec->duration_ms;
+    make_id(r->f.id, sizeof(r->f.id));
+    r->detached = detached;
+    r->session_id = session_id;
+
+    int rc = kind->prepare(&r->f, reg->ctx, err, sizeof(err));
+    if (rc < 0) {
+        Faultline__ErrorCode code = FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST;
+        if (strncmp(err, "guardrail:", 10) == 0 || rc == -EPERM)
+            code = FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL;
+        else if (rc == -ESRCH)
+            code = FAULTLINE__ERROR_CODE__ERROR_NO_MATCH;
+        fl_info("fault refused (%s): %s", kind->name, err[0] ? err : fl_strerror(rc));
+        cb(arg, NULL, code, err[0] ? err : fl_strerror(rc));
+        rec_free(r);
+        return;
+    }
+    if (!json_is_object(r->f.undo)) {
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "internal error: prepare left no undo");
+        rec_free(r);
+        return;
+    }
+
+    uv_timer_init(reg->loop, &r->timer);
+    uv_timer_init(reg->loop, &r->tick);
+    r->timer.data = r->tick.data = r;
+    r->open_handles = 2;
+    r->refs = 1; /* the list's */
+    r->inject_cb = cb;
+    r->inject_arg = arg;
+    r->state = REC_JOURNALING;
+    list_push(&reg->active, r);
+    reg->n_active++;
+    if (!detached)
+        fl_registry_heartbeat(reg, session_id);
+
+    json_t *rec = fl_journal_apply_record(r->f.id, r->f.undo);
+    rc = rec ? fl_journal_append_async(reg->journal, reg->loop, rec, on_apply_journaled, r) : -ENOMEM;
+    json_decref(rec);
+    if (rc < 0)
+        on_apply_journaled(rc, r);
+}
+
+/* ---------------------------------------------------------------- revert */
+
+static struct batch *batch_new(fl_revert_cb cb, void *arg, size_t cap)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->recs = calloc(cap ? cap : 1, sizeof(*b->recs));
+    if (b->recs == NULL) {
+        free(b);
+        return NULL;
+    }
+    b->cb = cb;
+    b->arg = arg;
+    b->outstanding = 1; /* released by batch_done_one at the end of setup */
+    return b;
+}
+
+static void batch_add(struct batch *b, struct fl_record *r, enum fl_end why)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return; /* it still ends; this reply will not wait for it */
+    r->refs++;
+    b->recs[b->n++] = r;
+    b->outstanding++;
+    w->batch = b;
+    w->next = r->waiters;
+    r->waiters = w;
+    if (!r->revert_wanted)
+        r->why = why;
+    start_revert(r);
+}
+
+void fl_registry_revert(struct fl_registry *reg, const char *id, enum fl_end why, fl_revert_cb cb,
+                        void *arg)
+{
+    struct fl_record *r = reg->active;
+    while (r && strcmp(r->f.id, id) != 0)
+        r = r->next;
+    if (r == NULL) {
+        /* already ended: reverting again is a success, and says so */
+        struct fl_record *e = reg->ended;
+        while (e && strcmp(e->f.id, id) != 0)
+            e = e->next;
+        if (e != NULL) {
+            const struct fl_record *one = e;
+            cb(arg, &one, 1, 0);
+        } else {
+            cb(arg, NULL, 0, -ENOENT);
+        }
+        return;
+    }
+    struct batch *b = batch_new(cb, arg, 1);
+    if (b == NULL) {
+        cb(arg, NULL, 0, -ENOMEM);
+        return;
+    }
+    batch_add(b, r, why);
+    batch_done_one(b);
+}
+
+void fl_registry_revert_all(struct fl_registry *reg, enum fl_end why, fl_revert_cb cb, void *arg)
+{
+    struct batch *b = batch_new(cb, arg, reg->n_active);
+    if (b == NULL) {
+        cb(arg, NULL, 0, -ENOMEM);
+        return;
+    }
+    /* batch_add may retire nothing synchronously: starting a revert is async */
+    for (struct fl_record *r = reg->active; r; r = r->next)
+        batch_add(b, r, why);
+    batch_done_one(b);
+}
+
+/* ---------------------------------------------------------------- leases */
+
+static void on_lease_check(uv_timer_t *t)
+{
+    struct fl_registry *reg = t->data;
+    uint64_t now = fl_mono_ms();
+    for (struct fl_record *r = reg->active; r; r = r->next) {
+        if (r->detached || r->revert_wanted)
+            continue;
+        struct lease *l = lease_for(reg, r->session_id, false);
+        if (l == NULL || now - l->last_mono_ms > reg->lease_ms) {
+            fl_warn("fault %s (%s): controller of session %llu silent for over %u ms: reverting",
+                    r->f.id, r->f.kind->name, (unsigned long long)r->session_id, reg->lease_ms);
+            r->why = FL_END_LEASE_LOST;
+            start_revert(r);
+        }
+    }
+    /* forget leases that no fault needs and that have run out */
+    struct lease **pl = &reg->leases;
+    while (*pl) {
+        struct lease *l = *pl;
+        bool needed = false;
+        for (struct fl_record *r = reg->active; r && !needed; r = r->next)
+            needed = !r->detached && r->session_id == l->session_id;
+        if (!needed && now - l->last_mono_ms > reg->lease_ms) {
+            *pl = l->next;
+            free(l);
+        } else {
+            pl = &l->next;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- setup */
+
+int fl_registry_new(const struct fl_registry_config *cfg, struct fl_registry **out)
+{
+    struct fl_registry *reg = calloc(1, sizeof(*reg));
+    if (reg == NULL)
+        return -ENOMEM;
+    reg->loop = cfg->loop;
+    reg->journal = cfg->journal;
+    reg->ctx = cfg->ctx;
+    reg->lease_ms = cfg->lease_ms;
+    uv_timer_init(reg->loop, &reg->lease_timer);
+    reg->lease_timer.data = reg;
+    uv_timer_start(&reg->lease_timer, on_lease_check, LEASE_CHECK_MS, LEASE_CHECK_MS);
+    *out = reg;
+    return 0;
+}
+
+static void on_registry_closed(uv_handle_t *h)
+{
+    struct fl_registry *reg = h->data;
+    while (reg->leases) {
+        struct lease *l = reg->leases;
+        reg->leases = l->next;
+        free(l);
+    }
+    free(reg);
+}
+
+void fl_registry_close(struct fl_registry *reg)
+{
+    while (reg->ended) {
+        struct fl_record *r = reg->ended;
+        list_remove(&reg->ended, r);
+        rec_unref(r);
+    }
+    uv_close((uv_handle_t *)&reg->lease_timer, on_registry_closed);
+}
+
+/* ---------------------------------------------------------------- listing */
+
+size_t fl_registry_active_count(const struct fl_registry *reg) { return reg->n_active; }
+
+size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out, size_t cap)
+{
+    size_t n = 0;
+    /* oldest first: walk to the tail, then back */
+    const struct fl_record *lists[2] = {ended ? reg->ended : NULL, reg->active};
+    for (int k = 0; k < 2; k++) {
+        const struct fl_record *r = lists[k];
+        while (r && r->next)
+            r = r->next;
+        for (; r && n < cap; r = r->prev)
+            out[n++] = r;
+    }
+    return n;
+}
+
+void fl_record_describe(const struct fl_record *r, Faultline__Fault *out)
+{
+    faultline__fault__init(out);
+    out->id = (char *)(uintptr_t)r->f.id;
+    out->spec = r->f.spec;
+    out->detached = r->detached;
+    out->applied_at_ms = r->applied_at_ms;
+    out->reverted_at_ms = r->reverted_at_ms;
+    switch (r->state) {
+    case REC_ENDED:
+    case REC_ENDING:
+        if (r->failed && r->reverted_at_ms == 0)
+            out->state = FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED;
+        else if (r->why == FL_END_EXPIRED)
+            out->state = FAULTLINE__FAULT_STATE__FAULT_STATE_EXPIRED;
+        else if (r->why == FL_END_LEASE_LOST)
+            out->state = FAULTLINE__FAULT_STATE__FAULT_STATE_LEASE_LOST;
+        else
+            out->state = FAULTLINE__FAULT_STATE__FAULT_STATE_REVERTED;
+        break;
+    default:
+        out->state = FAULTLINE__FAULT_STATE__FAULT_STATE_ACTIVE;
+        break;
+    }
+    if (r->state == REC_ACTIVE) {
+        uint64_t now = fl_mono_ms();
+        out->remaining_ms = r->ends_at_mono_ms > now ? r->ends_at_mono_ms - now : 0;
+    }
+    /* apply writes detail and pids on a pool thread: read them only when idle */
+    if (!r->busy) {
+        out->detail = (char *)(uintptr_t)(r->failed ? r->error : r->f.detail);
+        out->n_pids = r->f.n_pids;
+        out->pids = (int32_t *)(uintptr_t)r->f.pids;
+    }
+}

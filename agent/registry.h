@@ -1,0 +1,79 @@
+/* The fault registry: every fault this agent holds, from request to revert.
+ *
+ *   prepare ─► journal apply ─► apply ─► ACTIVE ─► revert ─► journal revert ─► ENDED
+ *   (loop)     (fsync, pool)    (pool)     │        (pool)     (fsync, pool)
+ *                                          ├─ tick every tick_ms (pool), for restart storms
+ *                                          └─ ends: duration, request, lease, halt, shutdown
+ *
+ * Prepare runs on the loop; everything that touches the host or the disk runs
+ * in libuv's thread pool, one operation per fault at a time. A revert asked
+ * for while an operation is in flight waits for it. Nothing is applied before
+ * its journal record is on disk; a revert is journaled only once done.
+ *
+ * Leases: each non-detached fault belongs to a session. fl_registry_heartbeat
+ * renews that session's lease; when it runs out, the session's faults are
+ * reverted, whether or not its connection is still open. */
+#ifndef FL_AGENT_REGISTRY_H
+#define FL_AGENT_REGISTRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent/fault.h"
+#include "faultline.pb-c.h"
+
+struct fl_journal;
+struct fl_registry;
+struct fl_record;
+
+/* Why a fault ended. */
+enum fl_end {
+    FL_END_REQUESTED,
+    FL_END_EXPIRED,
+    FL_END_LEASE_LOST,
+    FL_END_HALTED,
+    FL_END_SHUTDOWN,
+};
+
+struct fl_registry_config {
+    uv_loop_t *loop;
+    struct fl_journal *journal;
+    const struct fl_agent_ctx *ctx;
+    uint32_t lease_ms;
+};
+
+int fl_registry_new(const struct fl_registry_config *cfg, struct fl_registry **out);
+/* Only once every fault has ended (see fl_registry_revert_all); closes the
+ * registry's handles, freeing it in their close callbacks. */
+void fl_registry_close(struct fl_registry *reg);
+
+/* Inject: cb runs once, with the record when the fault is active (valid for
+ * the duration of the callback), or with an error code and message. */
+typedef void (*fl_inject_cb)(void *arg, const struct fl_record *rec, Faultline__ErrorCode code,
+                             const char *error);
+void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
+                        uint64_t session_id, bool detached, fl_inject_cb cb, void *arg);
+
+/* Revert one fault, or all. cb runs once every named fault has ended, with
+ * the records that ended (valid during the callback), n == 0 when none. For
+ * one fault: -ENOENT when the id is unknown. */
+typedef void (*fl_revert_cb)(void *arg, const struct fl_record *const *recs, size_t n, int status);
+void fl_registry_revert(struct fl_registry *reg, const char *id, enum fl_end why, fl_revert_cb cb,
+                        void *arg);
+void fl_registry_revert_all(struct fl_registry *reg, enum fl_end why, fl_revert_cb cb, void *arg);
+
+/* Renews a session's lease. */
+void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id);
+
+/* Active faults (and, with ended, the most recent ended ones), oldest first.
+ * Fills at most cap. */
+size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out,
+                        size_t cap);
+size_t fl_registry_active_count(const struct fl_registry *reg);
+
+/* Fills out to describe rec; out's pointers point into rec. */
+void fl_record_describe(const struct fl_record *rec, Faultline__Fault *out);
+const char *fl_record_id(const struct fl_record *rec);
+
+#endif

@@ -1,0 +1,157 @@
+/* faultline inject HOST KIND [NAME=VALUE...] --duration D: one fault by hand.
+ * The fault is detached from this command: it prints the fault's id and
+ * exits, and the fault's own duration (capped by the agent) ends it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/units.h"
+#include "controller/cli.h"
+#include "controller/faultprint.h"
+#include "controller/faultspec.h"
+#include "controller/oneshot.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: faultline inject [--key FILE] [--timeout D] HOST KIND [NAME=VALUE...] "
+            "--duration D\n"
+            "\n"
+            "Injects one fault on the agent at HOST and prints its id. The fault ends\n"
+            "by itself after its duration; `faultline revert HOST ID` ends it sooner.\n"
+            "\n"
+            "kinds and their parameters:\n");
+    for (const char *const *k = fl_faultspec_kinds(); *k; k++) {
+        fprintf(out, "  %-14s", *k);
+        for (const char *const *p = fl_faultspec_params(*k); p && *p; p++)
+            if (strcmp(*p, "duration") != 0)
+                fprintf(out, " %s=", *p);
+        fputc('\n', out);
+    }
+    fprintf(out, "\nexamples:\n"
+                 "  faultline inject 10.77.0.2 kill_process name=nginx signal=KILL --duration 10s\n"
+                 "  faultline inject 10.77.0.2 network_drop peers=10.77.0.3 protocol=tcp "
+                 "ports=5432 --duration 30s\n"
+                 "  faultline inject 10.77.0.2 disk_fill path=/var/tmp fill=90%% --duration 2m\n");
+}
+
+static void build_inject(struct fl_oneshot_target *t, Faultline__Envelope *req, void *ctx)
+{
+    static Faultline__InjectRequest ir;
+    (void)t;
+    faultline__inject_request__init(&ir);
+    ir.spec = ctx;
+    ir.detached = 1;
+    req->msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
+    req->inject = &ir;
+}
+
+static void print_injected(struct fl_oneshot_target *t, const Faultline__Envelope *reply, void *ctx)
+{
+    (void)ctx;
+    if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_INJECTED) {
+        t->status = -1;
+        snprintf(t->error, sizeof(t->error), "unexpected reply to an inject request");
+        return;
+    }
+    const Faultline__Fault *f = reply->injected;
+    char dur[32];
+    fl_format_duration(f->spec ? f->spec->duration_ms : 0, dur, sizeof(dur));
+    printf("%s\n", f->id);
+    fflush(stdout); /* the id first: scripts read it */
+    fprintf(stderr, "injected %s on %s for %s: %s\n", fl_fault_kind_name(f->spec), t->spec, dur,
+            f->detail ? f->detail : "");
+}
+
+int fl_cmd_inject(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"timeout", required_argument, NULL, 't'},
+        {"duration", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_path = NULL;
+    const char *duration = NULL;
+    uint64_t timeout_ms = 30000; /* a disk fill of gigabytes takes a while */
+    int opt;
+    optind = 1;
+    /* "+" would stop at HOST; options may come anywhere, so permute */
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'k':
+            key_path = optarg;
+            break;
+        case 'd':
+            duration = optarg;
+            break;
+        case 't':
+            if (fl_parse_duration(optarg, &timeout_ms) < 0 || timeout_ms == 0)
+                return fl_cli_usage_error("inject", "--timeout '%s': expected a duration", optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return fl_cli_usage_error("inject", "unknown option");
+        }
+    }
+    if (argc - optind < 2)
+        return fl_cli_usage_error("inject", "takes HOST KIND [NAME=VALUE...] --duration D");
+    char *host = argv[optind];
+    const char *kind = argv[optind + 1];
+
+    char err[512];
+    Faultline__FaultSpec *spec = fl_faultspec_new(kind, err, sizeof(err));
+    if (spec == NULL)
+        return fl_cli_usage_error("inject", "%s", err);
+    int rc = 0;
+    for (int i = optind + 2; i < argc && rc == 0; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (eq == NULL) {
+            snprintf(err, sizeof(err), "'%s' is not NAME=VALUE", argv[i]);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        rc = fl_faultspec_set(spec, argv[i], eq + 1, err, sizeof(err));
+        *eq = '=';
+    }
+    if (rc == 0 && duration != NULL)
+        rc = fl_faultspec_set(spec, "duration", duration, err, sizeof(err));
+    if (rc == 0 && spec->duration_ms == 0) {
+        snprintf(err, sizeof(err), "--duration is required: every fault ends by itself");
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = fl_faultspec_check(spec, err, sizeof(err));
+    if (rc != 0) {
+        fl_faultspec_free(spec);
+        return fl_cli_usage_error("inject", "%s", err);
+    }
+
+    struct fl_oneshot_target target;
+    const char *bad = NULL;
+    if (fl_oneshot_parse(&host, 1, &target, &bad) < 0) {
+        fl_faultspec_free(spec);
+        return fl_cli_usage_error("inject", "'%s' is not ADDRESS[:PORT]", bad);
+    }
+    struct fl_key key;
+    int krc = fl_cli_load_key(key_path, &key);
+    if (krc != 0) {
+        fl_faultspec_free(spec);
+        return krc;
+    }
+    static const struct fl_oneshot_ops ops = {build_inject, print_injected};
+    int failed = fl_oneshot_run(&target, 1, &key, timeout_ms, &ops, spec);
+    fl_key_wipe(&key);
+    fl_faultspec_free(spec);
+    if (failed) {
+        fflush(stdout);
+        fprintf(stderr, "faultline inject: %s: %s\n", target.spec, target.error);
+        return FL_EXIT_ERROR;
+    }
+    return 0;
+}

@@ -1,0 +1,152 @@
+/* faultline revert HOST (FAULT_ID | --all), and faultline halt HOST...:
+ * faults ended by hand. halt is revert --all on every agent named, for the
+ * moment a game day has to stop now. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pbutil.h"
+#include "common/units.h"
+#include "controller/cli.h"
+#include "controller/faultprint.h"
+#include "controller/oneshot.h"
+
+static const char revert_help[] =
+    "usage: faultline revert [--key FILE] [--timeout DURATION] HOST (FAULT_ID | --all)\n"
+    "\n"
+    "Reverts one fault on the agent at HOST (the id `faultline inject` printed,\n"
+    "or that `faultline agents` lists), or with --all every fault it holds.\n"
+    "Reverting a fault that already ended is a success.\n";
+
+static const char halt_help[] =
+    "usage: faultline halt [--key FILE] [--timeout DURATION] HOST...\n"
+    "\n"
+    "Reverts every fault on every agent named, now, and lists what was\n"
+    "reverted. Exit status 0 when every agent confirmed, 2 otherwise.\n";
+
+struct revert_req {
+    const char *fault_id; /* NULL: all */
+    bool halt;
+};
+
+static void build_revert(struct fl_oneshot_target *t, Faultline__Envelope *req, void *ctx)
+{
+    static Faultline__RevertRequest rr;
+    static Faultline__HaltRequest hr;
+    const struct revert_req *r = ctx;
+    (void)t;
+    if (r->halt) {
+        faultline__halt_request__init(&hr);
+        req->msg_case = FAULTLINE__ENVELOPE__MSG_HALT;
+        req->halt = &hr;
+        return;
+    }
+    faultline__revert_request__init(&rr);
+    rr.all = r->fault_id == NULL;
+    if (r->fault_id)
+        rr.fault_id = fl_pb_str(r->fault_id);
+    req->msg_case = FAULTLINE__ENVELOPE__MSG_REVERT;
+    req->revert = &rr;
+}
+
+static void print_reverted(struct fl_oneshot_target *t, const Faultline__Envelope *reply, void *ctx)
+{
+    (void)ctx;
+    const Faultline__FaultList *list = reply->msg_case == FAULTLINE__ENVELOPE__MSG_HALTED ? reply->halted
+                                       : reply->msg_case == FAULTLINE__ENVELOPE__MSG_REVERTED ? reply->reverted
+                                                                                              : NULL;
+    if (list == NULL) {
+        t->status = -1;
+        snprintf(t->error, sizeof(t->error), "unexpected reply");
+        return;
+    }
+    int bad = 0;
+    printf("%s: %zu fault(s) ended\n", t->spec, list->n_faults);
+    for (size_t i = 0; i < list->n_faults; i++) {
+        fl_print_fault(stdout, "    ", list->faults[i]);
+        if (list->faults[i]->state == FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED)
+            bad++;
+    }
+    if (bad > 0) {
+        t->status = -1;
+        snprintf(t->error, sizeof(t->error), "%d fault(s) could NOT be reverted: see the agent's log",
+                 bad);
+    }
+}
+
+static int run(const char *cmd, const char *help, int argc, char **argv, bool halt)
+{
+    static const struct option options[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"timeout", required_argument, NULL, 't'},
+        {"all", no_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_path = NULL;
+    uint64_t timeout_ms = 30000; /* a revert may wait for a disk fill to be removed */
+    bool all = false;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'k':
+            key_path = optarg;
+            break;
+        case 't':
+            if (fl_parse_duration(optarg, &timeout_ms) < 0 || timeout_ms == 0)
+                return fl_cli_usage_error(cmd, "--timeout '%s': expected a duration", optarg);
+            break;
+        case 'a':
+            if (halt)
+                return fl_cli_usage_error(cmd, "unknown option --all");
+            all = true;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return 0;
+        default:
+            return fl_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    int n = argc - optind;
+    struct revert_req req = {NULL, halt};
+    if (halt) {
+        if (n < 1)
+            return fl_cli_usage_error(cmd, "name at least one HOST");
+    } else {
+        if (n != (all ? 1 : 2))
+            return fl_cli_usage_error(cmd, "takes HOST and FAULT_ID, or HOST --all");
+        req.fault_id = all ? NULL : argv[optind + 1];
+        n = 1;
+    }
+    struct fl_oneshot_target *targets = calloc((size_t)n, sizeof(*targets));
+    if (targets == NULL)
+        return FL_EXIT_ERROR;
+    const char *bad = NULL;
+    if (fl_oneshot_parse(argv + optind, n, targets, &bad) < 0) {
+        free(targets);
+        return fl_cli_usage_error(cmd, "'%s' is not ADDRESS[:PORT]", bad);
+    }
+    struct fl_key key;
+    int krc = fl_cli_load_key(key_path, &key);
+    if (krc != 0) {
+        free(targets);
+        return krc;
+    }
+    static const struct fl_oneshot_ops ops = {build_revert, print_reverted};
+    int failed = fl_oneshot_run(targets, n, &key, timeout_ms, &ops, &req);
+    fl_key_wipe(&key);
+    fflush(stdout);
+    for (int i = 0; i < n; i++)
+        if (targets[i].status != 0)
+            fprintf(stderr, "faultline %s: %s: %s\n", cmd, targets[i].spec, targets[i].error);
+    free(targets);
+    return failed > 0 ? FL_EXIT_ERROR : 0;
+}
+
+int fl_cmd_revert(int argc, char **argv) { return run("revert", revert_help, argc, argv, false); }
+
+int fl_cmd_halt(int argc, char **argv) { return run("halt", halt_help, argc, argv, true); }

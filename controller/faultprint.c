@@ -1,0 +1,56 @@
+#include "controller/faultprint.h"
+
+#include "common/units.h"
+
+const char *fl_fault_kind_name(const Faultline__FaultSpec *spec)
+{
+    if (spec == NULL)
+        return "?";
+    switch (spec->kind_case) {
+    case FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS:
+        return "kill_process";
+    case FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS:
+        return "pause_process";
+    case FAULTLINE__FAULT_SPEC__KIND_NETWORK_DROP:
+        return "network_drop";
+    case FAULTLINE__FAULT_SPEC__KIND_DISK_FILL:
+        return "disk_fill";
+    case FAULTLINE__FAULT_SPEC__KIND_CPU_STRESS:
+        return "cpu_stress";
+    case FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS:
+        return "memory_stress";
+    default:
+        return "?";
+    }
+}
+
+static const char *state_name(Faultline__FaultState s)
+{
+    switch (s) {
+    case FAULTLINE__FAULT_STATE__FAULT_STATE_ACTIVE:
+        return "active";
+    case FAULTLINE__FAULT_STATE__FAULT_STATE_REVERTED:
+        return "reverted";
+    case FAULTLINE__FAULT_STATE__FAULT_STATE_EXPIRED:
+        return "expired";
+    case FAULTLINE__FAULT_STATE__FAULT_STATE_LEASE_LOST:
+        return "lease-lost";
+    case FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED:
+        return "FAILED";
+    default:
+        return "?";
+    }
+}
+
+void fl_print_fault(FILE *out, const char *indent, const Faultline__Fault *f)
+{
+    char when[32] = "";
+    if (f->state == FAULTLINE__FAULT_STATE__FAULT_STATE_ACTIVE) {
+        char left[24];
+        fl_format_duration(f->remaining_ms, left, sizeof(left));
+        snprintf(when, sizeof(when), "%s left", left);
+    }
+    fprintf(out, "%s%-18s %-13s %-10s %-12s %s%s\n", indent, f->id, fl_fault_kind_name(f->spec),
+            state_name(f->state), when, f->detached ? "" : "(leased) ",
+            f->detail && f->detail[0] ? f->detail : "");
+}

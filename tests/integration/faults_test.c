@@ -1,0 +1,480 @@
+/* Faults through the real binaries: inject and revert by hand, expiry,
+ * guardrails, the lease of a silent controller, and crash safety (kill -9 of
+ * the agent, then of the agent and its guardian). Targets are processes this
+ * test starts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "common/key.h"
+#include "common/pbutil.h"
+#include "tests/support/agent_proc.h"
+#include "tests/support/proc.h"
+#include "tests/support/raw_peer.h"
+
+static char dir[] = "/tmp/fl-faults-test.XXXXXX";
+static char key_path[300];
+static struct fl_key key;
+static struct test_agent agent;
+
+static char *arg(const char *a) { return (char *)(uintptr_t)a; }
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A target process: sleep, in its own process group. */
+static pid_t start_target(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        execl("/bin/sleep", "sleep", "600", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_target(pid_t pid)
+{
+    kill(pid, SIGCONT);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* 'S', 'T' (stopped), 'Z'..., or 0 when gone */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Waits up to ms for pid's state to become want; returns the last state. */
+static char wait_state(pid_t pid, char want, int ms)
+{
+    char st = proc_state(pid);
+    for (int waited = 0; st != want && st != 0 && waited < ms; waited += 10) {
+        sleep_ms(10);
+        st = proc_state(pid);
+    }
+    return st;
+}
+
+static int ctl(char *out, size_t cap, ...)
+{
+    char *argv[32] = {arg(FL_CTL_BIN)};
+    int n = 1;
+    va_list ap;
+    va_start(ap, cap);
+    const char *a;
+    while (n < 29 && (a = va_arg(ap, const char *)) != NULL)
+        argv[n++] = arg(a);
+    va_end(ap);
+    argv[n++] = arg("--key");
+    argv[n++] = key_path;
+    argv[n] = NULL;
+    return proc_run(argv, out, cap, 20000);
+}
+
+static int start_main_agent(void)
+{
+    const char *extra[] = {"--lease", "2s", NULL};
+    return test_agent_start(&agent, FL_AGENT_BIN, key_path, dir, "agent", NULL, extra);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(key_path, sizeof(key_path), "%s/faultline.key", dir);
+    char out[512];
+    char *kg[] = {arg(FL_CTL_BIN), arg("keygen"), key_path, NULL};
+    char err[256];
+    if (proc_run(kg, out, sizeof(out), 5000) != 0 || fl_key_load(key_path, &key, err, sizeof(err)))
+        return -1;
+    return start_main_agent();
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int rc = 0;
+    if (agent.pid > 0 && proc_stop(agent.pid, SIGTERM, 10000) != 0)
+        rc = -1;
+    /* the guardian must go with a clean stop (a zombie has gone: whether
+     * init reaps it is init's business) */
+    char gst = wait_state(agent.guardian_pid, 'Z', 3000);
+    if (agent.guardian_pid > 0 && gst != 'Z' && gst != 0) {
+        fprintf(stderr, "the guardian is still running after a clean stop\n");
+        rc = -1;
+    }
+    if (rc != 0 || getenv("FL_TEST_VERBOSE"))
+        test_agent_dump_log(&agent);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        rc = -1;
+    return rc;
+}
+
+static void test_pause_and_revert(void **state)
+{
+    (void)state;
+    pid_t t = start_target();
+    char pid[16], out[8192];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
+                         "--duration", "30s", NULL), 0);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    char id[64];
+    assert_int_equal(sscanf(out, "%63s", id), 1);
+    assert_int_equal(strncmp(id, "f-", 2), 0);
+
+    /* listed by agents, then reverted by id */
+    assert_int_equal(ctl(out, sizeof(out), "agents", agent.where, NULL), 0);
+    assert_non_null(strstr(out, id));
+    assert_non_null(strstr(out, "pause_process"));
+    assert_int_equal(ctl(out, sizeof(out), "revert", agent.where, id, NULL), 0);
+    assert_int_equal(wait_state(t, 'S', 1000), 'S');
+    /* again: a success, that says it had ended */
+    assert_int_equal(ctl(out, sizeof(out), "revert", agent.where, id, NULL), 0);
+    assert_non_null(strstr(out, "reverted"));
+    stop_target(t);
+}
+
+static void test_duration_ends_it(void **state)
+{
+    (void)state;
+    pid_t t = start_target();
+    char pid[16], out[4096];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
+    uint64_t t0 = fl_mono_ms();
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
+                         "--duration", "700ms", NULL), 0);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    assert_int_equal(wait_state(t, 'S', 3000), 'S');
+    uint64_t took = fl_mono_ms() - t0;
+    assert_true(took >= 650 && took < 2500);
+    stop_target(t);
+}
+
+static void test_kill_once_and_no_match(void **state)
+{
+    (void)state;
+    pid_t t = start_target();
+    char pid[16], out[4096];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process", pid,
+                         "signal=TERM", "--duration", "1s", NULL), 0);
+    int st;
+    assert_int_equal(waitpid(t, &st, 0), t);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process",
+                         "name=no-such-process-xyz", "--duration", "1s", NULL), 2);
+    assert_non_null(strstr(out, "no process matches"));
+}
+
+/* A restart storm: whatever matches the pattern is killed again and again. */
+static void test_kill_repeat(void **state)
+{
+    (void)state;
+    char out[4096];
+    /* a marker no other process has: sleep's argument */
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process",
+                         "pattern=sleep 601", "mode=repeat", "every=50ms", "--duration", "2s",
+                         NULL), 2); /* nothing matches yet: refused */
+    pid_t first = fork();
+    if (first == 0) {
+        execl("/bin/sleep", "sleep", "601", (char *)NULL);
+        _exit(127);
+    }
+    sleep_ms(50);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process",
+                         "pattern=sleep 601", "mode=repeat", "every=50ms", "--duration", "2s",
+                         NULL), 0);
+    waitpid(first, NULL, 0);
+    /* each restart is killed within a few periods */
+    for (int i = 0; i < 5; i++) {
+        pid_t again = fork();
+        if (again == 0) {
+            execl("/bin/sleep", "sleep", "601", (char *)NULL);
+            _exit(127);
+        }
+        uint64_t t0 = fl_mono_ms();
+        waitpid(again, NULL, 0);
+        assert_true(fl_mono_ms() - t0 < 1000);
+    }
+    /* after the storm, a new one lives */
+    sleep_ms(2300);
+    pid_t last = fork();
+    if (last == 0) {
+        execl("/bin/sleep", "sleep", "601", (char *)NULL);
+        _exit(127);
+    }
+    sleep_ms(300);
+    assert_int_equal(waitpid(last, NULL, WNOHANG), 0);
+    stop_target(last);
+}
+
+static void test_guardrails(void **state)
+{
+    (void)state;
+    char out[4096], arg1[64];
+    struct {
+        const char *kind, *param;
+        const char *expect;
+    } cases[] = {
+        {"kill_process", "pid=1", "guardrail"},
+        {"pause_process", "name=sshd", NULL}, /* sshd may not run here: guardrail or no match */
+        {"kill_process", "name=fl-guardian", NULL}, /* skipped: matches nothing */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = ctl(out, sizeof(out), "inject", agent.where, cases[i].kind, cases[i].param,
+                     "--duration", "1s", NULL);
+        assert_int_not_equal(rc, 0);
+        if (cases[i].expect)
+            assert_non_null(strstr(out, cases[i].expect));
+    }
+    snprintf(arg1, sizeof(arg1), "pid=%d", (int)agent.pid);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process", arg1,
+                         "--duration", "1s", NULL), 2);
+    assert_non_null(strstr(out, "this agent"));
+    snprintf(arg1, sizeof(arg1), "pid=%d", (int)agent.guardian_pid);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", arg1,
+                         "--duration", "1s", NULL), 2);
+    assert_non_null(strstr(out, "guardian"));
+    assert_int_equal(kill(agent.pid, 0), 0);
+    assert_int_equal(proc_state(agent.guardian_pid), 'S');
+    /* over the agent's maximum duration */
+    pid_t t = start_target();
+    snprintf(arg1, sizeof(arg1), "pid=%d", (int)t);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", arg1,
+                         "--duration", "2h", NULL), 2);
+    assert_non_null(strstr(out, "max_duration"));
+    assert_int_equal(proc_state(t), 'S');
+    stop_target(t);
+}
+
+/* Injects through a hand-driven session that is not detached: its lease. */
+static struct raw_peer *leased_inject(pid_t target)
+{
+    static struct raw_peer p;
+    assert_int_equal(raw_connect(&p, agent.port), 0);
+    assert_int_equal(raw_handshake(&p, &key), 0);
+    Faultline__ProcessSelector sel = FAULTLINE__PROCESS_SELECTOR__INIT;
+    sel.by_case = FAULTLINE__PROCESS_SELECTOR__BY_PID;
+    sel.pid = target;
+    Faultline__PauseProcess pp = FAULTLINE__PAUSE_PROCESS__INIT;
+    pp.target = &sel;
+    Faultline__FaultSpec spec = FAULTLINE__FAULT_SPEC__INIT;
+    spec.name = fl_pb_str("leased");
+    spec.duration_ms = 60000;
+    spec.kind_case = FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS;
+    spec.pause_process = &pp;
+    Faultline__InjectRequest ir = FAULTLINE__INJECT_REQUEST__INIT;
+    ir.spec = &spec;
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.id = 1;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
+    env.inject = &ir;
+    uint8_t buf[1024];
+    size_t n = raw_seal(&p, &env, buf, sizeof(buf));
+    assert_int_equal(raw_send_bytes(&p, buf, n), 0);
+    Faultline__Envelope *reply = raw_recv_envelope(&p, 3000);
+    assert_non_null(reply);
+    assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_INJECTED);
+    faultline__envelope__free_unpacked(reply, NULL);
+    return &p;
+}
+
+static void heartbeat(struct raw_peer *p, uint64_t id)
+{
+    Faultline__Heartbeat hb = FAULTLINE__HEARTBEAT__INIT;
+    hb.sent_at_ms = fl_now_ms();
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.id = id;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_HEARTBEAT;
+    env.heartbeat = &hb;
+    uint8_t buf[256];
+    size_t n = raw_seal(p, &env, buf, sizeof(buf));
+    assert_int_equal(raw_send_bytes(p, buf, n), 0);
+    Faultline__Envelope *ack = raw_recv_envelope(p, 2000);
+    assert_non_null(ack);
+    assert_int_equal(ack->msg_case, FAULTLINE__ENVELOPE__MSG_HEARTBEAT_ACK);
+    faultline__envelope__free_unpacked(ack, NULL);
+}
+
+static void test_lease(void **state)
+{
+    (void)state;
+    /* heartbeats keep the fault past its lease (2 s) */
+    pid_t t = start_target();
+    struct raw_peer *p = leased_inject(t);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    for (int i = 0; i < 8; i++) {
+        sleep_ms(500);
+        heartbeat(p, (uint64_t)i + 2);
+    }
+    assert_int_equal(proc_state(t), 'T');
+    /* then the controller goes silent, its connection still open: reverted
+     * within lease + 1 s */
+    uint64_t t0 = fl_mono_ms();
+    assert_int_equal(wait_state(t, 'S', 4000), 'S');
+    uint64_t took = fl_mono_ms() - t0;
+    fprintf(stderr, "lease: reverted %llu ms after the last heartbeat (lease 2000 ms)\n",
+            (unsigned long long)took);
+    assert_true(took <= 3000);
+    raw_close(p);
+    stop_target(t);
+
+    /* and a controller that vanishes altogether */
+    t = start_target();
+    p = leased_inject(t);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    raw_close(p);
+    assert_int_equal(wait_state(t, 'S', 3500), 'S');
+    stop_target(t);
+}
+
+static size_t journal_active(const char *state_dir)
+{
+    char path[600], line[8192];
+    snprintf(path, sizeof(path), "%s/journal", state_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    int applies = 0, reverts = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (strstr(line, "\"op\":\"apply\""))
+            applies++;
+        if (strstr(line, "\"op\":\"revert\"") && strstr(line, "\"ok\":true"))
+            reverts++;
+    }
+    fclose(f);
+    return (size_t)(applies - reverts);
+}
+
+/* Ends whatever an earlier test left, so that journal counts start at 0. */
+static void halt_all(void)
+{
+    char out[4096];
+    assert_int_equal(ctl(out, sizeof(out), "halt", agent.where, NULL), 0);
+    assert_int_equal(journal_active(agent.state_dir), 0);
+}
+
+static void test_kill9_agent_guardian_reverts(void **state)
+{
+    (void)state;
+    halt_all();
+    pid_t t = start_target();
+    char pid[16], out[4096];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
+                         "--duration", "5m", NULL), 0);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    assert_int_equal(journal_active(agent.state_dir), 1);
+
+    pid_t guardian = agent.guardian_pid;
+    uint64_t t0 = fl_mono_ms();
+    kill(agent.pid, SIGKILL);
+    proc_wait(agent.pid, 2000);
+    agent.pid = 0;
+    assert_int_equal(wait_state(t, 'S', 1000), 'S');
+    fprintf(stderr, "guardian: reverted %llu ms after kill -9\n",
+            (unsigned long long)(fl_mono_ms() - t0));
+    /* the guardian exits once done, and the journal says so */
+    char gst = wait_state(guardian, 'Z', 2000);
+    assert_true(gst == 'Z' || gst == 0);
+    assert_int_equal(journal_active(agent.state_dir), 0);
+
+    assert_int_equal(start_main_agent(), 0);
+    assert_int_equal(journal_active(agent.state_dir), 0);
+    stop_target(t);
+}
+
+static void test_kill9_agent_and_guardian_restart_reverts(void **state)
+{
+    (void)state;
+    halt_all();
+    pid_t t = start_target();
+    char pid[16], out[4096];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
+                         "--duration", "5m", NULL), 0);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+
+    kill(agent.guardian_pid, SIGKILL);
+    kill(agent.pid, SIGKILL);
+    proc_wait(agent.pid, 2000);
+    agent.pid = 0;
+    sleep_ms(300);
+    assert_int_equal(proc_state(t), 'T'); /* nobody left to revert it */
+    assert_int_equal(journal_active(agent.state_dir), 1);
+
+    /* the next agent does, before it listens */
+    assert_int_equal(start_main_agent(), 0);
+    assert_int_equal(proc_state(t), 'S');
+    assert_int_equal(journal_active(agent.state_dir), 0);
+    char buf[1 << 16];
+    assert_non_null(file_wait_for(agent.log, "start-up: fault", buf, sizeof(buf), 100));
+    stop_target(t);
+}
+
+static void test_sigterm_reverts(void **state)
+{
+    (void)state;
+    halt_all();
+    pid_t t = start_target();
+    char pid[16], out[4096];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
+                         "--duration", "5m", NULL), 0);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    assert_int_equal(proc_stop(agent.pid, SIGTERM, 5000), 0);
+    agent.pid = 0;
+    assert_int_equal(proc_state(t), 'S');
+    assert_int_equal(journal_active(agent.state_dir), 0);
+    assert_int_equal(start_main_agent(), 0);
+    stop_target(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pause_and_revert),
+        cmocka_unit_test(test_duration_ends_it),
+        cmocka_unit_test(test_kill_once_and_no_match),
+        cmocka_unit_test(test_kill_repeat),
+        cmocka_unit_test(test_guardrails),
+        cmocka_unit_test(test_lease),
+        cmocka_unit_test(test_kill9_agent_guardian_reverts),
+        cmocka_unit_test(test_kill9_agent_and_guardian_restart_reverts),
+        cmocka_unit_test(test_sigterm_reverts),
+    };
+    return cmocka_run_group_tests_name("faults (process kinds, safety)", tests, setup, teardown);
+}
