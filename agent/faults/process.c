@@ -107,6 +107,18 @@ static int pattern_matches(pid_t pid, const char *pattern)
     return cmd[0] != '\0' && strstr(cmd, pattern) != NULL;
 }
 
+/* The one-letter state from /proc/PID/stat; 0 when gone. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    size_t n;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (read_small(path, buf, sizeof(buf), &n) < 0)
+        return 0;
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
 /* faultline's own programs: a controller on this host carries the very
  * pattern it asks for in its argv ("pattern=nginx -g") */
 static int is_faultline(pid_t pid)
@@ -121,13 +133,16 @@ static int is_faultline(pid_t pid)
 }
 
 /* Never candidates: ourselves, the guardian, our ancestors, kernel threads,
- * and faultline's own programs. */
+ * faultline's own programs, and the dead (zombies). */
 static int silently_skipped(const struct fl_guardrails *g, pid_t pid)
 {
     char err[256];
     if (pid <= 2 || pid == getpid() || pid == g->agent_pid || pid == g->guardian_pid ||
         is_faultline(pid))
         return 1;
+    char st = proc_state(pid);
+    if (st == 0 || st == 'Z' || st == 'X')
+        return 1; /* dead already: a signal would do nothing */
     int rc = fl_guard_check_pid(g, pid, err, sizeof(err));
     return rc < 0 && (strstr(err, "kernel thread") || strstr(err, "parent of this agent") ||
                       rc == -ESRCH);
