@@ -40,11 +40,6 @@ static char ruleset_before[16384];
 
 static char *arg(const char *a) { return (char *)(uintptr_t)a; }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int run(const char *a0, ...)
 {
@@ -88,19 +83,6 @@ static int ruleset(char *out, size_t cap)
     return proc_run(argv, out, cap, 10000);
 }
 
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : 0;
-}
 
 /* How many live processes have this comm. */
 static int count_comm(const char *comm)
@@ -110,7 +92,7 @@ static int count_comm(const char *comm)
     proc_run(argv, out, sizeof(out), 5000);
     int n = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
-        if (proc_state((pid_t)atoi(line)) != 'Z')
+        if (proc_state_of((pid_t)atoi(line)) != 'Z')
             n++;
     return n;
 }
@@ -227,7 +209,7 @@ static void inject_everything(struct world *w)
     waitpid(victim, NULL, 0);
 
     /* every effect is there */
-    assert_int_equal(proc_state(w->paused), 'T');
+    assert_int_equal(proc_state_of(w->paused), 'T');
     char now[16384];
     assert_int_equal(ruleset(now, sizeof(now)), 0);
     assert_non_null(strstr(now, "table inet faultline"));
@@ -242,7 +224,7 @@ static void assert_all_reverted(const struct world *w, int ms)
     uint64_t t0 = fl_mono_ms();
     char now[16384];
     for (;;) {
-        int clean = proc_state(w->paused) == 'S' && fill_used_percent() <= w->fill_before + 0.5 &&
+        int clean = proc_state_of(w->paused) == 'S' && fill_used_percent() <= w->fill_before + 0.5 &&
                     count_comm("fl-cpu-stress") == 0 && count_comm("fl-mem-stress") == 0 &&
                     ruleset(now, sizeof(now)) == 0 && strcmp(now, ruleset_before) == 0;
         if (clean)
@@ -250,7 +232,7 @@ static void assert_all_reverted(const struct world *w, int ms)
         if (fl_mono_ms() - t0 > (uint64_t)ms) {
             fprintf(stderr, "not reverted after %d ms: state %c, fill %.1f%% (was %.1f%%), "
                             "cpu workers %d, memory workers %d, ruleset:\n%s\n",
-                    ms, proc_state(w->paused), fill_used_percent(), w->fill_before,
+                    ms, proc_state_of(w->paused), fill_used_percent(), w->fill_before,
                     count_comm("fl-cpu-stress"), count_comm("fl-mem-stress"), now);
             fail();
         }
@@ -297,7 +279,7 @@ static void test_kill9_agent_and_guardian(void **state)
     proc_wait(agent.pid, 2000);
     agent.pid = 0;
     sleep_ms(200);
-    assert_int_equal(proc_state(w.paused), 'T'); /* nobody has reverted yet */
+    assert_int_equal(proc_state_of(w.paused), 'T'); /* nobody has reverted yet */
     assert_int_equal(start_agent(), 0);           /* the next agent does, first thing */
     assert_all_reverted(&w, 200);
     kill(w.paused, SIGKILL);

@@ -32,11 +32,6 @@ static struct test_agent agent;
 
 static char *arg(const char *a) { return (char *)(uintptr_t)a; }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* A target process: sleep, in its own process group. */
 static pid_t start_target(void)
@@ -57,28 +52,14 @@ static void stop_target(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
-/* 'S', 'T' (stopped), 'Z'..., or 0 when gone */
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : 0;
-}
 
 /* Waits up to ms for pid's state to become want; returns the last state. */
 static char wait_state(pid_t pid, char want, int ms)
 {
-    char st = proc_state(pid);
+    char st = proc_state_of(pid);
     for (int waited = 0; st != want && st != 0 && waited < ms; waited += 10) {
         sleep_ms(10);
-        st = proc_state(pid);
+        st = proc_state_of(pid);
     }
     return st;
 }
@@ -269,14 +250,14 @@ static void test_guardrails(void **state)
                          "--duration", "1s", NULL), 2);
     assert_non_null(strstr(out, "guardian"));
     assert_int_equal(kill(agent.pid, 0), 0);
-    assert_int_equal(proc_state(agent.guardian_pid), 'S');
+    assert_int_equal(proc_state_of(agent.guardian_pid), 'S');
     /* over the agent's maximum duration */
     pid_t t = start_target();
     snprintf(arg1, sizeof(arg1), "pid=%d", (int)t);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", arg1,
                          "--duration", "2h", NULL), 2);
     assert_non_null(strstr(out, "max_duration"));
-    assert_int_equal(proc_state(t), 'S');
+    assert_int_equal(proc_state_of(t), 'S');
     stop_target(t);
 }
 
@@ -340,7 +321,7 @@ static void test_lease(void **state)
         sleep_ms(500);
         heartbeat(p, (uint64_t)i + 2);
     }
-    assert_int_equal(proc_state(t), 'T');
+    assert_int_equal(proc_state_of(t), 'T');
     /* then the controller goes silent, its connection still open: reverted
      * within lease + 1 s */
     uint64_t t0 = fl_mono_ms();
@@ -433,12 +414,12 @@ static void test_kill9_agent_and_guardian_restart_reverts(void **state)
     proc_wait(agent.pid, 2000);
     agent.pid = 0;
     sleep_ms(300);
-    assert_int_equal(proc_state(t), 'T'); /* nobody left to revert it */
+    assert_int_equal(proc_state_of(t), 'T'); /* nobody left to revert it */
     assert_int_equal(journal_active(agent.state_dir), 1);
 
     /* the next agent does, before it listens */
     assert_int_equal(start_main_agent(), 0);
-    assert_int_equal(proc_state(t), 'S');
+    assert_int_equal(proc_state_of(t), 'S');
     assert_int_equal(journal_active(agent.state_dir), 0);
     char buf[1 << 16];
     assert_non_null(file_wait_for(agent.log, "start-up: fault", buf, sizeof(buf), 100));
@@ -457,7 +438,7 @@ static void test_sigterm_reverts(void **state)
     assert_int_equal(wait_state(t, 'T', 1000), 'T');
     assert_int_equal(proc_stop(agent.pid, SIGTERM, 5000), 0);
     agent.pid = 0;
-    assert_int_equal(proc_state(t), 'S');
+    assert_int_equal(proc_state_of(t), 'S');
     assert_int_equal(journal_active(agent.state_dir), 0);
     assert_int_equal(start_main_agent(), 0);
     stop_target(t);

@@ -27,4 +27,9 @@ int proc_stop(pid_t pid, int sig, int timeout_ms);
 const char *file_wait_for(const char *path, const char *needle, char *buf, size_t cap,
                           int timeout_ms);
 
+/* A process's one-letter state ('S', 'T' for stopped, 'Z' ...), 0 when gone. */
+char proc_state_of(pid_t pid);
+
+void sleep_ms(int ms);
+
 #endif
