@@ -27,14 +27,14 @@ static void on_refused_closed(uv_handle_t *h) { free(h); }
 
 /* Over the cap: accept and hang up at once, so the peer is not left waiting
  * in the backlog and the backlog does not fill. */
-static void refuse(struct fl_server *srv)
+static void refuse(struct fl_server *srv, unsigned open)
 {
     uv_tcp_t *t = malloc(sizeof(*t));
     if (t == NULL)
         return;
     uv_tcp_init(srv->loop, t);
     if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)t) == 0)
-        fl_warn("connection refused: %u connections open (the maximum)", srv->n_sessions);
+        fl_warn("connection refused: %u connections open (the maximum)", open);
     uv_close((uv_handle_t *)t, on_refused_closed);
 }
 
@@ -45,8 +45,13 @@ static void on_connection(uv_stream_t *listener, int status)
         fl_warn("accept: %s", fl_strerror(status));
         return;
     }
-    if (srv->n_sessions >= srv->config->max_connections) {
-        refuse(srv);
+    /* count what is open: a session closing in this same loop iteration has
+     * already hung up, though its close callback is still to come */
+    unsigned open = 0;
+    for (struct fl_session *s = srv->sessions; s != NULL; s = s->next)
+        open += !fl_conn_is_closing(s->conn);
+    if (open >= srv->config->max_connections) {
+        refuse(srv, open);
         return;
     }
     fl_session_accept(srv);

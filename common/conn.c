@@ -81,6 +81,8 @@ uv_stream_t *fl_conn_stream(struct fl_conn *c) { return (uv_stream_t *)&c->tcp; 
 
 void *fl_conn_data(const struct fl_conn *c) { return c->data; }
 
+bool fl_conn_is_closing(const struct fl_conn *c) { return c->closing; }
+
 const char *fl_conn_peer(const struct fl_conn *c) { return c->peer; }
 
 static void describe_peer(struct fl_conn *c, const struct sockaddr *sa)

@@ -19,6 +19,7 @@
 #ifndef FL_COMMON_CONN_H
 #define FL_COMMON_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -63,6 +64,9 @@ int fl_conn_send(struct fl_conn *c, const Faultline__Envelope *env);
 void fl_conn_close(struct fl_conn *c, int reason);
 
 void *fl_conn_data(const struct fl_conn *c);
+/* True from fl_conn_close() on: the socket is already shut, the callback
+ * still to come. */
+bool fl_conn_is_closing(const struct fl_conn *c);
 /* "address:port" of the peer, for logs. */
 const char *fl_conn_peer(const struct fl_conn *c);
 
