@@ -252,6 +252,7 @@ int main(int argc, char **argv)
     }
     fl_info("guardian is PID %d", (int)a.guard.guardian_pid);
 
+    a.config.guard = &a.guard;
     uv_loop_init(&a.loop);
     int rc = fl_server_start(&a.server, &a.loop, &a.config);
     if (rc == 0) {

@@ -9,6 +9,7 @@
 
 #include "common/key.h"
 
+struct fl_guardrails;
 struct fl_registry;
 struct fl_session;
 
@@ -18,6 +19,7 @@ struct fl_agent_config {
     unsigned max_connections;         /* open connections, authenticated or not */
     uint64_t handshake_timeout_ms;    /* unauthenticated connections are closed after this */
     uint32_t lease_ms;                /* a session's faults outlive its last heartbeat by this */
+    const struct fl_guardrails *guard; /* allowed_controllers, when set */
 };
 
 struct fl_server {

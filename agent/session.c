@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/guardrails.h"
 #include "agent/registry.h"
 #include "agent/server.h"
+#include "common/cidr.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/pbutil.h"
@@ -19,6 +21,25 @@ static const struct fl_conn_ops session_ops = {
     .message = on_message,
     .closed = on_closed,
 };
+
+/* allowed_controllers: an empty list allows every address. */
+static bool peer_allowed(const struct fl_server *srv, struct fl_conn *c)
+{
+    const struct fl_guardrails *g = srv->config->guard;
+    if (g == NULL || g->n_allowed_controllers == 0)
+        return true;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername((uv_tcp_t *)fl_conn_stream(c), (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    for (size_t i = 0; i < g->n_allowed_controllers; i++) {
+        struct fl_cidr net;
+        if (fl_cidr_parse(g->allowed_controllers[i], &net) == 0 &&
+            fl_cidr_match(&net, (struct sockaddr *)&ss))
+            return true;
+    }
+    return false;
+}
 
 void fl_session_accept(struct fl_server *srv)
 {
@@ -48,6 +69,11 @@ void fl_session_accept(struct fl_server *srv)
     if (rc < 0) {
         fl_warn("accept: %s", fl_strerror(rc));
         fl_conn_close(s->conn, rc);
+        return;
+    }
+    if (!peer_allowed(srv, s->conn)) {
+        fl_warn("connection from %s refused: not in allowed_controllers", fl_conn_peer(s->conn));
+        fl_conn_close(s->conn, -EPERM);
         return;
     }
     fl_debug("session %llu: connection from %s", (unsigned long long)s->id,
@@ -334,6 +360,8 @@ static const char *close_reason(int reason)
         return "protocol violation";
     case -EMSGSIZE:
         return "frame over the 1 MiB limit";
+    case -EPERM:
+        return "not in allowed_controllers";
     default:
         return fl_strerror(reason);
     }

@@ -379,6 +379,34 @@ static void test_sigterm_stops_cleanly(void **state)
     assert_non_null(file_wait_for(second.log, "stopped", buf, sizeof(buf), 100));
 }
 
+/* allowed_controllers in the agent's config: others are hung up on. */
+static void test_allowed_controllers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *list;
+        int want;
+    } cases[] = {{"[10.0.0.0/8, \"fd00::/8\"]", 2}, {"[10.0.0.0/8, 127.0.0.0/8]", 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char cfg[300], name[32];
+        snprintf(cfg, sizeof(cfg), "%s/allowed-%zu.yaml", dir, i);
+        snprintf(name, sizeof(name), "allowed-%zu", i);
+        FILE *f = fopen(cfg, "w");
+        assert_non_null(f);
+        fprintf(f, "guardrails:\n  allowed_controllers: %s\n", cases[i].list);
+        fclose(f);
+        struct test_agent a;
+        const char *extra[] = {"--config", cfg, NULL};
+        assert_int_equal(test_agent_start(&a, FL_AGENT_BIN, key_path, dir, name, NULL, extra), 0);
+        char out[4096];
+        assert_int_equal(agents(key_path, a.where, out, sizeof(out)), cases[i].want);
+        assert_int_equal(proc_stop(a.pid, SIGTERM, 5000), 0);
+        char buf[16384];
+        if (cases[i].want != 0)
+            assert_non_null(file_wait_for(a.log, "not in allowed_controllers", buf, sizeof(buf), 100));
+    }
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -420,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_connection_cap),
         cmocka_unit_test(test_key_file_checks),
         cmocka_unit_test(test_sigterm_stops_cleanly),
+        cmocka_unit_test(test_allowed_controllers),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests_name("agent channel", tests, setup, teardown);
