@@ -1,5 +1,7 @@
 #include "agent/fault.h"
 
+#include "agent/procstat.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,28 +47,6 @@ int fl_fault_revert_undo(const json_t *undo, char *err, size_t errlen)
 
 uint64_t fl_proc_start_time(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    if (p == NULL)
-        return 0;
-    /* fields after comm start at 3 (state); starttime is field 22 */
-    unsigned long long start = 0;
-    int field = 2;
-    for (p++; *p && field < 22; p++) {
-        if (*p == ' ') {
-            field++;
-            if (field == 22) {
-                start = strtoull(p + 1, NULL, 10);
-                break;
-            }
-        }
-    }
-    return (uint64_t)start;
+    struct fl_procstat st;
+    return fl_procstat_read(pid, &st) == 0 ? st.start : 0;
 }

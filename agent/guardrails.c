@@ -1,5 +1,7 @@
 #include "agent/guardrails.h"
 
+#include "agent/procstat.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -67,44 +69,6 @@ int fl_guard_check_text(const char *text, const char *what, char *err, size_t er
     return 0;
 }
 
-/* comm and the fields after it from /proc/PID/stat. comm may hold spaces and
- * parentheses: it runs from the first '(' to the last ')'. */
-struct stat_line {
-    char comm[64];
-    char state;
-    pid_t ppid;
-    unsigned long flags;
-};
-
-static int read_stat(pid_t pid, struct stat_line *out)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return -ESRCH;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *open = strchr(buf, '(');
-    char *close = strrchr(buf, ')');
-    if (open == NULL || close == NULL || close < open)
-        return -EIO;
-    size_t clen = (size_t)(close - open - 1);
-    if (clen >= sizeof(out->comm))
-        clen = sizeof(out->comm) - 1;
-    memcpy(out->comm, open + 1, clen);
-    out->comm[clen] = '\0';
-    int ppid = 0;
-    unsigned long flags = 0;
-    /* after ")": state ppid pgrp session tty_nr tpgid flags */
-    if (sscanf(close + 1, " %c %d %*d %*d %*d %*d %lu", &out->state, &ppid, &flags) != 3)
-        return -EIO;
-    out->ppid = ppid;
-    out->flags = flags;
-    return 0;
-}
-
 int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size_t errlen)
 {
     if (pid <= 1) {
@@ -119,8 +83,8 @@ int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size
         snprintf(err, errlen, "guardrail: PID %d is this agent's guardian", (int)pid);
         return -EPERM;
     }
-    struct stat_line st;
-    if (read_stat(pid, &st) < 0) {
+    struct fl_procstat st;
+    if (fl_procstat_read(pid, &st) < 0) {
         snprintf(err, errlen, "no process with PID %d", (int)pid);
         return -ESRCH;
     }
@@ -144,8 +108,8 @@ int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size
             snprintf(err, errlen, "guardrail: %s[%d] is a parent of this agent", st.comm, (int)pid);
             return -EPERM;
         }
-        struct stat_line up;
-        if (read_stat(a, &up) < 0)
+        struct fl_procstat up;
+        if (fl_procstat_read(a, &up) < 0)
             break;
         a = up.ppid;
     }

@@ -29,6 +29,7 @@
 
 #include "agent/fault.h"
 #include "agent/guardrails.h"
+#include "agent/procstat.h"
 
 #define MAX_TARGETS 64
 
@@ -110,13 +111,8 @@ static int pattern_matches(pid_t pid, const char *pattern)
 /* The one-letter state from /proc/PID/stat; 0 when gone. */
 static char proc_state(pid_t pid)
 {
-    char path[64], buf[512];
-    size_t n;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (read_small(path, buf, sizeof(buf), &n) < 0)
-        return 0;
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : 0;
+    struct fl_procstat st;
+    return fl_procstat_read(pid, &st) == 0 ? st.state : 0;
 }
 
 /* faultline's own programs: a controller on this host carries the very

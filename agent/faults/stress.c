@@ -49,6 +49,7 @@
 
 #include "agent/fault.h"
 #include "agent/guardrails.h"
+#include "agent/procstat.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/units.h"
@@ -487,49 +488,11 @@ static int mem_apply(struct fl_fault *f, char *err, size_t errlen)
 
 /* --- revert, for both -------------------------------------------------------- */
 
-struct proc_info {
-    char comm[32];
-    char state;
-    uint64_t start;
-};
-
-/* comm, state and start time from /proc/PID/stat; -ESRCH when gone. */
-static int proc_info(pid_t pid, struct proc_info *out)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -ESRCH;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -ESRCH;
-    buf[n] = '\0';
-    char *open_paren = strchr(buf, '(');
-    char *close_paren = strrchr(buf, ')');
-    if (open_paren == NULL || close_paren == NULL || close_paren < open_paren)
-        return -EIO;
-    size_t clen = (size_t)(close_paren - open_paren - 1);
-    if (clen >= sizeof(out->comm))
-        clen = sizeof(out->comm) - 1;
-    memcpy(out->comm, open_paren + 1, clen);
-    out->comm[clen] = '\0';
-    /* after ")": state (field 3) ... starttime (field 22) */
-    unsigned long long start = 0;
-    if (sscanf(close_paren + 1,
-               " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &out->state, &start) != 2)
-        return -EIO;
-    out->start = (uint64_t)start;
-    return 0;
-}
-
 /* Stops one worker, if it is still the one we started. */
 static int stop_worker(pid_t pid, uint64_t start, const char *name, char *err, size_t errlen)
 {
-    struct proc_info pi;
-    if (proc_info(pid, &pi) < 0 || pi.start != start)
+    struct fl_procstat pi;
+    if (fl_procstat_read(pid, &pi) < 0 || pi.start != start)
         return 0; /* gone; the pid may have been reused */
     if (strcmp(pi.comm, name) != 0) {
         snprintf(err, errlen, "PID %d started with the worker but is %s, not %s; left alone",
@@ -548,7 +511,8 @@ static int stop_worker(pid_t pid, uint64_t start, const char *name, char *err, s
             return 0;
         if (r < 0 && errno == ECHILD) {
             /* not our child: gone, or a zombie for its parent to reap, is enough */
-            if (proc_info(pid, &pi) < 0 || pi.start != start || pi.state == 'Z' || pi.state == 'X')
+            if (fl_procstat_read(pid, &pi) < 0 || pi.start != start || pi.state == 'Z' ||
+                pi.state == 'X')
                 return 0;
         }
         if (fl_mono_ms() >= deadline) {
