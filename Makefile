@@ -16,7 +16,8 @@ FUZZ_SECONDS ?= 60
 # pkg-config) is part of any Debian build machine; we still name it.
 PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
-	libjansson-dev libnftables-dev libyaml-dev nftables iproute2 procps mount
+	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
+	nftables iproute2 procps mount
 
 .PHONY: all deps build test test-asan demo fuzz clean
 

@@ -124,6 +124,8 @@ int fl_format_duration(uint64_t ms, char *buf, size_t len)
     int n;
     if (ms < 1000)
         n = snprintf(buf, len, "%llums", (unsigned long long)ms);
+    else if (ms < 60000 && ms % 1000 == 0)
+        n = snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
     else if (ms < 60000)
         n = snprintf(buf, len, "%llu.%02llus", (unsigned long long)(ms / 1000),
                      (unsigned long long)(ms % 1000 / 10));

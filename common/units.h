@@ -14,7 +14,7 @@
  * value does not fit. *ms is written only on success. */
 int fl_parse_duration(const char *text, uint64_t *ms);
 
-/* Formats milliseconds for a person: "250ms", "1.42s", "2m30s", "1h5m".
+/* Formats milliseconds for a person: "250ms", "1.42s", "30s", "2m30s", "1h5m".
  * Returns the length, or -ENOSPC. */
 int fl_format_duration(uint64_t ms, char *buf, size_t len);
 

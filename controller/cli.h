@@ -29,6 +29,7 @@ int fl_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 
 int fl_cmd_keygen(int argc, char **argv);
 int fl_cmd_agents(int argc, char **argv);
+int fl_cmd_validate(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_revert(int argc, char **argv);
 int fl_cmd_halt(int argc, char **argv);

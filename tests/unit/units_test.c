@@ -47,6 +47,8 @@ static void test_format_duration(void **state)
     assert_string_equal(buf, "250ms");
     fl_format_duration(1420, buf, sizeof(buf));
     assert_string_equal(buf, "1.42s");
+    fl_format_duration(30000, buf, sizeof(buf));
+    assert_string_equal(buf, "30s");
     fl_format_duration(150000, buf, sizeof(buf));
     assert_string_equal(buf, "2m30s");
     fl_format_duration(3900000, buf, sizeof(buf));

@@ -1,0 +1,182 @@
+/* faultline validate EXPERIMENT [--inventory F]: load and check an experiment,
+ * contacting nothing. Prints a short summary on success (exit 0); prints the
+ * FILE:LINE:COL message on stderr otherwise (exit 64). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/units.h"
+#include "controller/cli.h"
+#include "controller/experiment.h"
+#include "controller/faultspec.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: faultline validate EXPERIMENT [--inventory FILE]\n"
+                 "\n"
+                 "Parses and checks an experiment: every key, value and reference (probes,\n"
+                 "hosts, tags), and every fault's parameters. Contacts nothing. Prints a\n"
+                 "summary, or the first problem as FILE:LINE:COL: message (exit 64).\n"
+                 "\n"
+                 "  --inventory FILE   hosts from FILE instead of the experiment's inventory\n");
+}
+
+static const char *dur(uint64_t ms, char *buf, size_t len)
+{
+    if (fl_format_duration(ms, buf, len) < 0)
+        snprintf(buf, len, "%llums", (unsigned long long)ms);
+    return buf;
+}
+
+static void print_probe(const struct fl_probe_spec *p)
+{
+    char a[32], b[32];
+    printf("  %-20s ", p->name);
+    switch (p->type) {
+    case FL_PROBE_HTTP:
+        printf("http %s %s", p->u.http.method, p->u.http.url);
+        if (p->u.http.n_expect_status > 0) {
+            printf(" expect");
+            for (size_t i = 0; i < p->u.http.n_expect_status; i++)
+                printf("%s%u", i ? "," : " ", p->u.http.expect_status[i]);
+        }
+        break;
+    case FL_PROBE_TCP:
+        printf(strchr(p->u.tcp.host, ':') ? "tcp [%s]:%u" : "tcp %s:%u", p->u.tcp.host,
+               p->u.tcp.port);
+        break;
+    case FL_PROBE_EXEC:
+        printf("exec");
+        for (size_t i = 0; i < p->u.exec.argc; i++)
+            printf(" %s", p->u.exec.argv[i]);
+        break;
+    }
+    printf("  every %s, timeout %s, rise %u, fall %u\n", dur(p->interval_ms, a, sizeof(a)),
+           dur(p->timeout_ms, b, sizeof(b)), p->rise, p->fall);
+}
+
+static void print_probe_list(const struct fl_experiment *e, const size_t *idx, size_t n)
+{
+    if (n == 0)
+        printf(" (none)");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%s", i ? ", " : " ", e->probes[idx[i]].name);
+}
+
+static void print_fault(const struct fl_experiment *e, const struct fl_fault *f)
+{
+    char a[32], b[32];
+    const struct fl_target *t = &f->target;
+    printf("  %-20s %-14s on ", f->name, fl_faultspec_kind(f->spec));
+    if (t->by_tags) {
+        if (t->count < t->n_hosts)
+            printf("%zu of ", t->count);
+        printf("tags");
+        for (size_t i = 0; i < t->n_tags; i++)
+            printf("%s%s", i ? "," : " ", t->tags[i]);
+        printf(" (");
+        for (size_t i = 0; i < t->n_hosts; i++)
+            printf("%s%s", i ? ", " : "", e->inventory.hosts[t->hosts[i]].name);
+        printf(")");
+    } else {
+        for (size_t i = 0; i < t->n_hosts; i++)
+            printf("%s%s", i ? ", " : "", e->inventory.hosts[t->hosts[i]].name);
+    }
+    printf("  from +%s to +%s\n", dur(f->start_ms, a, sizeof(a)),
+           dur(f->start_ms + f->duration_ms, b, sizeof(b)));
+}
+
+static void print_summary(const struct fl_experiment *e)
+{
+    char a[32];
+    printf("%s: experiment '%s' is valid\n", e->path, e->name);
+    if (e->description)
+        printf("  %s\n", e->description);
+
+    const struct fl_inventory *inv = &e->inventory;
+    printf("hosts (%zu, from %s%s%s):\n", inv->n_hosts, inv->path, inv->key_file ? ", key " : "",
+           inv->key_file ? inv->key_file : "");
+    for (size_t i = 0; i < inv->n_hosts; i++) {
+        const struct fl_host *h = &inv->hosts[i];
+        printf(strchr(h->address, ':') ? "  %-20s [%s]:%u" : "  %-20s %s:%u", h->name, h->address,
+               h->port);
+        for (size_t j = 0; j < h->n_tags; j++)
+            printf("%s%s", j ? "," : "  tags ", h->tags[j]);
+        putchar('\n');
+    }
+
+    printf("probes (%zu):\n", e->n_probes);
+    for (size_t i = 0; i < e->n_probes; i++)
+        print_probe(&e->probes[i]);
+    printf("steady state:");
+    print_probe_list(e, e->steady_state, e->n_steady_state);
+    putchar('\n');
+
+    printf("faults (%zu):\n", e->n_faults);
+    for (size_t i = 0; i < e->n_faults; i++)
+        print_fault(e, &e->faults[i]);
+
+    printf("abort when:");
+    if (e->n_aborts == 0)
+        printf(" (never, but each fault ends at its duration)");
+    for (size_t i = 0; i < e->n_aborts; i++) {
+        const struct fl_abort *ab = &e->aborts[i];
+        if (ab->type == FL_ABORT_MAX_DURATION)
+            printf("%s the run takes longer than %s", i ? ";" : "", dur(ab->ms, a, sizeof(a)));
+        else
+            printf("%s %s unhealthy for %s", i ? ";" : "", e->probes[ab->probe].name,
+                   dur(ab->ms, a, sizeof(a)));
+    }
+    putchar('\n');
+    printf("recovery:");
+    print_probe_list(e, e->recovery.probes, e->recovery.n_probes);
+    printf(" within %s\n", dur(e->recovery.timeout_ms, a, sizeof(a)));
+
+    printf("objectives:");
+    if (!e->objectives.has_rto && !e->objectives.has_rpo)
+        printf(" none (the report still measures recovery time)");
+    if (e->objectives.has_rto)
+        printf(" rto %s", dur(e->objectives.rto_ms, a, sizeof(a)));
+    if (e->objectives.has_rpo)
+        printf("%s rpo %s", e->objectives.has_rto ? "," : "",
+               dur(e->objectives.rpo_ms, a, sizeof(a)));
+    putchar('\n');
+}
+
+int fl_cmd_validate(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"inventory", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *inventory = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'i':
+            inventory = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return fl_cli_usage_error("validate", "unknown option");
+        }
+    }
+    if (argc - optind != 1)
+        return fl_cli_usage_error("validate", "takes one EXPERIMENT file");
+
+    char err[1024];
+    struct fl_experiment *e = NULL;
+    int rc = fl_experiment_load(argv[optind], inventory, &e, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "%s\n", err);
+        return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
+    }
+    print_summary(e);
+    fl_experiment_free(&e);
+    return 0;
+}

@@ -1,0 +1,475 @@
+/* HTTP probe: libcurl's multi interface driven by libuv.
+ *
+ * One CURLM per loop (struct multi), shared by every HTTP attempt on it,
+ * created for the first attempt and torn down when the last one is gone.
+ * As curl's docs/examples/multi-uv.c, with every error checked:
+ *
+ *   - curl's socket callback keeps one uv_poll_t per curl socket (struct
+ *     sock), started for the events curl asks, closed on CURL_POLL_REMOVE;
+ *   - curl's timer callback (re)arms one uv_timer_t; it never calls curl;
+ *   - the poll and timer callbacks call curl_multi_socket_action(), then read
+ *     finished transfers (curl_multi_info_read) and end their attempts —
+ *     always after curl has returned, never from inside one of its callbacks.
+ *
+ * An attempt is one easy handle: fresh connection (a probe measures the
+ * service, not a cached socket), no signals, no redirects, the body collected
+ * up to BODY_CAP bytes. The runner's deadline cancels it by removing the easy
+ * handle from the multi.
+ *
+ *   ADDED ──(done in info_read)──► check status/body ──► end
+ *     └──(cancel)──► remove ──► end (ignored)
+ */
+#include "controller/probes/probe.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define BODY_CAP (64u * 1024u)
+
+struct multi;
+
+struct http_attempt {
+    struct fl_probe *p;
+    struct multi *m;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct http_attempt *next_done; /* finished transfers, collected in info_read */
+    bool removed;                   /* out of the multi; on a done list, about to end */
+    CURLcode result;
+    char errbuf[CURL_ERROR_SIZE];
+    size_t body_len;
+    char body[BODY_CAP];
+};
+
+struct sock {
+    uv_poll_t poll;
+    struct multi *m;
+    curl_socket_t fd;
+    struct sock *next; /* the multi's live sockets */
+};
+
+struct multi {
+    uv_loop_t *loop;
+    CURLM *curlm;
+    uv_timer_t timer;
+    size_t n_easy;
+    struct sock *socks;
+    bool closing;
+    struct multi *next;
+};
+
+/* One per loop; single-threaded like the loops themselves. */
+static struct multi *multis;
+static bool curl_ready;
+
+/* ------------------------------------------------------------ the multi */
+
+static void attempt_finish(struct http_attempt *a);
+
+static void on_multi_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void sock_close(struct sock *s)
+{
+    for (struct sock **pp = &s->m->socks; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+/* Called when no transfer is left; m must not be used afterwards. */
+static void multi_maybe_destroy(struct multi *m)
+{
+    if (m->n_easy > 0 || m->closing)
+        return;
+    m->closing = true;
+    for (struct multi **pp = &multis; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    }
+    /* Any socket curl still watches is reported with CURL_POLL_REMOVE here. */
+    CURLMcode mc = curl_multi_cleanup(m->curlm);
+    if (mc != CURLM_OK)
+        fl_warn("http probe: curl_multi_cleanup: %s", curl_multi_strerror(mc));
+    while (m->socks != NULL) /* none with fresh connections; never leave a handle open */
+        sock_close(m->socks);
+    uv_timer_stop(&m->timer);
+    uv_close((uv_handle_t *)&m->timer, on_multi_closed);
+}
+
+static void check_multi_info(struct multi *m)
+{
+    struct http_attempt *done = NULL, **tail = &done;
+    CURLMsg *msg;
+    int pending;
+    /* Collect first, end afterwards: an owner's callback may start or cancel
+     * other transfers, which must not happen while info_read is iterating. */
+    while ((msg = curl_multi_info_read(m->curlm, &pending)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        char *priv = NULL;
+        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || priv == NULL)
+            continue;
+        struct http_attempt *a = (struct http_attempt *)priv;
+        a->result = result;
+        a->next_done = NULL;
+        *tail = a;
+        tail = &a->next_done;
+    }
+    for (struct http_attempt *a = done; a != NULL; a = a->next_done) {
+        CURLMcode mc = curl_multi_remove_handle(m->curlm, a->easy);
+        if (mc != CURLM_OK)
+            fl_warn("http probe: curl_multi_remove_handle: %s", curl_multi_strerror(mc));
+        m->n_easy--;
+        a->removed = true;
+    }
+    while (done != NULL) {
+        struct http_attempt *a = done;
+        done = a->next_done;
+        attempt_finish(a);
+    }
+    multi_maybe_destroy(m);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct sock *s = h->data;
+    struct multi *m = s->m; /* s may be closed by curl inside socket_action */
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else {
+        if (events & UV_READABLE)
+            flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE)
+            flags |= CURL_CSELECT_OUT;
+    }
+    int running;
+    CURLMcode mc = curl_multi_socket_action(m->curlm, s->fd, flags, &running);
+    if (mc != CURLM_OK)
+        fl_warn("http probe: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    check_multi_info(m);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct multi *m = t->data;
+    int running;
+    CURLMcode mc = curl_multi_socket_action(m->curlm, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (mc != CURLM_OK)
+        fl_warn("http probe: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    check_multi_info(m);
+}
+
+/* curl's CURLMOPT_TIMERFUNCTION: only arms the uv timer. */
+static int curl_timer_cb(CURLM *curlm, long timeout_ms, void *userp)
+{
+    (void)curlm;
+    struct multi *m = userp;
+    if (timeout_ms < 0) {
+        uv_timer_stop(&m->timer);
+        return 0;
+    }
+    int rc = uv_timer_start(&m->timer, on_timer, (uint64_t)timeout_ms, 0);
+    if (rc < 0) {
+        fl_warn("http probe: cannot arm curl timer: %s", uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* curl's CURLMOPT_SOCKETFUNCTION: one uv_poll_t per socket. */
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct multi *m = userp;
+    struct sock *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            curl_multi_assign(m->curlm, fd, NULL);
+            sock_close(s);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL)
+            return -1;
+        int rc = uv_poll_init_socket(m->loop, &s->poll, fd);
+        if (rc < 0) {
+            fl_warn("http probe: uv_poll_init_socket: %s", uv_strerror(rc));
+            free(s);
+            return -1;
+        }
+        s->poll.data = s;
+        s->m = m;
+        s->fd = fd;
+        s->next = m->socks;
+        m->socks = s;
+        CURLMcode mc = curl_multi_assign(m->curlm, fd, s);
+        if (mc != CURLM_OK) {
+            fl_warn("http probe: curl_multi_assign: %s", curl_multi_strerror(mc));
+            sock_close(s);
+            return -1;
+        }
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    int rc = uv_poll_start(&s->poll, events, on_poll);
+    if (rc < 0) {
+        fl_warn("http probe: uv_poll_start: %s", uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int multi_get(uv_loop_t *loop, struct multi **out)
+{
+    for (struct multi *m = multis; m != NULL; m = m->next) {
+        if (m->loop == loop) {
+            *out = m;
+            return 0;
+        }
+    }
+    if (!curl_ready) {
+        /* The programs are single-threaded; the first HTTP probe initialises curl. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return -ENOMEM;
+        curl_ready = true;
+    }
+    struct multi *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    m->loop = loop;
+    m->curlm = curl_multi_init();
+    if (m->curlm == NULL) {
+        free(m);
+        return -ENOMEM;
+    }
+    int rc = uv_timer_init(loop, &m->timer);
+    if (rc < 0) {
+        curl_multi_cleanup(m->curlm);
+        free(m);
+        return rc;
+    }
+    m->timer.data = m;
+    if (curl_multi_setopt(m->curlm, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
+        curl_multi_setopt(m->curlm, CURLMOPT_SOCKETDATA, m) != CURLM_OK ||
+        curl_multi_setopt(m->curlm, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
+        curl_multi_setopt(m->curlm, CURLMOPT_TIMERDATA, m) != CURLM_OK) {
+        curl_multi_cleanup(m->curlm);
+        uv_close((uv_handle_t *)&m->timer, on_multi_closed);
+        return -EINVAL;
+    }
+    m->next = multis;
+    multis = m;
+    *out = m;
+    return 0;
+}
+
+/* ------------------------------------------------------------ an attempt */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct http_attempt *a = userp;
+    size_t n = size * nmemb;
+    size_t room = BODY_CAP - a->body_len;
+    size_t take = n < room ? n : room;
+    memcpy(a->body + a->body_len, data, take);
+    a->body_len += take;
+    return n; /* beyond the cap: read and dropped, the transfer goes on */
+}
+
+static void attempt_free(struct http_attempt *a)
+{
+    if (a->easy != NULL)
+        curl_easy_cleanup(a->easy);
+    curl_slist_free_all(a->headers);
+    free(a);
+}
+
+static const char *connect_error(struct http_attempt *a)
+{
+    long os_errno = 0;
+    if (curl_easy_getinfo(a->easy, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0 &&
+        (a->result == CURLE_COULDNT_CONNECT || a->result == CURLE_RECV_ERROR ||
+         a->result == CURLE_SEND_ERROR))
+        return uv_strerror((int)-os_errno);
+    return a->errbuf[0] != '\0' ? a->errbuf : curl_easy_strerror(a->result);
+}
+
+static bool status_expected(const struct fl_probe_http *spec, long status)
+{
+    if (spec->n_expect_status == 0)
+        return status >= 200 && status <= 299;
+    for (size_t i = 0; i < spec->n_expect_status; i++)
+        if ((long)spec->expect_status[i] == status)
+            return true;
+    return false;
+}
+
+static void describe_expected(const struct fl_probe_http *spec, char *buf, size_t len)
+{
+    if (spec->n_expect_status == 0) {
+        snprintf(buf, len, "2xx");
+        return;
+    }
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < spec->n_expect_status && off < len; i++) {
+        int n = snprintf(buf + off, len - off, "%s%u",
+                         i == 0 ? "" : (i + 1 == spec->n_expect_status ? " or " : ", "),
+                         spec->expect_status[i]);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+static void attempt_finish(struct http_attempt *a)
+{
+    struct fl_probe *p = a->p;
+    const struct fl_probe_http *spec = &fl_probe_get_spec(p)->u.http;
+    bool ok = false;
+    char detail[160];
+    long status = 0;
+
+    if (a->result != CURLE_OK) {
+        snprintf(detail, sizeof(detail), "%.159s", connect_error(a));
+    } else if (curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
+        snprintf(detail, sizeof(detail), "no status");
+    } else if (!status_expected(spec, status)) {
+        char want[96];
+        describe_expected(spec, want, sizeof(want));
+        snprintf(detail, sizeof(detail), "status %ld, expected %s", status, want);
+    } else if (spec->body_contains != NULL && spec->body_contains[0] != '\0' &&
+               memmem(a->body, a->body_len, spec->body_contains, strlen(spec->body_contains)) ==
+                   NULL) {
+        snprintf(detail, sizeof(detail), "body lacks \"%.96s\"%s", spec->body_contains,
+                 a->body_len == BODY_CAP ? " (in its first 64 KiB)" : "");
+    } else {
+        ok = true;
+        snprintf(detail, sizeof(detail), "%ld", status);
+    }
+    attempt_free(a);
+    fl_probe_attempt_end(p, ok, "%s", detail);
+}
+
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        CURLcode c_ = curl_easy_setopt(a->easy, opt, val);                                         \
+        if (c_ != CURLE_OK) {                                                                      \
+            snprintf(err, err_len, "cannot set " #opt ": %s", curl_easy_strerror(c_));             \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static int http_start(struct fl_probe *p, void **attempt, char *err, size_t err_len)
+{
+    const struct fl_probe_http *spec = &fl_probe_get_spec(p)->u.http;
+    struct multi *m;
+    int rc = multi_get(fl_probe_loop(p), &m);
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot start libcurl: %s", fl_strerror(rc));
+        return rc;
+    }
+    struct http_attempt *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(err, err_len, "out of memory");
+        multi_maybe_destroy(m);
+        return -ENOMEM;
+    }
+    a->p = p;
+    a->m = m;
+    rc = -EINVAL;
+    a->easy = curl_easy_init();
+    if (a->easy == NULL) {
+        snprintf(err, err_len, "cannot start libcurl");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < spec->n_headers; i++) {
+        struct curl_slist *l = curl_slist_append(a->headers, spec->headers[i]);
+        if (l == NULL) {
+            snprintf(err, err_len, "out of memory");
+            rc = -ENOMEM;
+            goto fail;
+        }
+        a->headers = l;
+    }
+    SET(CURLOPT_URL, spec->url);
+    SET(CURLOPT_PRIVATE, a);
+    SET(CURLOPT_ERRORBUFFER, a->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_FRESH_CONNECT, 1L);
+    SET(CURLOPT_FORBID_REUSE, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, a);
+    SET(CURLOPT_USERAGENT, "faultline-probe");
+    if (a->headers != NULL)
+        SET(CURLOPT_HTTPHEADER, a->headers);
+    if (spec->method != NULL && strcmp(spec->method, "GET") != 0) {
+        if (strcmp(spec->method, "HEAD") == 0)
+            SET(CURLOPT_NOBODY, 1L);
+        else
+            SET(CURLOPT_CUSTOMREQUEST, spec->method);
+    }
+    CURLMcode mc = curl_multi_add_handle(m->curlm, a->easy);
+    if (mc != CURLM_OK) {
+        snprintf(err, err_len, "cannot start transfer: %s", curl_multi_strerror(mc));
+        goto fail;
+    }
+    m->n_easy++;
+    *attempt = a;
+    return 0;
+fail:
+    attempt_free(a);
+    multi_maybe_destroy(m);
+    return rc;
+}
+
+static void http_cancel(void *attempt)
+{
+    struct http_attempt *a = attempt;
+    struct multi *m = a->m;
+    if (a->removed)
+        return; /* finished already; check_multi_info ends it in a moment */
+    CURLMcode mc = curl_multi_remove_handle(m->curlm, a->easy);
+    if (mc != CURLM_OK)
+        fl_warn("http probe: curl_multi_remove_handle: %s", curl_multi_strerror(mc));
+    m->n_easy--;
+    struct fl_probe *p = a->p;
+    attempt_free(a);
+    fl_probe_attempt_end(p, false, "cancelled");
+    multi_maybe_destroy(m);
+}
+
+const struct fl_probe_kind fl_probe_kind_http = {
+    .name = "http",
+    .start = http_start,
+    .cancel = http_cancel,
+};

@@ -1,0 +1,144 @@
+/* Probes: how the controller watches the system under test from outside.
+ *
+ * A probe runs on the controller's libuv loop every `interval`, each attempt
+ * bounded by `timeout`, and reports every result (success or failure, with
+ * its time and latency) to its owner, who keeps the timeline. Nothing here
+ * blocks the loop: HTTP goes through libcurl's multi interface driven by
+ * libuv, TCP through uv_tcp_connect, exec through uv_spawn.
+ *
+ * One file per kind under controller/probes/ (http.c, tcp.c, exec.c), each
+ * with the same small table of operations (struct fl_probe_kind); health.c
+ * turns results into healthy/unhealthy with rise and fall, as load balancers
+ * count them. */
+#ifndef FL_CONTROLLER_PROBES_PROBE_H
+#define FL_CONTROLLER_PROBES_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define FL_PROBE_MAX_STATUSES 16
+#define FL_PROBE_MAX_HEADERS 16
+#define FL_PROBE_MAX_ARGV 64
+
+enum fl_probe_type {
+    FL_PROBE_HTTP,
+    FL_PROBE_TCP,
+    FL_PROBE_EXEC,
+};
+
+struct fl_probe_http {
+    char *method;                       /* default "GET" */
+    char *url;
+    char *headers[FL_PROBE_MAX_HEADERS]; /* "Name: value" */
+    size_t n_headers;
+    unsigned expect_status[FL_PROBE_MAX_STATUSES]; /* empty: any 2xx */
+    size_t n_expect_status;
+    char *body_contains;                /* NULL: body not checked */
+};
+
+struct fl_probe_tcp {
+    char *host;                         /* address or name */
+    uint16_t port;
+};
+
+struct fl_probe_exec {
+    char *argv[FL_PROBE_MAX_ARGV + 1];  /* NULL-terminated; no shell */
+    size_t argc;
+    int expect_exit;                    /* default 0 */
+};
+
+/* A probe as an experiment declares it. Strings are owned (malloc'd). */
+struct fl_probe_spec {
+    char *name;
+    enum fl_probe_type type;
+    uint64_t interval_ms;               /* default 1s */
+    uint64_t timeout_ms;                /* default 1s; also bounds each attempt */
+    unsigned rise;                      /* consecutive successes that make it healthy; default 2 */
+    unsigned fall;                      /* consecutive failures that make it unhealthy; default 3 */
+    union {
+        struct fl_probe_http http;
+        struct fl_probe_tcp tcp;
+        struct fl_probe_exec exec;
+    } u;
+};
+
+void fl_probe_spec_free(struct fl_probe_spec *spec); /* frees the strings, not spec itself */
+
+/* One attempt's outcome: the unit of every timeline. */
+struct fl_probe_result {
+    uint64_t started_ms;    /* wall clock, ms since the epoch */
+    uint64_t latency_ms;    /* until the outcome was known */
+    bool ok;
+    char detail[160];       /* "200", "connection refused", "timeout after 500ms", "exit 3" */
+};
+
+/* ------------------------------------------------------------------ running
+ *
+ * A running probe (probe.c). All calls on the loop's thread. */
+struct fl_probe;
+
+/* Called once per attempt with its result. The callback may call
+ * fl_probe_stop() on this or any other probe. */
+typedef void (*fl_probe_cb)(struct fl_probe *p, const struct fl_probe_result *r, void *arg);
+
+/* Starts spec (deep-copied; the caller keeps its own): the first attempt on
+ * the next loop iteration, then one every interval_ms; an attempt still
+ * running when the next is due makes that one skipped, never overlapped.
+ * interval_ms and timeout_ms of 0 mean the 1 s defaults. Returns 0 or a
+ * negative errno (-EINVAL for an incomplete spec, -ENOMEM); on error cb is
+ * never called and *out is untouched. */
+int fl_probe_start(uv_loop_t *loop, const struct fl_probe_spec *spec, fl_probe_cb cb, void *arg,
+                   struct fl_probe **out);
+
+/* As fl_probe_start, but one attempt only (steady-state checks). The owner
+ * still calls fl_probe_stop(), typically from cb. */
+int fl_probe_once(uv_loop_t *loop, const struct fl_probe_spec *spec, fl_probe_cb cb, void *arg,
+                  struct fl_probe **out);
+
+/* Stops the schedule and cancels the attempt in flight (its result is never
+ * reported). stopped (may be NULL) runs once every handle is closed and any
+ * child reaped; p is freed just after it and must not be used once
+ * fl_probe_stop() has been called. Calling it twice is a no-op. */
+void fl_probe_stop(struct fl_probe *p, void (*stopped)(void *arg), void *arg);
+
+const struct fl_probe_spec *fl_probe_get_spec(const struct fl_probe *p);
+
+/* Deep copy of src into dst; on error dst is left zeroed. Returns 0 or -ENOMEM. */
+int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *src);
+
+/* "http", "tcp", "exec". */
+const char *fl_probe_type_name(enum fl_probe_type type);
+
+/* ------------------------------------------------------ for the kinds only
+ *
+ * One table per kind (http.c, tcp.c, exec.c). The runner owns scheduling and
+ * the timeout; a kind only performs one attempt.
+ *
+ * start() begins an attempt and returns 0, after which the kind calls
+ * fl_probe_attempt_end() exactly once, never from inside start() itself, and
+ * only when everything the attempt held (handles, children, curl handles) has
+ * been released; or it returns a negative errno with nothing started and
+ * nothing to end, and err filled in.
+ *
+ * cancel() hurries an attempt that started: the runner has given up on it
+ * (timeout or stop). The kind releases what it holds and still calls
+ * fl_probe_attempt_end(), possibly from within cancel(); the result it passes
+ * is then ignored. */
+struct fl_probe_kind {
+    const char *name;
+    int (*start)(struct fl_probe *p, void **attempt, char *err, size_t err_len);
+    void (*cancel)(void *attempt);
+};
+
+extern const struct fl_probe_kind fl_probe_kind_http;
+extern const struct fl_probe_kind fl_probe_kind_tcp;
+extern const struct fl_probe_kind fl_probe_kind_exec;
+
+uv_loop_t *fl_probe_loop(const struct fl_probe *p);
+/* Ends the current attempt; detail is printf-style. */
+void fl_probe_attempt_end(struct fl_probe *p, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,673 @@
+/* The experiment loader: every example in experiments/ loads, and each kind of
+ * mistake is reported as FILE:LINE:COL with the exact sentence. Test files are
+ * written into a mkdtemp directory that the group teardown removes. */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "controller/experiment.h"
+#include "controller/faultspec.h"
+
+/* The examples; ctest runs from the build directory, so CMake should pass
+ * -DFL_EXPERIMENTS_DIR="${CMAKE_SOURCE_DIR}/experiments". */
+#ifndef FL_EXPERIMENTS_DIR
+#define FL_EXPERIMENTS_DIR "experiments"
+#endif
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/fl-experiment-XXXXXX");
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        unlink(path);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char sub[512];
+        snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+        remove_tree(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    remove_tree(dir);
+    return 0;
+}
+
+/* Writes text to dir/name and returns the path (static buffer per slot). */
+static const char *write_file(const char *name, const char *text)
+{
+    static char paths[4][512];
+    static int slot;
+    char *path = paths[slot++ % 4];
+    snprintf(path, 512, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+static struct fl_experiment *load_ok(const char *path, const char *inventory)
+{
+    struct fl_experiment *e = NULL;
+    char err[1024] = "";
+    int rc = fl_experiment_load(path, inventory, &e, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("%s: unexpected error %d: %s", path, rc, err);
+    assert_non_null(e);
+    return e;
+}
+
+/* text as dir/e.yaml must fail with "dir/e.yaml:" + want. */
+static void fails_with(const char *text, const char *inventory, const char *want)
+{
+    const char *path = write_file("e.yaml", text);
+    struct fl_experiment *e = (struct fl_experiment *)(uintptr_t)0x1;
+    char err[1024] = "";
+    int rc = fl_experiment_load(path, inventory, &e, err, sizeof(err));
+    char full[1024];
+    snprintf(full, sizeof(full), "%s:%s", path, want);
+    assert_int_equal(rc, -EINVAL);
+    assert_string_equal(err, full);
+    assert_ptr_equal(e, (struct fl_experiment *)(uintptr_t)0x1); /* untouched */
+}
+
+/* Lines 1-9: a valid head; each test adds from line 10 on. */
+#define HEAD                                                                                       \
+    "version: 1\n"                                                                                 \
+    "name: t\n"                                                                                    \
+    "inventory:\n"                                                                                 \
+    "  hosts:\n"                                                                                   \
+    "    web1: { address: 10.77.0.2, tags: [web, primary] }\n"                                     \
+    "    web2: { address: 10.77.0.3, tags: [web] }\n"                                              \
+    "probes:\n"                                                                                    \
+    "  - name: frontend\n"                                                                         \
+    "    http: { url: \"http://10.77.0.1/health\" }\n"
+
+#define FAULT                                                                                      \
+    "faults:\n"                                                                                    \
+    "  - name: kill-nginx\n"                                                                       \
+    "    target: { hosts: [web1] }\n"                                                              \
+    "    kill_process: { name: nginx }\n"                                                          \
+    "    duration: 30s\n"
+
+/* ------------------------------------------------------------- examples */
+
+static void examples_load(void **state)
+{
+    (void)state;
+    DIR *d = opendir(FL_EXPERIMENTS_DIR);
+    if (d == NULL)
+        fail_msg("cannot open %s (run from the source tree or define FL_EXPERIMENTS_DIR)",
+                 FL_EXPERIMENTS_DIR);
+    struct dirent *de;
+    int loaded = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".yaml") != 0)
+            continue;
+        if (strcmp(de->d_name, "hosts.yaml") == 0) /* an inventory, not an experiment */
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", FL_EXPERIMENTS_DIR, de->d_name);
+        struct fl_experiment *e = load_ok(path, NULL);
+        assert_int_equal(e->version, 1);
+        assert_true(e->n_faults > 0);
+        for (size_t i = 0; i < e->n_faults; i++) {
+            assert_int_equal(fl_faultspec_check(e->faults[i].spec, path, 0), 0);
+            assert_true(e->faults[i].target.count >= 1);
+        }
+        fl_experiment_free(&e);
+        assert_null(e);
+        loaded++;
+    }
+    closedir(d);
+    assert_true(loaded >= 5);
+}
+
+static void example_web_primary_crash(void **state)
+{
+    (void)state;
+    struct fl_experiment *e = load_ok(FL_EXPERIMENTS_DIR "/web-primary-crash.yaml", NULL);
+    assert_string_equal(e->name, "web-primary-crash");
+    assert_int_equal(e->inventory.n_hosts, 2);
+    assert_string_equal(e->inventory.hosts[0].name, "web1");
+    assert_string_equal(e->inventory.hosts[0].address, "10.77.0.2");
+    assert_int_equal(e->inventory.hosts[0].port, 7411);
+    assert_string_equal(e->inventory.key_file, FL_EXPERIMENTS_DIR "/faultline.key");
+    assert_true(e->objectives.has_rto);
+    assert_int_equal(e->objectives.rto_ms, 5000);
+    assert_false(e->objectives.has_rpo);
+    assert_int_equal(e->n_probes, 1);
+    const struct fl_probe_spec *p = &e->probes[0];
+    assert_int_equal(p->type, FL_PROBE_HTTP);
+    assert_string_equal(p->u.http.method, "GET");
+    assert_int_equal(p->u.http.n_expect_status, 1);
+    assert_int_equal(p->u.http.expect_status[0], 200);
+    assert_int_equal(p->timeout_ms, 500);
+    assert_int_equal(p->interval_ms, 100);
+    assert_int_equal(p->rise, 2);
+    assert_int_equal(p->fall, 3);
+    assert_int_equal(e->n_steady_state, 1);
+    const struct fl_fault *f = &e->faults[0];
+    assert_string_equal(f->name, "kill-nginx");
+    assert_string_equal(f->spec->name, "kill-nginx");
+    assert_int_equal(f->spec->duration_ms, 30000);
+    assert_string_equal(fl_faultspec_kind(f->spec), "kill_process");
+    assert_int_equal(f->target.n_hosts, 1);
+    assert_int_equal(f->target.hosts[0], 0);
+    assert_int_equal(e->n_aborts, 2);
+    assert_int_equal(e->aborts[0].type, FL_ABORT_UNHEALTHY);
+    assert_int_equal(e->aborts[0].ms, 20000);
+    assert_int_equal(e->aborts[1].type, FL_ABORT_MAX_DURATION);
+    assert_int_equal(e->recovery.timeout_ms, 60000);
+    fl_experiment_free(&e);
+}
+
+static void example_details(void **state)
+{
+    (void)state;
+    /* lists of peers and ports, tcp address, exec argv, ssh defaults */
+    struct fl_experiment *e = load_ok(FL_EXPERIMENTS_DIR "/db-replica-partition.yaml", NULL);
+    assert_int_equal(e->inventory.hosts[1].port, 7412);
+    assert_true(e->inventory.hosts[0].has_ssh);
+    assert_string_equal(e->inventory.hosts[0].ssh.user, "ops");
+    assert_string_equal(e->inventory.hosts[0].ssh.identity_file, "~/.ssh/faultline_ed25519");
+    assert_string_equal(e->probes[0].u.tcp.host, "10.77.0.12");
+    assert_int_equal(e->probes[0].u.tcp.port, 6432);
+    assert_int_equal(e->probes[1].u.exec.argc, 5);
+    assert_null(e->probes[1].u.exec.argv[5]);
+    Faultline__NetworkDrop *nd = e->faults[0].spec->network_drop;
+    assert_non_null(nd);
+    assert_int_equal(e->faults[0].start_ms, 5000);
+    fl_experiment_free(&e);
+
+    /* headers, tags with count, recovery defaulting to the steady state */
+    e = load_ok(FL_EXPERIMENTS_DIR "/disk-fill.yaml", NULL);
+    assert_int_equal(e->probes[0].u.http.n_headers, 2);
+    assert_string_equal(e->probes[0].u.http.headers[0], "Host: api.staging.internal");
+    assert_string_equal(e->probes[0].u.http.body_contains, "\"status\":\"ok\"");
+    assert_true(e->faults[0].target.by_tags);
+    assert_int_equal(e->faults[0].target.n_hosts, 3);
+    assert_int_equal(e->faults[0].target.count, 1);
+    assert_int_equal(e->recovery.n_probes, 1);
+    assert_int_equal(e->recovery.timeout_ms, 120000);
+    fl_experiment_free(&e);
+
+    /* inventory: hosts.yaml, relative to the experiment; percent rounds up */
+    e = load_ok(FL_EXPERIMENTS_DIR "/resource-squeeze.yaml", NULL);
+    assert_string_equal(e->inventory.path, FL_EXPERIMENTS_DIR "/hosts.yaml");
+    assert_int_equal(e->inventory.n_hosts, 4);
+    assert_string_equal(e->inventory.hosts[0].ssh.known_hosts, FL_EXPERIMENTS_DIR "/known_hosts");
+    assert_string_equal(e->inventory.hosts[3].ssh.user, "admin");
+    assert_int_equal(e->inventory.hosts[3].ssh.port, 22);
+    assert_int_equal(e->faults[0].target.count, 2);
+    fl_experiment_free(&e);
+}
+
+static void minimal_defaults(void **state)
+{
+    (void)state;
+    struct fl_experiment *e = load_ok(write_file("e.yaml", HEAD FAULT), NULL);
+    assert_null(e->description);
+    assert_null(e->inventory.key_file);
+    assert_false(e->inventory.hosts[0].has_ssh);
+    assert_int_equal(e->probes[0].interval_ms, 1000);
+    assert_int_equal(e->probes[0].timeout_ms, 1000);
+    assert_int_equal(e->n_steady_state, 0);
+    assert_int_equal(e->faults[0].start_ms, 0);
+    assert_int_equal(e->n_aborts, 0);
+    assert_int_equal(e->recovery.timeout_ms, 60000);
+    fl_experiment_free(&e);
+    fl_experiment_free(&e); /* NULL: no-op */
+    fl_experiment_free(NULL);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void unknown_key(void **state)
+{
+    (void)state;
+    fails_with(HEAD "steady_stat: [frontend]\n" FAULT, NULL,
+               "10:1: unknown key 'steady_stat'; did you mean 'steady_state'?");
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_proces: { name: nginx }\n"
+                    "    duration: 30s\n",
+               NULL, "13:5: unknown key 'kill_proces'; did you mean 'kill_process'?");
+    fails_with(HEAD FAULT "recovery: { probes: [frontend], timout: 5s }\n", NULL,
+               "15:33: unknown key 'timout'; did you mean 'timeout'?");
+}
+
+static void bad_duration(void **state)
+{
+    (void)state;
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_process: { name: nginx }\n"
+                    "    duration: 30\n",
+               NULL, "14:15: expected a duration like 250ms, 5s, 2m or 1h, found '30'");
+    fails_with(HEAD FAULT "abort_when:\n  - { probe: frontend, unhealthy_for: soon }\n", NULL,
+               "16:39: expected a duration like 250ms, 5s, 2m or 1h, found 'soon'");
+}
+
+static void bad_size(void **state)
+{
+    (void)state;
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { tags: [web], percent: 150% }\n"
+                    "    cpu_stress: { load: 50% }\n"
+                    "    duration: 30s\n",
+               NULL,
+               "12:37: percentage '150%' is out of range: expected more than 0% and at most "
+               "100%");
+    /* a size as a fault parameter: faultspec's sentence, at the value */
+    const char *text = HEAD "faults:\n"
+                            "  - name: f\n"
+                            "    target: { hosts: [web1] }\n"
+                            "    memory_stress: { size: 12XB }\n"
+                            "    duration: 30s\n";
+    char want[512], msg[400];
+    Faultline__FaultSpec *spec = fl_faultspec_new("memory_stress", msg, sizeof(msg));
+    assert_non_null(spec);
+    assert_int_equal(fl_faultspec_set(spec, "size", "12XB", msg, sizeof(msg)), -EINVAL);
+    fl_faultspec_free(spec);
+    snprintf(want, sizeof(want), "13:28: %s", msg);
+    fails_with(text, NULL, want);
+}
+
+static void missing_required(void **state)
+{
+    (void)state;
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_process: { name: nginx }\n",
+               NULL, "11:5: missing required key 'duration': every fault ends by itself");
+    fails_with("version: 1\n"
+               "name: t\n"
+               "inventory:\n"
+               "  hosts:\n"
+               "    web1: { address: 10.77.0.2 }\n"
+               "probes:\n"
+               "  - name: p\n"
+               "    http: { method: GET }\n" FAULT,
+               NULL, "8:11: missing required key 'url'");
+    fails_with("version: 1\nname: t\n" FAULT, NULL,
+               "1:1: missing required key 'inventory' (or pass --inventory FILE)");
+    fails_with("", NULL,
+               "1:1: the file is empty: an experiment needs version, name, inventory and faults");
+}
+
+static void unknown_probe(void **state)
+{
+    (void)state;
+    fails_with(HEAD "steady_state: [frontnd]\n" FAULT, NULL,
+               "10:16: unknown probe 'frontnd'; did you mean 'frontend'?");
+    fails_with(HEAD FAULT "abort_when:\n  - { probe: backend, unhealthy_for: 5s }\n", NULL,
+               "16:14: unknown probe 'backend'");
+    fails_with(HEAD FAULT "recovery: { probes: [fronted] }\n", NULL,
+               "15:22: unknown probe 'fronted'; did you mean 'frontend'?");
+}
+
+static void unknown_host(void **state)
+{
+    (void)state;
+    char want[512];
+    snprintf(want, sizeof(want),
+             "12:29: unknown host 'web3': not in the inventory (%s/e.yaml); did you mean 'web1'?",
+             dir);
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1, web3] }\n"
+                    "    kill_process: { name: nginx }\n"
+                    "    duration: 30s\n",
+               NULL, want);
+}
+
+static void tag_matches_nothing(void **state)
+{
+    (void)state;
+    char want[512];
+    snprintf(want, sizeof(want),
+             "12:22: no host in the inventory (%s/e.yaml) has the tag 'primry'; did you mean "
+             "'primary'?",
+             dir);
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { tags: [primry] }\n"
+                    "    kill_process: { name: nginx }\n"
+                    "    duration: 30s\n",
+               NULL, want);
+}
+
+static void count_too_large(void **state)
+{
+    (void)state;
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { tags: [web], count: 3 }\n"
+                    "    kill_process: { name: nginx }\n"
+                    "    duration: 30s\n",
+               NULL, "12:35: count 3 is more than the 2 hosts tagged web");
+}
+
+static void duplicate_names(void **state)
+{
+    (void)state;
+    fails_with(HEAD "  - name: frontend\n"
+                    "    tcp: { host: 10.77.0.1, port: 80 }\n" FAULT,
+               NULL,
+               "10:11: duplicate probe name 'frontend' (first at line 8): names must be "
+               "unique");
+    fails_with(HEAD FAULT "  - name: kill-nginx\n"
+                          "    target: { hosts: [web2] }\n"
+                          "    kill_process: { name: nginx }\n"
+                          "    duration: 30s\n",
+               NULL,
+               "15:11: duplicate fault name 'kill-nginx' (first at line 11): names must be "
+               "unique");
+    /* hosts are a mapping: yamldoc refuses the duplicate key itself */
+    const char *path = write_file("e.yaml", "version: 1\n"
+                                            "name: t\n"
+                                            "inventory:\n"
+                                            "  hosts:\n"
+                                            "    web1: { address: 10.77.0.2 }\n"
+                                            "    web1: { address: 10.77.0.3 }\n" FAULT);
+    struct fl_experiment *e = NULL;
+    char err[1024];
+    assert_int_equal(fl_experiment_load(path, NULL, &e, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "e.yaml:6:5: "));
+    assert_null(e);
+}
+
+static void two_kinds(void **state)
+{
+    (void)state;
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_process: { name: nginx }\n"
+                    "    pause_process: { name: nginx }\n"
+                    "    duration: 30s\n",
+               NULL,
+               "14:5: fault 'f' has two kinds, kill_process and pause_process: make two "
+               "faults");
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    duration: 30s\n",
+               NULL,
+               "11:5: fault 'f' needs a kind: one of kill_process, pause_process, "
+               "network_drop, disk_fill, cpu_stress, memory_stress");
+}
+
+static void bad_fault_parameter(void **state)
+{
+    (void)state;
+    char msg[400], want[512];
+    Faultline__FaultSpec *spec = fl_faultspec_new("kill_process", msg, sizeof(msg));
+    assert_non_null(spec);
+    assert_int_equal(fl_faultspec_set(spec, "signal", "BOGUS", msg, sizeof(msg)), -EINVAL);
+    snprintf(want, sizeof(want), "15:15: %s", msg);
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_process:\n"
+                    "      name: nginx\n"
+                    "      signal: BOGUS\n"
+                    "    duration: 30s\n",
+               NULL, want);
+    /* a parameter of another kind: faultspec's sentence, at the key */
+    assert_int_equal(fl_faultspec_set(spec, "peers", "x", msg, sizeof(msg)), -EINVAL);
+    snprintf(want, sizeof(want), "13:34: %s", msg);
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_process: { name: nginx, peers: x }\n"
+                    "    duration: 30s\n",
+               NULL, want);
+    fl_faultspec_free(spec);
+    /* one list item of ports: the item's position */
+    spec = fl_faultspec_new("network_drop", msg, sizeof(msg));
+    assert_non_null(spec);
+    assert_int_equal(fl_faultspec_set(spec, "ports", "70000", msg, sizeof(msg)), -EINVAL);
+    fl_faultspec_free(spec);
+    snprintf(want, sizeof(want), "13:48: %s", msg);
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    network_drop: { protocol: tcp, ports: [80, 70000] }\n"
+                    "    duration: 30s\n",
+               NULL, want);
+    /* a check over several parameters (no selector): at the kind */
+    spec = fl_faultspec_new("kill_process", msg, sizeof(msg));
+    assert_non_null(spec);
+    spec->duration_ms = 30000;
+    assert_int_equal(fl_faultspec_check(spec, msg, sizeof(msg)), -EINVAL);
+    fl_faultspec_free(spec);
+    snprintf(want, sizeof(want), "13:5: %s", msg);
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_process: { signal: TERM }\n"
+                    "    duration: 30s\n",
+               NULL, want);
+}
+
+static void version_two(void **state)
+{
+    (void)state;
+    fails_with("version: 2\nname: t\n", NULL,
+               "1:10: unsupported version 2: this faultline reads version 1");
+}
+
+static void ssh_probe_refused(void **state)
+{
+    (void)state;
+    fails_with(HEAD "  - name: disk\n"
+                    "    ssh: { host: web1, argv: [df] }\n" FAULT,
+               NULL,
+               "11:5: ssh probes are not supported yet: use an exec probe (argv: [ssh, "
+               "...]) or an http or tcp probe");
+}
+
+static void past_max_duration(void **state)
+{
+    (void)state;
+    fails_with(HEAD "faults:\n"
+                    "  - name: f\n"
+                    "    target: { hosts: [web1] }\n"
+                    "    kill_process: { name: nginx }\n"
+                    "    start: 1m\n"
+                    "    duration: 30s\n"
+                    "abort_when:\n"
+                    "  - { max_duration: 80s }\n",
+               NULL,
+               "15:15: fault 'f' runs past max_duration 1m20s (line 17): it starts at "
+               "1m0s and lasts 30s");
+}
+
+static void inventory_option_wins(void **state)
+{
+    (void)state;
+    const char *inv = write_file("other.yaml", "key_file: other.key\n"
+                                               "hosts:\n"
+                                               "  db1: { address: 10.77.0.10, tags: [db] }\n");
+    char inv_path[512];
+    snprintf(inv_path, sizeof(inv_path), "%s", inv);
+    const char *text = HEAD "faults:\n"
+                            "  - name: f\n"
+                            "    target: { tags: [db] }\n"
+                            "    kill_process: { name: postgres }\n"
+                            "    duration: 30s\n";
+    /* without --inventory: the inline hosts, which have no db tag */
+    char want[1024];
+    snprintf(want, sizeof(want), "12:22: no host in the inventory (%s/e.yaml) has the tag 'db'",
+             dir);
+    fails_with(text, NULL, want);
+    /* with it: its hosts, and its key_file next to it */
+    struct fl_experiment *e = load_ok(write_file("e.yaml", text), inv_path);
+    assert_string_equal(e->inventory.path, inv_path);
+    assert_int_equal(e->inventory.n_hosts, 1);
+    assert_string_equal(e->inventory.hosts[0].name, "db1");
+    char key[512];
+    snprintf(key, sizeof(key), "%s/other.key", dir);
+    assert_string_equal(e->inventory.key_file, key);
+    fl_experiment_free(&e);
+    /* errors in it name it */
+    write_file("other.yaml", "hosts:\n  db1: { adress: 10.77.0.10 }\n");
+    e = NULL;
+    char err[1024];
+    assert_int_equal(fl_experiment_load(write_file("e.yaml", text), inv_path, &e, err, sizeof(err)),
+                     -EINVAL);
+    snprintf(want, sizeof(want), "%s:2:10: unknown key 'adress'; did you mean 'address'?",
+             inv_path);
+    assert_string_equal(err, want);
+    assert_null(e);
+}
+
+static void key_file_relative(void **state)
+{
+    (void)state;
+    char sub[512], key[512];
+    snprintf(sub, sizeof(sub), "%s/inv", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    write_file("inv/hosts.yaml", "key_file: keys/fl.key\n"
+                                 "ssh: { identity_file: id_ed25519 }\n"
+                                 "hosts:\n"
+                                 "  web1: { address: 10.77.0.2 }\n");
+    /* a string inventory: relative to the experiment, key_file relative to it */
+    struct fl_experiment *e = load_ok(write_file("e.yaml", "version: 1\n"
+                                                           "name: t\n"
+                                                           "inventory: inv/hosts.yaml\n" FAULT),
+                                      NULL);
+    snprintf(key, sizeof(key), "%s/inv/keys/fl.key", dir);
+    assert_string_equal(e->inventory.key_file, key);
+    snprintf(key, sizeof(key), "%s/inv/id_ed25519", dir);
+    assert_string_equal(e->inventory.hosts[0].ssh.identity_file, key);
+    fl_experiment_free(&e);
+    /* inline: relative to the experiment; absolute kept */
+    e = load_ok(write_file("e.yaml", "version: 1\n"
+                                     "name: t\n"
+                                     "inventory:\n"
+                                     "  key_file: fl.key\n"
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                NULL);
+    snprintf(key, sizeof(key), "%s/fl.key", dir);
+    assert_string_equal(e->inventory.key_file, key);
+    fl_experiment_free(&e);
+    e = load_ok(write_file("e.yaml", "version: 1\n"
+                                     "name: t\n"
+                                     "inventory:\n"
+                                     "  key_file: /etc/faultline/fl.key\n"
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                NULL);
+    assert_string_equal(e->inventory.key_file, "/etc/faultline/fl.key");
+    fl_experiment_free(&e);
+}
+
+static void probe_and_host_values(void **state)
+{
+    (void)state;
+    fails_with("version: 1\n"
+               "name: t\n"
+               "inventory:\n"
+               "  hosts:\n"
+               "    web1: { address: \"10.77.0.2:7000\", port: 7001 }\n" FAULT,
+               NULL, "5:46: the port is given twice: in the address and here; keep one");
+    fails_with(HEAD "  - name: db\n"
+                    "    tcp: { address: 10.77.0.5 }\n" FAULT,
+               NULL, "11:21: expected HOST:PORT, such as 10.77.0.5:5432 or [fd00::5]:5432");
+    fails_with(HEAD "  - name: x\n"
+                    "    exec: { argv: \"pg_isready -h db\" }\n" FAULT,
+               NULL, "11:19: argv is a list, run without a shell: [pg_isready, -h, 10.77.0.5]");
+    fails_with(HEAD "  - name: x\n"
+                    "    tcp: { address: \"10.77.0.5:1\", timeout: 1s }\n"
+                    "    timeout: 2s\n" FAULT,
+               NULL, "11:45: timeout is already set for this probe (line 12); keep one");
+    struct fl_experiment *e =
+        load_ok(write_file("e.yaml", "version: 1\n"
+                                     "name: t\n"
+                                     "inventory:\n"
+                                     "  hosts:\n"
+                                     "    web1: { address: \"[fd00::2]:7000\" }\n"
+                                     "probes:\n"
+                                     "  - name: x\n"
+                                     "    tcp: { address: \"[fd00::5]:22\" }\n" FAULT),
+                NULL);
+    assert_string_equal(e->inventory.hosts[0].address, "fd00::2");
+    assert_int_equal(e->inventory.hosts[0].port, 7000);
+    assert_string_equal(e->probes[0].u.tcp.host, "fd00::5");
+    assert_int_equal(e->probes[0].u.tcp.port, 22);
+    fl_experiment_free(&e);
+}
+
+static void unreadable_file(void **state)
+{
+    (void)state;
+    struct fl_experiment *e = NULL;
+    char err[1024] = "";
+    char path[512];
+    snprintf(path, sizeof(path), "%s/missing.yaml", dir);
+    assert_true(fl_experiment_load(path, NULL, &e, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "missing.yaml"));
+    assert_null(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(examples_load),
+        cmocka_unit_test(example_web_primary_crash),
+        cmocka_unit_test(example_details),
+        cmocka_unit_test(minimal_defaults),
+        cmocka_unit_test(unknown_key),
+        cmocka_unit_test(bad_duration),
+        cmocka_unit_test(bad_size),
+        cmocka_unit_test(missing_required),
+        cmocka_unit_test(unknown_probe),
+        cmocka_unit_test(unknown_host),
+        cmocka_unit_test(tag_matches_nothing),
+        cmocka_unit_test(count_too_large),
+        cmocka_unit_test(duplicate_names),
+        cmocka_unit_test(two_kinds),
+        cmocka_unit_test(bad_fault_parameter),
+        cmocka_unit_test(version_two),
+        cmocka_unit_test(ssh_probe_refused),
+        cmocka_unit_test(past_max_duration),
+        cmocka_unit_test(inventory_option_wins),
+        cmocka_unit_test(key_file_relative),
+        cmocka_unit_test(probe_and_host_values),
+        cmocka_unit_test(unreadable_file),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
