@@ -14,6 +14,8 @@
  * characters. */
 #include "common/yamldoc.h"
 
+#include "common/suggest.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -600,38 +602,9 @@ const struct fl_yaml_node *fl_yaml_get(const struct fl_yaml_node *map, const cha
     return NULL;
 }
 
-/* Edit distance with transpositions (optimal string alignment), or a large
- * number for strings too long to be worth a suggestion. */
-#define DIST_MAX_LEN 64
-
 static size_t distance(const char *a, size_t la, const char *b, size_t lb)
 {
-    if (la > DIST_MAX_LEN || lb > DIST_MAX_LEN)
-        return SIZE_MAX;
-    size_t rows[3][DIST_MAX_LEN + 1];
-    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t d = prev[j] + 1;
-            if (cur[j - 1] + 1 < d)
-                d = cur[j - 1] + 1;
-            if (prev[j - 1] + cost < d)
-                d = prev[j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                prev2[j - 2] + 1 < d)
-                d = prev2[j - 2] + 1;
-            cur[j] = d;
-        }
-        size_t *t = prev2;
-        prev2 = prev;
-        prev = cur;
-        cur = t;
-    }
-    return prev[lb];
+    return fl_edit_distance(a, la, b, lb, false);
 }
 
 int fl_yaml_check_keys(const struct fl_yaml_node *map, const char *const *known, char *err,

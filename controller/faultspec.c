@@ -24,6 +24,8 @@
  * name the input begins. */
 #include "controller/faultspec.h"
 
+#include "common/suggest.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -112,40 +114,10 @@ static void join(const char *const *names, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- suggestions */
 
-#define SUGGEST_MAX 64
 
-/* Optimal string alignment distance, ignoring case; SIZE_MAX when either is
- * too long to bother with. */
 static size_t distance(const char *a, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > SUGGEST_MAX || lb > SUGGEST_MAX)
-        return SIZE_MAX;
-    size_t rows[3][SUGGEST_MAX + 1];
-    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        int ca = tolower((unsigned char)a[i - 1]);
-        for (size_t j = 1; j <= lb; j++) {
-            int cb = tolower((unsigned char)b[j - 1]);
-            size_t best = prev[j - 1] + (ca == cb ? 0 : 1);
-            if (prev[j] + 1 < best)
-                best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < best)
-                best = prev2[j - 2] + 1;
-            cur[j] = best;
-        }
-        size_t *t = prev2;
-        prev2 = prev;
-        prev = cur;
-        cur = t;
-    }
-    return prev[lb];
+    return fl_edit_distance(a, strlen(a), b, strlen(b), true);
 }
 
 /* The known name closest to input, or NULL when none is close: one edit

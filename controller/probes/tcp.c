@@ -1,8 +1,10 @@
 /* TCP probe: can a connection be opened to host:port?
  *
  * One attempt: uv_getaddrinfo (libuv's thread pool, so a slow resolver never
- * blocks the loop), then uv_tcp_connect to the first address; success as soon
- * as the handshake completes, and the connection is closed at once.
+ * blocks the loop), then uv_tcp_connect to each address in turn until one
+ * connects ("localhost" may give ::1 first to a service on 127.0.0.1 only);
+ * success as soon as the handshake completes, and the connection is closed
+ * at once.
  *
  *   RESOLVING ──► CONNECTING ──► CLOSING ──► end (in the close callback)
  *       │ error/cancel               ▲
@@ -33,14 +35,29 @@ struct tcp_attempt {
     uv_getaddrinfo_t gai;
     uv_tcp_t tcp;
     uv_connect_t connect;
+    struct addrinfo *addrs;   /* every address the name resolved to */
+    struct addrinfo *cur;     /* the one being tried */
+    bool retry;               /* the handle is closing to try cur->ai_next */
     bool ok;
     char detail[128];
 };
 
+static void connect_current(struct tcp_attempt *a);
+
 static void on_closed(uv_handle_t *h)
 {
     struct tcp_attempt *a = h->data;
+    if (a->retry && !a->cancelled) {
+        /* "localhost" may resolve to ::1 first while the service listens on
+         * 127.0.0.1 only: the next address gets its turn */
+        a->retry = false;
+        a->cur = a->cur->ai_next;
+        a->state = CONNECTING;
+        connect_current(a);
+        return;
+    }
     struct fl_probe *p = a->p;
+    uv_freeaddrinfo(a->addrs);
     bool ok = a->ok;
     char detail[sizeof(a->detail)];
     memcpy(detail, a->detail, sizeof(detail));
@@ -66,7 +83,31 @@ static void on_connect(uv_connect_t *req, int status)
     struct tcp_attempt *a = req->data;
     if (status == UV_ECANCELED || a->state == CLOSING)
         return; /* closing; on_closed ends the attempt */
+    if (status < 0 && a->cur->ai_next != NULL && !a->cancelled) {
+        a->retry = true;
+        a->state = CLOSING;
+        snprintf(a->detail, sizeof(a->detail), "%s", uv_strerror(status));
+        uv_close((uv_handle_t *)&a->tcp, on_closed);
+        return;
+    }
     finish(a, status == 0, status);
+}
+
+static void connect_current(struct tcp_attempt *a)
+{
+    int rc = uv_tcp_init(fl_probe_loop(a->p), &a->tcp);
+    if (rc < 0) {
+        struct fl_probe *p = a->p;
+        uv_freeaddrinfo(a->addrs);
+        free(a);
+        fl_probe_attempt_end(p, false, "cannot create socket: %s", uv_strerror(rc));
+        return;
+    }
+    a->tcp.data = a;
+    a->connect.data = a;
+    rc = uv_tcp_connect(&a->connect, &a->tcp, a->cur->ai_addr, on_connect);
+    if (rc < 0)
+        finish(a, false, rc);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -85,20 +126,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         fl_probe_attempt_end(p, false, "%s", detail);
         return;
     }
-    int rc = uv_tcp_init(fl_probe_loop(p), &a->tcp);
-    if (rc < 0) {
-        uv_freeaddrinfo(res);
-        free(a);
-        fl_probe_attempt_end(p, false, "cannot create socket: %s", uv_strerror(rc));
-        return;
-    }
-    a->tcp.data = a;
-    a->connect.data = a;
+    a->addrs = a->cur = res;
     a->state = CONNECTING;
-    rc = uv_tcp_connect(&a->connect, &a->tcp, res->ai_addr, on_connect);
-    uv_freeaddrinfo(res);
-    if (rc < 0)
-        finish(a, false, rc);
+    connect_current(a);
 }
 
 static int tcp_start(struct fl_probe *p, void **attempt, char *err, size_t err_len)
