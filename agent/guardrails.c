@@ -69,28 +69,29 @@ int fl_guard_check_text(const char *text, const char *what, char *err, size_t er
     return 0;
 }
 
-int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size_t errlen)
+enum fl_guard_pid fl_guard_classify_pid(const struct fl_guardrails *g, pid_t pid, char *err,
+                                        size_t errlen)
 {
     if (pid <= 1) {
         snprintf(err, errlen, "guardrail: PID %d is never a target", (int)pid);
-        return -EPERM;
+        return FL_GUARD_NEVER;
     }
     if (pid == g->agent_pid || pid == getpid()) {
         snprintf(err, errlen, "guardrail: PID %d is this agent", (int)pid);
-        return -EPERM;
+        return FL_GUARD_NEVER;
     }
     if (g->guardian_pid > 0 && pid == g->guardian_pid) {
         snprintf(err, errlen, "guardrail: PID %d is this agent's guardian", (int)pid);
-        return -EPERM;
+        return FL_GUARD_NEVER;
     }
     struct fl_procstat st;
     if (fl_procstat_read(pid, &st) < 0) {
         snprintf(err, errlen, "no process with PID %d", (int)pid);
-        return -ESRCH;
+        return FL_GUARD_GONE;
     }
     if ((st.flags & PF_KTHREAD) != 0 || pid == 2 || st.ppid == 2) {
         snprintf(err, errlen, "guardrail: PID %d (%s) is a kernel thread", (int)pid, st.comm);
-        return -EPERM;
+        return FL_GUARD_NEVER;
     }
     for (size_t i = 0; i < g->n_protected_names; i++) {
         if (strcmp(st.comm, g->protected_names[i]) == 0) {
@@ -98,7 +99,7 @@ int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size
                      "guardrail: %s[%d] is a protected process (protected_processes in the "
                      "agent's config)",
                      st.comm, (int)pid);
-            return -EPERM;
+            return FL_GUARD_PROTECTED;
         }
     }
     /* the agent's ancestors: its supervisor, its shell, init */
@@ -106,14 +107,28 @@ int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size
     for (int depth = 0; a > 1 && depth < 64; depth++) {
         if (a == pid) {
             snprintf(err, errlen, "guardrail: %s[%d] is a parent of this agent", st.comm, (int)pid);
-            return -EPERM;
+            return FL_GUARD_NEVER;
         }
         struct fl_procstat up;
         if (fl_procstat_read(a, &up) < 0)
             break;
         a = up.ppid;
     }
-    return 0;
+    return FL_GUARD_OK;
+}
+
+int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size_t errlen)
+{
+    switch (fl_guard_classify_pid(g, pid, err, errlen)) {
+    case FL_GUARD_OK:
+        return 0;
+    case FL_GUARD_GONE:
+        return -ESRCH;
+    case FL_GUARD_NEVER:
+    case FL_GUARD_PROTECTED:
+        break;
+    }
+    return -EPERM;
 }
 
 static int is_under(const char *path, const char *dir)

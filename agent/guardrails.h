@@ -40,8 +40,19 @@ void fl_guardrails_free(struct fl_guardrails *g);
  * bytes, or holding control characters. what names the field ("name"). */
 int fl_guard_check_text(const char *text, const char *what, char *err, size_t errlen);
 
-/* May this process be signalled? Refuses PID 1, the agent, its guardian, the
- * agent's ancestors, kernel threads, and protected names. */
+/* What the guardrails say of a process; err says why when it is not OK. */
+enum fl_guard_pid {
+    FL_GUARD_OK,
+    FL_GUARD_GONE,      /* no such process */
+    FL_GUARD_NEVER,     /* PID 1, the agent, its guardian or ancestors, a kernel thread */
+    FL_GUARD_PROTECTED, /* a protected name */
+};
+enum fl_guard_pid fl_guard_classify_pid(const struct fl_guardrails *g, pid_t pid, char *err,
+                                        size_t errlen);
+
+/* May this process be signalled? 0, -ESRCH when gone, -EPERM for PID 1, the
+ * agent, its guardian, the agent's ancestors, kernel threads and protected
+ * names. */
 int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size_t errlen);
 
 /* May disk_fill write under this path? It must be absolute, resolve (no

@@ -10,6 +10,7 @@
 #include "agent/journal.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/pbutil.h"
 #include "common/units.h"
 
 #define ENDED_KEPT 64           /* ended faults remembered for listings */
@@ -720,7 +721,7 @@ size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_rec
 void fl_record_describe(const struct fl_record *r, Faultline__Fault *out)
 {
     faultline__fault__init(out);
-    out->id = (char *)(uintptr_t)r->f.id;
+    out->id = fl_pb_str(r->f.id);
     out->spec = r->f.spec;
     out->detached = r->detached;
     out->applied_at_ms = r->applied_at_ms;
@@ -747,7 +748,7 @@ void fl_record_describe(const struct fl_record *r, Faultline__Fault *out)
     }
     /* apply writes detail and pids on a pool thread: read them only when idle */
     if (!r->busy) {
-        out->detail = (char *)(uintptr_t)(r->failed ? r->error : r->f.detail);
+        out->detail = fl_pb_str(r->failed ? r->error : r->f.detail);
         out->n_pids = r->f.n_pids;
         out->pids = (int32_t *)(uintptr_t)r->f.pids;
     }

@@ -27,7 +27,6 @@ struct fl_server {
     uv_tcp_t listener;
     const struct fl_agent_config *config;
     struct fl_session *sessions;      /* doubly linked, newest first */
-    unsigned n_sessions;
     uint64_t next_session_id;
     uint64_t started_mono_ms;
     char hostname[256];

@@ -61,7 +61,6 @@ void fl_session_accept(struct fl_server *srv)
     if (srv->sessions)
         srv->sessions->prev = s;
     srv->sessions = s;
-    srv->n_sessions++;
 
     int rc = uv_accept((uv_stream_t *)&srv->listener, fl_conn_stream(s->conn));
     if (rc == 0)
@@ -110,7 +109,6 @@ static void on_ready(struct fl_conn *c, const Faultline__Welcome *unused)
     struct fl_server *srv = s->server;
     (void)unused;
     s->authenticated = true;
-    s->last_heartbeat_mono_ms = fl_mono_ms();
     fl_info("session %llu: controller %s authenticated", (unsigned long long)s->id,
             fl_conn_peer(c));
 
@@ -167,20 +165,29 @@ static struct fl_session *pending_take(struct pending_reply *p)
 
 #define MAX_LISTED 256
 
-static void send_fault_list(struct fl_session *s, uint64_t id, Faultline__Envelope__MsgCase kind,
-                            const struct fl_record *const *recs, size_t n)
+/* The records as Fault messages, in one allocation: n pointers, then the n
+ * messages they point to (whose strings point into the records). NULL when
+ * out of memory. */
+static Faultline__Fault **describe_all(const struct fl_record *const *recs, size_t n)
 {
-    Faultline__Fault *faults = calloc(n ? n : 1, sizeof(*faults));
-    Faultline__Fault **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    if (faults == NULL || ptrs == NULL) {
-        free(faults);
-        free(ptrs);
-        reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
-        return;
-    }
+    Faultline__Fault **ptrs = malloc((n ? n : 1) * (sizeof(*ptrs) + sizeof(Faultline__Fault)));
+    if (ptrs == NULL)
+        return NULL;
+    Faultline__Fault *faults = (Faultline__Fault *)(ptrs + n);
     for (size_t i = 0; i < n; i++) {
         fl_record_describe(recs[i], &faults[i]);
         ptrs[i] = &faults[i];
+    }
+    return ptrs;
+}
+
+static void send_fault_list(struct fl_session *s, uint64_t id, Faultline__Envelope__MsgCase kind,
+                            const struct fl_record *const *recs, size_t n)
+{
+    Faultline__Fault **ptrs = describe_all(recs, n);
+    if (ptrs == NULL) {
+        reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+        return;
     }
     Faultline__FaultList list = FAULTLINE__FAULT_LIST__INIT;
     list.n_faults = n;
@@ -201,7 +208,6 @@ static void send_fault_list(struct fl_session *s, uint64_t id, Faultline__Envelo
     }
     send_or_close(s, &env);
     free(ptrs);
-    free(faults);
 }
 
 static void handle_status(struct fl_session *s, uint64_t id)
@@ -209,11 +215,10 @@ static void handle_status(struct fl_session *s, uint64_t id)
     struct fl_server *srv = s->server;
     const struct fl_record *recs[MAX_LISTED];
     size_t n = fl_registry_list(srv->registry, false, recs, MAX_LISTED);
-    Faultline__Fault faults[MAX_LISTED];
-    Faultline__Fault *ptrs[MAX_LISTED];
-    for (size_t i = 0; i < n; i++) {
-        fl_record_describe(recs[i], &faults[i]);
-        ptrs[i] = &faults[i];
+    Faultline__Fault **ptrs = describe_all(recs, n);
+    if (ptrs == NULL) {
+        reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+        return;
     }
     Faultline__Status st = FAULTLINE__STATUS__INIT;
     st.version = fl_pb_str(FL_VERSION);
@@ -228,6 +233,7 @@ static void handle_status(struct fl_session *s, uint64_t id)
     env.msg_case = FAULTLINE__ENVELOPE__MSG_STATUS;
     env.status = &st;
     send_or_close(s, &env);
+    free(ptrs);
 }
 
 static void on_injected(void *arg, const struct fl_record *rec, Faultline__ErrorCode code,
@@ -297,8 +303,7 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
         handle_status(s, id);
         break;
     case FAULTLINE__ENVELOPE__MSG_HEARTBEAT: {
-        s->last_heartbeat_mono_ms = fl_mono_ms();
-        fl_registry_heartbeat(reg, s->id);
+            fl_registry_heartbeat(reg, s->id);
         Faultline__Heartbeat ack = FAULTLINE__HEARTBEAT__INIT;
         ack.sent_at_ms = env->heartbeat->sent_at_ms;
         Faultline__Envelope out = FAULTLINE__ENVELOPE__INIT;
@@ -388,6 +393,5 @@ static void on_closed(struct fl_conn *c, int reason)
         srv->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    srv->n_sessions--;
     free(s);
 }

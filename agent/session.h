@@ -16,7 +16,6 @@ struct fl_session {
     struct fl_conn *conn;
     uint64_t id;
     bool authenticated;
-    uint64_t last_heartbeat_mono_ms;
     struct pending_reply *pending; /* replies the registry still owes */
     struct fl_session *prev;
     struct fl_session *next;

@@ -3,7 +3,10 @@
 #ifndef FL_CONTROLLER_CLI_H
 #define FL_CONTROLLER_CLI_H
 
+#include <stdint.h>
+
 #include "common/key.h"
+#include "controller/oneshot.h"
 
 /* Exit codes (DESIGN.md section 6). */
 enum {
@@ -26,6 +29,16 @@ int fl_cli_load_key(const char *explicit_path, struct fl_key *key);
 
 /* Reports a usage error for cmd on stderr; returns FL_EXIT_USAGE. */
 int fl_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --timeout DURATION: 0 with *ms set, or FL_EXIT_USAGE after saying why. */
+int fl_cli_timeout(const char *cmd, const char *arg, uint64_t *ms);
+
+/* Parses the HOST specs, loads the key, and runs one request on each agent
+ * (fl_oneshot_run). Returns 0 with *targets (n entries; the caller frees it)
+ * and *failed set, or an exit code after saying why on stderr. */
+int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_path,
+                   uint64_t timeout_ms, const struct fl_oneshot_ops *ops, void *ctx,
+                   struct fl_oneshot_target **targets, int *failed);
 
 int fl_cmd_keygen(int argc, char **argv);
 int fl_cmd_agents(int argc, char **argv);

@@ -68,9 +68,8 @@ int fl_cmd_agents(int argc, char **argv)
             key_path = optarg;
             break;
         case 't':
-            if (fl_parse_duration(optarg, &timeout_ms) < 0 || timeout_ms == 0)
-                return fl_cli_usage_error("agents", "--timeout '%s': expected a duration like 500ms or 3s",
-                                          optarg);
+            if (fl_cli_timeout("agents", optarg, &timeout_ms) != 0)
+                return FL_EXIT_USAGE;
             break;
         case 'h':
             fputs(agents_help, stdout);
@@ -82,23 +81,13 @@ int fl_cmd_agents(int argc, char **argv)
     int n = argc - optind;
     if (n <= 0)
         return fl_cli_usage_error("agents", "name at least one HOST");
-    struct fl_oneshot_target *targets = calloc((size_t)n, sizeof(*targets));
-    if (targets == NULL)
-        return FL_EXIT_ERROR;
-    const char *bad = NULL;
-    if (fl_oneshot_parse(argv + optind, n, targets, &bad) < 0) {
-        free(targets);
-        return fl_cli_usage_error("agents", "'%s' is not ADDRESS[:PORT]", bad);
-    }
-    struct fl_key key;
-    int krc = fl_cli_load_key(key_path, &key);
-    if (krc != 0) {
-        free(targets);
-        return krc;
-    }
     static const struct fl_oneshot_ops ops = {build_status, keep_status};
-    int failed = fl_oneshot_run(targets, n, &key, timeout_ms, &ops, NULL);
-    fl_key_wipe(&key);
+    struct fl_oneshot_target *targets;
+    int failed;
+    int rc = fl_cli_oneshot("agents", argv + optind, n, key_path, timeout_ms, &ops, NULL, &targets,
+                            &failed);
+    if (rc != 0)
+        return rc;
 
     printf("%-24s %-5s %-8s %-9s %-6s %s\n", "AGENT", "STATE", "VERSION", "UPTIME", "FAULTS",
            "HOST");

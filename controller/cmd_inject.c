@@ -88,8 +88,8 @@ int fl_cmd_inject(int argc, char **argv)
             duration = optarg;
             break;
         case 't':
-            if (fl_parse_duration(optarg, &timeout_ms) < 0 || timeout_ms == 0)
-                return fl_cli_usage_error("inject", "--timeout '%s': expected a duration", optarg);
+            if (fl_cli_timeout("inject", optarg, &timeout_ms) != 0)
+                return FL_EXIT_USAGE;
             break;
         case 'h':
             usage(stdout);
@@ -132,26 +132,17 @@ int fl_cmd_inject(int argc, char **argv)
         return fl_cli_usage_error("inject", "%s", err);
     }
 
-    struct fl_oneshot_target target;
-    const char *bad = NULL;
-    if (fl_oneshot_parse(&host, 1, &target, &bad) < 0) {
-        fl_faultspec_free(spec);
-        return fl_cli_usage_error("inject", "'%s' is not ADDRESS[:PORT]", bad);
-    }
-    struct fl_key key;
-    int krc = fl_cli_load_key(key_path, &key);
-    if (krc != 0) {
-        fl_faultspec_free(spec);
-        return krc;
-    }
     static const struct fl_oneshot_ops ops = {build_inject, print_injected};
-    int failed = fl_oneshot_run(&target, 1, &key, timeout_ms, &ops, spec);
-    fl_key_wipe(&key);
+    struct fl_oneshot_target *target;
+    int failed;
+    rc = fl_cli_oneshot("inject", &host, 1, key_path, timeout_ms, &ops, spec, &target, &failed);
     fl_faultspec_free(spec);
+    if (rc != 0)
+        return rc;
     if (failed) {
         fflush(stdout);
-        fprintf(stderr, "faultline inject: %s: %s\n", target.spec, target.error);
-        return FL_EXIT_ERROR;
+        fprintf(stderr, "faultline inject: %s: %s\n", target->spec, target->error);
     }
-    return 0;
+    free(target);
+    return failed ? FL_EXIT_ERROR : 0;
 }

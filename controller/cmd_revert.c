@@ -96,8 +96,8 @@ static int run(const char *cmd, const char *help, int argc, char **argv, bool ha
             key_path = optarg;
             break;
         case 't':
-            if (fl_parse_duration(optarg, &timeout_ms) < 0 || timeout_ms == 0)
-                return fl_cli_usage_error(cmd, "--timeout '%s': expected a duration", optarg);
+            if (fl_cli_timeout(cmd, optarg, &timeout_ms) != 0)
+                return FL_EXIT_USAGE;
             break;
         case 'a':
             if (halt)
@@ -122,23 +122,13 @@ static int run(const char *cmd, const char *help, int argc, char **argv, bool ha
         req.fault_id = all ? NULL : argv[optind + 1];
         n = 1;
     }
-    struct fl_oneshot_target *targets = calloc((size_t)n, sizeof(*targets));
-    if (targets == NULL)
-        return FL_EXIT_ERROR;
-    const char *bad = NULL;
-    if (fl_oneshot_parse(argv + optind, n, targets, &bad) < 0) {
-        free(targets);
-        return fl_cli_usage_error(cmd, "'%s' is not ADDRESS[:PORT]", bad);
-    }
-    struct fl_key key;
-    int krc = fl_cli_load_key(key_path, &key);
-    if (krc != 0) {
-        free(targets);
-        return krc;
-    }
     static const struct fl_oneshot_ops ops = {build_revert, print_reverted};
-    int failed = fl_oneshot_run(targets, n, &key, timeout_ms, &ops, &req);
-    fl_key_wipe(&key);
+    struct fl_oneshot_target *targets;
+    int failed;
+    int rc = fl_cli_oneshot(cmd, argv + optind, n, key_path, timeout_ms, &ops, &req, &targets,
+                            &failed);
+    if (rc != 0)
+        return rc;
     fflush(stdout);
     for (int i = 0; i < n; i++)
         if (targets[i].status != 0)

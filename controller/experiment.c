@@ -585,6 +585,31 @@ static int parse_exec(struct ctx *c, const struct fl_yaml_node *n,
     return rc;
 }
 
+/* The required name of the idx-th probe or fault (what), unique among the
+ * earlier ones, whose name nodes are in seen; copied to *out, and its node
+ * kept in seen[idx] for later duplicate messages. */
+static int unique_name(struct ctx *c, const struct fl_yaml_node *n, const char *what,
+                       const struct fl_yaml_node **seen, size_t idx, char **out)
+{
+    const struct fl_yaml_node *v = NULL;
+    const char *name;
+    char label[32];
+    snprintf(label, sizeof(label), "%s name", what);
+    int rc = required(c, n, "name", &v);
+    if (rc == 0)
+        rc = name_value(c, v, label, &name);
+    for (size_t i = 0; rc == 0 && i < idx; i++)
+        if (strcmp(seen[i]->text, name) == 0)
+            rc = fl_yaml_errorf(v, c->err, c->errlen,
+                                "duplicate %s name '%s' (first at line %u): names must be unique",
+                                what, name, seen[i]->line);
+    if (rc == 0)
+        rc = copy(c, name, out);
+    if (rc == 0)
+        seen[idx] = v;
+    return rc;
+}
+
 static int parse_probe(struct ctx *c, size_t idx, const struct fl_yaml_node *n)
 {
     static const char *const keys[] = {"name",     "http",    "tcp",  "exec", "ssh",
@@ -592,23 +617,12 @@ static int parse_probe(struct ctx *c, size_t idx, const struct fl_yaml_node *n)
     static const char *const kinds[] = {"http", "tcp", "exec", "ssh"};
     struct fl_probe_spec *p = &c->e->probes[idx];
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
-    const struct fl_yaml_node *v = NULL;
-    const char *name;
     if (rc == 0)
-        rc = required(c, n, "name", &v);
-    if (rc == 0)
-        rc = name_value(c, v, "probe name", &name);
-    for (size_t i = 0; rc == 0 && i < idx; i++)
-        if (strcmp(c->e->probes[i].name, name) == 0)
-            rc = fl_yaml_errorf(v, c->err, c->errlen,
-                                "duplicate probe name '%s' (first at line %u): names must be "
-                                "unique",
-                                name, c->probe_names[i]->line);
-    if (rc == 0)
-        rc = copy(c, name, &p->name);
+        rc = unique_name(c, n, "probe", c->probe_names, idx, &p->name);
     if (rc < 0)
         return rc;
-    c->probe_names[idx] = v;
+    const char *name = p->name;
+    const struct fl_yaml_node *v = NULL;
 
     const struct fl_yaml_node *kind = NULL, *kind_key = NULL;
     size_t kind_i = 0;
@@ -972,23 +986,12 @@ static int parse_fault(struct ctx *c, size_t idx, const struct fl_yaml_node *n)
 
     struct fl_fault *f = &c->e->faults[idx];
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
-    const struct fl_yaml_node *v = NULL;
-    const char *name;
     if (rc == 0)
-        rc = required(c, n, "name", &v);
-    if (rc == 0)
-        rc = name_value(c, v, "fault name", &name);
-    for (size_t i = 0; rc == 0 && i < idx; i++)
-        if (strcmp(c->e->faults[i].name, name) == 0)
-            rc = fl_yaml_errorf(v, c->err, c->errlen,
-                                "duplicate fault name '%s' (first at line %u): names must be "
-                                "unique",
-                                name, c->fault_names[i]->line);
-    if (rc == 0)
-        rc = copy(c, name, &f->name);
+        rc = unique_name(c, n, "fault", c->fault_names, idx, &f->name);
     if (rc < 0)
         return rc;
-    c->fault_names[idx] = v;
+    const char *name = f->name;
+    const struct fl_yaml_node *v = NULL;
 
     const struct fl_yaml_node *kind = NULL, *kind_key = NULL;
     for (size_t i = 0; i < n->n_pairs; i++) {

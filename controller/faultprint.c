@@ -1,27 +1,12 @@
 #include "controller/faultprint.h"
 
 #include "common/units.h"
+#include "controller/faultspec.h"
 
 const char *fl_fault_kind_name(const Faultline__FaultSpec *spec)
 {
-    if (spec == NULL)
-        return "?";
-    switch (spec->kind_case) {
-    case FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS:
-        return "kill_process";
-    case FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS:
-        return "pause_process";
-    case FAULTLINE__FAULT_SPEC__KIND_NETWORK_DROP:
-        return "network_drop";
-    case FAULTLINE__FAULT_SPEC__KIND_DISK_FILL:
-        return "disk_fill";
-    case FAULTLINE__FAULT_SPEC__KIND_CPU_STRESS:
-        return "cpu_stress";
-    case FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS:
-        return "memory_stress";
-    default:
-        return "?";
-    }
+    const char *name = fl_faultspec_kind(spec);
+    return name ? name : "?";
 }
 
 static const char *state_name(Faultline__FaultState s)

@@ -463,16 +463,39 @@ static int set_signal(Faultline__FaultSpec *spec, const struct param *p, const c
     return 0;
 }
 
+/* An enum written as a word, any case. */
+struct word {
+    const char *name;
+    int value;
+};
+
+/* The value of value in words (NULL-terminated), or -EINVAL with err saying
+ * what it is not. */
+static int word_value(const struct word *words, const struct param *p, const char *value,
+                      const char *what, int *out, char *err, size_t errlen)
+{
+    for (const struct word *w = words; w->name; w++) {
+        if (strcasecmp(value, w->name) == 0) {
+            *out = w->value;
+            return 0;
+        }
+    }
+    return bad_value(err, errlen, p, value, what);
+}
+
 static int set_mode(Faultline__FaultSpec *spec, const struct param *p, const char *value, char *err,
                     size_t errlen)
 {
-    if (strcasecmp(value, "once") == 0)
-        spec->kill_process->mode = FAULTLINE__KILL_MODE__KILL_MODE_ONCE;
-    else if (strcasecmp(value, "repeat") == 0)
-        spec->kill_process->mode = FAULTLINE__KILL_MODE__KILL_MODE_REPEAT;
-    else
-        return bad_value(err, errlen, p, value, "not a mode");
-    return 0;
+    static const struct word modes[] = {
+        {"once", FAULTLINE__KILL_MODE__KILL_MODE_ONCE},
+        {"repeat", FAULTLINE__KILL_MODE__KILL_MODE_REPEAT},
+        {NULL, 0},
+    };
+    int v;
+    int rc = word_value(modes, p, value, "not a mode", &v, err, errlen);
+    if (rc == 0)
+        spec->kill_process->mode = (Faultline__KillMode)v;
+    return rc;
 }
 
 /* A duration from min_ms to max_ms. */
@@ -508,46 +531,49 @@ static int set_every(Faultline__FaultSpec *spec, const struct param *p, const ch
 static int set_direction(Faultline__FaultSpec *spec, const struct param *p, const char *value,
                          char *err, size_t errlen)
 {
-    Faultline__NetworkDrop *n = spec->network_drop;
-    if (strcasecmp(value, "ingress") == 0)
-        n->direction = FAULTLINE__DIRECTION__DIRECTION_INGRESS;
-    else if (strcasecmp(value, "egress") == 0)
-        n->direction = FAULTLINE__DIRECTION__DIRECTION_EGRESS;
-    else if (strcasecmp(value, "both") == 0)
-        n->direction = FAULTLINE__DIRECTION__DIRECTION_BOTH;
-    else
-        return bad_value(err, errlen, p, value, "not a direction");
-    return 0;
+    static const struct word directions[] = {
+        {"ingress", FAULTLINE__DIRECTION__DIRECTION_INGRESS},
+        {"egress", FAULTLINE__DIRECTION__DIRECTION_EGRESS},
+        {"both", FAULTLINE__DIRECTION__DIRECTION_BOTH},
+        {NULL, 0},
+    };
+    int v;
+    int rc = word_value(directions, p, value, "not a direction", &v, err, errlen);
+    if (rc == 0)
+        spec->network_drop->direction = (Faultline__Direction)v;
+    return rc;
 }
 
 static int set_protocol(Faultline__FaultSpec *spec, const struct param *p, const char *value,
                         char *err, size_t errlen)
 {
-    Faultline__NetworkDrop *n = spec->network_drop;
-    if (strcasecmp(value, "tcp") == 0)
-        n->protocol = FAULTLINE__PROTOCOL__PROTOCOL_TCP;
-    else if (strcasecmp(value, "udp") == 0)
-        n->protocol = FAULTLINE__PROTOCOL__PROTOCOL_UDP;
-    else if (strcasecmp(value, "icmp") == 0)
-        n->protocol = FAULTLINE__PROTOCOL__PROTOCOL_ICMP;
-    else if (strcasecmp(value, "all") == 0)
-        n->protocol = FAULTLINE__PROTOCOL__PROTOCOL_ALL;
-    else
-        return bad_value(err, errlen, p, value, "not a protocol");
-    return 0;
+    static const struct word protocols[] = {
+        {"tcp", FAULTLINE__PROTOCOL__PROTOCOL_TCP},
+        {"udp", FAULTLINE__PROTOCOL__PROTOCOL_UDP},
+        {"icmp", FAULTLINE__PROTOCOL__PROTOCOL_ICMP},
+        {"all", FAULTLINE__PROTOCOL__PROTOCOL_ALL},
+        {NULL, 0},
+    };
+    int v;
+    int rc = word_value(protocols, p, value, "not a protocol", &v, err, errlen);
+    if (rc == 0)
+        spec->network_drop->protocol = (Faultline__Protocol)v;
+    return rc;
 }
 
 static int set_action(Faultline__FaultSpec *spec, const struct param *p, const char *value,
                       char *err, size_t errlen)
 {
-    Faultline__NetworkDrop *n = spec->network_drop;
-    if (strcasecmp(value, "drop") == 0)
-        n->action = FAULTLINE__DROP_ACTION__DROP_ACTION_DROP;
-    else if (strcasecmp(value, "reject") == 0)
-        n->action = FAULTLINE__DROP_ACTION__DROP_ACTION_REJECT;
-    else
-        return bad_value(err, errlen, p, value, "not an action");
-    return 0;
+    static const struct word actions[] = {
+        {"drop", FAULTLINE__DROP_ACTION__DROP_ACTION_DROP},
+        {"reject", FAULTLINE__DROP_ACTION__DROP_ACTION_REJECT},
+        {NULL, 0},
+    };
+    int v;
+    int rc = word_value(actions, p, value, "not an action", &v, err, errlen);
+    if (rc == 0)
+        spec->network_drop->action = (Faultline__DropAction)v;
+    return rc;
 }
 
 static int set_percent(Faultline__FaultSpec *spec, const struct param *p, const char *value,

@@ -1,6 +1,5 @@
 /* faultline: the controller's command line. */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,33 +28,6 @@ static void usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n`faultline COMMAND --help` describes a command.\n"
                  "Exit codes: 0 success/pass, 1 fail, 2 error/aborted, 64 usage.\n");
-}
-
-int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "faultline %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(see `faultline %s --help`)\n", cmd);
-    return FL_EXIT_USAGE;
-}
-
-int fl_cli_load_key(const char *explicit_path, struct fl_key *key)
-{
-    const char *path = explicit_path ? explicit_path : getenv("FAULTLINE_KEY");
-    if (path == NULL || *path == '\0') {
-        fprintf(stderr, "faultline: no key: pass --key FILE or set FAULTLINE_KEY "
-                        "(`faultline keygen FILE` writes one)\n");
-        return FL_EXIT_USAGE;
-    }
-    char err[512];
-    if (fl_key_load(path, key, err, sizeof(err)) < 0) {
-        fprintf(stderr, "faultline: %s\n", err);
-        return FL_EXIT_ERROR;
-    }
-    return 0;
 }
 
 int main(int argc, char **argv)

@@ -128,20 +128,15 @@ static int is_faultline(pid_t pid)
     return strncmp(base, "faultline", 9) == 0;
 }
 
-/* Never candidates: ourselves, the guardian, our ancestors, kernel threads,
- * faultline's own programs, and the dead (zombies). */
-static int silently_skipped(const struct fl_guardrails *g, pid_t pid)
+/* Never candidates of a name or pattern, skipped without a word: faultline's
+ * own programs and the dead (zombies). The guardrails add the agent, its
+ * guardian and ancestors, and kernel threads. */
+static int silently_skipped(pid_t pid)
 {
-    char err[256];
-    if (pid <= 2 || pid == getpid() || pid == g->agent_pid || pid == g->guardian_pid ||
-        is_faultline(pid))
+    if (is_faultline(pid))
         return 1;
     char st = proc_state(pid);
-    if (st == 0 || st == 'Z' || st == 'X')
-        return 1; /* dead already: a signal would do nothing */
-    int rc = fl_guard_check_pid(g, pid, err, sizeof(err));
-    return rc < 0 && (strstr(err, "kernel thread") || strstr(err, "parent of this agent") ||
-                      rc == -ESRCH);
+    return st == 0 || st == 'Z' || st == 'X'; /* dead already: a signal would do nothing */
 }
 
 static int read_pidfile(const char *path, pid_t *pid, char *err, size_t errlen)
@@ -215,13 +210,13 @@ static int resolve(const Faultline__ProcessSelector *sel, const struct fl_guardr
         pid_t pid = (pid_t)v;
         int hit = sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_NAME ? name_matches(pid, text)
                                                                        : pattern_matches(pid, text);
-        if (!hit || silently_skipped(g, pid))
+        if (!hit || silently_skipped(pid))
             continue;
-        if ((rc = fl_guard_check_pid(g, pid, err, errlen)) < 0) {
-            if (rc == -ESRCH) { /* exited while we looked */
-                rc = 0;
-                continue;
-            }
+        enum fl_guard_pid verdict = fl_guard_classify_pid(g, pid, err, errlen);
+        if (verdict == FL_GUARD_GONE || verdict == FL_GUARD_NEVER)
+            continue; /* exited while we looked, or never a candidate */
+        if (verdict == FL_GUARD_PROTECTED) {
+            rc = -EPERM; /* refuse the whole request: never narrow it silently */
             break;
         }
         if (n == MAX_TARGETS) {

@@ -360,6 +360,18 @@ static size_t journal_active(const char *state_dir)
     return (size_t)(applies - reverts);
 }
 
+/* A target process, paused by a fault injected by hand for duration. */
+static pid_t paused_target(const char *duration)
+{
+    pid_t t = start_target();
+    char pid[16], out[4096];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
+    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
+                         "--duration", duration, NULL), 0);
+    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    return t;
+}
+
 /* Ends whatever an earlier test left, so that journal counts start at 0. */
 static void halt_all(void)
 {
@@ -372,12 +384,7 @@ static void test_kill9_agent_guardian_reverts(void **state)
 {
     (void)state;
     halt_all();
-    pid_t t = start_target();
-    char pid[16], out[4096];
-    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
-    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
-                         "--duration", "5m", NULL), 0);
-    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    pid_t t = paused_target("5m");
     assert_int_equal(journal_active(agent.state_dir), 1);
 
     pid_t guardian = agent.guardian_pid;
@@ -402,12 +409,7 @@ static void test_kill9_agent_and_guardian_restart_reverts(void **state)
 {
     (void)state;
     halt_all();
-    pid_t t = start_target();
-    char pid[16], out[4096];
-    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
-    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
-                         "--duration", "5m", NULL), 0);
-    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    pid_t t = paused_target("5m");
 
     kill(agent.guardian_pid, SIGKILL);
     kill(agent.pid, SIGKILL);
@@ -430,12 +432,7 @@ static void test_sigterm_reverts(void **state)
 {
     (void)state;
     halt_all();
-    pid_t t = start_target();
-    char pid[16], out[4096];
-    snprintf(pid, sizeof(pid), "pid=%d", (int)t);
-    assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
-                         "--duration", "5m", NULL), 0);
-    assert_int_equal(wait_state(t, 'T', 1000), 'T');
+    pid_t t = paused_target("5m");
     assert_int_equal(proc_stop(agent.pid, SIGTERM, 5000), 0);
     agent.pid = 0;
     assert_int_equal(proc_state_of(t), 'S');

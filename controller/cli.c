@@ -1,0 +1,70 @@
+/* What every faultline subcommand shares: usage errors, the key lookup, the
+ * --timeout option, and one request to each of several agents. */
+#include "controller/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/units.h"
+
+int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "faultline %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see `faultline %s --help`)\n", cmd);
+    return FL_EXIT_USAGE;
+}
+
+int fl_cli_load_key(const char *explicit_path, struct fl_key *key)
+{
+    const char *path = explicit_path ? explicit_path : getenv("FAULTLINE_KEY");
+    if (path == NULL || *path == '\0') {
+        fprintf(stderr, "faultline: no key: pass --key FILE or set FAULTLINE_KEY "
+                        "(`faultline keygen FILE` writes one)\n");
+        return FL_EXIT_USAGE;
+    }
+    char err[512];
+    if (fl_key_load(path, key, err, sizeof(err)) < 0) {
+        fprintf(stderr, "faultline: %s\n", err);
+        return FL_EXIT_ERROR;
+    }
+    return 0;
+}
+
+int fl_cli_timeout(const char *cmd, const char *arg, uint64_t *ms)
+{
+    uint64_t v;
+    if (fl_parse_duration(arg, &v) < 0 || v == 0)
+        return fl_cli_usage_error(cmd, "--timeout '%s': expected a duration like 500ms or 3s",
+                                  arg);
+    *ms = v;
+    return 0;
+}
+
+int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_path,
+                   uint64_t timeout_ms, const struct fl_oneshot_ops *ops, void *ctx,
+                   struct fl_oneshot_target **targets, int *failed)
+{
+    struct fl_oneshot_target *t = calloc((size_t)n, sizeof(*t));
+    if (t == NULL)
+        return FL_EXIT_ERROR;
+    const char *bad = NULL;
+    if (fl_oneshot_parse(specs, n, t, &bad) < 0) {
+        free(t);
+        return fl_cli_usage_error(cmd, "'%s' is not ADDRESS[:PORT]", bad);
+    }
+    struct fl_key key;
+    int krc = fl_cli_load_key(key_path, &key);
+    if (krc != 0) {
+        free(t);
+        return krc;
+    }
+    *failed = fl_oneshot_run(t, n, &key, timeout_ms, ops, ctx);
+    fl_key_wipe(&key);
+    *targets = t;
+    return 0;
+}
