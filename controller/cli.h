@@ -43,6 +43,7 @@ int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_p
 int fl_cmd_keygen(int argc, char **argv);
 int fl_cmd_agents(int argc, char **argv);
 int fl_cmd_validate(int argc, char **argv);
+int fl_cmd_run(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_revert(int argc, char **argv);
 int fl_cmd_halt(int argc, char **argv);

@@ -10,6 +10,7 @@
 static const struct fl_command commands[] = {
     {"keygen", "write a new pre-shared key, mode 0600", fl_cmd_keygen},
     {"validate", "parse and check an experiment; contacts nothing", fl_cmd_validate},
+    {"run", "run an experiment: inject, observe, revert, measure recovery", fl_cmd_run},
     {"agents", "check agents: reachable? version, uptime, active faults", fl_cmd_agents},
     {"inject", "inject one fault by hand (game-day style); prints its id", fl_cmd_inject},
     {"revert", "revert one fault, or every fault of an agent", fl_cmd_revert},

@@ -1,0 +1,130 @@
+/* faultline run EXPERIMENT [--inventory F] [--report-dir D] [--dry-run]:
+ * one experiment, live progress on stdout, a summary at the end, and the
+ * reports in D. Exit status: 0 pass, 1 fail, 2 aborted or error, 64 usage or
+ * an invalid experiment. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "controller/cli.h"
+#include "controller/experiment.h"
+#include "controller/report/report.h"
+#include "controller/run.h"
+
+static const char run_help[] =
+    "usage: faultline run [--key FILE] [--inventory FILE] [--report-dir DIR] [--dry-run]\n"
+    "                     EXPERIMENT\n"
+    "\n"
+    "Runs an experiment: connects to the target agents, checks the steady state,\n"
+    "injects the faults on schedule, watches the probes, aborts on abort_when,\n"
+    "SIGINT or SIGTERM, reverts every fault, waits for recovery, and reports\n"
+    "PASS, FAIL or ABORTED with the recovery time it observed.\n"
+    "\n"
+    "options:\n"
+    "  --key FILE          pre-shared key; default $FAULTLINE_KEY, then the\n"
+    "                      inventory's key_file\n"
+    "  --inventory FILE    hosts from FILE instead of the experiment's inventory\n"
+    "  --report-dir DIR    write run.json, junit.xml there (created if missing)\n"
+    "  --dry-run           connect, check the steady state, print what would be\n"
+    "                      injected where; inject nothing\n"
+    "\n"
+    "Exit status: 0 pass, 1 fail, 2 aborted or error, 64 usage or invalid experiment.\n";
+
+int fl_cmd_run(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"inventory", required_argument, NULL, 'i'},
+        {"report-dir", required_argument, NULL, 'r'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_path = NULL, *inventory = NULL, *report_dir = NULL;
+    bool dry_run = false;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'k':
+            key_path = optarg;
+            break;
+        case 'i':
+            inventory = optarg;
+            break;
+        case 'r':
+            report_dir = optarg;
+            break;
+        case 'n':
+            dry_run = true;
+            break;
+        case 'h':
+            fputs(run_help, stdout);
+            return 0;
+        default:
+            return fl_cli_usage_error("run", "unknown option");
+        }
+    }
+    if (argc - optind != 1)
+        return fl_cli_usage_error("run", "takes one EXPERIMENT");
+
+    char err[1024];
+    struct fl_experiment *e = NULL;
+    int rc = fl_experiment_load(argv[optind], inventory, &e, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "%s\n", err);
+        return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
+    }
+    if (key_path == NULL && (getenv("FAULTLINE_KEY") == NULL || !*getenv("FAULTLINE_KEY")))
+        key_path = e->inventory.key_file;
+    struct fl_key key;
+    int krc = fl_cli_load_key(key_path, &key);
+    if (krc != 0) {
+        fl_experiment_free(&e);
+        return krc;
+    }
+    if (report_dir != NULL && mkdir(report_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "faultline run: cannot create %s: %s\n", report_dir, strerror(errno));
+        fl_key_wipe(&key);
+        fl_experiment_free(&e);
+        return FL_EXIT_ERROR;
+    }
+
+    struct fl_run_options o = {.dry_run = dry_run, .progress = stdout, .connect_timeout_ms = 5000};
+    struct fl_run_record rec;
+    rc = fl_run(e, &key, &o, &rec);
+    fl_key_wipe(&key);
+    int exit_code = FL_EXIT_ERROR;
+    if (rc < 0) {
+        fprintf(stderr, "faultline run: %s\n", fl_strerror(rc));
+    } else if (dry_run && rec.abort_reason[0] == '\0') {
+        printf("dry run: nothing was injected\n");
+        exit_code = 0;
+    } else {
+        fputc('\n', stdout);
+        fl_report_text(&rec, stdout);
+        exit_code = fl_measure_exit_code(rec.verdict);
+        if (report_dir != NULL) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/run.json", report_dir);
+            if (fl_report_json(&rec, path, err, sizeof(err)) < 0) {
+                fprintf(stderr, "faultline run: %s\n", err);
+                exit_code = FL_EXIT_ERROR;
+            }
+            snprintf(path, sizeof(path), "%s/junit.xml", report_dir);
+            if (fl_report_junit(&rec, path, err, sizeof(err)) < 0) {
+                fprintf(stderr, "faultline run: %s\n", err);
+                exit_code = FL_EXIT_ERROR;
+            }
+        }
+    }
+    if (rc == 0)
+        fl_run_record_free(&rec);
+    fl_experiment_free(&e);
+    return exit_code;
+}

@@ -1,0 +1,204 @@
+/* The end-of-run summary on the terminal: what a person reads first, so the
+ * verdict comes first, then the numbers that explain it, then every fault
+ * (a fault that could not be reverted is the loudest thing on the page: the
+ * system under test is still broken) and every probe. Times are relative to
+ * injection ("+0.40s"); the recovery time comes with its resolution, since the
+ * system recovered somewhere between the last failure and the first success
+ * of the run that counted (DESIGN.md section 6). Plain ASCII apart from "±",
+ * no terminal escapes: it also goes to logs and CI output. */
+#include "controller/report/report.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "controller/faultprint.h"
+
+/* Seconds with two decimals ("1.42 s"); whole seconds without when whole is
+ * set and ms is a whole number of seconds ("5 s"). sep goes between number
+ * and unit. */
+static const char *secs(uint64_t ms, bool whole, const char *sep, char *buf, size_t len)
+{
+    if (whole && ms % 1000u == 0) {
+        snprintf(buf, len, "%llu%ss", (unsigned long long)(ms / 1000u), sep);
+    } else {
+        uint64_t cs = (ms + 5u) / 10u; /* hundredths, rounded */
+        snprintf(buf, len, "%llu.%02llu%ss", (unsigned long long)(cs / 100u),
+                 (unsigned long long)(cs % 100u), sep);
+    }
+    return buf;
+}
+
+/* "+0.40s" relative to injection, "-1.20s" before it, "-" when t is 0. */
+static const char *rel(uint64_t t, uint64_t injected, char *buf, size_t len)
+{
+    if (t == 0 || injected == 0) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    char num[32];
+    if (t >= injected) {
+        secs(t - injected, false, "", num, sizeof(num));
+        snprintf(buf, len, "+%s", num);
+    } else {
+        secs(injected - t, false, "", num, sizeof(num));
+        snprintf(buf, len, "-%s", num);
+    }
+    return buf;
+}
+
+/* s with control characters (escapes included) as '?': details come from
+ * agents and probes, and must not drive the terminal. */
+static const char *clean(const char *s, char *buf, size_t len)
+{
+    size_t i = 0;
+    for (; s[i] != '\0' && i + 1 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+static const char *verdict_caps(enum fl_verdict v)
+{
+    switch (v) {
+    case FL_VERDICT_PASS:
+        return "PASS";
+    case FL_VERDICT_FAIL:
+        return "FAIL";
+    case FL_VERDICT_ABORTED:
+        return "ABORTED";
+    }
+    return "ERROR";
+}
+
+static void print_times(const struct fl_run_record *r, FILE *out)
+{
+    const struct fl_measurement *m = &r->m;
+    uint64_t inj = r->injected_at_ms;
+    char a[48];
+    if (inj == 0) {
+        fprintf(out, "  nothing was injected\n");
+        return;
+    }
+    char stamp[40];
+    if (fl_format_rfc3339(inj, stamp, sizeof(stamp)) < 0)
+        snprintf(stamp, sizeof(stamp), "?");
+    fprintf(out, "  injected   +0.00s  (%s)\n", stamp);
+    if (!r->measured || m->unobserved) {
+        fprintf(out, "  impact     not observed: no recovery probe result after injection\n");
+    } else if (m->no_impact) {
+        fprintf(out, "  impact     none: no probe failed\n");
+    } else {
+        fprintf(out, "  impact     %s\n", rel(m->impacted ? m->impact_at : 0, inj, a, sizeof(a)));
+        fprintf(out, "  detected   %s%s\n",
+                rel(m->detected ? m->detected_at : 0, inj, a, sizeof(a)),
+                m->detected ? "" : "  (never reached fall failures in a row)");
+        fprintf(out, "  recovered  %s%s\n",
+                rel(m->recovered ? m->recovered_at : 0, inj, a, sizeof(a)),
+                m->recovered ? "" : "  (did not recover)");
+    }
+    fprintf(out, "  reverted   %s\n", rel(r->reverted_at_ms, inj, a, sizeof(a)));
+}
+
+static void print_recovery(const struct fl_run_record *r, FILE *out)
+{
+    const struct fl_objectives *o = &r->e->objectives;
+    const struct fl_measurement *m = &r->m;
+    char t[32], res[32], obj[48];
+    if (o->has_rto)
+        snprintf(obj, sizeof(obj), "objective %s", secs(o->rto_ms, true, " ", t, sizeof(t)));
+    else
+        snprintf(obj, sizeof(obj), "no objective");
+
+    if (!r->measured || m->unobserved) {
+        fprintf(out, "recovery: not measured, %s%s\n", obj, o->has_rto ? ": NOT MEASURED" : "");
+    } else if (m->no_impact) {
+        fprintf(out, "recovery: no impact, recovery time 0 s, %s%s\n", obj,
+                o->has_rto ? ": PASS" : "");
+    } else if (m->recovered) {
+        fprintf(out, "recovered in %s (±%s), %s%s\n",
+                secs(m->recovery_time_ms, false, " ", t, sizeof(t)),
+                secs(m->resolution_ms, false, " ", res, sizeof(res)), obj,
+                !o->has_rto                        ? ""
+                : m->recovery_time_ms <= o->rto_ms ? ": PASS"
+                                                   : ": FAIL");
+        if (m->recovered_after_revert)
+            fprintf(out, "  note: recovered only after revert, not while the fault was active\n");
+    } else {
+        fprintf(out, "recovery: did not recover, %s%s\n", obj, o->has_rto ? ": FAIL" : "");
+    }
+    if (o->has_rpo)
+        fprintf(out, "rpo: not measured (no data probe), objective %s: NOT MEASURED\n",
+                secs(o->rpo_ms, true, " ", t, sizeof(t)));
+    fprintf(out, "steady state returned: %s\n", r->steady_state_returned ? "yes" : "NO");
+}
+
+static void print_faults(const struct fl_run_record *r, FILE *out)
+{
+    if (r->n_faults == 0)
+        return;
+    fprintf(out, "faults:\n");
+    char a[48], b[48];
+    for (size_t i = 0; i < r->n_faults; i++) {
+        const struct fl_run_fault *f = &r->faults[i];
+        const char *hname = f->host && f->host->name ? f->host->name : "?";
+        const char *haddr = f->host && f->host->address ? f->host->address : "?";
+        const char *kind = f->fault ? fl_fault_kind_name(f->fault->spec) : "?";
+        const char *fname = f->fault && f->fault->name ? f->fault->name : "?";
+        fprintf(out, "  %s on %s (%s): %s %s  applied %s  reverted %s  %s\n", fname, hname, haddr,
+                kind, f->id[0] ? f->id : "(no id)",
+                rel(f->applied_at_ms, r->injected_at_ms, a, sizeof(a)),
+                rel(f->reverted_at_ms, r->injected_at_ms, b, sizeof(b)),
+                f->revert_failed ? "REVERT FAILED" : f->outcome);
+        char detail[sizeof(f->detail)];
+        if (f->detail[0])
+            fprintf(out, "    %s\n", clean(f->detail, detail, sizeof(detail)));
+        if (f->revert_failed)
+            fprintf(out,
+                    "    !!! REVERT FAILED: the fault may still be active on %s. Check it with "
+                    "`faultline agents %s` and revert it with `faultline revert %s %s`.\n",
+                    hname, hname, hname, f->id[0] ? f->id : "--all");
+    }
+}
+
+static void print_probes(const struct fl_run_record *r, FILE *out)
+{
+    if (r->n_probes == 0)
+        return;
+    fprintf(out, "probes:\n");
+    for (size_t i = 0; i < r->n_probes; i++) {
+        const struct fl_run_probe *p = &r->probes[i];
+        size_t failures = 0;
+        for (size_t k = 0; k < p->n_results; k++)
+            failures += !p->results[k].ok;
+        fprintf(out, "  %s (%s): %zu results, %zu failures%s\n",
+                p->spec && p->spec->name ? p->spec->name : "?",
+                p->spec ? fl_probe_type_name(p->spec->type) : "?", p->n_results, failures,
+                p->in_recovery ? ", recovery probe" : "");
+    }
+}
+
+int fl_report_text(const struct fl_run_record *r, FILE *out)
+{
+    if (r == NULL || r->e == NULL || out == NULL)
+        return -EINVAL;
+    fprintf(out, "experiment %s: %s\n", r->e->name ? r->e->name : "?", verdict_caps(r->verdict));
+    char buf[sizeof(r->abort_reason) > sizeof(r->reason) ? sizeof(r->abort_reason)
+                                                         : sizeof(r->reason)];
+    fprintf(out, "  %s\n", r->reason[0] ? clean(r->reason, buf, sizeof(buf)) : "(no reason given)");
+    if (r->verdict == FL_VERDICT_ABORTED && r->abort_reason[0] &&
+        strstr(r->reason, r->abort_reason) == NULL)
+        fprintf(out, "  aborted: %s\n", clean(r->abort_reason, buf, sizeof(buf)));
+    print_times(r, out);
+    print_recovery(r, out);
+    print_faults(r, out);
+    print_probes(r, out);
+    if (fflush(out) != 0 || ferror(out))
+        return -EIO;
+    return 0;
+}

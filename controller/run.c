@@ -1,0 +1,706 @@
+#include "controller/run.h"
+
+#include <errno.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/pbutil.h"
+#include "common/units.h"
+#include "controller/client.h"
+#include "controller/faultprint.h"
+#include "controller/probes/health.h"
+
+#define HEARTBEAT_MS 1000
+#define REQUEST_TIMEOUT_MS 30000 /* an inject of a disk fill may take a while */
+#define TICK_MS 50
+
+struct agent {
+    struct run *run;
+    const struct fl_host *host;
+    struct fl_client *client;
+    bool ready;
+    bool gone;
+    char error[512];
+};
+
+struct probe_slot {
+    struct run *run;
+    size_t index;
+    struct fl_probe *probe;
+    struct fl_health health;
+    uint64_t unhealthy_since_ms; /* 0 unless unhealthy */
+};
+
+/* One fault on one host; rf is its entry in the record. */
+struct job {
+    struct run *run;
+    struct fl_run_fault *rf;
+    struct agent *agent;
+    uv_timer_t timer; /* the start offset, then the end of the duration */
+    bool injecting, applied, reverting, done;
+};
+
+struct run {
+    uv_loop_t loop;
+    const struct fl_experiment *e;
+    const struct fl_key *key;
+    const struct fl_run_options *o;
+    struct fl_run_record *rec;
+    enum fl_run_phase phase;
+    struct agent *agents;
+    size_t n_agents;
+    struct probe_slot *slots;
+    struct job *jobs;
+    uv_timer_t tick;      /* abort conditions, phase deadlines */
+    uv_timer_t heartbeat;
+    uv_signal_t sigint, sigterm;
+    uint64_t deadline_ms; /* of the steady state or the recovery wait */
+    bool aborting;
+    bool closing;
+    size_t probes_open;
+    uint64_t hb_id;
+};
+
+static void progress(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void progress(struct run *r, const char *fmt, ...)
+{
+    if (r->o->progress == NULL)
+        return;
+    char when[32] = "";
+    uint64_t now = fl_now_ms();
+    if (r->rec->injected_at_ms)
+        snprintf(when, sizeof(when), "%+.2fs", ((double)now - (double)r->rec->injected_at_ms) / 1000.0);
+    else
+        snprintf(when, sizeof(when), "-");
+    fprintf(r->o->progress, "[%9s] ", when);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(r->o->progress, fmt, ap);
+    va_end(ap);
+    fputc('\n', r->o->progress);
+    fflush(r->o->progress);
+}
+
+static void finish(struct run *r);
+static void start_revert(struct job *j);
+
+/* ---------------------------------------------------------------- abort */
+
+static bool all_jobs_done(const struct run *r)
+{
+    for (size_t i = 0; i < r->rec->n_faults; i++)
+        if (!r->jobs[i].done)
+            return false;
+    return true;
+}
+
+static void abort_run(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void abort_run(struct run *r, const char *fmt, ...)
+{
+    if (r->aborting || r->phase == FL_RUN_DONE)
+        return;
+    r->aborting = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->rec->abort_reason, sizeof(r->rec->abort_reason), fmt, ap);
+    va_end(ap);
+    progress(r, "ABORT: %s; reverting everything", r->rec->abort_reason);
+    for (size_t i = 0; i < r->rec->n_faults; i++) {
+        struct job *j = &r->jobs[i];
+        uv_timer_stop(&j->timer);
+        if (j->applied && !j->reverting && !j->done)
+            start_revert(j);
+        else if (!j->applied && !j->injecting && !j->done) {
+            j->done = true;
+            snprintf(j->rf->outcome, sizeof(j->rf->outcome), "not applied");
+        }
+    }
+    if (all_jobs_done(r))
+        finish(r);
+}
+
+/* ---------------------------------------------------------------- faults */
+
+static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, int status,
+                        void *arg)
+{
+    struct job *j = arg;
+    struct run *r = j->run;
+    (void)cl;
+    if (r->phase == FL_RUN_DONE)
+        return;
+    j->done = true;
+    j->rf->reverted_at_ms = fl_now_ms();
+    const Faultline__FaultList *list = reply && reply->msg_case == FAULTLINE__ENVELOPE__MSG_REVERTED
+                                           ? reply->reverted
+                                           : NULL;
+    if (list && list->n_faults == 1 &&
+        list->faults[0]->state != FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED) {
+        snprintf(j->rf->outcome, sizeof(j->rf->outcome), "%s",
+                 list->faults[0]->state == FAULTLINE__FAULT_STATE__FAULT_STATE_EXPIRED ? "expired"
+                                                                                       : "reverted");
+        progress(r, "reverted %s on %s", j->rf->fault->name, j->rf->host->name);
+    } else {
+        j->rf->revert_failed = true;
+        snprintf(j->rf->outcome, sizeof(j->rf->outcome), "REVERT FAILED");
+        const char *why = status < 0 ? fl_strerror(status)
+                          : reply && reply->msg_case == FAULTLINE__ENVELOPE__MSG_ERROR
+                              ? reply->error->message
+                              : "the agent reports the revert failed";
+        snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", why);
+        progress(r, "REVERT FAILED: %s on %s (%s): %s -- check the agent now; its lease and the "
+                    "fault's own duration will still end it",
+                 j->rf->fault->name, j->rf->host->name, j->rf->id, why);
+    }
+    if (j->rf->reverted_at_ms > r->rec->reverted_at_ms)
+        r->rec->reverted_at_ms = j->rf->reverted_at_ms;
+    if (!all_jobs_done(r))
+        return;
+    if (r->aborting) {
+        finish(r);
+        return;
+    }
+    r->phase = FL_RUN_RECOVERING;
+    r->deadline_ms = fl_mono_ms() + r->e->recovery.timeout_ms;
+    progress(r, "all faults reverted; waiting up to %llu ms for recovery",
+             (unsigned long long)r->e->recovery.timeout_ms);
+}
+
+static void start_revert(struct job *j)
+{
+    if (j->reverting || j->done)
+        return;
+    j->reverting = true;
+    uv_timer_stop(&j->timer);
+    if (j->agent->gone) {
+        j->done = true;
+        j->rf->revert_failed = true;
+        snprintf(j->rf->outcome, sizeof(j->rf->outcome), "agent lost");
+        snprintf(j->rf->detail, sizeof(j->rf->detail),
+                 "the connection to the agent was lost; its lease reverts the fault");
+        return;
+    }
+    Faultline__RevertRequest rr = FAULTLINE__REVERT_REQUEST__INIT;
+    rr.fault_id = j->rf->id;
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_REVERT;
+    env.revert = &rr;
+    int rc = fl_client_request(j->agent->client, &env, REQUEST_TIMEOUT_MS, on_reverted, j);
+    if (rc < 0)
+        on_reverted(j->agent->client, NULL, rc, j);
+}
+
+static void on_duration_end(uv_timer_t *t)
+{
+    start_revert(t->data);
+}
+
+static void on_injected(struct fl_client *cl, const Faultline__Envelope *reply, int status,
+                        void *arg)
+{
+    struct job *j = arg;
+    struct run *r = j->run;
+    (void)cl;
+    j->injecting = false;
+    if (r->phase == FL_RUN_DONE)
+        return;
+    if (status < 0 || reply->msg_case != FAULTLINE__ENVELOPE__MSG_INJECTED) {
+        const char *why = status < 0 ? fl_strerror(status)
+                          : reply->msg_case == FAULTLINE__ENVELOPE__MSG_ERROR
+                              ? reply->error->message
+                              : "unexpected reply";
+        j->done = true;
+        snprintf(j->rf->outcome, sizeof(j->rf->outcome), "apply failed");
+        snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", why);
+        if (!r->aborting)
+            abort_run(r, "could not inject %s on %s: %s", j->rf->fault->name, j->rf->host->name,
+                      why);
+        else if (all_jobs_done(r))
+            finish(r);
+        return;
+    }
+    const Faultline__Fault *f = reply->injected;
+    j->applied = true;
+    j->rf->applied_at_ms = fl_now_ms();
+    snprintf(j->rf->id, sizeof(j->rf->id), "%s", f->id);
+    snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", f->detail ? f->detail : "");
+    if (r->rec->injected_at_ms == 0 || j->rf->applied_at_ms < r->rec->injected_at_ms)
+        r->rec->injected_at_ms = j->rf->applied_at_ms;
+    progress(r, "injected %s (%s) on %s: %s", j->rf->fault->name, fl_fault_kind_name(f->spec),
+             j->rf->host->name, j->rf->detail);
+    if (r->aborting) {
+        start_revert(j);
+        return;
+    }
+    r->phase = FL_RUN_OBSERVING;
+    uv_timer_start(&j->timer, on_duration_end, j->rf->fault->duration_ms, 0);
+}
+
+static void on_fault_start(uv_timer_t *t)
+{
+    struct job *j = t->data;
+    struct run *r = j->run;
+    if (r->aborting)
+        return;
+    Faultline__InjectRequest ir = FAULTLINE__INJECT_REQUEST__INIT;
+    ir.spec = j->rf->fault->spec;
+    ir.detached = 0; /* leased: ends if this controller goes silent */
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
+    env.inject = &ir;
+    j->injecting = true;
+    j->rf->scheduled_at_ms = fl_now_ms();
+    int rc = fl_client_request(j->agent->client, &env, REQUEST_TIMEOUT_MS, on_injected, j);
+    if (rc < 0)
+        on_injected(j->agent->client, NULL, rc, j);
+}
+
+static void start_injecting(struct run *r)
+{
+    r->phase = FL_RUN_INJECTING;
+    progress(r, "steady state holds; injecting %zu fault(s)", r->rec->n_faults);
+    for (size_t i = 0; i < r->rec->n_faults; i++) {
+        struct job *j = &r->jobs[i];
+        uv_timer_start(&j->timer, on_fault_start, j->rf->fault->start_ms, 0);
+    }
+    if (r->rec->n_faults == 0)
+        abort_run(r, "the experiment injects nothing");
+}
+
+static void print_plan(struct run *r)
+{
+    progress(r, "dry run: the steady state holds; this would be injected:");
+    for (size_t i = 0; i < r->rec->n_faults; i++) {
+        const struct fl_run_fault *rf = &r->rec->faults[i];
+        char start[32], dur[32];
+        fl_format_duration(rf->fault->start_ms, start, sizeof(start));
+        fl_format_duration(rf->fault->duration_ms, dur, sizeof(dur));
+        progress(r, "  %s: %s on %s (%s:%u) at +%s for %s", rf->fault->name,
+                 fl_fault_kind_name(rf->fault->spec), rf->host->name, rf->host->address,
+                 (unsigned)rf->host->port, start, dur);
+    }
+}
+
+/* ---------------------------------------------------------------- probes */
+
+static bool all_healthy(const struct run *r, const size_t *idx, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r->slots[idx[i]].health.state != FL_HEALTH_HEALTHY)
+            return false;
+    return true;
+}
+
+static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *res, void *arg)
+{
+    struct probe_slot *s = arg;
+    struct run *r = s->run;
+    struct fl_run_probe *rp = &r->rec->probes[s->index];
+    (void)p;
+    if (rp->n_results == rp->cap) {
+        size_t cap = rp->cap ? rp->cap * 2 : 256;
+        struct fl_probe_result *grown = realloc(rp->results, cap * sizeof(*grown));
+        if (grown == NULL) {
+            abort_run(r, "out of memory keeping the timeline");
+            return;
+        }
+        rp->results = grown;
+        rp->cap = cap;
+    }
+    rp->results[rp->n_results++] = *res;
+    if (fl_health_update(&s->health, res->ok)) {
+        progress(r, "probe %s is %s (%s)", rp->spec->name, fl_health_state_name(s->health.state),
+                 res->detail);
+        s->unhealthy_since_ms = s->health.state == FL_HEALTH_UNHEALTHY ? fl_mono_ms() : 0;
+    }
+}
+
+static void on_probe_stopped(void *arg)
+{
+    struct run *r = arg;
+    r->probes_open--;
+}
+
+/* ---------------------------------------------------------------- the clock */
+
+static void on_tick(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    const struct fl_experiment *e = r->e;
+    uint64_t now = fl_mono_ms();
+    if (r->phase == FL_RUN_DONE || r->aborting)
+        return;
+
+    if (r->phase == FL_RUN_STEADY_STATE) {
+        if (all_healthy(r, e->steady_state, e->n_steady_state)) {
+            if (r->o->dry_run) {
+                print_plan(r);
+                finish(r);
+            } else {
+                start_injecting(r);
+            }
+        } else if (now >= r->deadline_ms) {
+            abort_run(r, "the steady state does not hold: nothing was injected");
+        }
+        return;
+    }
+    if (r->phase == FL_RUN_CONNECTING)
+        return;
+    /* abort_when, from injection on */
+    for (size_t i = 0; i < e->n_aborts; i++) {
+        const struct fl_abort *a = &e->aborts[i];
+        if (a->type == FL_ABORT_MAX_DURATION &&
+            fl_now_ms() - r->rec->started_at_ms > a->ms) {
+            abort_run(r, "the run took longer than max_duration %llu ms", (unsigned long long)a->ms);
+            return;
+        }
+        if (a->type == FL_ABORT_UNHEALTHY) {
+            const struct probe_slot *s = &r->slots[a->probe];
+            if (s->unhealthy_since_ms && now - s->unhealthy_since_ms >= a->ms) {
+                abort_run(r, "probe %s unhealthy for %llu ms (abort_when unhealthy_for)",
+                          r->rec->probes[a->probe].spec->name,
+                          (unsigned long long)(now - s->unhealthy_since_ms));
+                return;
+            }
+        }
+    }
+    if (r->phase == FL_RUN_RECOVERING) {
+        if (all_healthy(r, e->recovery.probes, e->recovery.n_probes)) {
+            progress(r, "recovery probes healthy");
+            finish(r);
+        } else if (now >= r->deadline_ms) {
+            progress(r, "recovery timeout: not all recovery probes are healthy");
+            finish(r);
+        }
+    }
+}
+
+static void on_heartbeat_reply(struct fl_client *cl, const Faultline__Envelope *reply, int status,
+                               void *arg)
+{
+    (void)cl;
+    (void)reply;
+    (void)arg;
+    if (status < 0 && status != -ECANCELED)
+        fl_warn("heartbeat: %s", fl_strerror(status));
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    for (size_t i = 0; i < r->n_agents; i++) {
+        struct agent *a = &r->agents[i];
+        if (!a->ready || a->gone)
+            continue;
+        Faultline__Heartbeat hb = FAULTLINE__HEARTBEAT__INIT;
+        hb.sent_at_ms = fl_now_ms();
+        Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+        env.msg_case = FAULTLINE__ENVELOPE__MSG_HEARTBEAT;
+        env.heartbeat = &hb;
+        fl_client_request(a->client, &env, HEARTBEAT_MS * 2, on_heartbeat_reply, NULL);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct run *r = h->data;
+    if (r->phase == FL_RUN_DONE)
+        return;
+    abort_run(r, "interrupted (%s)", signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---------------------------------------------------------------- agents */
+
+static void enter_steady_state(struct run *r)
+{
+    const struct fl_experiment *e = r->e;
+    r->phase = FL_RUN_STEADY_STATE;
+    /* enough for every steady-state probe to rise, with room to spare */
+    uint64_t need = 2000;
+    for (size_t i = 0; i < e->n_steady_state; i++) {
+        const struct fl_probe_spec *p = &e->probes[e->steady_state[i]];
+        uint64_t t = (uint64_t)(p->rise + p->fall + 1) * p->interval_ms + p->timeout_ms;
+        if (2 * t + 2000 > need)
+            need = 2 * t + 2000;
+    }
+    r->deadline_ms = fl_mono_ms() + need;
+    progress(r, "all %zu agent(s) ready; checking the steady state", r->n_agents);
+}
+
+static void on_agent_ready(struct fl_client *cl, const Faultline__Welcome *w)
+{
+    struct agent *a = fl_client_data(cl);
+    struct run *r = a->run;
+    a->ready = true;
+    progress(r, "agent %s (%s) ready: faultline-agent %s on %s", a->host->name,
+             fl_client_where(cl), w->version, w->hostname);
+    for (size_t i = 0; i < r->n_agents; i++)
+        if (!r->agents[i].ready)
+            return;
+    if (r->phase == FL_RUN_CONNECTING)
+        enter_steady_state(r);
+}
+
+static void on_agent_closed(struct fl_client *cl, int reason)
+{
+    struct agent *a = fl_client_data(cl);
+    struct run *r = a->run;
+    a->client = NULL;
+    a->gone = true;
+    if (r->closing)
+        return;
+    fl_client_explain(cl, reason, a->error, sizeof(a->error));
+    if (r->phase <= FL_RUN_STEADY_STATE) {
+        abort_run(r, "agent %s (%s) unreachable: %s; nothing was injected", a->host->name,
+                  fl_client_where(cl), a->error);
+        return;
+    }
+    progress(r, "LOST agent %s: %s; its lease reverts its faults", a->host->name, a->error);
+    for (size_t i = 0; i < r->rec->n_faults; i++) {
+        struct job *j = &r->jobs[i];
+        if (j->agent == a && !j->done && !j->injecting)
+            start_revert(j); /* marks it, without a request */
+    }
+    abort_run(r, "lost the connection to agent %s", a->host->name);
+}
+
+static const struct fl_client_ops agent_ops = {
+    .ready = on_agent_ready,
+    .closed = on_agent_closed,
+};
+
+/* ---------------------------------------------------------------- the end */
+
+static void finish(struct run *r)
+{
+    if (r->phase == FL_RUN_DONE)
+        return;
+    r->phase = FL_RUN_DONE;
+    r->closing = true;
+    r->rec->ended_at_ms = fl_now_ms();
+    uv_timer_stop(&r->tick);
+    uv_timer_stop(&r->heartbeat);
+    uv_close((uv_handle_t *)&r->tick, NULL);
+    uv_close((uv_handle_t *)&r->heartbeat, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    for (size_t i = 0; i < r->rec->n_faults; i++)
+        uv_close((uv_handle_t *)&r->jobs[i].timer, NULL);
+    for (size_t i = 0; i < r->rec->n_probes; i++) {
+        if (r->slots[i].probe) {
+            fl_probe_stop(r->slots[i].probe, on_probe_stopped, r);
+            r->slots[i].probe = NULL;
+        }
+    }
+    for (size_t i = 0; i < r->n_agents; i++)
+        if (r->agents[i].client)
+            fl_client_close(r->agents[i].client);
+}
+
+/* Which hosts each fault hits: all its targets, or count of them at random. */
+static int plan_faults(struct run *r)
+{
+    const struct fl_experiment *e = r->e;
+    struct fl_run_record *rec = r->rec;
+    size_t total = 0;
+    for (size_t i = 0; i < e->n_faults; i++)
+        total += e->faults[i].target.count;
+    rec->faults = calloc(total ? total : 1, sizeof(*rec->faults));
+    r->jobs = calloc(total ? total : 1, sizeof(*r->jobs));
+    r->agents = calloc(e->inventory.n_hosts ? e->inventory.n_hosts : 1, sizeof(*r->agents));
+    if (rec->faults == NULL || r->jobs == NULL || r->agents == NULL)
+        return -ENOMEM;
+    size_t *agent_of_host = calloc(e->inventory.n_hosts + 1, sizeof(*agent_of_host));
+    if (agent_of_host == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < e->n_faults; i++) {
+        const struct fl_fault *f = &e->faults[i];
+        size_t pick[256];
+        size_t n = f->target.n_hosts < 256 ? f->target.n_hosts : 256;
+        for (size_t k = 0; k < n; k++)
+            pick[k] = f->target.hosts[k];
+        /* a partial Fisher-Yates shuffle picks count of them */
+        for (size_t k = 0; k < f->target.count && k < n; k++) {
+            uint32_t rnd = 0;
+            RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+            size_t o = k + rnd % (n - k);
+            size_t tmp = pick[k];
+            pick[k] = pick[o];
+            pick[o] = tmp;
+        }
+        for (size_t k = 0; k < f->target.count && k < n; k++) {
+            size_t h = pick[k];
+            if (agent_of_host[h] == 0) {
+                struct agent *a = &r->agents[r->n_agents++];
+                a->run = r;
+                a->host = &e->inventory.hosts[h];
+                agent_of_host[h] = r->n_agents; /* index + 1 */
+            }
+            struct fl_run_fault *rf = &rec->faults[rec->n_faults];
+            struct job *j = &r->jobs[rec->n_faults];
+            rf->fault = f;
+            rf->host = &e->inventory.hosts[h];
+            snprintf(rf->outcome, sizeof(rf->outcome), "not applied");
+            j->run = r;
+            j->rf = rf;
+            j->agent = &r->agents[agent_of_host[h] - 1];
+            uv_timer_init(&r->loop, &j->timer);
+            j->timer.data = j;
+            rec->n_faults++;
+        }
+    }
+    free(agent_of_host);
+    return 0;
+}
+
+static void measure(struct run *r)
+{
+    const struct fl_experiment *e = r->e;
+    struct fl_run_record *rec = r->rec;
+    struct fl_measure_window w = {
+        .injected_at = rec->injected_at_ms,
+        .reverted_at = rec->reverted_at_ms,
+        .end_at = rec->ended_at_ms,
+    };
+    struct fl_measurement ms[64];
+    size_t n = 0;
+    for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms && n < 64; i++) {
+        struct fl_run_probe *rp = &rec->probes[e->recovery.probes[i]];
+        rp->in_recovery = true;
+        if (fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w,
+                             &rp->m) == 0) {
+            rp->measured = true;
+            ms[n++] = rp->m;
+        }
+    }
+    rec->measured = n > 0 && fl_measure_combine(ms, n, &rec->m) == 0;
+
+    rec->steady_state_returned = true;
+    for (size_t i = 0; i < e->n_steady_state; i++) {
+        struct fl_run_probe *rp = &rec->probes[e->steady_state[i]];
+        struct fl_measurement m;
+        if (!rec->injected_at_ms ||
+            fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w,
+                             &m) < 0 ||
+            !m.healthy_at_end)
+            rec->steady_state_returned = false;
+    }
+
+    struct fl_measure_objectives obj = {
+        .has_rto = e->objectives.has_rto,
+        .rto_ms = e->objectives.rto_ms,
+        .has_rpo = e->objectives.has_rpo,
+        .rpo_ms = e->objectives.rpo_ms,
+    };
+    struct fl_measurement none;
+    memset(&none, 0, sizeof(none));
+    none.unobserved = true;
+    struct fl_verdict_input in = {
+        .objectives = &obj,
+        .recovery = rec->measured ? &rec->m : &none,
+        .rpo_measured = false,
+        .steady_state_returned = rec->steady_state_returned,
+        .abort_reason = rec->abort_reason[0] ? rec->abort_reason : NULL,
+    };
+    if (fl_measure_verdict(&in, &rec->verdict, rec->reason, sizeof(rec->reason)) < 0) {
+        rec->verdict = FL_VERDICT_ABORTED;
+        snprintf(rec->reason, sizeof(rec->reason), "the measurement could not be computed");
+    }
+}
+
+int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct fl_run_options *o,
+           struct fl_run_record *rec)
+{
+    struct run *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    memset(rec, 0, sizeof(*rec));
+    rec->e = e;
+    rec->started_at_ms = fl_now_ms();
+    r->e = e;
+    r->key = key;
+    r->o = o;
+    r->rec = rec;
+    uv_loop_init(&r->loop);
+
+    int rc = plan_faults(r);
+    rec->probes = calloc(e->n_probes ? e->n_probes : 1, sizeof(*rec->probes));
+    r->slots = calloc(e->n_probes ? e->n_probes : 1, sizeof(*r->slots));
+    if (rc == 0 && (rec->probes == NULL || r->slots == NULL))
+        rc = -ENOMEM;
+    rec->n_probes = e->n_probes;
+
+    uv_timer_init(&r->loop, &r->tick);
+    uv_timer_init(&r->loop, &r->heartbeat);
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sigterm);
+    r->tick.data = r->heartbeat.data = r->sigint.data = r->sigterm.data = r;
+
+    for (size_t i = 0; rc == 0 && i < e->n_probes; i++) {
+        struct probe_slot *s = &r->slots[i];
+        rec->probes[i].spec = &e->probes[i];
+        s->run = r;
+        s->index = i;
+        fl_health_init(&s->health, e->probes[i].rise, e->probes[i].fall);
+        rc = fl_probe_start(&r->loop, &e->probes[i], on_probe_result, s, &s->probe);
+        if (rc == 0)
+            r->probes_open++;
+        else
+            s->probe = NULL;
+    }
+    progress(r, "experiment %s: %zu probe(s), %zu fault(s) on %zu agent(s)", e->name, e->n_probes,
+             rec->n_faults, r->n_agents);
+    for (size_t i = 0; rc == 0 && i < r->n_agents; i++) {
+        struct agent *a = &r->agents[i];
+        int crc = fl_client_connect(&r->loop, a->host->name, a->host->address, a->host->port, key,
+                                    o->connect_timeout_ms ? o->connect_timeout_ms : 5000,
+                                    &agent_ops, a, &a->client);
+        if (crc < 0) {
+            a->client = NULL;
+            a->gone = true;
+            snprintf(a->error, sizeof(a->error), "%s", fl_strerror(crc));
+            abort_run(r, "agent %s unreachable: %s; nothing was injected", a->host->name, a->error);
+        }
+    }
+    if (rc == 0) {
+        uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+        uv_timer_start(&r->heartbeat, on_heartbeat, HEARTBEAT_MS, HEARTBEAT_MS);
+        uv_signal_start(&r->sigint, on_signal, SIGINT);
+        uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+        r->phase = FL_RUN_CONNECTING;
+        if (r->n_agents == 0)
+            enter_steady_state(r);
+    } else {
+        snprintf(rec->abort_reason, sizeof(rec->abort_reason), "cannot start: %s",
+                 fl_strerror(rc));
+        r->aborting = true;
+    }
+    if (rc != 0 || r->aborting)
+        finish(r);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&r->loop) != 0)
+        fl_error("internal error: handles left open after the run");
+    measure(r);
+    free(r->agents);
+    free(r->jobs);
+    free(r->slots);
+    free(r);
+    return 0;
+}
+
+void fl_run_record_free(struct fl_run_record *rec)
+{
+    for (size_t i = 0; i < rec->n_probes; i++)
+        free(rec->probes[i].results);
+    free(rec->probes);
+    free(rec->faults);
+    memset(rec, 0, sizeof(*rec));
+}

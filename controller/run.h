@@ -1,0 +1,38 @@
+/* `faultline run`: one experiment, from connecting to its agents to the
+ * verdict (DESIGN.md section 5, "Phases").
+ *
+ *   connect ─► steady state ─► inject (on schedule) ─► observe ─► revert ─► recovery ─► done
+ *       │            │                    └── abort_when, SIGINT/SIGTERM, an agent lost ──┐
+ *       └─ an agent unreachable, or the steady state never healthy: ABORTED, nothing injected
+ *                                                            revert everything, ABORTED ◄─┘
+ *
+ * Everything runs on one libuv loop: agent clients (authenticated, with a
+ * heartbeat every second so that each agent's lease keeps the faults alive
+ * only while this controller is), the probes, the schedule. Every probe
+ * result is kept in the run record; the measurement is computed from it at
+ * the end (controller/measure.c). */
+#ifndef FL_CONTROLLER_RUN_H
+#define FL_CONTROLLER_RUN_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common/key.h"
+#include "controller/experiment.h"
+#include "controller/runrecord.h"
+
+struct fl_run_options {
+    bool dry_run;          /* connect, check the steady state, print the plan, inject nothing */
+    FILE *progress;        /* live progress lines; NULL for none */
+    uint64_t connect_timeout_ms;
+};
+
+/* Runs e to its end and fills rec (which the caller frees with
+ * fl_run_record_free). Returns 0 when the run happened (whatever its
+ * verdict), or a negative errno when it could not start at all. */
+int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct fl_run_options *o,
+           struct fl_run_record *rec);
+
+void fl_run_record_free(struct fl_run_record *rec);
+
+#endif
