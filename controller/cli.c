@@ -4,9 +4,13 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "common/addr.h"
 #include "common/units.h"
+#include "controller/experiment.h"
 
 int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -67,4 +71,49 @@ int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_p
     fl_key_wipe(&key);
     *targets = t;
     return 0;
+}
+
+const char *fl_cli_key_path(const char *explicit_path, const char *inventory_key_file)
+{
+    if (explicit_path != NULL)
+        return explicit_path;
+    const char *env = getenv("FAULTLINE_KEY");
+    if (env != NULL && *env != '\0')
+        return env;
+    return inventory_key_file;
+}
+
+int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
+                           char ***specs, int *n)
+{
+    char err[1024];
+    int rc = fl_inventory_load(path, inv, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "faultline %s: %s\n", cmd, err);
+        return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
+    }
+    const struct fl_inventory *in = &(*inv)->inventory;
+    char **out = calloc(in->n_hosts + 1, sizeof(*out));
+    for (size_t i = 0; out != NULL && i < in->n_hosts; i++) {
+        char spec[300];
+        fl_addr_join(in->hosts[i].address, in->hosts[i].port, spec, sizeof(spec));
+        if ((out[i] = strdup(spec)) == NULL) {
+            fl_cli_free_specs(out);
+            out = NULL;
+        }
+    }
+    if (out == NULL) {
+        fl_experiment_free(inv);
+        return FL_EXIT_ERROR;
+    }
+    *specs = out;
+    *n = (int)in->n_hosts;
+    return 0;
+}
+
+void fl_cli_free_specs(char **specs)
+{
+    for (size_t i = 0; specs != NULL && specs[i] != NULL; i++)
+        free(specs[i]);
+    free(specs);
 }

@@ -40,6 +40,18 @@ int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_p
                    uint64_t timeout_ms, const struct fl_oneshot_ops *ops, void *ctx,
                    struct fl_oneshot_target **targets, int *failed);
 
+/* The key file to use: --key, else $FAULTLINE_KEY, else the inventory's
+ * key_file (may be NULL). */
+const char *fl_cli_key_path(const char *explicit_path, const char *inventory_key_file);
+
+struct fl_experiment;
+/* The hosts of an inventory file as "address:port" specs (NULL-terminated;
+ * free with fl_cli_free_specs) and the inventory itself in *inv (free with
+ * fl_experiment_free). Returns 0, or an exit code after saying why. */
+int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
+                           char ***specs, int *n);
+void fl_cli_free_specs(char **specs);
+
 int fl_cmd_keygen(int argc, char **argv);
 int fl_cmd_agents(int argc, char **argv);
 int fl_cmd_validate(int argc, char **argv);

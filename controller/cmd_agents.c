@@ -7,11 +7,12 @@
 
 #include "common/units.h"
 #include "controller/cli.h"
+#include "controller/experiment.h"
 #include "controller/faultprint.h"
 #include "controller/oneshot.h"
 
 static const char agents_help[] =
-    "usage: faultline agents [--key FILE] [--timeout DURATION] HOST...\n"
+    "usage: faultline agents [--key FILE] [--timeout DURATION] (HOST... | --inventory FILE)\n"
     "\n"
     "Connects to each agent, authenticates with the key, and prints whether it\n"
     "is up, its version, uptime, host name and active faults.\n"
@@ -55,10 +56,11 @@ int fl_cmd_agents(int argc, char **argv)
     static const struct option options[] = {
         {"key", required_argument, NULL, 'k'},
         {"timeout", required_argument, NULL, 't'},
+        {"inventory", required_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *key_path = NULL;
+    const char *key_path = NULL, *inventory = NULL;
     uint64_t timeout_ms = 3000;
     int opt;
     optind = 1;
@@ -71,6 +73,9 @@ int fl_cmd_agents(int argc, char **argv)
             if (fl_cli_timeout("agents", optarg, &timeout_ms) != 0)
                 return FL_EXIT_USAGE;
             break;
+        case 'i':
+            inventory = optarg;
+            break;
         case 'h':
             fputs(agents_help, stdout);
             return 0;
@@ -79,15 +84,27 @@ int fl_cmd_agents(int argc, char **argv)
         }
     }
     int n = argc - optind;
-    if (n <= 0)
-        return fl_cli_usage_error("agents", "name at least one HOST");
+    if ((n <= 0) == (inventory == NULL))
+        return fl_cli_usage_error("agents", "name HOSTs or --inventory FILE (one of them)");
+    char **hosts = argv + optind;
+    char **from_inventory = NULL;
+    struct fl_experiment *inv = NULL;
+    if (inventory != NULL) {
+        int irc = fl_cli_inventory_hosts("agents", inventory, &inv, &from_inventory, &n);
+        if (irc != 0)
+            return irc;
+        hosts = from_inventory;
+        key_path = fl_cli_key_path(key_path, inv->inventory.key_file);
+    }
     static const struct fl_oneshot_ops ops = {build_status, keep_status};
     struct fl_oneshot_target *targets;
     int failed;
-    int rc = fl_cli_oneshot("agents", argv + optind, n, key_path, timeout_ms, &ops, NULL, &targets,
-                            &failed);
-    if (rc != 0)
+    int rc = fl_cli_oneshot("agents", hosts, n, key_path, timeout_ms, &ops, NULL, &targets, &failed);
+    if (rc != 0) {
+        fl_cli_free_specs(from_inventory);
+        fl_experiment_free(&inv);
         return rc;
+    }
 
     printf("%-24s %-5s %-8s %-9s %-6s %s\n", "AGENT", "STATE", "VERSION", "UPTIME", "FAULTS",
            "HOST");
@@ -108,6 +125,8 @@ int fl_cmd_agents(int argc, char **argv)
             faultline__status__free_unpacked(st, NULL);
     }
     free(targets);
+    fl_cli_free_specs(from_inventory);
+    fl_experiment_free(&inv);
     fflush(stdout); /* the table first, then any complaint */
     if (failed > 0) {
         fprintf(stderr, "faultline agents: %d of %d agents did not answer\n", failed, n);

@@ -10,6 +10,7 @@
 #include "common/pbutil.h"
 #include "common/units.h"
 #include "controller/cli.h"
+#include "controller/experiment.h"
 #include "controller/faultprint.h"
 #include "controller/oneshot.h"
 
@@ -21,10 +22,12 @@ static const char revert_help[] =
     "Reverting a fault that already ended is a success.\n";
 
 static const char halt_help[] =
-    "usage: faultline halt [--key FILE] [--timeout DURATION] HOST...\n"
+    "usage: faultline halt [--key FILE] [--timeout DURATION] (HOST... | --inventory FILE)\n"
     "\n"
-    "Reverts every fault on every agent named, now, and lists what was\n"
-    "reverted. Exit status 0 when every agent confirmed, 2 otherwise.\n";
+    "Reverts every fault on every agent named, or on every host of the\n"
+    "inventory, now, and lists what was reverted. The key comes from --key,\n"
+    "$FAULTLINE_KEY, or the inventory's key_file. Exit status 0 when every\n"
+    "agent confirmed, 2 otherwise.\n";
 
 struct revert_req {
     const char *fault_id; /* NULL: all */
@@ -82,10 +85,11 @@ static int run(const char *cmd, const char *help, int argc, char **argv, bool ha
         {"key", required_argument, NULL, 'k'},
         {"timeout", required_argument, NULL, 't'},
         {"all", no_argument, NULL, 'a'},
+        {"inventory", required_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *key_path = NULL;
+    const char *key_path = NULL, *inventory = NULL;
     uint64_t timeout_ms = 30000; /* a revert may wait for a disk fill to be removed */
     bool all = false;
     int opt;
@@ -104,6 +108,11 @@ static int run(const char *cmd, const char *help, int argc, char **argv, bool ha
                 return fl_cli_usage_error(cmd, "unknown option --all");
             all = true;
             break;
+        case 'i':
+            if (!halt)
+                return fl_cli_usage_error(cmd, "unknown option --inventory");
+            inventory = optarg;
+            break;
         case 'h':
             fputs(help, stdout);
             return 0;
@@ -113,9 +122,19 @@ static int run(const char *cmd, const char *help, int argc, char **argv, bool ha
     }
     int n = argc - optind;
     struct revert_req req = {NULL, halt};
+    char **hosts = argv + optind;
+    char **from_inventory = NULL;
+    struct fl_experiment *inv = NULL;
     if (halt) {
-        if (n < 1)
-            return fl_cli_usage_error(cmd, "name at least one HOST");
+        if ((n < 1) == (inventory == NULL))
+            return fl_cli_usage_error(cmd, "name HOSTs or --inventory FILE (one of them)");
+        if (inventory != NULL) {
+            int irc = fl_cli_inventory_hosts(cmd, inventory, &inv, &from_inventory, &n);
+            if (irc != 0)
+                return irc;
+            hosts = from_inventory;
+            key_path = fl_cli_key_path(key_path, inv->inventory.key_file);
+        }
     } else {
         if (n != (all ? 1 : 2))
             return fl_cli_usage_error(cmd, "takes HOST and FAULT_ID, or HOST --all");
@@ -125,15 +144,19 @@ static int run(const char *cmd, const char *help, int argc, char **argv, bool ha
     static const struct fl_oneshot_ops ops = {build_revert, print_reverted};
     struct fl_oneshot_target *targets;
     int failed;
-    int rc = fl_cli_oneshot(cmd, argv + optind, n, key_path, timeout_ms, &ops, &req, &targets,
-                            &failed);
-    if (rc != 0)
+    int rc = fl_cli_oneshot(cmd, hosts, n, key_path, timeout_ms, &ops, &req, &targets, &failed);
+    if (rc != 0) {
+        fl_cli_free_specs(from_inventory);
+        fl_experiment_free(&inv);
         return rc;
+    }
     fflush(stdout);
     for (int i = 0; i < n; i++)
         if (targets[i].status != 0)
             fprintf(stderr, "faultline %s: %s: %s\n", cmd, targets[i].spec, targets[i].error);
     free(targets);
+    fl_cli_free_specs(from_inventory);
+    fl_experiment_free(&inv);
     return failed > 0 ? FL_EXIT_ERROR : 0;
 }
 

@@ -80,10 +80,8 @@ int fl_cmd_run(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
     }
-    if (key_path == NULL && (getenv("FAULTLINE_KEY") == NULL || !*getenv("FAULTLINE_KEY")))
-        key_path = e->inventory.key_file;
     struct fl_key key;
-    int krc = fl_cli_load_key(key_path, &key);
+    int krc = fl_cli_load_key(fl_cli_key_path(key_path, e->inventory.key_file), &key);
     if (krc != 0) {
         fl_experiment_free(&e);
         return krc;

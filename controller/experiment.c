@@ -1293,6 +1293,21 @@ int fl_experiment_load(const char *path, const char *inventory_path, struct fl_e
     return 0;
 }
 
+int fl_inventory_load(const char *path, struct fl_experiment **out, char *err, size_t errlen)
+{
+    struct ctx c = {.err = err, .errlen = errlen, .path = path};
+    c.e = calloc(1, sizeof(*c.e));
+    int rc = c.e == NULL ? nomem(&c) : copy(&c, path, &c.e->path);
+    if (rc == 0)
+        rc = load_inventory_file(&c, path);
+    if (rc < 0) {
+        fl_experiment_free(&c.e);
+        return rc == -ERANGE ? -EINVAL : rc;
+    }
+    *out = c.e;
+    return 0;
+}
+
 static void host_free(struct fl_host *h)
 {
     free(h->name);

@@ -127,6 +127,11 @@ int fl_experiment_load(const char *path, const char *inventory_path, struct fl_e
 /* Frees everything and sets *e to NULL. NULL or *e NULL is a no-op. */
 void fl_experiment_free(struct fl_experiment **e);
 
+/* An inventory file on its own (for `halt --inventory`, `agents --inventory`):
+ * an experiment with only its inventory filled; free it with
+ * fl_experiment_free. Errors as fl_experiment_load's. */
+int fl_inventory_load(const char *path, struct fl_experiment **out, char *err, size_t errlen);
+
 /* The index of the host or probe with that name, or -1. */
 long fl_experiment_host(const struct fl_experiment *e, const char *name);
 long fl_experiment_probe(const struct fl_experiment *e, const char *name);

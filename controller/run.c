@@ -142,6 +142,8 @@ static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, 
     const Faultline__FaultList *list = reply && reply->msg_case == FAULTLINE__ENVELOPE__MSG_REVERTED
                                            ? reply->reverted
                                            : NULL;
+    if (list && list->n_faults == 1)
+        j->rf->agent_reverted_at_ms = list->faults[0]->reverted_at_ms;
     if (list && list->n_faults == 1 &&
         list->faults[0]->state != FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED) {
         snprintf(j->rf->outcome, sizeof(j->rf->outcome), "%s",
@@ -230,6 +232,7 @@ static void on_injected(struct fl_client *cl, const Faultline__Envelope *reply, 
     const Faultline__Fault *f = reply->injected;
     j->applied = true;
     j->rf->applied_at_ms = fl_now_ms();
+    j->rf->agent_applied_at_ms = f->applied_at_ms;
     snprintf(j->rf->id, sizeof(j->rf->id), "%s", f->id);
     snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", f->detail ? f->detail : "");
     if (r->rec->injected_at_ms == 0 || j->rf->applied_at_ms < r->rec->injected_at_ms)

@@ -31,6 +31,8 @@ struct fl_run_fault {
     uint64_t scheduled_at_ms;
     uint64_t applied_at_ms;             /* the agent's reply arrived */
     uint64_t reverted_at_ms;            /* the revert's reply arrived */
+    uint64_t agent_applied_at_ms;       /* the same two events by the agent's clock */
+    uint64_t agent_reverted_at_ms;
     bool revert_failed;                 /* loud: the agent could not revert it */
     char detail[256];                   /* the agent's description, or the error */
     char outcome[32];                   /* "reverted", "expired", "apply failed", "not applied", "REVERT FAILED" */

@@ -20,7 +20,8 @@
  *   objectives      {rto_ms, rpo_ms}: the objective, or null when not set
  *   faults[]        one per fault per host: name, host {name, address, port},
  *                   kind, parameters, start_ms, duration_ms, id (null if never
- *                   applied), scheduled_at, applied_at, reverted_at, outcome,
+ *                   applied), scheduled_at, applied_at, reverted_at,
+ *                   agent_applied_at, agent_reverted_at (the agent's clock), outcome,
  *                   revert_failed, detail
  *   probes[]        name, kind, target, interval_ms, timeout_ms, rise, fall,
  *                   in_recovery, measurement (same fields as measurements,
@@ -479,6 +480,9 @@ static json_t *fault(const struct fl_run_fault *rf)
     put(o, "scheduled_at", when(rf->scheduled_at_ms), &ok);
     put(o, "applied_at", when(rf->applied_at_ms), &ok);
     put(o, "reverted_at", when(rf->reverted_at_ms), &ok);
+    /* the same events by the agent's own clock (what it applied and reverted) */
+    put(o, "agent_applied_at", when(rf->agent_applied_at_ms), &ok);
+    put(o, "agent_reverted_at", when(rf->agent_reverted_at_ms), &ok);
     put(o, "outcome", text(rf->outcome), &ok);
     put(o, "revert_failed", json_boolean(rf->revert_failed), &ok);
     put(o, "detail", text(rf->detail), &ok);

@@ -246,6 +246,12 @@ static void test_recovery_time_matches_the_truth(void **state)
             (long long)observed, (long long)resolution, (long long)truth, (long long)diff,
             INTERVAL_MS);
     assert_true(diff <= INTERVAL_MS + 50); /* one interval, and the kill's own latency */
+    /* the fault, with the controller's and the agent's times */
+    json_t *jf = json_array_get(json_object_get(j, "faults"), 0);
+    assert_non_null(jf);
+    assert_true(json_is_string(json_object_get(jf, "applied_at")));
+    assert_true(json_is_string(json_object_get(jf, "agent_applied_at")));
+    assert_true(json_is_string(json_object_get(jf, "agent_reverted_at")));
     json_decref(j);
 
     snprintf(path, sizeof(path), "%s/junit.xml", rep);
@@ -315,6 +321,56 @@ static void test_ctrl_c_reverts(void **state)
     assert_null(strstr(out, "pause_process  active"));
 }
 
+/* --dry-run checks the steady state and injects nothing. */
+static void test_dry_run(void **state)
+{
+    (void)state;
+    char exp[400], rep[400], fault[400];
+    snprintf(exp, sizeof(exp), "%s/dry.yaml", dir);
+    snprintf(rep, sizeof(rep), "%s/report-dry", dir);
+    snprintf(fault, sizeof(fault), "kill_process: { pidfile: %s }", pidfile);
+    write_experiment(exp, agent.port, svc_port, fault, "4s");
+    uint64_t died_before = last_event("died");
+    char *argv[] = {arg(FL_CTL_BIN), arg("run"), exp, arg("--dry-run"), NULL};
+    static char out[1 << 16];
+    assert_int_equal(proc_run(argv, out, sizeof(out), 30000), 0);
+    assert_non_null(strstr(out, "the-fault: kill_process on svc1"));
+    assert_non_null(strstr(out, "nothing was injected"));
+    assert_int_equal(last_event("died"), died_before);
+}
+
+/* halt and agents take their hosts, and the key, from an inventory file. */
+static void test_inventory_commands(void **state)
+{
+    (void)state;
+    char inv[400], pid[32];
+    snprintf(inv, sizeof(inv), "%s/hosts.yaml", dir);
+    FILE *f = fopen(inv, "w");
+    assert_non_null(f);
+    fprintf(f, "key_file: faultline.key\nhosts:\n  svc1: { address: 127.0.0.1, port: %u }\n",
+            (unsigned)agent.port);
+    fclose(f);
+    f = fopen(pidfile, "r");
+    int svc = 0;
+    assert_true(f && fscanf(f, "%d", &svc) == 1);
+    fclose(f);
+    snprintf(pid, sizeof(pid), "pid=%d", svc);
+
+    char out[8192];
+    char *inj[] = {arg(FL_CTL_BIN), arg("inject"), arg("--key"), key_path, agent.where,
+                   arg("pause_process"), pid, arg("--duration"), arg("1m"), NULL};
+    assert_int_equal(proc_run(inj, out, sizeof(out), 10000), 0);
+    assert_int_equal(proc_state_of(svc), 'T');
+    unsetenv("FAULTLINE_KEY");
+    char *ag[] = {arg(FL_CTL_BIN), arg("agents"), arg("--inventory"), inv, NULL};
+    assert_int_equal(proc_run(ag, out, sizeof(out), 10000), 0);
+    assert_non_null(strstr(out, "pause_process"));
+    char *halt[] = {arg(FL_CTL_BIN), arg("halt"), arg("--inventory"), inv, NULL};
+    assert_int_equal(proc_run(halt, out, sizeof(out), 10000), 0);
+    assert_non_null(strstr(out, "1 fault(s) ended"));
+    assert_int_equal(proc_state_of(svc), 'S');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_steady_state_fails_nothing_injected),
         cmocka_unit_test(test_unreachable_agent_aborts),
         cmocka_unit_test(test_ctrl_c_reverts),
+        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_inventory_commands),
     };
     return cmocka_run_group_tests_name("faultline run, end to end", tests, setup, teardown);
 }
