@@ -83,15 +83,29 @@ const char *fl_cli_key_path(const char *explicit_path, const char *inventory_key
     return inventory_key_file;
 }
 
+/* An invalid file is a usage error (64); running out of memory is not. */
+static int load_exit_code(const char *cmd, int rc, const char *err)
+{
+    if (cmd != NULL)
+        fprintf(stderr, "faultline %s: ", cmd);
+    fprintf(stderr, "%s\n", err);
+    return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
+}
+
+int fl_cli_load_experiment(const char *path, const char *inventory, struct fl_experiment **e)
+{
+    char err[1024];
+    int rc = fl_experiment_load(path, inventory, e, err, sizeof(err));
+    return rc < 0 ? load_exit_code(NULL, rc, err) : 0;
+}
+
 int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
                            char ***specs, int *n)
 {
     char err[1024];
     int rc = fl_inventory_load(path, inv, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "faultline %s: %s\n", cmd, err);
-        return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
-    }
+    if (rc < 0)
+        return load_exit_code(cmd, rc, err);
     const struct fl_inventory *in = &(*inv)->inventory;
     char **out = calloc(in->n_hosts + 1, sizeof(*out));
     for (size_t i = 0; out != NULL && i < in->n_hosts; i++) {

@@ -45,6 +45,10 @@ int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_p
 const char *fl_cli_key_path(const char *explicit_path, const char *inventory_key_file);
 
 struct fl_experiment;
+/* Loads an experiment (fl_experiment_load). Returns 0, or an exit code after
+ * printing the FILE:LINE:COL message. */
+int fl_cli_load_experiment(const char *path, const char *inventory, struct fl_experiment **e);
+
 /* The hosts of an inventory file as "address:port" specs (NULL-terminated;
  * free with fl_cli_free_specs) and the inventory itself in *inv (free with
  * fl_experiment_free). Returns 0, or an exit code after saying why. */

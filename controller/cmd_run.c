@@ -75,11 +75,9 @@ int fl_cmd_run(int argc, char **argv)
 
     char err[1024];
     struct fl_experiment *e = NULL;
-    int rc = fl_experiment_load(argv[optind], inventory, &e, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "%s\n", err);
-        return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
-    }
+    int rc = fl_cli_load_experiment(argv[optind], inventory, &e);
+    if (rc != 0)
+        return rc;
     struct fl_key key;
     int krc = fl_cli_load_key(fl_cli_key_path(key_path, e->inventory.key_file), &key);
     if (krc != 0) {

@@ -169,13 +169,10 @@ int fl_cmd_validate(int argc, char **argv)
     if (argc - optind != 1)
         return fl_cli_usage_error("validate", "takes one EXPERIMENT file");
 
-    char err[1024];
     struct fl_experiment *e = NULL;
-    int rc = fl_experiment_load(argv[optind], inventory, &e, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "%s\n", err);
-        return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
-    }
+    int rc = fl_cli_load_experiment(argv[optind], inventory, &e);
+    if (rc != 0)
+        return rc;
     print_summary(e);
     fl_experiment_free(&e);
     return 0;
