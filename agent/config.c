@@ -28,10 +28,35 @@ static const char *const top_keys[] = {
 static const char *const guard_keys[] = {
     "protected_processes", "fill_paths",          "max_fill",
     "fill_reserve",        "memory_reserve",      "max_duration",
-    "max_cpu_workers",     "allowed_controllers", NULL,
+    "max_cpu_workers",     "allowed_controllers", "process_scope",
+    NULL,
 };
 
 /* ---- single values ----------------------------------------------------- */
+
+int fl_agent_process_scope(const char *text, bool *scope_netns)
+{
+    if (strcmp(text, "host") == 0)
+        *scope_netns = false;
+    else if (strcmp(text, "netns") == 0)
+        *scope_netns = true;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static int parse_process_scope(const struct fl_yaml_node *n, bool *scope_netns, char *err,
+                               size_t errlen)
+{
+    const char *t;
+    int rc = fl_yaml_string(n, &t, err, errlen);
+    if (rc == 0 && fl_agent_process_scope(t, scope_netns) < 0)
+        return fl_yaml_errorf(n, err, errlen,
+                              "process_scope is host (every process) or netns (only processes "
+                              "in the agent's network namespace), not '%s'",
+                              t);
+    return rc;
+}
 
 static int parse_listen(const struct fl_yaml_node *n, struct fl_agent_file_config *fc, char *err,
                         size_t errlen)
@@ -311,6 +336,8 @@ static int parse_guardrails(const struct fl_yaml_node *map, struct fl_guardrails
             rc = fl_yaml_uint(v, 1, FL_AGENT_MAX_CPU_WORKERS, &w, err, errlen);
             if (rc == 0)
                 g->max_cpu_workers = (uint32_t)w;
+        } else if (strcmp(key, "process_scope") == 0) {
+            rc = parse_process_scope(v, &g->scope_netns, err, errlen);
         }
     }
     return rc;

@@ -14,6 +14,7 @@
  *       max_duration: 1h
  *       max_cpu_workers: 8
  *       allowed_controllers: [10.0.0.0/8, 127.0.0.1, "fd00::/8"]
+ *       process_scope: netns   # only processes in the agent's network namespace
  *
  * Every key is optional; an empty file means all defaults. Process names
  * are kept as the kernel keeps a process's name (comm): the first 15 bytes,
@@ -55,6 +56,10 @@ struct fl_agent_file_config {
  * wrong" (or "FILE: ..." when the file cannot be read). On failure neither
  * out nor g is touched. Reads the file with blocking I/O: call at start,
  * before the loop runs. */
+/* "host" (every process is a candidate target) or "netns" (only those in
+ * the agent's own network namespace). 0 or -EINVAL. */
+int fl_agent_process_scope(const char *text, bool *scope_netns);
+
 int fl_agent_config_load(const char *path, struct fl_agent_file_config *out,
                          struct fl_guardrails *g, char *err, size_t errlen);
 

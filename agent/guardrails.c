@@ -93,6 +93,29 @@ enum fl_guard_pid fl_guard_classify_pid(const struct fl_guardrails *g, pid_t pid
         snprintf(err, errlen, "guardrail: PID %d (%s) is a kernel thread", (int)pid, st.comm);
         return FL_GUARD_NEVER;
     }
+    if (g->scope_netns) {
+        char path[64];
+        struct stat ns;
+        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+        if (stat(path, &ns) < 0) {
+            if (errno == ENOENT) {
+                snprintf(err, errlen, "no process with PID %d", (int)pid);
+                return FL_GUARD_GONE;
+            }
+            snprintf(err, errlen,
+                     "guardrail: cannot tell the network namespace of %s[%d] (%s); "
+                     "process_scope is netns",
+                     st.comm, (int)pid, strerror(errno));
+            return FL_GUARD_OUTSIDE;
+        }
+        if ((uint64_t)ns.st_ino != g->netns_ino) {
+            snprintf(err, errlen,
+                     "guardrail: %s[%d] is in another network namespace than this agent "
+                     "(process_scope: netns in the agent's config)",
+                     st.comm, (int)pid);
+            return FL_GUARD_OUTSIDE;
+        }
+    }
     for (size_t i = 0; i < g->n_protected_names; i++) {
         if (strcmp(st.comm, g->protected_names[i]) == 0) {
             snprintf(err, errlen,
@@ -126,9 +149,19 @@ int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size
         return -ESRCH;
     case FL_GUARD_NEVER:
     case FL_GUARD_PROTECTED:
+    case FL_GUARD_OUTSIDE:
         break;
     }
     return -EPERM;
+}
+
+int fl_guard_own_netns(uint64_t *ino)
+{
+    struct stat ns;
+    if (stat("/proc/self/ns/net", &ns) < 0)
+        return -errno;
+    *ino = (uint64_t)ns.st_ino;
+    return 0;
 }
 
 static int is_under(const char *path, const char *dir)

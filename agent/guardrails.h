@@ -27,9 +27,15 @@ struct fl_guardrails {
     char *allowed_controllers[FL_GUARD_MAX_LIST];
     size_t n_allowed_controllers;
 
+    /* process_scope: netns -- only processes in the agent's own network
+     * namespace are targets (hosts that run containers, or test beds where
+     * several "hosts" share one process table). Default: every process. */
+    bool scope_netns;
+
     /* filled at start: processes that are never targets */
     pid_t agent_pid;
     pid_t guardian_pid;
+    uint64_t netns_ino; /* this agent's network namespace, with scope_netns */
 };
 
 /* Defaults, as documented above. */
@@ -46,14 +52,19 @@ enum fl_guard_pid {
     FL_GUARD_GONE,      /* no such process */
     FL_GUARD_NEVER,     /* PID 1, the agent, its guardian or ancestors, a kernel thread */
     FL_GUARD_PROTECTED, /* a protected name */
+    FL_GUARD_OUTSIDE,   /* in another network namespace (process_scope: netns) */
 };
 enum fl_guard_pid fl_guard_classify_pid(const struct fl_guardrails *g, pid_t pid, char *err,
                                         size_t errlen);
 
 /* May this process be signalled? 0, -ESRCH when gone, -EPERM for PID 1, the
- * agent, its guardian, the agent's ancestors, kernel threads and protected
- * names. */
+ * agent, its guardian, the agent's ancestors, kernel threads, protected
+ * names and, with a process scope, processes outside it. */
 int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size_t errlen);
+
+/* The inode of this process's network namespace (for netns_ino), or a
+ * negative errno. */
+int fl_guard_own_netns(uint64_t *ino);
 
 /* May disk_fill write under this path? It must be absolute, resolve (no
  * symlink games) to a directory under an allowed path. canonical receives the

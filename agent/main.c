@@ -33,6 +33,8 @@ static const char usage_text[] =
     "  --config FILE         guardrails and settings (YAML); the command line wins\n"
     "  --lease DURATION      a silent controller's faults are reverted after this (default 5s)\n"
     "  --max-connections N   open connections at most (default 16)\n"
+    "  --process-scope SCOPE host: any process may be a target (default);\n"
+    "                        netns: only those in the agent's network namespace\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  --version             print the version and exit\n"
     "  -h, --help            this text\n";
@@ -128,6 +130,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"lease", required_argument, NULL, 'e'},
         {"max-connections", required_argument, NULL, 'm'},
+        {"process-scope", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -146,6 +149,7 @@ int main(int argc, char **argv)
     const char *cli_listen = NULL, *cli_state_dir = NULL;
     uint32_t cli_lease_ms = 0;
     unsigned cli_max_connections = 0;
+    int cli_scope_netns = -1;
     static struct fl_agent_file_config filecfg;
     enum fl_log_level level = FL_LOG_INFO;
 
@@ -180,6 +184,15 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'p': {
+            bool netns;
+            if (fl_agent_process_scope(optarg, &netns) < 0) {
+                fprintf(stderr, "faultline-agent: --process-scope takes host or netns\n");
+                return EXIT_USAGE;
+            }
+            cli_scope_netns = netns;
+            break;
+        }
         case 'L':
             if (fl_log_parse_level(optarg, &level) < 0) {
                 fprintf(stderr, "faultline-agent: --log-level takes debug, info, warn or error\n");
@@ -237,6 +250,18 @@ int main(int argc, char **argv)
         a.config.lease_ms = cli_lease_ms;
     if (cli_max_connections)
         a.config.max_connections = cli_max_connections;
+    if (cli_scope_netns >= 0)
+        a.guard.scope_netns = cli_scope_netns;
+    if (a.guard.scope_netns) {
+        int rc = fl_guard_own_netns(&a.guard.netns_ino);
+        if (rc < 0) {
+            fl_error("process_scope netns: cannot read /proc/self/ns/net: %s", strerror(-rc));
+            fl_guardrails_free(&a.guard);
+            return 1;
+        }
+        fl_info("process scope: this network namespace only (inode %llu)",
+                (unsigned long long)a.guard.netns_ino);
+    }
     int lock_fd = -1;
     if (fl_statedir_open(a.state_dir, 10000, &lock_fd, err, sizeof(err)) < 0) {
         fl_error("%s", err);

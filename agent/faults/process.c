@@ -213,8 +213,8 @@ static int resolve(const Faultline__ProcessSelector *sel, const struct fl_guardr
         if (!hit || silently_skipped(pid))
             continue;
         enum fl_guard_pid verdict = fl_guard_classify_pid(g, pid, err, errlen);
-        if (verdict == FL_GUARD_GONE || verdict == FL_GUARD_NEVER)
-            continue; /* exited while we looked, or never a candidate */
+        if (verdict == FL_GUARD_GONE || verdict == FL_GUARD_NEVER || verdict == FL_GUARD_OUTSIDE)
+            continue; /* exited while we looked, never a candidate, or not this host's */
         if (verdict == FL_GUARD_PROTECTED) {
             rc = -EPERM; /* refuse the whole request: never narrow it silently */
             break;

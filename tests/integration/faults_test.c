@@ -441,6 +441,71 @@ static void test_sigterm_reverts(void **state)
     stop_target(t);
 }
 
+/* process_scope netns: two processes of the same name, one in the agent's
+ * network namespace and one outside it; the agent only ever touches its
+ * own, however it is named. */
+static void test_process_scope_netns(void **state)
+{
+    (void)state;
+    char ns[32], sleeper[400], cmd[900];
+    snprintf(ns, sizeof(ns), "flscope%d", (int)getpid());
+    snprintf(sleeper, sizeof(sleeper), "%s/flscope-sleep", dir);
+    snprintf(cmd, sizeof(cmd), "ip netns add %s && ip -n %s link set lo up && cp /bin/sleep %s", ns,
+             ns, sleeper);
+    assert_int_equal(system(cmd), 0);
+
+    pid_t outside = fork();
+    if (outside == 0) {
+        execl(sleeper, "flscope-sleep", "600", (char *)NULL);
+        _exit(127);
+    }
+    pid_t inside = fork();
+    if (inside == 0) { /* ip netns exec execs: the pid is the sleeper's */
+        execl("/sbin/ip", "ip", "netns", "exec", ns, sleeper, "600", (char *)NULL);
+        _exit(127);
+    }
+    struct test_agent scoped = {0};
+    const char *extra[] = {"--process-scope", "netns", NULL};
+    int started = test_agent_start(&scoped, FL_AGENT_BIN, key_path, dir, "scoped", ns, extra);
+    char out[4096];
+    int by_name = -1, by_pid = -1;
+    char pid_arg[32];
+    snprintf(pid_arg, sizeof(pid_arg), "pid=%d", (int)outside);
+    if (started == 0) {
+        /* the controller must be in the namespace to reach the agent there */
+        char *argv[] = {arg("/sbin/ip"), arg("netns"), arg("exec"), ns, arg(FL_CTL_BIN), arg("inject"),
+                        scoped.where, arg("kill_process"), arg("name=flscope-sleep"),
+                        arg("--duration"), arg("5s"), arg("--key"), key_path, NULL};
+        by_name = proc_run(argv, out, sizeof(out), 20000);
+        argv[8] = pid_arg;
+        by_pid = proc_run(argv, out, sizeof(out), 20000);
+    }
+    int inside_status = 0;
+    pid_t inside_gone = 0;
+    for (int waited = 0; inside_gone == 0 && waited < 3000; waited += 10) {
+        inside_gone = waitpid(inside, &inside_status, WNOHANG);
+        if (inside_gone == 0)
+            sleep_ms(10);
+    }
+    if (inside_gone == 0)
+        stop_target(inside);
+    char outside_state = proc_state_of(outside);
+
+    if (scoped.pid > 0)
+        proc_stop(scoped.pid, SIGTERM, 10000);
+    stop_target(outside);
+    snprintf(cmd, sizeof(cmd), "ip netns del %s", ns);
+    assert_int_equal(system(cmd), 0);
+
+    assert_int_equal(started, 0);
+    assert_int_equal(by_name, 0);
+    assert_int_equal(inside_gone, inside);
+    assert_true(WIFSIGNALED(inside_status) && WTERMSIG(inside_status) == SIGKILL);
+    assert_int_equal(outside_state, 'S'); /* same name, other namespace: untouched */
+    assert_int_equal(by_pid, 2);
+    assert_non_null(strstr(out, "another network namespace"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_kill9_agent_guardian_reverts),
         cmocka_unit_test(test_kill9_agent_and_guardian_restart_reverts),
         cmocka_unit_test(test_sigterm_reverts),
+        cmocka_unit_test(test_process_scope_netns),
     };
     return cmocka_run_group_tests_name("faults (process kinds, safety)", tests, setup, teardown);
 }

@@ -63,6 +63,7 @@ static void assert_defaults(const struct fl_guardrails *g)
     assert_true(g->memory_reserve_bytes == d.memory_reserve_bytes);
     assert_true(g->max_duration_ms == d.max_duration_ms);
     assert_int_equal(g->max_cpu_workers, d.max_cpu_workers);
+    assert_false(g->scope_netns);
     fl_guardrails_free(&d);
 }
 
@@ -90,7 +91,8 @@ static void test_full_file(void **state)
                  "  memory_reserve: 1GiB\n"
                  "  max_duration: 30m\n"
                  "  max_cpu_workers: 8\n"
-                 "  allowed_controllers: [10.0.0.0/8, 127.0.0.1, \"fd00::/8\", \"::1\"]\n");
+                 "  allowed_controllers: [10.0.0.0/8, 127.0.0.1, \"fd00::/8\", \"::1\"]\n"
+                 "  process_scope: netns\n");
     struct fl_guardrails g;
     fl_guardrails_defaults(&g);
     struct fl_agent_file_config fc;
@@ -117,6 +119,7 @@ static void test_full_file(void **state)
     assert_true(g.memory_reserve_bytes == 1ull << 30);
     assert_true(g.max_duration_ms == 30ull * 60 * 1000);
     assert_int_equal(g.max_cpu_workers, 8);
+    assert_true(g.scope_netns);
     static const char *const ctls[] = {"10.0.0.0/8", "127.0.0.1", "fd00::/8", "::1"};
     assert_list(g.allowed_controllers, g.n_allowed_controllers, ctls, 4);
     assert_int_equal(g.agent_pid, getpid()); /* not the file's business */
@@ -232,7 +235,10 @@ static void test_bad_values(void **state)
         {"guardrails:\n  max_memory: 1GiB\n",
          "2:3: unknown key 'max_memory'; known keys here: protected_processes, fill_paths, "
          "max_fill, fill_reserve, memory_reserve, max_duration, max_cpu_workers, "
-         "allowed_controllers"},
+         "allowed_controllers, process_scope"},
+        {"guardrails:\n  process_scope: container\n",
+         "2:18: process_scope is host (every process) or netns (only processes in the agent's "
+         "network namespace), not 'container'"},
         {"verbose: yes\n", "1:1: unknown key 'verbose'; known keys here: listen, state_dir, lease, "
                            "max_connections, guardrails"},
         {"- listen\n", "1:1: expected a mapping, found a list"},
