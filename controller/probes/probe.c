@@ -4,7 +4,10 @@
  * is due at once) and `deadline` (one shot, timeout after an attempt starts).
  * At most one attempt exists at a time; the kind (http.c, tcp.c, exec.c)
  * performs it and calls fl_probe_attempt_end() once it has released all it
- * held. A tick that finds an attempt still alive is skipped.
+ * held. A tick that finds an attempt still alive is owed: the next attempt
+ * starts as soon as that one ends, and the schedule continues from there.
+ * (With timeout == interval the tick and the deadline fall due together;
+ * skipping the tick outright would halve the probe's resolution.)
  *
  *   tick ──► start ──► attempt ──► end(ok/fail) ──► report
  *                         │
@@ -38,6 +41,7 @@ struct fl_probe {
     bool once;
     bool attempted; /* once: the single attempt has begun */
     bool stopping;
+    bool owed; /* a tick came while an attempt was alive */
     void *attempt;       /* the kind's state; NULL when none is alive */
     bool resolved;       /* the current attempt's result was reported */
     bool cancelled;      /* cancel() was called for the current attempt */
@@ -242,6 +246,8 @@ static void cancel_attempt(struct fl_probe *p)
     p->kind->cancel(p->attempt); /* may end the attempt right here */
 }
 
+static void on_tick(uv_timer_t *t);
+
 void fl_probe_attempt_end(struct fl_probe *p, bool ok, const char *fmt, ...)
 {
     char detail[sizeof(((struct fl_probe_result *)0)->detail)];
@@ -252,6 +258,10 @@ void fl_probe_attempt_end(struct fl_probe *p, bool ok, const char *fmt, ...)
 
     p->attempt = NULL;
     p->cancelled = false;
+    if (p->owed && !p->stopping && !p->once) {
+        p->owed = false;
+        uv_timer_start(&p->tick, on_tick, 0, p->spec.interval_ms); /* cannot fail: live timer */
+    }
     if (!p->resolved) {
         p->resolved = true;
         uv_timer_stop(&p->deadline);
@@ -279,8 +289,9 @@ static void on_tick(uv_timer_t *t)
     if (p->stopping)
         return;
     if (p->attempt != NULL) {
-        fl_debug("probe %s: previous attempt still running, skipping one",
+        fl_debug("probe %s: previous attempt still running; the next starts when it ends",
                  p->spec.name != NULL ? p->spec.name : "?");
+        p->owed = true;
         return;
     }
     if (p->once) {

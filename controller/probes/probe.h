@@ -85,7 +85,8 @@ typedef void (*fl_probe_cb)(struct fl_probe *p, const struct fl_probe_result *r,
 
 /* Starts spec (deep-copied; the caller keeps its own): the first attempt on
  * the next loop iteration, then one every interval_ms; an attempt still
- * running when the next is due makes that one skipped, never overlapped.
+ * running when the next is due postpones that one until it ends (attempts
+ * never overlap), and the schedule continues from there.
  * interval_ms and timeout_ms of 0 mean the 1 s defaults. Returns 0 or a
  * negative errno (-EINVAL for an incomplete spec, -ENOMEM); on error cb is
  * never called and *out is untouched. */

@@ -543,7 +543,7 @@ static void test_exec_timeout(void **state)
     assert_no_children(); /* killed and reaped: no zombie */
 }
 
-/* An attempt longer than the interval: ticks are skipped, never overlapped. */
+/* An attempt longer than the interval: ticks are postponed, never overlapped. */
 static void test_exec_no_overlap(void **state)
 {
     (void)state;
@@ -557,10 +557,32 @@ static void test_exec_no_overlap(void **state)
         assert_false(r->results[i].ok);
         assert_string_equal(r->results[i].detail, "timeout after 250ms");
     }
-    /* Each attempt began after the previous one ended. */
-    for (int i = 1; i < 3; i++)
-        assert_true(r->results[i].started_ms >=
-                    r->results[i - 1].started_ms + r->results[i - 1].latency_ms);
+    /* Each attempt began after the previous one ended, and at once: the
+     * ticks that fell due meanwhile were owed, not dropped. */
+    for (int i = 1; i < 3; i++) {
+        uint64_t prev_end = r->results[i - 1].started_ms + r->results[i - 1].latency_ms;
+        assert_true(r->results[i].started_ms >= prev_end);
+        assert_true(r->results[i].started_ms < prev_end + 40);
+    }
+    free(r);
+    assert_no_children();
+}
+
+/* timeout == interval: the tick and the deadline fall due together. The
+ * probe must still attempt once per interval, not once per two. */
+static void test_timeout_equals_interval(void **state)
+{
+    (void)state;
+    struct fl_probe_spec s = exec_spec("/bin/sleep", "5", NULL);
+    s.interval_ms = 100;
+    s.timeout_ms = 100;
+    struct run *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    run_probe(r, &s, 4);
+    for (int i = 1; i < 4; i++) {
+        uint64_t gap = r->results[i].started_ms - r->results[i - 1].started_ms;
+        assert_true(gap >= 95 && gap < 160);
+    }
     free(r);
     assert_no_children();
 }
@@ -656,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_exec_missing),
         cmocka_unit_test(test_exec_timeout),
         cmocka_unit_test(test_exec_no_overlap),
+        cmocka_unit_test(test_timeout_equals_interval),
         cmocka_unit_test(test_stop_in_flight),
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_spec_copy_free),
