@@ -20,7 +20,10 @@
  *   recovered_at       t of the first success of the first run of rise
  *                      consecutive successes after impact. The run must be
  *                      complete (rise successes observed) to count.
- *   last_failure_at    t of the failure just before that run.
+ *   last_failure_at    when the failure just before that run was *sent*
+ *                      (started_ms): the last moment the system is known to
+ *                      have been broken. A request that timed out was refused
+ *                      service when it was sent, not when we gave up on it.
  *   recovery_time_ms   recovered_at - injected_at (the observed RTO). It is an
  *                      upper bound: the system recovered somewhere in
  *                      (last_failure_at, recovered_at], so
@@ -136,7 +139,7 @@ int fl_measure_probe(const struct fl_probe_result *results, size_t n, unsigned r
                 m.impacted = true;
                 m.impact_at = t;
             }
-            last_failure = t;
+            last_failure = r->started_ms;
             ok_run = 0;
             if (fail_run < fall)
                 fail_run++;
@@ -359,9 +362,14 @@ int fl_measure_verdict(const struct fl_verdict_input *in, enum fl_verdict *verdi
     } else if (m->impacted && !m->recovered) {
         v = FL_VERDICT_FAIL;
         say(&s, "did not recover within the recovery timeout");
-    } else if (obj != NULL && obj->has_rto && m->recovered && m->recovery_time_ms > obj->rto_ms) {
+    } else if (obj != NULL && obj->has_rto && m->recovered &&
+               (m->recovery_time_ms > obj->rto_ms || m->recovered_after_revert)) {
+        /* an RTO is a claim that the system heals while the fault lasts:
+         * healing only once the fault was taken away does not meet it */
         v = FL_VERDICT_FAIL;
         say_recovery(&s, m, obj);
+        if (m->recovered_after_revert)
+            say(&s, ": it did not heal while the fault was active");
     } else if (obj != NULL && obj->has_rpo && !in->rpo_measured) {
         v = FL_VERDICT_ABORTED;
         say(&s, "RPO was not measured (no data probe result), objective ");

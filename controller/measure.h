@@ -39,7 +39,7 @@ struct fl_measurement {
     uint64_t detected_at;      /* the fall-th of them: the probe turned unhealthy */
     bool recovered;            /* a `rise`-long run of successes followed the impact */
     uint64_t recovered_at;     /* the first success of the first such run */
-    uint64_t last_failure_at;  /* the failure just before that run */
+    uint64_t last_failure_at;  /* the failure just before that run: when it was sent */
     uint64_t recovery_time_ms; /* recovered_at - injected_at; 0 with no_impact */
     uint64_t resolution_ms;    /* recovered_at - last_failure_at; 0 with no_impact */
 

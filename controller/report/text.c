@@ -17,15 +17,16 @@
 #include "common/clock.h"
 #include "controller/faultprint.h"
 
-/* Seconds with two decimals ("1.42 s"); whole seconds without when whole is
- * set and ms is a whole number of seconds ("5 s"). sep goes between number
- * and unit. */
+/* Seconds with two decimals ("1.42 s"), rounded up as the verdict's sentence
+ * rounds them (a recovery time is an upper bound: 5001 ms is not "5.00 s");
+ * whole seconds without when whole is set and ms is a whole number of
+ * seconds ("5 s"). sep goes between number and unit. */
 static const char *secs(uint64_t ms, bool whole, const char *sep, char *buf, size_t len)
 {
     if (whole && ms % 1000u == 0) {
         snprintf(buf, len, "%llu%ss", (unsigned long long)(ms / 1000u), sep);
     } else {
-        uint64_t cs = (ms + 5u) / 10u; /* hundredths, rounded */
+        uint64_t cs = ms / 10u + (ms % 10u != 0); /* hundredths, rounded up */
         snprintf(buf, len, "%llu.%02llu%ss", (unsigned long long)(cs / 100u),
                  (unsigned long long)(cs % 100u), sep);
     }
@@ -102,7 +103,10 @@ static void print_times(const struct fl_run_record *r, FILE *out)
                 rel(m->recovered ? m->recovered_at : 0, inj, a, sizeof(a)),
                 m->recovered ? "" : "  (did not recover)");
     }
-    fprintf(out, "  reverted   %s\n", rel(r->reverted_at_ms, inj, a, sizeof(a)));
+    if (r->reverted_at_ms == 0)
+        fprintf(out, "  reverted   nothing to undo\n");
+    else
+        fprintf(out, "  reverted   %s\n", rel(r->reverted_at_ms, inj, a, sizeof(a)));
 }
 
 static void print_recovery(const struct fl_run_record *r, FILE *out)
