@@ -129,6 +129,15 @@ static void abort_run(struct run *r, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- faults */
 
+/* Does reverting this fault undo anything? A kill (once) is over when it is
+ * applied: the end of its window heals nothing, so it never makes a
+ * recovery "only after revert". */
+static bool undoes_something(const Faultline__FaultSpec *spec)
+{
+    return !(spec->kind_case == FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS &&
+             spec->kill_process->mode == FAULTLINE__KILL_MODE__KILL_MODE_ONCE);
+}
+
 static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, int status,
                         void *arg)
 {
@@ -162,7 +171,7 @@ static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, 
                     "fault's own duration will still end it",
                  j->rf->fault->name, j->rf->host->name, j->rf->id, why);
     }
-    if (j->rf->reverted_at_ms > r->rec->reverted_at_ms)
+    if (j->rf->reverted_at_ms > r->rec->reverted_at_ms && undoes_something(j->rf->fault->spec))
         r->rec->reverted_at_ms = j->rf->reverted_at_ms;
     if (!all_jobs_done(r))
         return;

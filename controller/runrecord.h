@@ -52,7 +52,8 @@ struct fl_run_record {
     const struct fl_experiment *e;
     uint64_t started_at_ms;
     uint64_t injected_at_ms;            /* the first fault applied */
-    uint64_t reverted_at_ms;            /* the last fault reverted */
+    uint64_t reverted_at_ms;            /* the last revert that undid something (0: none;
+                                           a kill has nothing to undo) */
     uint64_t ended_at_ms;
     struct fl_run_probe *probes;        /* one per experiment probe, same order */
     size_t n_probes;
