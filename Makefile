@@ -13,11 +13,14 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 
 # What building and testing need. The base toolchain (gcc, make, cmake,
-# pkg-config) is part of any Debian build machine; we still name it.
+# pkg-config) is part of any Debian build machine; we still name it. HAProxy,
+# nginx and curl are the system under test of the game-day bed
+# (tests/beds/gameday.sh), for `make demo` and the end-to-end tests.
 PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
-	nftables iproute2 procps mount
+	nftables iproute2 procps mount \
+	haproxy nginx-light curl
 
 .PHONY: all deps build test test-asan demo fuzz clean
 
