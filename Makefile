@@ -17,7 +17,8 @@ FUZZ_SECONDS ?= 60
 PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
-	nftables iproute2 procps mount
+	nftables iproute2 procps mount \
+	libssh2-1-dev openssh-server openssh-client
 
 .PHONY: all deps build test test-asan demo fuzz clean
 
