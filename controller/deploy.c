@@ -54,8 +54,8 @@ enum outcome {
 };
 
 static const char *const outcome_names[OUT_COUNT] = {
-    "?", "installed", "upgraded", "reconfigured", "restarted", "unchanged",
-    "removed", "not installed", "FAILED",
+    "?",         "installed", "upgraded",      "reconfigured", "restarted",
+    "unchanged", "removed",   "not installed", "FAILED",
 };
 
 /* A file to put on the host. */
@@ -335,7 +335,8 @@ static int inspect(struct job *j)
 {
     char cmd[4096], out[4096];
     snprintf(cmd, sizeof(cmd),
-             SH_ALIVE "D=%s; "
+             SH_ALIVE
+             "D=%s; "
              "if [ -d /run/systemd/system ]; then echo fl:systemd; "
              "  systemctl is-active --quiet %s && echo fl:running; "
              "  sha256sum /etc/systemd/system/%s.service 2>/dev/null; "
@@ -386,13 +387,13 @@ static int stop_agent(struct job *j)
      * faults); wait up to 10 s for each, then SIGKILL. */
     snprintf(cmd, sizeof(cmd),
              SH_ALIVE "D=%s; "
-             "wait_gone() { i=0; while alive \"$1\" && [ $i -lt 100 ]; do sleep 0.1; "
-             "i=$((i+1)); done; alive \"$1\" && kill -KILL \"$1\" 2>/dev/null; true; }; "
-             "if [ -f \"$D/supervisor.pid\" ]; then p=$(cat \"$D/supervisor.pid\"); "
-             "  alive \"$p\" && kill -TERM \"$p\" 2>/dev/null; wait_gone \"$p\"; fi; "
-             "if [ -f \"$D/agent.pid\" ]; then a=$(cat \"$D/agent.pid\"); "
-             "  alive \"$a\" && kill -TERM \"$a\" 2>/dev/null; wait_gone \"$a\"; fi; "
-             "rm -f \"$D/supervisor.pid\" \"$D/agent.pid\"",
+                      "wait_gone() { i=0; while alive \"$1\" && [ $i -lt 100 ]; do sleep 0.1; "
+                      "i=$((i+1)); done; alive \"$1\" && kill -KILL \"$1\" 2>/dev/null; true; }; "
+                      "if [ -f \"$D/supervisor.pid\" ]; then p=$(cat \"$D/supervisor.pid\"); "
+                      "  alive \"$p\" && kill -TERM \"$p\" 2>/dev/null; wait_gone \"$p\"; fi; "
+                      "if [ -f \"$D/agent.pid\" ]; then a=$(cat \"$D/agent.pid\"); "
+                      "  alive \"$a\" && kill -TERM \"$a\" 2>/dev/null; wait_gone \"$a\"; fi; "
+                      "rm -f \"$D/supervisor.pid\" \"$D/agent.pid\"",
              j->qdir);
     return run(j, "stopping the agent", cmd, NULL, 0);
 }
@@ -444,8 +445,9 @@ static int remove_all(struct job *j)
     int rc = inspect(j);
     if (rc < 0)
         return rc;
-    snprintf(cmd, sizeof(cmd), "D=%s; [ -d \"$D\" ] && echo fl:dir; "
-                               "[ -f /etc/systemd/system/%s.service ] && echo fl:unit; exit 0",
+    snprintf(cmd, sizeof(cmd),
+             "D=%s; [ -d \"$D\" ] && echo fl:dir; "
+             "[ -f /etc/systemd/system/%s.service ] && echo fl:unit; exit 0",
              j->qdir, j->unit);
     if ((rc = run(j, "inspecting", cmd, out, sizeof(out))) < 0)
         return rc;
@@ -508,10 +510,10 @@ static void work(uv_work_t *w)
         if (rc == 0 && all_same(j) && j->running)
             break; /* the loop pings; unchanged if it answers */
         if (rc == 0) {
-            j->outcome = !j->present               ? OUT_INSTALLED
-                         : !j->art[ART_BIN].same   ? OUT_UPGRADED
-                         : !all_same(j)            ? OUT_RECONFIGURED
-                                                   : OUT_RESTARTED;
+            j->outcome = !j->present             ? OUT_INSTALLED
+                         : !j->art[ART_BIN].same ? OUT_UPGRADED
+                         : !all_same(j)          ? OUT_RECONFIGURED
+                                                 : OUT_RESTARTED;
             rc = install(j);
         }
         break;
@@ -623,8 +625,8 @@ static void ping_failed(struct job *j)
     const char *log = j->systemd ? "journalctl -u " : "";
     snprintf(j->err, sizeof(j->err),
              "the agent was started but does not answer on %s:%u: %.300s (see %s%s%s on the host)",
-             j->h->address, (unsigned)j->h->port, j->ping_err, log,
-             j->systemd ? j->unit : j->dir, j->systemd ? "" : "/agent.log");
+             j->h->address, (unsigned)j->h->port, j->ping_err, log, j->systemd ? j->unit : j->dir,
+             j->systemd ? "" : "/agent.log");
     fail_job(j);
 }
 

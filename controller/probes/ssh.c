@@ -75,7 +75,7 @@ static void open_failed(struct ssh_attempt *a, int rc)
         break;
     case -EKEYREJECTED:
         what = strstr(a->err, "CHANGED") || strstr(a->err, "another type") ? "host key changed"
-                                                                          : "host key unknown";
+                                                                           : "host key unknown";
         break;
     case -ECANCELED:
         what = "cancelled";
@@ -117,7 +117,9 @@ static void work(uv_work_t *w)
     if (rc < 0) {
         fl_ssh_close(&st->session); /* a transport failure: the next attempt reconnects */
         snprintf(a->detail, sizeof(a->detail), "%.159s",
-                 rc == -ECANCELED ? "cancelled" : rc == -ETIMEDOUT ? "timed out" : a->err);
+                 rc == -ECANCELED   ? "cancelled"
+                 : rc == -ETIMEDOUT ? "timed out"
+                                    : a->err);
         return;
     }
     a->err[0] = '\0';
@@ -127,8 +129,7 @@ static void work(uv_work_t *w)
     } else if (status < 0) {
         snprintf(a->detail, sizeof(a->detail), "no exit status (expected %d)", spec->expect_exit);
     } else {
-        snprintf(a->detail, sizeof(a->detail), "exit %d (expected %d)", status,
-                 spec->expect_exit);
+        snprintf(a->detail, sizeof(a->detail), "exit %d (expected %d)", status, spec->expect_exit);
     }
 }
 
@@ -169,8 +170,8 @@ static int ssh_start(struct fl_probe *p, void **attempt, char *err, size_t err_l
     }
     a->p = p;
     a->st = *state;
-    a->deadline_ns = fl_mono_ns() + fl_probe_get_spec(p)->timeout_ms * 1000000ull +
-                     WORKER_MARGIN_NS;
+    a->deadline_ns =
+        fl_mono_ns() + fl_probe_get_spec(p)->timeout_ms * 1000000ull + WORKER_MARGIN_NS;
     a->work.data = a;
     int rc = uv_queue_work(fl_probe_loop(p), &a->work, work, after_work);
     if (rc < 0) {

@@ -196,14 +196,13 @@ static int tcp_connect(struct fl_ssh_session *s, const struct fl_ssh_target *t, 
     struct addrinfo *res = NULL;
     int g = getaddrinfo(t->address, service, &hints, &res);
     if (g != 0) {
-        snprintf(err, errlen, "%s: cannot resolve '%s': %s", s->name, t->address,
-                 gai_strerror(g));
+        snprintf(err, errlen, "%s: cannot resolve '%s': %s", s->name, t->address, gai_strerror(g));
         return -EHOSTUNREACH;
     }
     int rc = -EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             rc = -errno;
             continue;
@@ -370,8 +369,14 @@ static const char *algorithms_of(const char *type)
 }
 
 static const char *const all_algorithms[] = {
-    "ssh-ed25519",  "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "rsa-sha2-512", "rsa-sha2-256",        "ssh-rsa",             "ssh-dss",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+    "ssh-dss",
 };
 
 /* The known types first, then every other algorithm. */
@@ -483,10 +488,9 @@ static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *
     char fp[80];
     fingerprint(s, fp, sizeof(fp));
     struct libssh2_knownhost *found = NULL;
-    int r = libssh2_knownhost_checkp(k->kh, t->address, port, key, len,
-                                     LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                         bit,
-                                     &found);
+    int r = libssh2_knownhost_checkp(
+        k->kh, t->address, port, key, len,
+        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | bit, &found);
     if (r == LIBSSH2_KNOWNHOST_CHECK_MATCH)
         return 0;
     if (r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
@@ -577,8 +581,9 @@ static int authenticate(struct fl_ssh_session *s, const struct fl_ssh_target *t,
         struct passwd pw, *res = NULL;
         char pwbuf[1024];
         if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &res) != 0 || res == NULL) {
-            snprintf(err, errlen, "%s: no ssh user given and the current user has no name: set "
-                                  "ssh.user in the inventory",
+            snprintf(err, errlen,
+                     "%s: no ssh user given and the current user has no name: set "
+                     "ssh.user in the inventory",
                      s->name);
             return -EINVAL;
         }
@@ -830,8 +835,8 @@ int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const 
     LIBSSH2_SFTP_HANDLE *h;
     AGAIN_PTR(s, h,
               libssh2_sftp_open_ex(s->sftp, tmp, (unsigned)strlen(tmp),
-                                   LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
-                                   mode, LIBSSH2_SFTP_OPENFILE));
+                                   LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC, mode,
+                                   LIBSSH2_SFTP_OPENFILE));
     if (h == NULL) {
         if (s->io_err < 0)
             return fail(s, WAIT_FAILED, "opening a file over SFTP", err, errlen);

@@ -29,7 +29,10 @@ static char dir1[400], dir2[400];
 static uint16_t port1, port2;
 static char out[16384];
 
-static char *arg(const char *a) { return (char *)(uintptr_t)a; }
+static char *arg(const char *a)
+{
+    return (char *)(uintptr_t)a;
+}
 
 static int write_text(const char *path, const char *text)
 {
@@ -51,15 +54,16 @@ static void write_inventory(const char *extra)
              "  h1: { address: 127.0.0.1, port: %u, ssh: { deploy_dir: %s } }\n"
              "  h2: { address: 127.0.0.1, port: %u, ssh: { deploy_dir: %s } }\n"
              "%s",
-             key_path, (unsigned)sshd.port, sshd.user_key, sshd.known_hosts, (unsigned)port1,
-             dir1, (unsigned)port2, dir2, extra ? extra : "");
+             key_path, (unsigned)sshd.port, sshd.user_key, sshd.known_hosts, (unsigned)port1, dir1,
+             (unsigned)port2, dir2, extra ? extra : "");
     assert_int_equal(write_text(inventory, text), 0);
 }
 
 static int deploy(const char *a1, const char *a2)
 {
-    char *argv[] = {arg(FL_CTL_BIN), arg("deploy"), arg("--inventory"), inventory,
-                    arg("--timeout"), arg("10s"), arg(a1), arg(a2), NULL};
+    char *argv[] = {arg(FL_CTL_BIN), arg("deploy"),    arg("--inventory"),
+                    inventory,       arg("--timeout"), arg("10s"),
+                    arg(a1),         arg(a2),          NULL};
     int rc = proc_run(argv, out, sizeof(out), 120000);
     fprintf(stderr, "--- deploy %s %s -> %d\n%s", a1 ? a1 : "", a2 ? a2 : "", rc, out);
     return rc;
@@ -68,8 +72,8 @@ static int deploy(const char *a1, const char *a2)
 static int agents_answer(void)
 {
     char buf[4096];
-    char *argv[] = {arg(FL_CTL_BIN), arg("agents"), arg("--inventory"), inventory,
-                    arg("--key"), key_path, NULL};
+    char *argv[] = {arg(FL_CTL_BIN), arg("agents"), arg("--inventory"), inventory, arg("--key"),
+                    key_path,        NULL};
     int rc = proc_run(argv, buf, sizeof(buf), 30000);
     if (rc != 0)
         fprintf(stderr, "agents -> %d\n%s", rc, buf);
@@ -149,8 +153,15 @@ static int setup(void **state)
     if (proc_run(kg, kg_out, sizeof(kg_out), 5000) != 0)
         return -1;
     /* a key sshd does not authorize, and a host key that is not sshd's */
-    char *wk[] = {arg("/usr/bin/ssh-keygen"), arg("-q"), arg("-t"), arg("ed25519"), arg("-N"),
-                  arg(""), arg("-f"), wrong_key, NULL};
+    char *wk[] = {arg("/usr/bin/ssh-keygen"),
+                  arg("-q"),
+                  arg("-t"),
+                  arg("ed25519"),
+                  arg("-N"),
+                  arg(""),
+                  arg("-f"),
+                  wrong_key,
+                  NULL};
     if (proc_run(wk, kg_out, sizeof(kg_out), 10000) != 0)
         return -1;
     char pub[600], line[800];
@@ -254,9 +265,9 @@ static void one_bad_host_does_not_stop_the_others(void **state)
              "  changed: { address: 127.0.0.1, port: %u, ssh: { known_hosts: %s, "
              "deploy_dir: %s/r5 } }\n"
              "  closed: { address: 127.0.0.1, port: %u, ssh: { port: %u, deploy_dir: %s/r6 } }\n",
-             (unsigned)test_free_port(), wrong_key, sshd.dir, (unsigned)test_free_port(),
-             empty_kh, sshd.dir, (unsigned)test_free_port(), changed_kh, sshd.dir,
-             (unsigned)test_free_port(), (unsigned)closed, sshd.dir);
+             (unsigned)test_free_port(), wrong_key, sshd.dir, (unsigned)test_free_port(), empty_kh,
+             sshd.dir, (unsigned)test_free_port(), changed_kh, sshd.dir, (unsigned)test_free_port(),
+             (unsigned)closed, sshd.dir);
     write_inventory(extra);
     assert_int_equal(deploy(NULL, NULL), 2);
     assert_non_null(strstr(out, "h1        installed"));
