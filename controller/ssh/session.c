@@ -379,20 +379,49 @@ static const char *const all_algorithms[] = {
     "ssh-dss",
 };
 
+static bool supported(const char **algs, int n, const char *name, size_t len)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(algs[i]) == len && strncmp(algs[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+/* Appends the supported algorithms of the comma-separated list to pref,
+ * each once. (Only supported ones: libssh2 1.10 strips unknown names with an
+ * overlapping memcpy.) */
+static void add_algorithms(char *pref, size_t cap, const char *list, const char **algs, int n)
+{
+    const char *p = list;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        size_t o = strlen(pref);
+        bool dup = false;
+        for (const char *q = pref; *q != '\0' && !dup;
+             q += strcspn(q, ",") + (q[strcspn(q, ",")] ? 1 : 0))
+            dup = strcspn(q, ",") == len && strncmp(q, p, len) == 0;
+        if (!dup && supported(algs, n, p, len) && o + len + 2 < cap)
+            snprintf(pref + o, cap - o, "%s%.*s", o ? "," : "", (int)len, p);
+        p += len + (p[len] == ',' ? 1 : 0);
+    }
+}
+
 /* The known types first, then every other algorithm. */
 static void prefer_known(struct fl_ssh_session *s, const struct known *k)
 {
     if (k->n_types == 0)
         return;
+    const char **algs = NULL;
+    int n = libssh2_session_supported_algs(s->ssh, LIBSSH2_METHOD_HOSTKEY, &algs);
+    if (n <= 0)
+        return;
     char pref[512] = "";
-    size_t o = 0;
     for (size_t i = 0; i < k->n_types; i++)
-        o += (size_t)snprintf(pref + o, sizeof(pref) - o, "%s%s", o ? "," : "",
-                              algorithms_of(k->types[i]));
+        add_algorithms(pref, sizeof(pref), algorithms_of(k->types[i]), algs, n);
     for (size_t i = 0; i < sizeof(all_algorithms) / sizeof(all_algorithms[0]); i++)
-        if (strstr(pref, all_algorithms[i]) == NULL && o < sizeof(pref))
-            o += (size_t)snprintf(pref + o, sizeof(pref) - o, ",%s", all_algorithms[i]);
-    if (libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, pref) != 0)
+        add_algorithms(pref, sizeof(pref), all_algorithms[i], algs, n);
+    libssh2_free(s->ssh, algs);
+    if (pref[0] != '\0' && libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, pref) != 0)
         fl_debug("ssh %s: host key preference '%s' not taken", s->name, pref);
 }
 
