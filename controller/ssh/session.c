@@ -59,9 +59,15 @@ struct fl_ssh_session {
 static uv_once_t init_once = UV_ONCE_INIT;
 static int init_rc;
 
+/* Serialises additions to known_hosts files: hosts are opened in parallel,
+ * and two jobs must not both add the same host. */
+static uv_mutex_t append_lock;
+
 static void init_libssh2(void)
 {
     init_rc = libssh2_init(0);
+    if (init_rc == 0 && uv_mutex_init(&append_lock) != 0)
+        init_rc = -1;
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -490,6 +496,19 @@ static int append_known_host(const char *path, const struct known *k, const char
     int n = snprintf(line, cap, "%s%s %s %s\n", k->exists && !k->ends_in_newline ? "\n" : "", name,
                      type, (const char *)b64);
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        /* ~/.ssh may not exist yet: make it as ssh would (0700), then retry */
+        char parent[4096];
+        snprintf(parent, sizeof(parent), "%s", path);
+        char *slash = strrchr(parent, '/');
+        if (slash != NULL && slash != parent) {
+            *slash = '\0';
+            if (mkdir(parent, 0700) == 0)
+                fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+            else
+                errno = ENOENT;
+        }
+    }
     if (fd < 0 || write(fd, line, (size_t)n) != n) {
         rc = -errno;
         snprintf(err, errlen, "cannot add the host key of %s to %s: %s", name, path,
@@ -550,9 +569,22 @@ static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *
                  s->name, s->where, kh_path, tname, fp);
         return -EKEYREJECTED;
     }
-    int rc = append_known_host(kh_path, k, t->address, port, tname, key, len, err, errlen);
-    if (rc == 0)
-        fl_warn("%s (%s): added host key %s %s to %s", s->name, s->where, tname, fp, kh_path);
+    /* Under the lock, read the file again: another job may have added it meanwhile. */
+    uv_mutex_lock(&append_lock);
+    struct known again;
+    memset(&again, 0, sizeof(again));
+    int rc = read_known_hosts(s, kh_path, t->address, port, &again, err, errlen);
+    if (rc == 0 &&
+        libssh2_knownhost_checkp(again.kh, t->address, port, key, len,
+                                 LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | bit,
+                                 &found) != LIBSSH2_KNOWNHOST_CHECK_MATCH) {
+        rc = append_known_host(kh_path, &again, t->address, port, tname, key, len, err, errlen);
+        if (rc == 0)
+            fl_warn("%s (%s): added host key %s %s to %s", s->name, s->where, tname, fp, kh_path);
+    }
+    uv_mutex_unlock(&append_lock);
+    if (again.kh != NULL)
+        libssh2_knownhost_free(again.kh);
     return rc;
 }
 
