@@ -20,6 +20,7 @@ PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
 	nftables iproute2 procps mount \
+	libssh2-1-dev openssh-server openssh-client \
 	haproxy nginx-light curl
 
 .PHONY: all deps build test test-asan demo fuzz clean

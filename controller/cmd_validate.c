@@ -51,6 +51,9 @@ static void print_probe(const struct fl_probe_spec *p)
         for (size_t i = 0; i < p->u.exec.argc; i++)
             printf(" %s", p->u.exec.argv[i]);
         break;
+    case FL_PROBE_SSH:
+        printf("ssh %s: %s", p->u.ssh.host, p->u.ssh.command);
+        break;
     }
     printf("  every %s, timeout %s, rise %u, fall %u\n", dur(p->interval_ms, a, sizeof(a)),
            dur(p->timeout_ms, b, sizeof(b)), p->rise, p->fall);

@@ -212,13 +212,15 @@ static void ssh_free(struct fl_ssh_opts *s)
     free(s->user);
     free(s->identity_file);
     free(s->known_hosts);
+    free(s->deploy_dir);
     memset(s, 0, sizeof(*s));
 }
 
 static int parse_ssh(struct ctx *c, const struct fl_yaml_node *n, const char *base,
                      struct fl_ssh_opts *s)
 {
-    static const char *const keys[] = {"user", "port", "identity_file", "known_hosts", NULL};
+    static const char *const keys[] = {"user",        "port",       "identity_file",
+                                       "known_hosts", "deploy_dir", NULL};
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
     const struct fl_yaml_node *v = NULL;
     const char *t;
@@ -241,6 +243,19 @@ static int parse_ssh(struct ctx *c, const struct fl_yaml_node *n, const char *ba
         s->known_hosts = NULL;
         rc = resolve(c, base, t, &s->known_hosts);
     }
+    if (rc == 0 && (v = fl_yaml_get(n, "deploy_dir")) != NULL &&
+        (rc = fl_yaml_string(v, &t, c->err, c->errlen)) == 0) {
+        bool bad = t[0] != '/';
+        for (const char *q = t; *q != '\0'; q++)
+            bad = bad || (unsigned char)*q < 0x20 || *q == 0x7f;
+        if (bad)
+            return fl_yaml_errorf(v, c->err, c->errlen,
+                                  "deploy_dir must be an absolute path on the host, such as "
+                                  "/opt/faultline");
+        free(s->deploy_dir);
+        s->deploy_dir = NULL;
+        rc = copy(c, t, &s->deploy_dir);
+    }
     return rc;
 }
 
@@ -252,6 +267,8 @@ static int ssh_copy(struct ctx *c, const struct fl_ssh_opts *from, struct fl_ssh
     if (from->identity_file && copy(c, from->identity_file, &to->identity_file) < 0)
         return -ENOMEM;
     if (from->known_hosts && copy(c, from->known_hosts, &to->known_hosts) < 0)
+        return -ENOMEM;
+    if (from->deploy_dir && copy(c, from->deploy_dir, &to->deploy_dir) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -585,6 +602,48 @@ static int parse_exec(struct ctx *c, const struct fl_yaml_node *n,
     return rc;
 }
 
+static int host_ref(struct ctx *c, const struct fl_yaml_node *n, size_t *out);
+
+/* ssh: { host: web1, command: "systemctl is-active nginx", expect_exit: 0 }:
+ * the host's ssh settings come from the inventory. */
+static int parse_ssh_probe(struct ctx *c, const struct fl_yaml_node *n,
+                           const struct fl_yaml_node *probe_timeout, struct fl_probe_spec *p)
+{
+    static const char *const keys[] = {"host", "command", "expect_exit", "timeout", NULL};
+    struct fl_probe_ssh *x = &p->u.ssh;
+    int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
+    const struct fl_yaml_node *v = NULL;
+    size_t hi = 0;
+    if (rc == 0)
+        rc = required(c, n, "host", &v);
+    if (rc == 0)
+        rc = host_ref(c, v, &hi);
+    if (rc < 0)
+        return rc;
+    const struct fl_host *h = &c->e->inventory.hosts[hi];
+    const struct fl_ssh_opts *o = &h->ssh;
+    if ((rc = copy(c, h->name, &x->host)) < 0 || (rc = copy(c, h->address, &x->address)) < 0 ||
+        (o->user && (rc = copy(c, o->user, &x->user)) < 0) ||
+        (o->identity_file && (rc = copy(c, o->identity_file, &x->identity_file)) < 0) ||
+        (o->known_hosts && (rc = copy(c, o->known_hosts, &x->known_hosts)) < 0))
+        return rc;
+    x->port = o->port;
+    rc = required(c, n, "command", &v);
+    if (rc == 0)
+        rc = string_copy(c, v, &x->command);
+    if (rc == 0 && x->command[0] == '\0')
+        rc = fl_yaml_errorf(v, c->err, c->errlen,
+                            "command is empty: name what to run, such as "
+                            "\"systemctl is-active nginx\"");
+    uint64_t code;
+    if (rc == 0 && (v = fl_yaml_get(n, "expect_exit")) != NULL &&
+        (rc = fl_yaml_uint(v, 0, 255, &code, c->err, c->errlen)) == 0)
+        x->expect_exit = (int)code;
+    if (rc == 0)
+        rc = kind_timeout(c, n, probe_timeout, p);
+    return rc;
+}
+
 /* The required name of the idx-th probe or fault (what), unique among the
  * earlier ones, whose name nodes are in seen; copied to *out, and its node
  * kept in seen[idx] for later duplicate messages. */
@@ -624,7 +683,7 @@ static int parse_probe(struct ctx *c, size_t idx, const struct fl_yaml_node *n)
     const char *name = p->name;
     const struct fl_yaml_node *v = NULL;
 
-    const struct fl_yaml_node *kind = NULL, *kind_key = NULL;
+    const struct fl_yaml_node *kind = NULL;
     size_t kind_i = 0;
     for (size_t i = 0; i < n->n_pairs; i++) {
         for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
@@ -636,17 +695,12 @@ static int parse_probe(struct ctx *c, size_t idx, const struct fl_yaml_node *n)
                                       "thing",
                                       name, kinds[kind_i], kinds[k]);
             kind = n->pairs[i].value;
-            kind_key = n->pairs[i].key;
             kind_i = k;
         }
     }
     if (kind == NULL)
-        return fl_yaml_errorf(n, c->err, c->errlen, "probe '%s' needs a kind: http, tcp or exec",
-                              name);
-    if (kind_i == 3)
-        return fl_yaml_errorf(kind_key, c->err, c->errlen,
-                              "ssh probes are not supported yet: use an exec probe (argv: [ssh, "
-                              "...]) or an http or tcp probe");
+        return fl_yaml_errorf(n, c->err, c->errlen,
+                              "probe '%s' needs a kind: http, tcp, exec or ssh", name);
 
     p->interval_ms = 1000;
     p->timeout_ms = 1000;
@@ -673,9 +727,12 @@ static int parse_probe(struct ctx *c, size_t idx, const struct fl_yaml_node *n)
     case 1:
         p->type = FL_PROBE_TCP;
         return parse_tcp(c, kind, timeout, p);
-    default:
+    case 2:
         p->type = FL_PROBE_EXEC;
         return parse_exec(c, kind, timeout, p);
+    default:
+        p->type = FL_PROBE_SSH;
+        return parse_ssh_probe(c, kind, timeout, p);
     }
 }
 

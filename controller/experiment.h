@@ -23,12 +23,13 @@
 #define FL_EXPERIMENT_MAX_TAGS 64 /* per host, per target */
 #define FL_EXPERIMENT_DEFAULT_RECOVERY_MS 60000
 
-/* SSH settings for `faultline deploy` (and ssh probes, later). */
+/* SSH settings for `faultline deploy` and ssh probes. */
 struct fl_ssh_opts {
     char *user;          /* NULL: not given */
     uint16_t port;       /* 0: not given (ssh's own default) */
     char *identity_file; /* resolved against the file naming it; "~/" kept; NULL: not given */
     char *known_hosts;   /* same */
+    char *deploy_dir;    /* absolute, on the host; NULL: not given (/opt/faultline) */
 };
 
 struct fl_host {

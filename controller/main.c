@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "controller/cli.h"
+#include "controller/deploy.h"
 
 static const struct fl_command commands[] = {
     {"keygen", "write a new pre-shared key, mode 0600", fl_cmd_keygen},
@@ -15,6 +16,7 @@ static const struct fl_command commands[] = {
     {"inject", "inject one fault by hand (game-day style); prints its id", fl_cmd_inject},
     {"revert", "revert one fault, or every fault of an agent", fl_cmd_revert},
     {"halt", "revert every fault on every agent named, now", fl_cmd_halt},
+    {"deploy", "install, upgrade or remove agents on an inventory's hosts over SSH", fl_cmd_deploy},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

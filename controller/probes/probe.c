@@ -43,6 +43,7 @@ struct fl_probe {
     bool stopping;
     bool owed; /* a tick came while an attempt was alive */
     void *attempt;       /* the kind's state; NULL when none is alive */
+    void *kind_state;    /* the kind's, between attempts (release() frees it) */
     bool resolved;       /* the current attempt's result was reported */
     bool cancelled;      /* cancel() was called for the current attempt */
     uint64_t started_ms; /* wall clock */
@@ -83,6 +84,14 @@ void fl_probe_spec_free(struct fl_probe_spec *spec)
             free_str(&spec->u.exec.argv[i]);
         spec->u.exec.argc = 0;
         break;
+    case FL_PROBE_SSH:
+        free_str(&spec->u.ssh.host);
+        free_str(&spec->u.ssh.address);
+        free_str(&spec->u.ssh.user);
+        free_str(&spec->u.ssh.identity_file);
+        free_str(&spec->u.ssh.known_hosts);
+        free_str(&spec->u.ssh.command);
+        break;
     }
     memset(spec, 0, sizeof(*spec)); /* a second free is harmless */
 }
@@ -113,6 +122,10 @@ int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *sr
         break;
     case FL_PROBE_EXEC:
         memset(dst->u.exec.argv, 0, sizeof(dst->u.exec.argv));
+        break;
+    case FL_PROBE_SSH:
+        dst->u.ssh.host = dst->u.ssh.address = dst->u.ssh.user = NULL;
+        dst->u.ssh.identity_file = dst->u.ssh.known_hosts = dst->u.ssh.command = NULL;
         break;
     }
     if ((rc = dup_str(&dst->name, src->name)) < 0)
@@ -146,6 +159,15 @@ int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *sr
                 goto fail;
         dst->u.exec.argv[src->u.exec.argc] = NULL;
         break;
+    case FL_PROBE_SSH:
+        if ((rc = dup_str(&dst->u.ssh.host, src->u.ssh.host)) < 0 ||
+            (rc = dup_str(&dst->u.ssh.address, src->u.ssh.address)) < 0 ||
+            (rc = dup_str(&dst->u.ssh.user, src->u.ssh.user)) < 0 ||
+            (rc = dup_str(&dst->u.ssh.identity_file, src->u.ssh.identity_file)) < 0 ||
+            (rc = dup_str(&dst->u.ssh.known_hosts, src->u.ssh.known_hosts)) < 0 ||
+            (rc = dup_str(&dst->u.ssh.command, src->u.ssh.command)) < 0)
+            goto fail;
+        break;
     }
     return 0;
 fail:
@@ -162,6 +184,8 @@ const char *fl_probe_type_name(enum fl_probe_type type)
         return "tcp";
     case FL_PROBE_EXEC:
         return "exec";
+    case FL_PROBE_SSH:
+        return "ssh";
     }
     return "?";
 }
@@ -175,6 +199,8 @@ static const struct fl_probe_kind *kind_of(enum fl_probe_type type)
         return &fl_probe_kind_tcp;
     case FL_PROBE_EXEC:
         return &fl_probe_kind_exec;
+    case FL_PROBE_SSH:
+        return &fl_probe_kind_ssh;
     }
     return NULL;
 }
@@ -191,6 +217,8 @@ static int check_spec(const struct fl_probe_spec *spec)
                        spec->u.exec.argv[0] != NULL
                    ? 0
                    : -EINVAL;
+    case FL_PROBE_SSH:
+        return spec->u.ssh.address != NULL && spec->u.ssh.command != NULL ? 0 : -EINVAL;
     }
     return -EINVAL;
 }
@@ -200,6 +228,11 @@ static int check_spec(const struct fl_probe_spec *spec)
 uv_loop_t *fl_probe_loop(const struct fl_probe *p)
 {
     return p->loop;
+}
+
+void **fl_probe_kind_state(struct fl_probe *p)
+{
+    return &p->kind_state;
 }
 
 const struct fl_probe_spec *fl_probe_get_spec(const struct fl_probe *p)
@@ -214,6 +247,8 @@ static void maybe_finish(struct fl_probe *p)
         return;
     void (*stopped)(void *) = p->stopped;
     void *arg = p->stopped_arg;
+    if (p->kind->release != NULL && p->kind_state != NULL)
+        p->kind->release(p->kind_state);
     fl_probe_spec_free(&p->spec);
     free(p);
     if (stopped != NULL)

@@ -26,6 +26,7 @@ enum fl_probe_type {
     FL_PROBE_HTTP,
     FL_PROBE_TCP,
     FL_PROBE_EXEC,
+    FL_PROBE_SSH,
 };
 
 struct fl_probe_http {
@@ -49,6 +50,19 @@ struct fl_probe_exec {
     int expect_exit;                    /* default 0 */
 };
 
+/* A command run on a host over SSH (controller/probes/ssh.c), with the
+ * host's ssh settings from the inventory copied in. */
+struct fl_probe_ssh {
+    char *host;          /* the inventory's name for it, for messages */
+    char *address;
+    uint16_t port;       /* 0: 22 */
+    char *user;          /* NULL: the current user */
+    char *identity_file; /* NULL: ssh-agent */
+    char *known_hosts;   /* NULL: ~/.ssh/known_hosts */
+    char *command;       /* run by the remote user's shell */
+    int expect_exit;     /* default 0 */
+};
+
 /* A probe as an experiment declares it. Strings are owned (malloc'd). */
 struct fl_probe_spec {
     char *name;
@@ -61,6 +75,7 @@ struct fl_probe_spec {
         struct fl_probe_http http;
         struct fl_probe_tcp tcp;
         struct fl_probe_exec exec;
+        struct fl_probe_ssh ssh;
     } u;
 };
 
@@ -109,7 +124,7 @@ const struct fl_probe_spec *fl_probe_get_spec(const struct fl_probe *p);
 /* Deep copy of src into dst; on error dst is left zeroed. Returns 0 or -ENOMEM. */
 int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *src);
 
-/* "http", "tcp", "exec". */
+/* "http", "tcp", "exec", "ssh". */
 const char *fl_probe_type_name(enum fl_probe_type type);
 
 /* ------------------------------------------------------ for the kinds only
@@ -131,13 +146,21 @@ struct fl_probe_kind {
     const char *name;
     int (*start)(struct fl_probe *p, void **attempt, char *err, size_t err_len);
     void (*cancel)(void *attempt);
+    /* Optional: frees what the kind keeps between attempts (in
+     * *fl_probe_kind_state(p)), called on the loop once the probe is stopped
+     * and no attempt is alive. Work it still has to do (closing an ssh
+     * session) keeps the loop alive, not the probe. */
+    void (*release)(void *state);
 };
 
 extern const struct fl_probe_kind fl_probe_kind_http;
 extern const struct fl_probe_kind fl_probe_kind_tcp;
 extern const struct fl_probe_kind fl_probe_kind_exec;
+extern const struct fl_probe_kind fl_probe_kind_ssh;
 
 uv_loop_t *fl_probe_loop(const struct fl_probe *p);
+/* The kind's state that lives from attempt to attempt (NULL at first). */
+void **fl_probe_kind_state(struct fl_probe *p);
 /* Ends the current attempt; detail is printf-style. */
 void fl_probe_attempt_end(struct fl_probe *p, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

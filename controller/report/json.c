@@ -516,6 +516,11 @@ static json_t *probe_target(const struct fl_probe_spec *s)
         put(o, "expect_exit", json_integer(s->u.exec.expect_exit), &ok);
         break;
     }
+    case FL_PROBE_SSH:
+        put(o, "host", text(s->u.ssh.host), &ok);
+        put(o, "command", text(s->u.ssh.command), &ok);
+        put(o, "expect_exit", json_integer(s->u.ssh.expect_exit), &ok);
+        break;
     }
     if (!ok) {
         json_decref(o);

@@ -490,14 +490,61 @@ static void version_two(void **state)
                "1:10: unsupported version 2: this faultline reads version 1");
 }
 
-static void ssh_probe_refused(void **state)
+static void ssh_probe_checked(void **state)
 {
     (void)state;
     fails_with(HEAD "  - name: disk\n"
                     "    ssh: { host: web1, argv: [df] }\n" FAULT,
                NULL,
-               "11:5: ssh probes are not supported yet: use an exec probe (argv: [ssh, "
-               "...]) or an http or tcp probe");
+               "11:24: unknown key 'argv'; known keys here: host, command, expect_exit, "
+               "timeout");
+    const char *path = write_file("e.yaml", HEAD "  - name: disk\n"
+                                                 "    ssh: { host: web3, command: df }\n" FAULT);
+    struct fl_experiment *e = NULL;
+    char err[1024] = "";
+    assert_int_equal(fl_experiment_load(path, NULL, &e, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, ":11:18: unknown host 'web3': not in the inventory ("));
+    assert_non_null(strstr(err, "did you mean 'web1'?"));
+}
+
+static void ssh_probe_takes_the_host_ssh_settings(void **state)
+{
+    (void)state;
+    const char *path =
+        write_file("e.yaml", "version: 1\n"
+                             "name: t\n"
+                             "inventory:\n"
+                             "  ssh: { user: ops, port: 2222, known_hosts: kh }\n"
+                             "  hosts:\n"
+                             "    db1: { address: 10.77.0.5, ssh: { identity_file: ~/.ssh/id, "
+                             "deploy_dir: /srv/fl } }\n"
+                             "probes:\n"
+                             "  - name: lag\n"
+                             "    ssh: { host: db1, command: \"check-lag 5\", expect_exit: 2,"
+                             " timeout: 700ms }\n"
+                             "faults:\n"
+                             "  - name: f\n"
+                             "    target: { hosts: [db1] }\n"
+                             "    kill_process: { name: postgres }\n"
+                             "    duration: 10s\n");
+    struct fl_experiment *e = load_ok(path, NULL);
+    assert_string_equal(e->inventory.hosts[0].ssh.deploy_dir, "/srv/fl");
+    const struct fl_probe_spec *p = &e->probes[0];
+    assert_int_equal(p->type, FL_PROBE_SSH);
+    assert_int_equal(p->timeout_ms, 700);
+    assert_string_equal(p->u.ssh.host, "db1");
+    assert_string_equal(p->u.ssh.address, "10.77.0.5");
+    assert_int_equal(p->u.ssh.port, 2222);
+    assert_string_equal(p->u.ssh.user, "ops");
+    assert_string_equal(p->u.ssh.identity_file, "~/.ssh/id");
+    assert_non_null(strstr(p->u.ssh.known_hosts, "/kh"));
+    assert_string_equal(p->u.ssh.command, "check-lag 5");
+    assert_int_equal(p->u.ssh.expect_exit, 2);
+    struct fl_probe_spec copy;
+    assert_int_equal(fl_probe_spec_copy(&copy, p), 0);
+    assert_string_equal(copy.u.ssh.command, "check-lag 5");
+    fl_probe_spec_free(&copy);
+    fl_experiment_free(&e);
 }
 
 static void past_max_duration(void **state)
@@ -662,7 +709,8 @@ int main(void)
         cmocka_unit_test(two_kinds),
         cmocka_unit_test(bad_fault_parameter),
         cmocka_unit_test(version_two),
-        cmocka_unit_test(ssh_probe_refused),
+        cmocka_unit_test(ssh_probe_checked),
+        cmocka_unit_test(ssh_probe_takes_the_host_ssh_settings),
         cmocka_unit_test(past_max_duration),
         cmocka_unit_test(inventory_option_wins),
         cmocka_unit_test(key_file_relative),

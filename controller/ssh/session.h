@@ -1,0 +1,81 @@
+/* SSH sessions over libssh2, for `faultline deploy` and ssh probes.
+ *
+ * Every function here blocks its caller and is meant for libuv's thread pool
+ * (uv_queue_work), never for the loop. Each one is bounded by a deadline
+ * (monotonic ns, fl_mono_ns): libssh2 runs in non-blocking mode and every
+ * wait is a poll() that never passes the deadline, so a dead host, a stalled
+ * handshake or a command that hangs costs at most the time given.
+ * fl_ssh_cancel() (from any thread) makes the call in progress give up
+ * within a few tens of milliseconds.
+ *
+ * Trust: the server's host key must be in known_hosts (OpenSSH's format,
+ * plain or hashed names, "[host]:port" for ports other than 22). An unknown
+ * host is refused unless accept_new is set, which appends its key; a key
+ * that differs from the known one, or of a type other than the known ones,
+ * is always refused. Messages name the host, the key type, its SHA256
+ * fingerprint and the known_hosts file, as OpenSSH does.
+ *
+ * A session is used by one thread at a time. */
+#ifndef FL_CONTROLLER_SSH_SESSION_H
+#define FL_CONTROLLER_SSH_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FL_SSH_DEFAULT_PORT 22
+
+/* Where and who. Strings are borrowed for the duration of fl_ssh_open. */
+struct fl_ssh_target {
+    const char *name;          /* for messages: the inventory's name, or the address */
+    const char *address;       /* IP address or host name */
+    uint16_t port;             /* 0: 22 */
+    const char *user;          /* NULL: the current user */
+    const char *identity_file; /* NULL: the keys of ssh-agent ($SSH_AUTH_SOCK); "~/" is $HOME */
+    const char *known_hosts;   /* NULL: ~/.ssh/known_hosts */
+    bool accept_new;           /* append the key of a host not in known_hosts */
+};
+
+struct fl_ssh_session;
+
+/* Connects, checks the host key, authenticates. Returns 0 with *out, or a
+ * negative errno with err saying what went wrong and what to do:
+ * -ETIMEDOUT, -ECONNREFUSED (and other connect errors), -EHOSTUNREACH,
+ * -EKEYREJECTED (host key unknown or changed), -EACCES (authentication),
+ * -ECANCELED, -EPROTO (the SSH handshake failed). */
+int fl_ssh_open(const struct fl_ssh_target *t, uint64_t deadline_ns, struct fl_ssh_session **out,
+                char *err, size_t errlen);
+
+/* Runs command with the remote user's shell, stdin empty. Collects stdout
+ * and stderr together into out (NUL-terminated, at most cap - 1 bytes kept;
+ * the rest is read and dropped) and the exit status into *exit_status (a
+ * remote signal gives 128 + its number when known, else -1). out may be
+ * NULL. Returns 0 or a negative errno with err filled; after an error other
+ * than a command that could not start, the session is no longer usable (the
+ * caller closes it). */
+int fl_ssh_exec(struct fl_ssh_session *s, const char *command, uint64_t deadline_ns,
+                int *exit_status, char *out, size_t cap, char *err, size_t errlen);
+
+/* Writes len bytes of data to remote_path with mode, through SFTP: first to
+ * "<remote_path>.tmp-faultline", then renamed over remote_path (mv -f), so
+ * that a half-written file never stands in its place. The directory must
+ * exist. Returns 0 or a negative errno with err filled. */
+int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const char *remote_path,
+                  int mode, uint64_t deadline_ns, char *err, size_t errlen);
+
+/* From any thread: the call in progress (and every later one) returns
+ * -ECANCELED soon. */
+void fl_ssh_cancel(struct fl_ssh_session *s);
+
+/* Says goodbye (bounded by a short grace), closes the socket, frees, and
+ * sets *s to NULL. NULL or *s NULL is a no-op. */
+void fl_ssh_close(struct fl_ssh_session **s);
+
+/* "'it'\''s'": arg quoted for a POSIX shell, into buf. Returns the length or
+ * -ENOSPC. */
+int fl_ssh_quote(const char *arg, char *buf, size_t len);
+
+/* "~/x" -> "$HOME/x" into buf; other paths are copied. 0 or -ENOSPC. */
+int fl_ssh_expand_home(const char *path, char *buf, size_t len);
+
+#endif

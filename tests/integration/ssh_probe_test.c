@@ -1,0 +1,172 @@
+/* The ssh probe against a real sshd on loopback: passes on the expected
+ * exit code, fails naming another, times out within its timeout, refuses an
+ * unknown host key, says so when nothing listens, and keeps one session for
+ * many attempts. Every run ends with uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "controller/probes/probe.h"
+#include "tests/support/sshd.h"
+
+static struct test_sshd sshd;
+
+#define MAX_RESULTS 16
+
+struct collect {
+    struct fl_probe_result r[MAX_RESULTS];
+    int n;
+    int want;
+    bool stopped;
+};
+
+static void on_stopped(void *arg)
+{
+    ((struct collect *)arg)->stopped = true;
+}
+
+static void on_result(struct fl_probe *p, const struct fl_probe_result *r, void *arg)
+{
+    struct collect *c = arg;
+    if (c->n < MAX_RESULTS)
+        c->r[c->n++] = *r;
+    if (c->n >= c->want)
+        fl_probe_stop(p, on_stopped, c);
+}
+
+static struct fl_probe_spec spec_for(const char *command, uint64_t timeout_ms)
+{
+    struct fl_probe_spec s;
+    memset(&s, 0, sizeof(s));
+    s.name = (char *)"ssh";
+    s.type = FL_PROBE_SSH;
+    s.interval_ms = 100;
+    s.timeout_ms = timeout_ms;
+    s.rise = 1;
+    s.fall = 1;
+    s.u.ssh.host = (char *)"test-host";
+    s.u.ssh.address = (char *)"127.0.0.1";
+    s.u.ssh.port = sshd.port;
+    s.u.ssh.identity_file = sshd.user_key;
+    s.u.ssh.known_hosts = sshd.known_hosts;
+    s.u.ssh.command = (char *)command;
+    return s;
+}
+
+static void run_probe(const struct fl_probe_spec *spec, int want, struct collect *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->want = want;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct fl_probe *p = NULL;
+    assert_int_equal(fl_probe_start(&loop, spec, on_result, c, &p), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(c->stopped);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    for (int i = 0; i < c->n; i++)
+        fprintf(stderr, "  attempt %d: %s %s (%llu ms)\n", i, c->r[i].ok ? "ok" : "FAIL",
+                c->r[i].detail, (unsigned long long)c->r[i].latency_ms);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    return test_sshd_start(&sshd);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    test_sshd_stop(&sshd);
+    return 0;
+}
+
+static void passes_and_reuses_the_session(void **state)
+{
+    (void)state;
+    int before = test_sshd_count(&sshd, "Accepted publickey");
+    struct fl_probe_spec s = spec_for("true", 2000);
+    struct collect c;
+    run_probe(&s, 5, &c);
+    assert_int_equal(c.n, 5);
+    for (int i = 0; i < c.n; i++) {
+        assert_true(c.r[i].ok);
+        assert_string_equal(c.r[i].detail, "exit 0");
+    }
+    /* five attempts, one login: the session is kept between attempts */
+    assert_int_equal(test_sshd_count(&sshd, "Accepted publickey") - before, 1);
+}
+
+static void fails_on_exit_code(void **state)
+{
+    (void)state;
+    struct fl_probe_spec s = spec_for("exit 3", 2000);
+    struct collect c;
+    run_probe(&s, 2, &c);
+    assert_false(c.r[0].ok);
+    assert_string_equal(c.r[0].detail, "exit 3 (expected 0)");
+    s.u.ssh.expect_exit = 3;
+    run_probe(&s, 1, &c);
+    assert_true(c.r[0].ok);
+    assert_string_equal(c.r[0].detail, "exit 3");
+}
+
+static void times_out(void **state)
+{
+    (void)state;
+    struct fl_probe_spec s = spec_for("sleep 5", 300);
+    struct collect c;
+    uint64_t t0 = uv_hrtime();
+    run_probe(&s, 2, &c);
+    uint64_t took_ms = (uv_hrtime() - t0) / 1000000u;
+    assert_false(c.r[0].ok);
+    assert_string_equal(c.r[0].detail, "timeout after 300ms");
+    assert_true(c.r[0].latency_ms >= 290 && c.r[0].latency_ms < 800);
+    assert_string_equal(c.r[1].detail, "timeout after 300ms");
+    assert_true(took_ms < 3000); /* nothing waited for the remote sleep */
+}
+
+static void unknown_host_key(void **state)
+{
+    (void)state;
+    char empty[300];
+    snprintf(empty, sizeof(empty), "%s/empty_known_hosts", sshd.dir);
+    struct fl_probe_spec s = spec_for("true", 2000);
+    s.u.ssh.known_hosts = empty;
+    struct collect c;
+    run_probe(&s, 1, &c);
+    assert_false(c.r[0].ok);
+    assert_string_equal(c.r[0].detail, "host key unknown");
+}
+
+static void connection_refused(void **state)
+{
+    (void)state;
+    struct fl_probe_spec s = spec_for("true", 2000);
+    s.u.ssh.port = test_free_port();
+    struct collect c;
+    run_probe(&s, 1, &c);
+    assert_false(c.r[0].ok);
+    assert_string_equal(c.r[0].detail, "connection refused");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(passes_and_reuses_the_session),
+        cmocka_unit_test(fails_on_exit_code),
+        cmocka_unit_test(times_out),
+        cmocka_unit_test(unknown_host_key),
+        cmocka_unit_test(connection_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,192 @@
+#include "tests/support/sshd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/support/proc.h"
+
+#define SSHD "/usr/sbin/sshd"
+#define SSH_KEYGEN "/usr/bin/ssh-keygen"
+
+uint16_t test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+    socklen_t len = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void test_rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int keygen(const char *path)
+{
+    char *argv[] = {(char *)SSH_KEYGEN, (char *)"-q", (char *)"-t", (char *)"ed25519",
+                    (char *)"-N",       (char *)"",   (char *)"-C", (char *)"faultline-test",
+                    (char *)"-f",       (char *)path, NULL};
+    char out[1024];
+    int rc = proc_run(argv, out, sizeof(out), 10000);
+    if (rc != 0)
+        fprintf(stderr, "ssh-keygen %s failed (%d): %s\n", path, rc, out);
+    return rc == 0 ? 0 : -1;
+}
+
+/* The first two fields of a .pub file: "ssh-ed25519 AAAA...". */
+static int read_pub(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(buf, (int)len, f) == NULL) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    char *sp = strchr(buf, ' ');
+    if (sp == NULL || (sp = strchr(sp + 1, ' ')) == NULL)
+        sp = buf + strcspn(buf, "\n");
+    *sp = '\0';
+    return 0;
+}
+
+/* As proc_start, but sshd dies with the test: a test that crashes (an ASan
+ * abort) must not leave an sshd listening behind it. */
+static pid_t start_sshd(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, STDIN_FILENO);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+int test_sshd_start(struct test_sshd *s)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/fl-sshd.XXXXXX");
+    if (mkdtemp(s->dir) == NULL)
+        return -1;
+    chmod(s->dir, 0755);
+    /* sshd's privilege separation directory; a fresh machine may lack it. */
+    mkdir("/run/sshd", 0755);
+    char host_key[300], user_pub[300], host_pub[300], cfg[300], path[300];
+    snprintf(host_key, sizeof(host_key), "%s/host_ed25519", s->dir);
+    snprintf(host_pub, sizeof(host_pub), "%s/host_ed25519.pub", s->dir);
+    snprintf(s->user_key, sizeof(s->user_key), "%s/id_ed25519", s->dir);
+    snprintf(user_pub, sizeof(user_pub), "%s/id_ed25519.pub", s->dir);
+    snprintf(s->known_hosts, sizeof(s->known_hosts), "%s/known_hosts", s->dir);
+    snprintf(s->log, sizeof(s->log), "%s/sshd.log", s->dir);
+    snprintf(cfg, sizeof(cfg), "%s/sshd_config", s->dir);
+    if (keygen(host_key) < 0 || keygen(s->user_key) < 0)
+        return -1;
+    char pub[512], text[4096];
+    if (read_pub(user_pub, pub, sizeof(pub)) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/authorized_keys", s->dir);
+    snprintf(text, sizeof(text), "%s\n", pub);
+    if (write_file(path, text) < 0)
+        return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        s->port = test_free_port();
+        snprintf(text, sizeof(text),
+                 "Port %u\n"
+                 "ListenAddress 127.0.0.1\n"
+                 "HostKey %s\n"
+                 "PidFile %s/sshd.pid\n"
+                 "AuthorizedKeysFile %s/authorized_keys\n"
+                 "StrictModes no\n"
+                 "UsePAM no\n"
+                 "PermitRootLogin prohibit-password\n"
+                 "PasswordAuthentication no\n"
+                 "KbdInteractiveAuthentication no\n"
+                 "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+                 "MaxStartups 100:30:200\n"
+                 "LogLevel INFO\n",
+                 (unsigned)s->port, host_key, s->dir, s->dir);
+        if (write_file(cfg, text) < 0)
+            return -1;
+        char *argv[] = {(char *)SSHD, (char *)"-D", (char *)"-e", (char *)"-f", cfg, NULL};
+        s->pid = start_sshd(argv, s->log);
+        char buf[8192];
+        char needle[64];
+        snprintf(needle, sizeof(needle), "Server listening on 127.0.0.1 port %u", s->port);
+        if (file_wait_for(s->log, needle, buf, sizeof(buf), 5000) != NULL)
+            break;
+        proc_stop(s->pid, SIGKILL, 2000);
+        s->pid = 0;
+        fprintf(stderr, "sshd did not start on port %u:\n%s\n", s->port, buf);
+    }
+    if (s->pid <= 0)
+        return -1;
+    if (read_pub(host_pub, pub, sizeof(pub)) < 0)
+        return -1;
+    snprintf(s->host_line, sizeof(s->host_line), "[127.0.0.1]:%u %.500s", (unsigned)s->port, pub);
+    snprintf(text, sizeof(text), "%s\n", s->host_line);
+    return write_file(s->known_hosts, text);
+}
+
+void test_sshd_stop(struct test_sshd *s)
+{
+    if (s->pid > 0)
+        proc_stop(s->pid, SIGTERM, 3000);
+    s->pid = 0;
+    if (s->dir[0] != '\0')
+        test_rm_rf(s->dir);
+    s->dir[0] = '\0';
+}
+
+int test_sshd_count(const struct test_sshd *s, const char *needle)
+{
+    FILE *f = fopen(s->log, "r");
+    if (f == NULL)
+        return -1;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    int count = 0;
+    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        count++;
+    return count;
+}
