@@ -111,15 +111,20 @@ int fl_cmd_agents(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         struct fl_oneshot_target *t = &targets[i];
         Faultline__Status *st = t->user;
+        char label[320]; /* the inventory's name for it, when there is one */
+        if (inv != NULL)
+            snprintf(label, sizeof(label), "%s %s", inv->inventory.hosts[i].name, t->spec);
+        else
+            snprintf(label, sizeof(label), "%s", t->spec);
         if (t->status == 0 && st != NULL) {
             char uptime[32];
             fl_format_duration(st->uptime_ms, uptime, sizeof(uptime));
-            printf("%-24s %-5s %-8s %-9s %-6zu %s\n", t->spec, "up", st->version, uptime,
+            printf("%-24s %-5s %-8s %-9s %-6zu %s\n", label, "up", st->version, uptime,
                    st->n_faults, st->hostname);
             for (size_t k = 0; k < st->n_faults; k++)
                 fl_print_fault(stdout, "    ", st->faults[k]);
         } else {
-            printf("%-24s %-5s %s\n", t->spec, "DOWN", t->error);
+            printf("%-24s %-5s %s\n", label, "DOWN", t->error);
         }
         if (st != NULL)
             faultline__status__free_unpacked(st, NULL);

@@ -16,6 +16,36 @@
 #include "controller/report/report.h"
 #include "controller/run.h"
 
+/* mkdir -p: the report directory and any missing parents. 0 or -1 (errno). */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
 static const char run_help[] =
     "usage: faultline run [--key FILE] [--inventory FILE] [--report-dir DIR] [--dry-run]\n"
     "                     EXPERIMENT\n"
@@ -84,7 +114,7 @@ int fl_cmd_run(int argc, char **argv)
         fl_experiment_free(&e);
         return krc;
     }
-    if (report_dir != NULL && mkdir(report_dir, 0755) != 0 && errno != EEXIST) {
+    if (report_dir != NULL && make_dirs(report_dir) != 0) {
         fprintf(stderr, "faultline run: cannot create %s: %s\n", report_dir, strerror(errno));
         fl_key_wipe(&key);
         fl_experiment_free(&e);

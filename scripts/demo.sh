@@ -1,85 +1,144 @@
 #!/bin/sh
-# make demo: a key, an agent on loopback, the controller checking it, an
-# impostor with another key refused, and a fault that outlives its agent's
-# kill -9 by a few milliseconds only: the guardian reverts it. Leaves nothing
-# behind.
+# make demo: a game day in a box. Brings up the game-day bed (HAProxy in
+# front of two nginx web servers, an agent on every host, each host a network
+# namespace: tests/beds/gameday.sh), then from the client host:
+#   1. checks the agents, and that a controller with another key is refused;
+#   2. runs experiments/web-primary-crash.yaml (kill nginx on web1) and
+#      experiments/web-network-cut.yaml (drop what reaches web1), and sets the
+#      recovery time faultline measured beside the moment HAProxy's own log
+#      says it marked web1 DOWN;
+#   3. kills the controller with -9 in the middle of an experiment and shows
+#      the agent's lease reverting the fault on its own;
+# and tears it all down, checking that nothing is left.
 # usage: scripts/demo.sh BUILD_DIR
 set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-build}" && pwd)
+bed="$here/tests/beds/gameday.sh"
 work=$(mktemp -d /tmp/faultline-demo.XXXXXX)
-agent_pid=""
-target=""
+state="$work/bed"
+summary="$work/summary"
+: >"$summary"
+
 cleanup() {
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-    [ -n "$target" ] && kill -CONT "$target" 2>/dev/null && kill "$target" 2>/dev/null
+    rc=$?
+    trap - EXIT INT TERM
+    printf '\n== tearing the bed down\n'
+    if "$bed" down "$state"; then
+        echo "nothing left behind: no namespace, process, mount, nft table or file"
+    else
+        rc=1
+    fi
     rm -rf "$work"
+    exit "$rc"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step() { printf '\n== %s\n' "$*"; }
+on_client() { "$bed" exec "$state" client "$@"; }
+ms_of() { date -d "$1" +%s%3N; }
+secs() { awk -v ms="$1" 'BEGIN { printf "%.2f s", ms / 1000 }'; }
 
-step "faultline keygen: a pre-shared key for the controller and its agents"
-"$build/faultline" keygen "$work/faultline.key"
-ls -l "$work/faultline.key"
-
-runs=0
-start_agent() {
-    runs=$((runs + 1))
-    log="$work/agent-$runs.log"
-    "$build/faultline-agent" --key "$work/faultline.key" --listen 127.0.0.1:0 \
-        --state-dir "$work/state" >"$log" 2>&1 &
-    agent_pid=$!
-    port=""
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
-        [ -n "$port" ] && kill -0 "$agent_pid" 2>/dev/null && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$log"; echo "demo: the agent did not start" >&2; exit 1; }
-    echo "agent pid $agent_pid listening on 127.0.0.1:$port"
+# The first "Server $1 is $2" HAProxy logged after epoch-ms $3, as ms after it.
+haproxy_after() {
+    after=$3
+    while read -r ts rest; do
+        case "$rest" in
+        *"Server $1 is $2"*)
+            t=$(ms_of "$ts")
+            if [ "$t" -ge "$after" ]; then
+                echo $((t - after))
+                return 0
+            fi
+            ;;
+        esac
+    done <"$state/lb/haproxy.log"
+    return 1
 }
-state() { awk '{print $3}' "/proc/$1/stat"; }
 
-step "faultline-agent on 127.0.0.1 (any free port)"
-start_agent
+# Waits until HAProxy's last word on web/web1 is UP (or it never said DOWN).
+web1_up() {
+    for _ in $(seq 150); do
+        last=$(grep -o 'Server web/web1 is [A-Z]*' "$state/lb/haproxy.log" | tail -1)
+        case "$last" in *DOWN) sleep 0.1 ;; *) return 0 ;; esac
+    done
+    echo "demo: web1 did not come back UP in HAProxy" >&2
+    return 1
+}
 
-step "faultline agents: authenticate and ask for its status"
-"$build/faultline" agents --key "$work/faultline.key" "127.0.0.1:$port"
+# Runs an experiment from the client host with its live progress, then sets
+# its measurement beside HAProxy's log.
+experiment() {
+    name=$1
+    step "faultline run experiments/$name.yaml (from the client host)"
+    web1_up
+    out="$work/$name.out"
+    # the exit code survives the pipe to tee through a file (sh has no pipefail)
+    { rc=0; on_client "$build/faultline" run "$here/experiments/$name.yaml" \
+        --inventory "$state/hosts.yaml" --report-dir "$work/reports/$name" || rc=$?
+      echo "$rc" >"$work/rc"; } | tee "$out"
+    rc=$(cat "$work/rc")
+    injected=$(sed -n 's/^  injected .*(\(.*\))$/\1/p' "$out")
+    said=$(grep -m1 '^recovered in\|^recovery:' "$out" || true)
+    if [ -n "$injected" ] && down=$(haproxy_after web/web1 DOWN "$(ms_of "$injected")"); then
+        truth="HAProxy's log says it marked web1 DOWN $(secs "$down") after injection"
+    else
+        truth="HAProxy's log has no DOWN for web1 after injection"
+    fi
+    echo
+    echo "ground truth: $truth"
+    echo "reports: $(ls "$work/reports/$name" | tr '\n' ' ')"
+    printf '%-20s %s\n%-20s (%s)\n' "$name:" "$said" "" "$truth" >>"$summary"
+    [ "$rc" -eq 0 ] || { echo "demo: $name did not pass (exit $rc)" >&2; exit 1; }
+}
 
-step "the same with a different key: refused"
+step "bringing up the game-day bed: lb, web1, web2, client (network namespaces)"
+"$bed" up "$state" "$build"
+sed -n '/^backend web$/,/^$/p' "$state/lb/haproxy.cfg"
+
+step "faultline agents --inventory hosts.yaml: every host's agent, authenticated"
+on_client "$build/faultline" agents --inventory "$state/hosts.yaml"
+
+step "the same with a key of its own: refused"
 "$build/faultline" keygen "$work/impostor.key" >/dev/null
-if "$build/faultline" agents --key "$work/impostor.key" "127.0.0.1:$port"; then
-    echo "demo: an agent accepted a wrong key" >&2
+if on_client "$build/faultline" agents --key "$work/impostor.key" 10.77.0.2; then
+    echo "demo: an impostor was let in" >&2
     exit 1
 fi
 
-step "a fault by hand: pause a process (here a sleep standing in for your service)"
-sleep 600 &
-target=$!
-"$build/faultline" inject --key "$work/faultline.key" "127.0.0.1:$port" pause_process \
-    "pid=$target" --duration 5m
-echo "process $target is now in state $(state "$target") (T = stopped)"
-"$build/faultline" agents --key "$work/faultline.key" "127.0.0.1:$port"
+experiment web-primary-crash
+experiment web-network-cut
 
-step "kill -9 the agent: its guardian reverts the fault"
-kill -9 "$agent_pid"
-wait "$agent_pid" 2>/dev/null || true
-agent_pid=""
-for _ in $(seq 50); do
-    [ "$(state "$target")" = S ] && break
-    sleep 0.02
+step "kill -9 the controller in the middle of web-network-cut: the lease reverts"
+web1_up
+log="$work/crash.log"
+"$bed" exec "$state" client "$build/faultline" run "$here/experiments/web-network-cut.yaml" \
+    --inventory "$state/hosts.yaml" >"$log" 2>&1 &
+ctl=$!
+for _ in $(seq 100); do
+    grep -q '] injected' "$log" && break
+    sleep 0.1
 done
-echo "process $target is in state $(state "$target") again (S = running)"
-[ "$(state "$target")" = S ] || { echo "demo: the fault outlived its agent" >&2; exit 1; }
+grep '] injected' "$log"
+on_client "$build/faultline" agents --inventory "$state/hosts.yaml"
+kill -9 "$ctl"
+killed=$(date +%s%3N)
+wait "$ctl" 2>/dev/null || true
+echo "controller killed with -9; web1's fault now has no controller"
+reverted=""
+for _ in $(seq 100); do
+    if ! on_client "$build/faultline" agents --inventory "$state/hosts.yaml" | grep -q ' active '; then
+        reverted=$(($(date +%s%3N) - killed))
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$reverted" ] || { echo "demo: the fault outlived its lease" >&2; exit 1; }
+on_client "$build/faultline" agents --inventory "$state/hosts.yaml"
+line="the agent reverted the fault $(secs "$reverted") after its controller died (lease 2 s)"
+echo "$line"
+printf '%-20s %s\n' "controller kill -9:" "$line" >>"$summary"
 
-step "a new agent starts on the same state directory: nothing is left to revert"
-start_agent
-"$build/faultline" agents --key "$work/faultline.key" "127.0.0.1:$port"
-
-step "stopping the agent (SIGTERM); the logs of both agents:"
-kill "$agent_pid"
-wait "$agent_pid"
-agent_pid=""
-cat "$work"/agent-*.log
-printf '\ndemo: done. The agent authenticated the controller, refused the impostor,\n'
-printf 'and its guardian reverted a fault when the agent was killed with -9.\n'
+step "what this showed"
+cat "$summary"
