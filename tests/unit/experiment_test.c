@@ -169,7 +169,7 @@ static void example_web_primary_crash(void **state)
     assert_string_equal(p->u.http.method, "GET");
     assert_int_equal(p->u.http.n_expect_status, 1);
     assert_int_equal(p->u.http.expect_status[0], 200);
-    assert_int_equal(p->timeout_ms, 500);
+    assert_int_equal(p->timeout_ms, 100);
     assert_int_equal(p->interval_ms, 100);
     assert_int_equal(p->rise, 2);
     assert_int_equal(p->fall, 3);
@@ -177,7 +177,7 @@ static void example_web_primary_crash(void **state)
     const struct fl_fault *f = &e->faults[0];
     assert_string_equal(f->name, "kill-nginx");
     assert_string_equal(f->spec->name, "kill-nginx");
-    assert_int_equal(f->spec->duration_ms, 30000);
+    assert_int_equal(f->spec->duration_ms, 10000);
     assert_string_equal(fl_faultspec_kind(f->spec), "kill_process");
     assert_int_equal(f->target.n_hosts, 1);
     assert_int_equal(f->target.hosts[0], 0);
