@@ -17,8 +17,12 @@
 # webapp's /health fails when its 32 MiB tmpfs (STATE/HOST/data) is nearly
 # full. nginx and the webapp are supervised: restarted 3 s after they die.
 #
-#   gameday.sh up STATE BUILD     bring it up (STATE must not exist); on any
-#                                 failure it tears down what it made
+#   gameday.sh up STATE BUILD [OWNER_PID]
+#                                 bring it up (STATE must not exist); on any
+#                                 failure it tears down what it made. With
+#                                 OWNER_PID, a watcher tears the bed down if
+#                                 that process dies first (a test that
+#                                 crashed, or was killed by its timeout)
 #   gameday.sh down STATE         tear everything down: agents first (they
 #                                 revert their faults), then every process in
 #                                 the namespaces, mounts, namespaces, STATE
@@ -35,6 +39,7 @@ ADDR_web1=10.77.0.2
 ADDR_web2=10.77.0.3
 ADDR_client=10.77.0.100
 HOSTS="lb web1 web2 client"
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 RESTART_DELAY=${GAMEDAY_RESTART_DELAY:-3}
 
 die() { echo "gameday: $*" >&2; exit 1; }
@@ -183,6 +188,15 @@ start_agent() {
 agent_listening() { grep -q "listening on" "$STATE/$1/agent.log"; }
 http_ok() { in_ns client curl -fsS -m 1 -o /dev/null "$1"; }
 
+# The watcher: tears the bed down once OWNER_PID has gone, unless `down`
+# stops it first. Runs in the root namespace, detached from the caller.
+start_watcher() {
+    setsid sh -c 'while kill -0 "$1" 2>/dev/null && [ -f "$2/bed.env" ]; do sleep 1; done
+                  [ -f "$2/bed.env" ] && exec "$3" down "$2"' \
+        gameday-watch "$1" "$STATE" "$SELF" >/dev/null 2>&1 </dev/null &
+    echo $! >"$STATE/watch.pid"
+}
+
 up() {
     [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
     [ ! -e "$1" ] || die "$1 exists: give a new directory"
@@ -243,6 +257,7 @@ up() {
     done
     wait_for "haproxy" 100 http_ok "http://$ADDR_lb:8080/health" ||
         { cat "$STATE/lb/haproxy.err" >&2; die "haproxy does not answer on :8080"; }
+    [ -z "$3" ] || start_watcher "$3"
     trap - EXIT
     echo "gameday: up in $STATE (namespaces $PREFIX-*): lb $ADDR_lb, web1 $ADDR_web1," \
         "web2 $ADDR_web2, client $ADDR_client"
@@ -260,6 +275,11 @@ ns_pids() { ip netns pids "$1" 2>/dev/null || true; }
 
 down_loaded() {
     trap - EXIT
+    # the watcher first, unless it is what is running this
+    if [ -f "$STATE/watch.pid" ]; then
+        w=$(cat "$STATE/watch.pid")
+        [ "$w" = "$PPID" ] || [ "$w" = "$$" ] || kill "$w" 2>/dev/null || true
+    fi
     # agents first, with SIGTERM: each reverts its own faults
     agents=""
     for h in $HOSTS; do
@@ -330,8 +350,8 @@ check_clean_loaded() {
 cmd=${1:-}
 case "$cmd" in
 up)
-    [ $# -eq 3 ] || die "usage: gameday.sh up STATE BUILD"
-    up "$2" "$3"
+    [ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: gameday.sh up STATE BUILD [OWNER_PID]"
+    up "$2" "$3" "${4:-}"
     ;;
 down)
     [ $# -eq 2 ] || die "usage: gameday.sh down STATE"

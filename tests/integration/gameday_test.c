@@ -505,8 +505,10 @@ static int setup(void **state)
     snprintf(bed, sizeof(bed), "%s/bed", top);
     snprintf(inventory, sizeof(inventory), "%s/hosts.yaml", bed);
     static char out[65536];
+    char owner[16]; /* should this test die, the bed's watcher takes it down */
+    snprintf(owner, sizeof(owner), "%d", (int)getpid());
     uint64_t t0 = fl_mono_ms();
-    int rc = bed_cmd(out, sizeof(out), 120000, "up", bed, FL_BUILD_DIR, NULL);
+    int rc = bed_cmd(out, sizeof(out), 120000, "up", bed, FL_BUILD_DIR, owner, NULL);
     if (rc != 0) {
         fprintf(stderr, "the bed did not come up (%d):\n%s\n", rc, out);
         return -1;
