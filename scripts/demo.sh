@@ -88,7 +88,8 @@ experiment() {
     fi
     echo
     echo "ground truth: $truth"
-    echo "reports: $(ls "$work/reports/$name" | tr '\n' ' ')"
+    echo "reports: $(ls "$work/reports/$name" | tr '\n' ' ')(run.json's measurements:)"
+    sed -n '/^  "measurements": {/,/^  }/p' "$work/reports/$name/run.json"
     printf '%-20s %s\n%-20s (%s)\n' "$name:" "$said" "" "$truth" >>"$summary"
     [ "$rc" -eq 0 ] || { echo "demo: $name did not pass (exit $rc)" >&2; exit 1; }
 }
