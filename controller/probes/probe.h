@@ -4,9 +4,12 @@
  * bounded by `timeout`, and reports every result (success or failure, with
  * its time and latency) to its owner, who keeps the timeline. Nothing here
  * blocks the loop: HTTP goes through libcurl's multi interface driven by
- * libuv, TCP through uv_tcp_connect, exec through uv_spawn.
+ * libuv, TCP through uv_tcp_connect, exec through uv_spawn, and each SSH
+ * attempt (libssh2 blocks) is a job on libuv's thread pool, bounded by the
+ * probe's timeout. That pool is shared with uv_getaddrinfo (tcp probes, agent
+ * connections): fl_run sizes it for the ssh probes (UV_THREADPOOL_SIZE).
  *
- * One file per kind under controller/probes/ (http.c, tcp.c, exec.c), each
+ * One file per kind under controller/probes/ (http.c, tcp.c, exec.c, ssh.c), each
  * with the same small table of operations (struct fl_probe_kind); health.c
  * turns results into healthy/unhealthy with rise and fall, as load balancers
  * count them. */

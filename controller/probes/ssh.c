@@ -8,11 +8,16 @@
  * attempt opens it, later attempts open only a channel on it, which spares
  * a TCP connect, a key exchange and an authentication per interval. An
  * attempt that fails at the transport level (or is cancelled, or times out)
- * drops the session, and the next attempt opens a new one.
+ * drops the session, and the next attempt opens a new one. When a kept
+ * session turns out dead before anything ran (no channel opens: sshd was
+ * restarted, the host rebooted), the attempt reconnects once within its own
+ * deadline rather than report a failure the target did not cause.
  *
  *   start ──queue──► worker: [open] exec ──► after_work (loop) ──► end
- *     cancel: uv_cancel if still queued, else fl_ssh_cancel on the live
- *             session; the end still comes from after_work.
+ *     cancel: uv_cancel if still queued; else the stop flag (noticed by
+ *             fl_ssh_open while connecting) and fl_ssh_cancel on the live
+ *             session; the end still comes from after_work. A session a
+ *             cancel may have reached is never kept.
  *
  * On stop, release() hands a kept session to one last job that closes it. */
 #include "controller/probes/probe.h"
@@ -43,18 +48,22 @@ struct ssh_attempt {
     uv_mutex_t lock; /* guards live and cancelled between the loop and the worker */
     struct fl_ssh_session *live;
     bool cancelled;
+    atomic_bool stop; /* the same as cancelled, for fl_ssh_open to poll */
     bool ok;
     char detail[160];
     char err[512]; /* the full sentence, for the log */
 };
 
-static void set_live(struct ssh_attempt *a, struct fl_ssh_session *s)
+/* Returns whether the attempt was cancelled (by then). */
+static bool set_live(struct ssh_attempt *a, struct fl_ssh_session *s)
 {
     uv_mutex_lock(&a->lock);
     a->live = s;
     if (s != NULL && a->cancelled)
         fl_ssh_cancel(s);
+    bool cancelled = a->cancelled;
     uv_mutex_unlock(&a->lock);
+    return cancelled;
 }
 
 static void open_failed(struct ssh_attempt *a, int rc)
@@ -94,26 +103,43 @@ static void work(uv_work_t *w)
     struct ssh_attempt *a = w->data;
     struct ssh_state *st = a->st;
     const struct fl_probe_ssh *spec = &fl_probe_get_spec(a->p)->u.ssh;
-    if (st->session == NULL) {
-        struct fl_ssh_target t = {
-            .name = spec->host,
-            .address = spec->address,
-            .port = spec->port,
-            .user = spec->user,
-            .identity_file = spec->identity_file,
-            .known_hosts = spec->known_hosts,
-        };
-        int rc = fl_ssh_open(&t, a->deadline_ns, &st->session, a->err, sizeof(a->err));
-        if (rc < 0) {
-            open_failed(a, rc);
-            return;
-        }
-    }
-    set_live(a, st->session);
+    const struct fl_ssh_target t = {
+        .name = spec->host,
+        .address = spec->address,
+        .port = spec->port,
+        .user = spec->user,
+        .identity_file = spec->identity_file,
+        .known_hosts = spec->known_hosts,
+        .cancel = &a->stop,
+    };
+    bool reused = st->session != NULL;
     int status = -1;
-    int rc = fl_ssh_exec(st->session, spec->command, a->deadline_ns, &status, NULL, 0, a->err,
+    int rc;
+    for (;;) {
+        if (st->session == NULL) {
+            rc = fl_ssh_open(&t, a->deadline_ns, &st->session, a->err, sizeof(a->err));
+            if (rc < 0) {
+                open_failed(a, rc);
+                return;
+            }
+        }
+        set_live(a, st->session);
+        rc = fl_ssh_exec(st->session, spec->command, a->deadline_ns, &status, NULL, 0, a->err,
                          sizeof(a->err));
-    set_live(a, NULL);
+        if (set_live(a, NULL)) {
+            /* a cancel may have reached the session, even after exec returned:
+             * a cancelled session fails every later call, so it is not kept */
+            fl_ssh_close(&st->session);
+        }
+        if (rc == -ENOTCONN && reused && st->session != NULL) {
+            /* the kept session is dead and nothing ran: once more, afresh */
+            fl_debug("ssh probe %s: %s; reconnecting", fl_probe_get_spec(a->p)->name, a->err);
+            fl_ssh_close(&st->session);
+            reused = false;
+            continue;
+        }
+        break;
+    }
     if (rc < 0) {
         fl_ssh_close(&st->session); /* a transport failure: the next attempt reconnects */
         snprintf(a->detail, sizeof(a->detail), "%.159s",
@@ -170,6 +196,7 @@ static int ssh_start(struct fl_probe *p, void **attempt, char *err, size_t err_l
     }
     a->p = p;
     a->st = *state;
+    atomic_init(&a->stop, false);
     a->deadline_ns =
         fl_mono_ns() + fl_probe_get_spec(p)->timeout_ms * 1000000ull + WORKER_MARGIN_NS;
     a->work.data = a;
@@ -189,6 +216,7 @@ static void ssh_cancel(void *attempt)
     struct ssh_attempt *a = attempt;
     uv_mutex_lock(&a->lock);
     a->cancelled = true;
+    atomic_store(&a->stop, true);
     if (a->live != NULL)
         fl_ssh_cancel(a->live);
     uv_mutex_unlock(&a->lock);

@@ -25,13 +25,16 @@
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <poll.h>
+#include <signal.h>
 #include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,8 +55,9 @@ struct fl_ssh_session {
     uint64_t deadline; /* of the operation in progress */
     int io_err;        /* -ETIMEDOUT or -ECANCELED when WAIT_FAILED */
     atomic_bool cancelled;
-    char name[128];  /* for messages */
-    char where[300]; /* "address:port" */
+    const atomic_bool *cancel_flag; /* the caller's, during fl_ssh_open only */
+    char name[128];                 /* for messages */
+    char where[300];                /* "address:port" */
 };
 
 static uv_once_t init_once = UV_ONCE_INIT;
@@ -102,8 +106,15 @@ int fl_ssh_expand_home(const char *path, char *buf, size_t len)
     int n;
     if (strncmp(path, "~/", 2) == 0) {
         const char *home = getenv("HOME");
-        if (home == NULL || *home == '\0')
-            home = "/root";
+        struct passwd pw, *res = NULL;
+        char pwbuf[1024];
+        if (home == NULL || *home == '\0') {
+            /* as OpenSSH does: the password database's home of the current user */
+            if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &res) != 0 || res == NULL ||
+                res->pw_dir == NULL || res->pw_dir[0] == '\0')
+                return -ENOENT;
+            home = res->pw_dir;
+        }
         n = snprintf(buf, len, "%s/%s", home, path + 2);
     } else {
         n = snprintf(buf, len, "%s", path);
@@ -114,7 +125,7 @@ int fl_ssh_expand_home(const char *path, char *buf, size_t len)
 static int wait_fd(struct fl_ssh_session *s, short events)
 {
     for (;;) {
-        if (atomic_load(&s->cancelled))
+        if (atomic_load(&s->cancelled) || (s->cancel_flag != NULL && atomic_load(s->cancel_flag)))
             return -ECANCELED;
         uint64_t now = fl_mono_ns();
         if (now >= s->deadline)
@@ -193,19 +204,133 @@ static int fail(struct fl_ssh_session *s, int rc, const char *what, char *err, s
 
 /* ------------------------------------------------------------- connect */
 
+/* Name resolution, bounded. getaddrinfo() has no timeout of its own (a dead
+ * DNS server holds it for resolv.conf's timeout x attempts x servers), so a
+ * numeric address is taken at once, and a name is looked up with glibc's
+ * getaddrinfo_a(), waited for in slices like the socket, and abandoned at
+ * the deadline or on cancel. An abandoned lookup finishes in glibc's helper
+ * thread, whose completion notice frees it (refs): it costs that thread a
+ * while, never the caller. (A lookup gai_cancel() removes before it started
+ * sends no notice; its block, a few hundred bytes, is then left.) */
+struct lookup {
+    struct gaicb cb;
+    struct addrinfo hints;
+    struct sigevent sev;
+    atomic_int refs; /* the caller and the completion notice */
+    char host[256];
+    char service[8];
+};
+
+static void lookup_release(struct lookup *l)
+{
+    if (atomic_fetch_sub(&l->refs, 1) == 1) {
+        if (l->cb.ar_result != NULL)
+            freeaddrinfo(l->cb.ar_result);
+        free(l);
+    }
+}
+
+static void lookup_done(union sigval v)
+{
+    lookup_release(v.sival_ptr);
+}
+
+/* 0 with *res, or a negative errno: -EHOSTUNREACH with *gai set, or
+ * -ETIMEDOUT / -ECANCELED / -ENOMEM. */
+static int resolve(struct fl_ssh_session *s, const char *host, const char *service,
+                   struct addrinfo **res, int *gai)
+{
+    struct addrinfo numeric = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    if (getaddrinfo(host, service, &numeric, res) == 0)
+        return 0;
+    struct lookup *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return -ENOMEM;
+    if (strlen(host) >= sizeof(l->host)) {
+        free(l);
+        *gai = EAI_NONAME;
+        return -EHOSTUNREACH;
+    }
+    memcpy(l->host, host, strlen(host) + 1);
+    snprintf(l->service, sizeof(l->service), "%s", service);
+    l->hints.ai_socktype = SOCK_STREAM;
+    l->hints.ai_flags = AI_ADDRCONFIG;
+    l->cb.ar_name = l->host;
+    l->cb.ar_service = l->service;
+    l->cb.ar_request = &l->hints;
+    l->sev.sigev_notify = SIGEV_THREAD;
+    l->sev.sigev_notify_function = lookup_done;
+    l->sev.sigev_value.sival_ptr = l;
+    atomic_init(&l->refs, 2);
+    struct gaicb *list[1] = {&l->cb};
+    int g = getaddrinfo_a(GAI_NOWAIT, list, 1, &l->sev);
+    if (g != 0) { /* not queued: no notice will come */
+        free(l);
+        *gai = g;
+        return -EHOSTUNREACH;
+    }
+    int rc = 0;
+    while ((g = gai_error(&l->cb)) == EAI_INPROGRESS) {
+        uint64_t now = fl_mono_ns();
+        if (atomic_load(&s->cancelled) || (s->cancel_flag != NULL && atomic_load(s->cancel_flag))) {
+            rc = -ECANCELED;
+            break;
+        }
+        if (now >= s->deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        uint64_t left = s->deadline - now;
+        uint64_t slice = left < SLICE_MS * 1000000ull ? left : SLICE_MS * 1000000ull;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice};
+        gai_suspend((const struct gaicb *const *)list, 1, &ts);
+    }
+    if (rc < 0) {
+        gai_cancel(&l->cb);
+        lookup_release(l);
+        return rc;
+    }
+    if (g == 0) {
+        *res = l->cb.ar_result;
+        l->cb.ar_result = NULL; /* ours now; the notice frees only the block */
+    }
+    lookup_release(l);
+    if (g != 0) {
+        *gai = g;
+        return -EHOSTUNREACH;
+    }
+    return 0;
+}
+
 static int tcp_connect(struct fl_ssh_session *s, const struct fl_ssh_target *t, uint16_t port,
                        char *err, size_t errlen)
 {
     char service[8];
     snprintf(service, sizeof(service), "%u", (unsigned)port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
-    int g = getaddrinfo(t->address, service, &hints, &res);
-    if (g != 0) {
-        snprintf(err, errlen, "%s: cannot resolve '%s': %s", s->name, t->address, gai_strerror(g));
-        return -EHOSTUNREACH;
+    int g = 0;
+    int rc = resolve(s, t->address, service, &res, &g);
+    if (rc == -EHOSTUNREACH) {
+        snprintf(err, errlen, "%s: cannot resolve '%s': %s: check the address in the inventory",
+                 s->name, t->address, gai_strerror(g));
+        return rc;
     }
-    int rc = -EHOSTUNREACH;
+    if (rc == -ETIMEDOUT) {
+        snprintf(err, errlen,
+                 "%s: resolving '%s' took longer than the timeout: is DNS reachable? An IP "
+                 "address in the inventory avoids the lookup",
+                 s->name, t->address);
+        return rc;
+    }
+    if (rc == -ECANCELED) {
+        snprintf(err, errlen, "%s: cancelled while resolving '%s'", s->name, t->address);
+        return rc;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: out of memory", s->name);
+        return rc;
+    }
+    rc = -EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         int fd =
             socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -337,7 +462,10 @@ static int read_known_hosts(struct fl_ssh_session *s, const char *path, const ch
         if (errno == ENOENT)
             return 0; /* no file: no host is known */
         int e = errno;
-        snprintf(err, errlen, "cannot read known_hosts %s: %s", path, strerror(e));
+        snprintf(err, errlen,
+                 "%s: cannot read known_hosts %s: %s: fix its permissions or set "
+                 "ssh.known_hosts",
+                 s->name, path, strerror(e));
         return -e;
     }
     k->exists = true;
@@ -521,23 +649,16 @@ static int append_known_host(const char *path, const struct known *k, const char
     return rc;
 }
 
-static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *t,
-                          const char *kh_path, uint16_t port, struct known *k, char *err,
-                          size_t errlen)
+/* What known_hosts k says of the host's key: 0 (known, matches), 1 (no key
+ * of any type known for the host: new), or a negative errno with err
+ * (changed, known only by another type, cannot check). */
+static int judge_key(struct fl_ssh_session *s, const struct known *k, const char *kh_path,
+                     const char *address, uint16_t port, const char *key, size_t len, int bit,
+                     const char *tname, const char *fp, char *err, size_t errlen)
 {
-    size_t len = 0;
-    int type = 0, bit;
-    const char *key = libssh2_session_hostkey(s->ssh, &len, &type);
-    if (key == NULL) {
-        snprintf(err, errlen, "%s (%s): the server sent no host key", s->name, s->where);
-        return -EPROTO;
-    }
-    const char *tname = key_type_name(type, &bit);
-    char fp[80];
-    fingerprint(s, fp, sizeof(fp));
     struct libssh2_knownhost *found = NULL;
     int r = libssh2_knownhost_checkp(
-        k->kh, t->address, port, key, len,
+        k->kh, address, port, key, len,
         LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | bit, &found);
     if (r == LIBSSH2_KNOWNHOST_CHECK_MATCH)
         return 0;
@@ -561,6 +682,26 @@ static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *
                  s->name, s->where, tname, fp, kh_path, k->types[0], kh_path);
         return -EKEYREJECTED;
     }
+    return 1;
+}
+
+static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *t,
+                          const char *kh_path, uint16_t port, struct known *k, char *err,
+                          size_t errlen)
+{
+    size_t len = 0;
+    int type = 0, bit;
+    const char *key = libssh2_session_hostkey(s->ssh, &len, &type);
+    if (key == NULL) {
+        snprintf(err, errlen, "%s (%s): the server sent no host key", s->name, s->where);
+        return -EPROTO;
+    }
+    const char *tname = key_type_name(type, &bit);
+    char fp[80];
+    fingerprint(s, fp, sizeof(fp));
+    int r = judge_key(s, k, kh_path, t->address, port, key, len, bit, tname, fp, err, errlen);
+    if (r <= 0)
+        return r;
     if (!t->accept_new) {
         snprintf(err, errlen,
                  "host key for %s (%s) is not in known_hosts %s: it is %s %s. Check the "
@@ -569,15 +710,17 @@ static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *
                  s->name, s->where, kh_path, tname, fp);
         return -EKEYREJECTED;
     }
-    /* Under the lock, read the file again: another job may have added it meanwhile. */
+    /* Under the lock, read the file again: another job may have added this
+     * host meanwhile, with this key (nothing to do), another key (refused as
+     * changed) or a key of another type (refused too). Only a host still
+     * unknown by every type is appended. */
     uv_mutex_lock(&append_lock);
     struct known again;
     memset(&again, 0, sizeof(again));
     int rc = read_known_hosts(s, kh_path, t->address, port, &again, err, errlen);
-    if (rc == 0 &&
-        libssh2_knownhost_checkp(again.kh, t->address, port, key, len,
-                                 LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | bit,
-                                 &found) != LIBSSH2_KNOWNHOST_CHECK_MATCH) {
+    if (rc == 0)
+        rc = judge_key(s, &again, kh_path, t->address, port, key, len, bit, tname, fp, err, errlen);
+    if (rc == 1) {
         rc = append_known_host(kh_path, &again, t->address, port, tname, key, len, err, errlen);
         if (rc == 0)
             fl_warn("%s (%s): added host key %s %s to %s", s->name, s->where, tname, fp, kh_path);
@@ -589,6 +732,20 @@ static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *
 }
 
 /* ------------------------------------------------------------------ auth */
+
+/* Did the server turn the key down (try another), rather than the
+ * transport or the protocol failing (stop, and say so)? */
+static bool refused(int r)
+{
+    return r == LIBSSH2_ERROR_AUTHENTICATION_FAILED || r == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED ||
+           r == LIBSSH2_ERROR_PUBLICKEY_UNRECOGNIZED || r == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED;
+}
+
+/* ssh-agent: libssh2 1.10 talks to the agent's socket in blocking mode, with
+ * no timeout (connect, list, and each signature), so these calls are not
+ * bounded by the deadline; the agent is local and answers at once unless it
+ * is stuck or waits for a confirmation (ssh-add -c). It is asked only when
+ * no identity_file is given. */
 
 static int auth_agent(struct fl_ssh_session *s, const char *user, char *err, size_t errlen)
 {
@@ -604,7 +761,10 @@ static int auth_agent(struct fl_ssh_session *s, const char *user, char *err, siz
                  "in the inventory, or start ssh-agent and ssh-add the key",
                  s->name);
     } else if (libssh2_agent_list_identities(ag) != 0) {
-        snprintf(err, errlen, "%s: cannot list the keys of ssh-agent", s->name);
+        snprintf(err, errlen,
+                 "%s: cannot list the keys of ssh-agent ($SSH_AUTH_SOCK): is it "
+                 "running? Or set ssh.identity_file",
+                 s->name);
     } else {
         struct libssh2_agent_publickey *id = NULL, *prev = NULL;
         int tried = 0;
@@ -616,8 +776,9 @@ static int auth_agent(struct fl_ssh_session *s, const char *user, char *err, siz
                 rc = 0;
                 break;
             }
-            if (r == WAIT_FAILED) {
-                rc = fail(s, r, "authenticating", err, errlen);
+            if (r == WAIT_FAILED || (!refused(r) && r != LIBSSH2_ERROR_AGENT_PROTOCOL)) {
+                /* a dead connection is not a refusal */
+                rc = fail(s, r, "authenticating with a key of ssh-agent", err, errlen);
                 break;
             }
             prev = id;
@@ -654,9 +815,11 @@ static int authenticate(struct fl_ssh_session *s, const struct fl_ssh_target *t,
     if (t->identity_file == NULL)
         return auth_agent(s, user, err, errlen);
     char path[4096];
-    if (fl_ssh_expand_home(t->identity_file, path, sizeof(path)) < 0) {
-        snprintf(err, errlen, "identity_file %s: path too long", t->identity_file);
-        return -ENAMETOOLONG;
+    int xr = fl_ssh_expand_home(t->identity_file, path, sizeof(path));
+    if (xr < 0) {
+        snprintf(err, errlen, "%s: identity_file %s: %s", s->name, t->identity_file,
+                 xr == -ENOENT ? "no home directory for ~ ($HOME is unset)" : "path too long");
+        return xr == -ENOENT ? -EINVAL : -ENAMETOOLONG;
     }
     if (access(path, R_OK) != 0) {
         int e = errno;
@@ -672,6 +835,8 @@ static int authenticate(struct fl_ssh_session *s, const struct fl_ssh_target *t,
         return 0;
     if (r == WAIT_FAILED)
         return fail(s, r, "authenticating", err, errlen);
+    if (r != LIBSSH2_ERROR_FILE && !refused(r))
+        return fail(s, r, "authenticating", err, errlen); /* the transport, not a refusal */
     if (r == LIBSSH2_ERROR_FILE) {
         snprintf(err, errlen,
                  "%s: cannot use the private key %s (%s); a key with a passphrase must be loaded "
@@ -713,10 +878,14 @@ int fl_ssh_open(const struct fl_ssh_target *t, uint64_t deadline_ns, struct fl_s
     }
     uint16_t port = t->port ? t->port : FL_SSH_DEFAULT_PORT;
     char kh_path[4096];
-    if (fl_ssh_expand_home(t->known_hosts ? t->known_hosts : "~/.ssh/known_hosts", kh_path,
-                           sizeof(kh_path)) < 0) {
-        snprintf(err, errlen, "known_hosts path too long");
-        return -ENAMETOOLONG;
+    const char *who = t->name ? t->name : t->address;
+    const char *kh = t->known_hosts ? t->known_hosts : "~/.ssh/known_hosts";
+    int e = fl_ssh_expand_home(kh, kh_path, sizeof(kh_path));
+    if (e < 0) {
+        snprintf(err, errlen, "%s: known_hosts %s: %s", who, kh,
+                 e == -ENOENT ? "no home directory for ~ ($HOME is unset): set ssh.known_hosts"
+                              : "path too long");
+        return e == -ENOENT ? -EINVAL : -ENAMETOOLONG;
     }
     struct fl_ssh_session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -726,6 +895,7 @@ int fl_ssh_open(const struct fl_ssh_target *t, uint64_t deadline_ns, struct fl_s
     s->fd = -1;
     s->deadline = deadline_ns;
     atomic_init(&s->cancelled, false);
+    s->cancel_flag = t->cancel; /* noticed while connecting; forgotten once open */
     snprintf(s->name, sizeof(s->name), "%s", t->name ? t->name : t->address);
     if (strchr(t->address, ':') != NULL)
         snprintf(s->where, sizeof(s->where), "[%s]:%u", t->address, (unsigned)port);
@@ -759,6 +929,7 @@ int fl_ssh_open(const struct fl_ssh_target *t, uint64_t deadline_ns, struct fl_s
         free_session(s);
         return rc;
     }
+    s->cancel_flag = NULL;
     *out = s;
     return 0;
 }
@@ -800,12 +971,18 @@ int fl_ssh_exec(struct fl_ssh_session *s, const char *command, uint64_t deadline
         out[0] = '\0';
     LIBSSH2_CHANNEL *ch;
     AGAIN_PTR(s, ch, libssh2_channel_open_session(s->ssh));
-    if (ch == NULL)
-        return fail(s, s->io_err < 0 ? WAIT_FAILED : -1, "opening a channel", err, errlen);
+    if (ch == NULL) {
+        int rc = fail(s, s->io_err < 0 ? WAIT_FAILED : -1, "opening a channel", err, errlen);
+        return rc == -EPROTO ? -ENOTCONN : rc; /* the session is gone (sshd restarted?) */
+    }
     int r;
     AGAIN(s, r, libssh2_channel_exec(ch, command));
     if (r != 0)
         return fail(s, r, "starting the command", err, errlen);
+    /* stdin is empty: say so, or a command that reads it (cat) waits forever */
+    AGAIN(s, r, libssh2_channel_send_eof(ch));
+    if (r != 0)
+        return fail(s, r, "closing the command's input", err, errlen);
     char buf[16384];
     for (;;) {
         bool progress = false;
@@ -871,6 +1048,22 @@ static const char *sftp_reason(unsigned long code)
     return "SFTP error";
 }
 
+/* After a failed copy: the temporary file goes, if the session still can
+ * (a short grace past an expired deadline; nothing when cancelled). */
+static void remove_tmp(struct fl_ssh_session *s, const char *tmp)
+{
+    if (atomic_load(&s->cancelled) || s->sftp == NULL)
+        return;
+    uint64_t grace = fl_mono_ns() + CLOSE_GRACE_NS;
+    if (s->deadline < grace)
+        s->deadline = grace;
+    int io_err = s->io_err;
+    int r;
+    AGAIN(s, r, libssh2_sftp_unlink_ex(s->sftp, tmp, (unsigned)strlen(tmp)));
+    (void)r;
+    s->io_err = io_err;
+}
+
 int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const char *remote_path,
                   int mode, uint64_t deadline_ns, char *err, size_t errlen)
 {
@@ -888,16 +1081,25 @@ int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const 
             return -EPROTO;
         }
     }
+    /* A name of its own: two deploys (or two jobs) never share a temporary
+     * file, and O_EXCL never writes through one planted there. */
+    unsigned char rnd[6];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        snprintf(err, errlen, "%s: no randomness for a temporary name", s->name);
+        return -EIO;
+    }
     char tmp[1100];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp-faultline", remote_path) >= (int)sizeof(tmp)) {
-        snprintf(err, errlen, "remote path too long: %s", remote_path);
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp-faultline.%ld.%02x%02x%02x%02x%02x%02x", remote_path,
+                 (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+                 rnd[5]) >= (int)sizeof(tmp)) {
+        snprintf(err, errlen, "%s: remote path too long: %s", s->name, remote_path);
         return -ENAMETOOLONG;
     }
     LIBSSH2_SFTP_HANDLE *h;
     AGAIN_PTR(s, h,
               libssh2_sftp_open_ex(s->sftp, tmp, (unsigned)strlen(tmp),
-                                   LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC, mode,
-                                   LIBSSH2_SFTP_OPENFILE));
+                                   LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
+                                   mode & 0700, LIBSSH2_SFTP_OPENFILE));
     if (h == NULL) {
         if (s->io_err < 0)
             return fail(s, WAIT_FAILED, "opening a file over SFTP", err, errlen);
@@ -906,9 +1108,19 @@ int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const 
                  sftp_reason(code));
         return code == LIBSSH2_FX_PERMISSION_DENIED ? -EACCES : -EIO;
     }
-    size_t off = 0;
+    /* the final mode before any content: the key is never readable by others */
+    LIBSSH2_SFTP_ATTRIBUTES attrs = {.flags = LIBSSH2_SFTP_ATTR_PERMISSIONS,
+                                     .permissions = (unsigned long)mode};
     int rc = 0;
-    while (off < len) {
+    int r;
+    AGAIN(s, r, libssh2_sftp_fsetstat(h, &attrs));
+    if (r != 0)
+        rc = r == WAIT_FAILED ? fail(s, r, "setting a file's mode over SFTP", err, errlen) : -EIO;
+    if (r != 0 && rc == -EIO)
+        snprintf(err, errlen, "%s (%s): cannot set the mode of %s: %s", s->name, s->where, tmp,
+                 sftp_reason(libssh2_sftp_last_error(s->sftp)));
+    size_t off = 0;
+    while (rc == 0 && off < len) {
         size_t chunk = len - off < 65536 ? len - off : 65536;
         ssize_t n = libssh2_sftp_write(h, (const char *)data + off, chunk);
         if (n == LIBSSH2_ERROR_EAGAIN) {
@@ -928,20 +1140,23 @@ int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const 
         }
         off += (size_t)n;
     }
-    int r;
     AGAIN(s, r, libssh2_sftp_close_handle(h));
-    if (rc < 0)
+    if (rc == 0 && r != 0)
+        rc = fail(s, r, "closing a file over SFTP", err, errlen);
+    if (rc < 0) {
+        remove_tmp(s, tmp);
         return rc;
-    if (r != 0)
-        return fail(s, r, "closing a file over SFTP", err, errlen);
+    }
 
-    char qtmp[4500], qpath[4500], cmd[13600];
+    char qtmp[4500], qpath[4500], cmd[18200];
     if (fl_ssh_quote(tmp, qtmp, sizeof(qtmp)) < 0 ||
         fl_ssh_quote(remote_path, qpath, sizeof(qpath)) < 0) {
-        snprintf(err, errlen, "remote path too long: %s", remote_path);
+        snprintf(err, errlen, "%s: remote path too long: %s", s->name, remote_path);
+        remove_tmp(s, tmp);
         return -ENAMETOOLONG;
     }
-    snprintf(cmd, sizeof(cmd), "chmod %o %s && mv -f %s %s", (unsigned)mode, qtmp, qtmp, qpath);
+    snprintf(cmd, sizeof(cmd), "chmod %o -- %s && mv -f -- %s %s || { rm -f -- %s; exit 1; }",
+             (unsigned)mode, qtmp, qtmp, qpath, qtmp);
     int status = -1;
     char output[512];
     rc = fl_ssh_exec(s, cmd, deadline_ns, &status, output, sizeof(output), err, errlen);

@@ -8,6 +8,19 @@
  * fl_ssh_cancel() (from any thread) makes the call in progress give up
  * within a few tens of milliseconds.
  *
+ * Name resolution is bounded too: a numeric address is used as is, a name is
+ * looked up with glibc's getaddrinfo_a() and abandoned at the deadline.
+ *
+ * Limits (libssh2 1.10):
+ * - ssh-agent is spoken to in blocking mode without a timeout
+ *   (libssh2_agent_connect, _list_identities, and the signature in
+ *   _userauth): a stuck agent, or one waiting for a confirmation, holds the
+ *   call past its deadline. The agent is asked only when no identity_file is
+ *   given; give one wherever a bound matters.
+ * - libssh2 reads a missing exit-status as 0: a server that closes the
+ *   channel without sending exit-status or exit-signal (OpenSSH always sends
+ *   one) looks like a command that exited 0.
+ *
  * Trust: the server's host key must be in known_hosts (OpenSSH's format,
  * plain or hashed names, "[host]:port" for ports other than 22). An unknown
  * host is refused unless accept_new is set, which appends its key; a key
@@ -19,6 +32,7 @@
 #ifndef FL_CONTROLLER_SSH_SESSION_H
 #define FL_CONTROLLER_SSH_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +48,7 @@ struct fl_ssh_target {
     const char *identity_file; /* NULL: the keys of ssh-agent ($SSH_AUTH_SOCK); "~/" is $HOME */
     const char *known_hosts;   /* NULL: ~/.ssh/known_hosts */
     bool accept_new;           /* append the key of a host not in known_hosts */
+    const atomic_bool *cancel; /* NULL, or: fl_ssh_open gives up soon once it is true */
 };
 
 struct fl_ssh_session;
@@ -42,24 +57,33 @@ struct fl_ssh_session;
  * negative errno with err saying what went wrong and what to do:
  * -ETIMEDOUT, -ECONNREFUSED (and other connect errors), -EHOSTUNREACH,
  * -EKEYREJECTED (host key unknown or changed), -EACCES (authentication),
- * -ECANCELED, -EPROTO (the SSH handshake failed). */
+ * -ECANCELED, -EPROTO (the SSH handshake failed, or the connection broke
+ * while authenticating). An unknown host is appended only when, re-read
+ * under a lock, known_hosts still knows no key of any type for it. "~/" in
+ * identity_file and known_hosts is $HOME, else the user's home from the
+ * password database. */
 int fl_ssh_open(const struct fl_ssh_target *t, uint64_t deadline_ns, struct fl_ssh_session **out,
                 char *err, size_t errlen);
 
-/* Runs command with the remote user's shell, stdin empty. Collects stdout
+/* Runs command with the remote user's shell, stdin empty (EOF is sent right
+ * after the command starts). Collects stdout
  * and stderr together into out (NUL-terminated, at most cap - 1 bytes kept;
  * the rest is read and dropped) and the exit status into *exit_status (a
  * remote signal gives 128 + its number when known, else -1). out may be
  * NULL. Returns 0 or a negative errno with err filled; after an error other
  * than a command that could not start, the session is no longer usable (the
- * caller closes it). */
+ * caller closes it). -ENOTCONN: no channel could be opened on the session
+ * (the server went away, sshd restarted): nothing ran, and a new session may
+ * well work. */
 int fl_ssh_exec(struct fl_ssh_session *s, const char *command, uint64_t deadline_ns,
                 int *exit_status, char *out, size_t cap, char *err, size_t errlen);
 
 /* Writes len bytes of data to remote_path with mode, through SFTP: first to
- * "<remote_path>.tmp-faultline", then renamed over remote_path (mv -f), so
- * that a half-written file never stands in its place. The directory must
- * exist. Returns 0 or a negative errno with err filled. */
+ * "<remote_path>.tmp-faultline.<pid>.<random>", created exclusively (O_EXCL)
+ * and given its mode before any content is written, then renamed over
+ * remote_path (mv -f), so that a half-written file never stands in its
+ * place. The temporary file is removed when the copy fails. The directory
+ * must exist. Returns 0 or a negative errno with err filled. */
 int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const char *remote_path,
                   int mode, uint64_t deadline_ns, char *err, size_t errlen);
 
@@ -75,7 +99,8 @@ void fl_ssh_close(struct fl_ssh_session **s);
  * -ENOSPC. */
 int fl_ssh_quote(const char *arg, char *buf, size_t len);
 
-/* "~/x" -> "$HOME/x" into buf; other paths are copied. 0 or -ENOSPC. */
+/* "~/x" -> "$HOME/x" into buf (the password database's home when $HOME is
+ * unset); other paths are copied. 0, -ENOSPC, or -ENOENT (no home). */
 int fl_ssh_expand_home(const char *path, char *buf, size_t len);
 
 #endif

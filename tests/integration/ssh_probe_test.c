@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <uv.h>
 
@@ -25,6 +29,7 @@ struct collect {
     int n;
     int want;
     bool stopped;
+    int restart_after; /* >0: restart sshd after this many results */
 };
 
 static void on_stopped(void *arg)
@@ -37,6 +42,8 @@ static void on_result(struct fl_probe *p, const struct fl_probe_result *r, void 
     struct collect *c = arg;
     if (c->n < MAX_RESULTS)
         c->r[c->n++] = *r;
+    if (c->restart_after > 0 && c->n == c->restart_after)
+        assert_int_equal(test_sshd_restart(&sshd), 0);
     if (c->n >= c->want)
         fl_probe_stop(p, on_stopped, c);
 }
@@ -60,10 +67,12 @@ static struct fl_probe_spec spec_for(const char *command, uint64_t timeout_ms)
     return s;
 }
 
-static void run_probe(const struct fl_probe_spec *spec, int want, struct collect *c)
+static void run_probe_restarting(const struct fl_probe_spec *spec, int want, int restart_after,
+                                 struct collect *c)
 {
     memset(c, 0, sizeof(*c));
     c->want = want;
+    c->restart_after = restart_after;
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     struct fl_probe *p = NULL;
@@ -74,6 +83,11 @@ static void run_probe(const struct fl_probe_spec *spec, int want, struct collect
     for (int i = 0; i < c->n; i++)
         fprintf(stderr, "  attempt %d: %s %s (%llu ms)\n", i, c->r[i].ok ? "ok" : "FAIL",
                 c->r[i].detail, (unsigned long long)c->r[i].latency_ms);
+}
+
+static void run_probe(const struct fl_probe_spec *spec, int want, struct collect *c)
+{
+    run_probe_restarting(spec, want, 0, c);
 }
 
 static int setup(void **state)
@@ -148,6 +162,20 @@ static void unknown_host_key(void **state)
     assert_string_equal(c.r[0].detail, "host key unknown");
 }
 
+/* A name, not an address: looked up (getaddrinfo_a, bounded), connected;
+ * known_hosts knows the host by its address only, so its key is unknown
+ * under this name. */
+static void resolves_a_name(void **state)
+{
+    (void)state;
+    struct fl_probe_spec s = spec_for("true", 2000);
+    s.u.ssh.address = (char *)"localhost";
+    struct collect c;
+    run_probe(&s, 1, &c);
+    assert_false(c.r[0].ok);
+    assert_string_equal(c.r[0].detail, "host key unknown");
+}
+
 static void connection_refused(void **state)
 {
     (void)state;
@@ -159,6 +187,78 @@ static void connection_refused(void **state)
     assert_string_equal(c.r[0].detail, "connection refused");
 }
 
+/* stdin is closed at once: a command that reads it ends instead of waiting
+ * for its timeout */
+static void command_reading_stdin_ends(void **state)
+{
+    (void)state;
+    struct fl_probe_spec s = spec_for("cat", 2000);
+    struct collect c;
+    run_probe(&s, 1, &c);
+    assert_true(c.r[0].ok);
+    assert_string_equal(c.r[0].detail, "exit 0");
+    assert_true(c.r[0].latency_ms < 1000);
+}
+
+/* sshd goes away with every session and comes back between two attempts:
+ * the kept session is dead, and the next attempt reconnects instead of
+ * failing */
+static void survives_an_sshd_restart(void **state)
+{
+    (void)state;
+    int before = test_sshd_count(&sshd, "Accepted publickey");
+    struct fl_probe_spec s = spec_for("true", 2000);
+    struct collect c;
+    run_probe_restarting(&s, 3, 1, &c);
+    assert_int_equal(c.n, 3);
+    for (int i = 0; i < c.n; i++)
+        assert_true(c.r[i].ok);
+    assert_int_equal(test_sshd_count(&sshd, "Accepted publickey") - before, 2);
+}
+
+/* A server that accepts and never speaks SSH: stopping the probe while it
+ * connects is prompt, not held until the attempt's deadline. */
+static void on_stop_timer(uv_timer_t *t)
+{
+    fl_probe_stop(t->data, on_stopped, uv_handle_get_data((uv_handle_t *)t->loop));
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void stop_while_connecting(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    socklen_t len = sizeof(sin);
+    getsockname(lfd, (struct sockaddr *)&sin, &len);
+    struct fl_probe_spec s = spec_for("true", 10000);
+    s.u.ssh.port = ntohs(sin.sin_port);
+    struct collect c;
+    memset(&c, 0, sizeof(c));
+    c.want = 1;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    uv_handle_set_data((uv_handle_t *)&loop, &c);
+    struct fl_probe *p = NULL;
+    assert_int_equal(fl_probe_start(&loop, &s, on_result, &c, &p), 0);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = p;
+    uv_timer_start(&t, on_stop_timer, 300, 0);
+    uint64_t t0 = uv_hrtime();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t took_ms = (uv_hrtime() - t0) / 1000000u;
+    assert_true(c.stopped);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    close(lfd);
+    fprintf(stderr, "  stopped in %llu ms\n", (unsigned long long)took_ms);
+    assert_true(took_ms < 2000); /* not the 10 s timeout */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +267,10 @@ int main(void)
         cmocka_unit_test(times_out),
         cmocka_unit_test(unknown_host_key),
         cmocka_unit_test(connection_refused),
+        cmocka_unit_test(resolves_a_name),
+        cmocka_unit_test(command_reading_stdin_ends),
+        cmocka_unit_test(survives_an_sshd_restart),
+        cmocka_unit_test(stop_while_connecting),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,6 @@
 #include "tests/support/sshd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -164,6 +165,60 @@ int test_sshd_start(struct test_sshd *s)
     snprintf(s->host_line, sizeof(s->host_line), "[127.0.0.1]:%u %.500s", (unsigned)s->port, pub);
     snprintf(text, sizeof(text), "%s\n", s->host_line);
     return write_file(s->known_hosts, text);
+}
+
+/* SIGKILLs every descendant of pid (deepest first). */
+static void kill_descendants(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t kids[256];
+    size_t n = 0;
+    while (d != NULL && n < 256 && (e = readdir(d)) != NULL) {
+        char *end;
+        long child = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || child <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", child);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *rp = strrchr(buf, ')'); /* "pid (comm) S ppid ..." */
+        long ppid = 0;
+        if (rp != NULL && sscanf(rp + 1, " %*c %ld", &ppid) == 1 && ppid == (long)pid)
+            kids[n++] = (pid_t)child;
+    }
+    if (d != NULL)
+        closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        kill_descendants(kids[i]);
+        kill(kids[i], SIGKILL);
+    }
+}
+
+int test_sshd_restart(struct test_sshd *s)
+{
+    kill_descendants(s->pid);
+    proc_stop(s->pid, SIGKILL, 3000);
+    s->pid = 0;
+    char cfg[300], needle[64], buf[8192];
+    snprintf(cfg, sizeof(cfg), "%s/sshd_config", s->dir);
+    snprintf(needle, sizeof(needle), "Server listening on 127.0.0.1 port %u", s->port);
+    int before = test_sshd_count(s, needle);
+    char *argv[] = {(char *)SSHD, (char *)"-D", (char *)"-e", (char *)"-f", cfg, NULL};
+    s->pid = start_sshd(argv, s->log);
+    for (int i = 0; i < 100; i++) {
+        if (test_sshd_count(s, needle) > before)
+            return 0;
+        sleep_ms(50);
+    }
+    fprintf(stderr, "sshd did not restart on port %u:\n%s\n", s->port,
+            file_wait_for(s->log, needle, buf, sizeof(buf), 0) ? "" : buf);
+    return -1;
 }
 
 void test_sshd_stop(struct test_sshd *s)

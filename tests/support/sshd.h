@@ -22,6 +22,11 @@ struct test_sshd {
 /* 0, or -1 after printing why. */
 int test_sshd_start(struct test_sshd *s);
 
+/* Kills sshd and every session it serves (as a host reboot or an sshd
+ * crash would: the clients' connections drop), then starts it again on the
+ * same port with the same keys. 0, or -1 after printing why. */
+int test_sshd_restart(struct test_sshd *s);
+
 /* Stops sshd and removes the directory. */
 void test_sshd_stop(struct test_sshd *s);
 
