@@ -71,7 +71,8 @@ int fl_cmd_deploy(int argc, char **argv)
     const char *inventory = NULL, *key_path = NULL;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    opterr = 0; /* ':' and '?' below say what was wrong */
+    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
         case 'i':
             inventory = optarg;
@@ -95,8 +96,15 @@ int fl_cmd_deploy(int argc, char **argv)
         case 'h':
             fputs(deploy_help, stdout);
             return 0;
+        case ':':
+            return fl_cli_usage_error("deploy", "%s",
+                                      optopt == 'i'   ? "--inventory needs a FILE"
+                                      : optopt == 'k' ? "--key needs a FILE"
+                                      : optopt == 'b' ? "--agent-binary needs a PATH"
+                                      : optopt == 't' ? "--timeout needs a DURATION (30s, 2m)"
+                                                      : "an option needs a value");
         default:
-            return fl_cli_usage_error("deploy", "unknown option");
+            return fl_cli_usage_error("deploy", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -37,6 +38,10 @@
 #define PING_TRY_MS 1000
 #define PING_RETRY_MS 200
 #define MAX_POOL 128
+#define MARKER ".faultline-deploy"
+/* The files deploy may put under deploy_dir, as the marker lists them. */
+#define OWN_FILES                                                                                  \
+    "bin/faultline-agent faultline.key agent.yaml run.sh agent.log supervisor.pid agent.pid"
 
 enum phase { PH_CHECK, PH_RESTART, PH_REMOVE, PH_CLOSE };
 
@@ -87,9 +92,11 @@ struct job {
     char script[3072]; /* run.sh or the unit */
     struct artifact art[N_ART];
     bool systemd, running, present;
+    bool unit_dir_writable; /* the ssh user may write /etc/systemd/system */
+    bool killed;            /* stopping the agent took a SIGKILL */
     int rc;
     char err[1024];
-    char note[160];
+    char note[300];
     enum outcome outcome;
     /* verification */
     uv_timer_t timer;
@@ -169,17 +176,35 @@ static int read_file(const char *path, size_t max, void **data, size_t *len, cha
     return 0;
 }
 
-/* Characters a deploy_dir may hold: it goes into shell commands and a
- * systemd unit, so keep it plain. */
+/* What a deploy_dir may be: it goes into shell commands and a systemd unit,
+ * so plain characters only; absolute, not "/" itself, and no empty, "." or
+ * ".." component, so that it names one directory and only one way. */
 static bool plain_path(const char *p)
 {
-    if (p[0] != '/' || strstr(p, "/../") != NULL || strstr(p, "//") != NULL)
+    if (p[0] != '/' || p[1] == '\0')
         return false;
+    for (const char *c = p + 1;;) {
+        size_t len = strcspn(c, "/");
+        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        if (c[len] == '\0')
+            break;
+        c += len + 1;
+    }
     for (; *p != '\0'; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '/' || *p == '.' || *p == '_' || *p == '-'))
             return false;
     return true;
+}
+
+/* The host's deploy_dir without trailing slashes. */
+static void deploy_dir_of(const struct fl_host *h, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", h->ssh.deploy_dir ? h->ssh.deploy_dir : FL_DEPLOY_DEFAULT_DIR);
+    size_t l = strlen(buf);
+    while (l > 1 && buf[l - 1] == '/')
+        buf[--l] = '\0';
 }
 
 /* The address the agent listens on: the host's, when it is an IP address. */
@@ -246,14 +271,11 @@ static int job_init(struct job *j, struct deploy *d, const struct fl_host *h)
     j->d = d;
     j->h = h;
     const char *dir = h->ssh.deploy_dir ? h->ssh.deploy_dir : FL_DEPLOY_DEFAULT_DIR;
-    snprintf(j->dir, sizeof(j->dir), "%s", dir);
-    size_t l = strlen(j->dir);
-    while (l > 1 && j->dir[l - 1] == '/')
-        j->dir[--l] = '\0';
+    deploy_dir_of(h, j->dir, sizeof(j->dir));
     if (!plain_path(j->dir) || strlen(j->dir) > 400) {
         snprintf(j->err, sizeof(j->err),
-                 "deploy_dir '%s' must be an absolute path of letters, digits, '.', '_', '-' "
-                 "and '/'",
+                 "deploy_dir '%s' must be an absolute path other than '/', of letters, digits, "
+                 "'.', '_', '-' and '/', with no '.' or '..' component: fix ssh.deploy_dir",
                  dir);
         return -EINVAL;
     }
@@ -338,6 +360,7 @@ static int inspect(struct job *j)
              SH_ALIVE
              "D=%s; "
              "if [ -d /run/systemd/system ]; then echo fl:systemd; "
+             "  [ -w /etc/systemd/system ] && echo fl:unitdir; "
              "  systemctl is-active --quiet %s && echo fl:running; "
              "  sha256sum /etc/systemd/system/%s.service 2>/dev/null; "
              "else [ -f \"$D/supervisor.pid\" ] && alive \"$(cat \"$D/supervisor.pid\")\" && "
@@ -352,6 +375,7 @@ static int inspect(struct job *j)
     j->systemd = strstr(out, "fl:systemd") != NULL;
     j->running = strstr(out, "fl:running") != NULL;
     j->present = strstr(out, "fl:present") != NULL;
+    j->unit_dir_writable = strstr(out, "fl:unitdir") != NULL;
     settle_start_artifact(j);
     char *save = NULL;
     for (char *line = out; line != NULL && *line != '\0'; line = save) {
@@ -376,26 +400,36 @@ static bool all_same(const struct job *j)
     return true;
 }
 
+/* Stops the agent with SIGTERM (it reverts its faults and compacts its
+ * journal); j->killed says whether it had to be SIGKILLed instead. */
 static int stop_agent(struct job *j)
 {
-    char cmd[4096];
+    char cmd[4096], out[1024];
     if (j->systemd) {
-        snprintf(cmd, sizeof(cmd), "systemctl stop %s 2>&1 || true", j->unit);
-        return run(j, "stopping the agent", cmd, NULL, 0);
+        /* KillMode=mixed: SIGTERM, and SIGKILL after TimeoutStopSec (Result=timeout) */
+        snprintf(cmd, sizeof(cmd),
+                 "systemctl stop %s 2>&1; [ \"$(systemctl show -p Result --value %s "
+                 "2>/dev/null)\" = timeout ] && echo fl:killed; true",
+                 j->unit, j->unit);
+    } else {
+        /* SIGTERM to the supervisor, which stops the agent (the agent reverts
+         * its faults); wait up to 10 s for each, then SIGKILL. */
+        snprintf(cmd, sizeof(cmd),
+                 SH_ALIVE "D=%s; "
+                          "wait_gone() { i=0; while alive \"$1\" && [ $i -lt 100 ]; do sleep 0.1; "
+                          "i=$((i+1)); done; alive \"$1\" && kill -KILL \"$1\" 2>/dev/null && "
+                          "echo fl:killed; true; }; "
+                          "if [ -f \"$D/supervisor.pid\" ]; then p=$(cat \"$D/supervisor.pid\"); "
+                          "  alive \"$p\" && kill -TERM \"$p\" 2>/dev/null; wait_gone \"$p\"; fi; "
+                          "if [ -f \"$D/agent.pid\" ]; then a=$(cat \"$D/agent.pid\"); "
+                          "  alive \"$a\" && kill -TERM \"$a\" 2>/dev/null; wait_gone \"$a\"; fi; "
+                          "rm -f -- \"$D/supervisor.pid\" \"$D/agent.pid\"",
+                 j->qdir);
     }
-    /* SIGTERM to the supervisor, which stops the agent (the agent reverts its
-     * faults); wait up to 10 s for each, then SIGKILL. */
-    snprintf(cmd, sizeof(cmd),
-             SH_ALIVE "D=%s; "
-                      "wait_gone() { i=0; while alive \"$1\" && [ $i -lt 100 ]; do sleep 0.1; "
-                      "i=$((i+1)); done; alive \"$1\" && kill -KILL \"$1\" 2>/dev/null; true; }; "
-                      "if [ -f \"$D/supervisor.pid\" ]; then p=$(cat \"$D/supervisor.pid\"); "
-                      "  alive \"$p\" && kill -TERM \"$p\" 2>/dev/null; wait_gone \"$p\"; fi; "
-                      "if [ -f \"$D/agent.pid\" ]; then a=$(cat \"$D/agent.pid\"); "
-                      "  alive \"$a\" && kill -TERM \"$a\" 2>/dev/null; wait_gone \"$a\"; fi; "
-                      "rm -f \"$D/supervisor.pid\" \"$D/agent.pid\"",
-             j->qdir);
-    return run(j, "stopping the agent", cmd, NULL, 0);
+    int rc = run(j, "stopping the agent", cmd, out, sizeof(out));
+    if (rc == 0 && strstr(out, "fl:killed") != NULL)
+        j->killed = true;
+    return rc;
 }
 
 static int start_agent(struct job *j)
@@ -419,12 +453,30 @@ static int install(struct job *j)
 {
     char cmd[2048];
     int rc = 0;
+    if (j->systemd && !j->art[ART_START].same && !j->unit_dir_writable) {
+        snprintf(j->err, sizeof(j->err),
+                 "systemd runs on the host, and ssh user %s cannot write /etc/systemd/system "
+                 "to install the unit %s.service (nor manage it with systemctl): deploy as root "
+                 "(ssh.user: root)",
+                 j->h->ssh.user ? j->h->ssh.user : "(the current user)", j->unit);
+        return -EACCES;
+    }
     if (j->running || j->present)
         rc = stop_agent(j);
     if (rc == 0) {
+        /* Modes only on what deploy creates; the marker lists it, for
+         * --uninstall to remove exactly that. */
         snprintf(cmd, sizeof(cmd),
-                 "D=%s; mkdir -p \"$D/bin\" \"$D/state\" && chmod 0755 \"$D\" \"$D/bin\" && "
-                 "chmod 0700 \"$D/state\"",
+                 "D=%s; M=\"$D/" MARKER "\"; new=; "
+                 "if [ ! -d \"$D\" ]; then mkdir -p -m 0755 -- \"$D\" || exit 1; new=.; fi; "
+                 "if [ ! -d \"$D/bin\" ]; then mkdir -m 0755 -- \"$D/bin\" || exit 1; "
+                 "new=\"$new bin\"; fi; "
+                 "if [ ! -d \"$D/state\" ]; then mkdir -m 0700 -- \"$D/state\" || exit 1; "
+                 "new=\"$new state\"; fi; "
+                 "if [ ! -f \"$M\" ]; then { echo '# written by faultline deploy: what it "
+                 "created here; faultline deploy --uninstall removes only these'; "
+                 "for f in " OWN_FILES "; do echo \"file $f\"; done; } > \"$M\" || exit 1; fi; "
+                 "for x in $new; do echo \"dir $x\" >> \"$M\" || exit 1; done",
                  j->qdir);
         rc = run(j, "creating the directories", cmd, NULL, 0);
     }
@@ -439,6 +491,10 @@ static int install(struct job *j)
     return rc;
 }
 
+/* Stops the agent, then removes what the marker says deploy created, and
+ * nothing else. A directory without the marker is not touched. state/ (the
+ * journal) stays when the agent had to be killed or its journal still marks
+ * faults active: those may still need reverting. */
 static int remove_all(struct job *j)
 {
     char cmd[4096], out[1024];
@@ -446,37 +502,74 @@ static int remove_all(struct job *j)
     if (rc < 0)
         return rc;
     snprintf(cmd, sizeof(cmd),
-             "D=%s; [ -d \"$D\" ] && echo fl:dir; "
+             "D=%s; [ -d \"$D\" ] && echo fl:dir; [ -f \"$D/" MARKER "\" ] && echo fl:marker; "
              "[ -f /etc/systemd/system/%s.service ] && echo fl:unit; exit 0",
              j->qdir, j->unit);
     if ((rc = run(j, "inspecting", cmd, out, sizeof(out))) < 0)
         return rc;
     bool had_unit = strstr(out, "fl:unit") != NULL;
-    if (!j->present && !j->running && !had_unit && strstr(out, "fl:dir") == NULL) {
+    bool had_dir = strstr(out, "fl:dir") != NULL;
+    bool marked = strstr(out, "fl:marker") != NULL;
+    if (!j->present && !j->running && !had_unit && !had_dir) {
         j->outcome = OUT_NOT_INSTALLED;
         return 0;
     }
+    if (had_dir && !marked) {
+        snprintf(j->err, sizeof(j->err),
+                 "%.400s has no " MARKER " file, so this faultline deploy did not install "
+                 "there (or an older one did): nothing was stopped or removed; remove it by "
+                 "hand, or deploy once more (which adds the marker) and uninstall again",
+                 j->dir);
+        return -EPERM;
+    }
     if (had_unit) {
+        if ((rc = stop_agent(j)) < 0)
+            return rc;
         snprintf(cmd, sizeof(cmd),
-                 "systemctl disable --now --quiet %s; rm -f /etc/systemd/system/%s.service && "
-                 "systemctl daemon-reload",
-                 j->unit, j->unit);
+                 "systemctl disable --quiet %s; rm -f -- /etc/systemd/system/%s.service "
+                 "/etc/systemd/system/%s.service.tmp-faultline.* && systemctl daemon-reload",
+                 j->unit, j->unit, j->unit);
         if ((rc = run(j, "removing the systemd unit", cmd, NULL, 0)) < 0)
             return rc;
     } else if ((rc = stop_agent(j)) < 0) {
         return rc;
     }
-    /* Only what deploy put there; the directory itself goes when that leaves it empty. */
+    if (!had_dir) {
+        j->outcome = OUT_REMOVED;
+        return 0;
+    }
     snprintf(cmd, sizeof(cmd),
-             "D=%s; cd / && rm -f \"$D/bin/faultline-agent\" \"$D/faultline.key\" "
-             "\"$D/agent.yaml\" \"$D/run.sh\" \"$D/agent.log\" \"$D/supervisor.pid\" "
-             "\"$D/agent.pid\" \"$D\"/*.tmp-faultline \"$D\"/bin/*.tmp-faultline && "
-             "rm -rf \"$D/state\" && { [ ! -d \"$D/bin\" ] || rmdir \"$D/bin\"; } && "
-             "{ [ ! -d \"$D\" ] || rmdir \"$D\" 2>/dev/null || echo fl:kept; }",
+             "D=%s; grep -qs '\"op\":\"apply\"' \"$D/state/journal\" && echo fl:active; exit 0",
              j->qdir);
+    if ((rc = run(j, "reading the journal", cmd, out, sizeof(out))) < 0)
+        return rc;
+    bool active = strstr(out, "fl:active") != NULL;
+    bool keep_state = j->killed || active;
+    /* Only what the marker lists; each directory only when that empties it. */
+    snprintf(cmd, sizeof(cmd),
+             "D=%s; M=\"$D/" MARKER "\"; cd / || exit 1; "
+             "has() { grep -qxF \"$1\" \"$M\"; }; "
+             "for f in " OWN_FILES "; do has \"file $f\" && { rm -f -- \"$D/$f\" || exit 1; }; "
+             "done; "
+             "rm -f -- \"$D\"/*.tmp-faultline.* \"$D\"/bin/*.tmp-faultline.*; "
+             "%s"
+             "has 'dir bin' && [ -d \"$D/bin\" ] && { rmdir -- \"$D/bin\" 2>/dev/null || "
+             "echo fl:kept; }; "
+             "%s",
+             j->qdir,
+             keep_state ? "" : "has 'dir state' && { rm -rf -- \"$D/state\" || exit 1; }; ",
+             keep_state ? "exit 0"
+                        : "own=; has 'dir .' && own=1; rm -f -- \"$M\" || exit 1; "
+                          "if [ -n \"$own\" ]; then rmdir -- \"$D\" 2>/dev/null || echo fl:kept; "
+                          "elif [ -n \"$(ls -A -- \"$D\")\" ]; then echo fl:kept; fi");
     if ((rc = run(j, "removing the files", cmd, out, sizeof(out))) < 0)
         return rc;
-    if (strstr(out, "fl:kept") != NULL)
+    if (keep_state)
+        snprintf(j->note, sizeof(j->note),
+                 "%.100s/state kept (the journal): %s; deploy again to start the agent, which "
+                 "reverts what it lists, then uninstall again",
+                 j->dir, active ? "it still marks faults active" : "the agent had to be SIGKILLed");
+    else if (strstr(out, "fl:kept") != NULL)
         snprintf(j->note, sizeof(j->note), "%.100s kept: it holds files deploy did not put there",
                  j->dir);
     j->outcome = OUT_REMOVED;
@@ -695,9 +788,39 @@ static void size_pool(size_t n)
     setenv("UV_THREADPOOL_SIZE", v, 0); /* read by libuv when the pool first starts */
 }
 
+/* Two hosts of one inventory that name the same directory on the same
+ * machine (address, ssh port, deploy_dir) would install, start and remove
+ * one agent twice, each job undoing the other: refused before anything runs. */
+static int check_duplicates(const struct fl_inventory *inv, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < inv->n_hosts; i++) {
+        const struct fl_host *a = &inv->hosts[i];
+        char da[512];
+        deploy_dir_of(a, da, sizeof(da));
+        unsigned pa = a->ssh.port ? a->ssh.port : FL_SSH_DEFAULT_PORT;
+        for (size_t k = i + 1; k < inv->n_hosts; k++) {
+            const struct fl_host *b = &inv->hosts[k];
+            char db[512];
+            deploy_dir_of(b, db, sizeof(db));
+            unsigned pb = b->ssh.port ? b->ssh.port : FL_SSH_DEFAULT_PORT;
+            if (pa == pb && strcasecmp(a->address, b->address) == 0 && strcmp(da, db) == 0) {
+                snprintf(err, errlen,
+                         "hosts %s and %s both deploy to %s (ssh port %u) in %s: one directory "
+                         "holds one agent; give one of them its own ssh.deploy_dir",
+                         a->name, b->name, a->address, pa, da);
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
 int fl_deploy_run(const struct fl_inventory *inv, const struct fl_deploy_opts *o, FILE *out,
                   char *err, size_t errlen)
 {
+    int drc = check_duplicates(inv, err, errlen);
+    if (drc < 0)
+        return drc;
     struct deploy *d = calloc(1, sizeof(*d));
     if (d == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -727,7 +850,16 @@ int fl_deploy_run(const struct fl_inventory *inv, const struct fl_deploy_opts *o
         d->name_width = w > d->name_width ? w : d->name_width;
     }
     size_pool(inv->n_hosts);
-    uv_loop_init(&d->loop);
+    if ((rc = uv_loop_init(&d->loop)) < 0) {
+        snprintf(err, errlen, "cannot start an event loop: %s", uv_strerror(rc));
+        free(d->jobs);
+        if (d->key != NULL)
+            OPENSSL_cleanse(d->key, d->key_len);
+        free(d->key);
+        free(d->binary);
+        free(d);
+        return rc;
+    }
     uint64_t t0 = fl_mono_ns();
     for (size_t i = 0; i < inv->n_hosts; i++) {
         struct job *j = &d->jobs[i];

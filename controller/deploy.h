@@ -14,7 +14,12 @@
  *     state/                the agent's journal (0700)
  *     agent.log             the agent's output (supervisor mode)
  *     run.sh, supervisor.pid, agent.pid   the supervisor (when systemd does not run)
- * and with systemd, /etc/systemd/system/faultline-agent[-HASH].service. */
+ *     .faultline-deploy     what deploy created there: --uninstall removes only
+ *                           that, and nothing in a directory without it
+ * and with systemd, /etc/systemd/system/faultline-agent[-HASH].service.
+ * Modes are set only on the directories deploy creates. deploy_dir is
+ * absolute, not "/", without "." or ".." components, and one inventory may
+ * not name the same (address, ssh port, deploy_dir) twice. */
 #ifndef FL_CONTROLLER_DEPLOY_H
 #define FL_CONTROLLER_DEPLOY_H
 

@@ -303,11 +303,104 @@ static void one_bad_host_does_not_stop_the_others(void **state)
     assert_false(process_mentions(r4));
 }
 
+static bool file_has(const char *path, const char *needle)
+{
+    char buf[8192];
+    return file_wait_for(path, needle, buf, sizeof(buf), 0) != NULL;
+}
+
+/* deploy_dir must name one directory plainly; one directory, one host. */
+static void refuses_bad_and_shared_deploy_dirs(void **state)
+{
+    (void)state;
+    char extra[2048];
+    snprintf(extra, sizeof(extra),
+             "  slash: { address: 127.0.0.1, port: %u, ssh: { deploy_dir: / } }\n"
+             "  dots: { address: 127.0.0.1, port: %u, ssh: { deploy_dir: %s/x/../y } }\n"
+             "  dot: { address: 127.0.0.1, port: %u, ssh: { deploy_dir: %s/./y } }\n",
+             (unsigned)test_free_port(), (unsigned)test_free_port(), sshd.dir,
+             (unsigned)test_free_port(), sshd.dir);
+    write_inventory(extra);
+    assert_int_equal(deploy(NULL, NULL), 2);
+    assert_non_null(strstr(out, "slash  FAILED: deploy_dir '/' must be"));
+    assert_non_null(strstr(out, "dots   FAILED: deploy_dir"));
+    assert_non_null(strstr(out, "dot    FAILED: deploy_dir"));
+    assert_non_null(strstr(out, "2 installed, 3 failed"));
+    assert_int_equal(deploy("--uninstall", NULL), 2);
+    assert_non_null(strstr(out, "h1     removed"));
+
+    /* the same directory on the same machine, twice (a trailing slash aside) */
+    snprintf(extra, sizeof(extra),
+             "  again: { address: 127.0.0.1, port: %u, ssh: { deploy_dir: %s/ } }\n",
+             (unsigned)test_free_port(), dir1);
+    write_inventory(extra);
+    assert_int_equal(deploy(NULL, NULL), 2);
+    assert_non_null(strstr(out, "hosts h1 and again both deploy to 127.0.0.1"));
+    assert_false(exists(dir1)); /* nothing ran */
+
+    /* usage: an option without its value */
+    char *argv[] = {arg(FL_CTL_BIN), arg("deploy"), arg("--inventory"), NULL};
+    assert_int_equal(proc_run(argv, out, sizeof(out), 10000), 64);
+    assert_non_null(strstr(out, "--inventory needs a FILE"));
+}
+
+/* A directory that was there before: its mode stays, its other files stay,
+ * and uninstall takes away only what the marker lists. A directory without
+ * the marker is not touched at all. */
+static void only_what_deploy_created(void **state)
+{
+    (void)state;
+    char pre[600], mine[700], marker[700], agent[700], bin[700];
+    snprintf(pre, sizeof(pre), "%s/pre", sshd.dir);
+    snprintf(mine, sizeof(mine), "%s/mine.txt", pre);
+    snprintf(marker, sizeof(marker), "%s/.faultline-deploy", pre);
+    snprintf(agent, sizeof(agent), "%s/bin/faultline-agent", pre);
+    snprintf(bin, sizeof(bin), "%s/bin", pre);
+    assert_int_equal(mkdir(pre, 0711), 0);
+    assert_int_equal(chmod(pre, 0711), 0);
+    assert_int_equal(write_text(mine, "not deploy's\n"), 0);
+    char extra[1024];
+    snprintf(extra, sizeof(extra),
+             "  pre: { address: 127.0.0.1, port: %u, ssh: { deploy_dir: %s } }\n",
+             (unsigned)test_free_port(), pre);
+    write_inventory(extra);
+    assert_int_equal(deploy(NULL, NULL), 0);
+    assert_non_null(strstr(out, "pre  installed"));
+    struct stat st;
+    assert_int_equal(stat(pre, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0711); /* not chmodded */
+    assert_true(file_has(marker, "dir bin"));
+    assert_true(file_has(marker, "dir state"));
+    assert_false(file_has(marker, "dir .\n"));
+    assert_true(file_has(marker, "file faultline.key"));
+
+    assert_int_equal(deploy("--uninstall", NULL), 0);
+    assert_non_null(strstr(out, "pre  removed"));
+    assert_true(exists(pre));
+    assert_true(exists(mine));
+    assert_false(exists(marker));
+    assert_false(exists(agent));
+    assert_false(exists(bin));
+    assert_false(process_mentions(pre));
+
+    /* no marker: uninstall refuses, and touches nothing */
+    assert_int_equal(mkdir(bin, 0755), 0);
+    assert_int_equal(write_text(agent, "someone else's\n"), 0);
+    assert_int_equal(deploy("--uninstall", NULL), 2);
+    assert_non_null(strstr(out, "pre  FAILED: "));
+    assert_non_null(strstr(out, "has no .faultline-deploy file"));
+    assert_true(exists(agent));
+    assert_true(exists(mine));
+    test_rm_rf(pre);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(installs_redeploys_upgrades_uninstalls),
         cmocka_unit_test(one_bad_host_does_not_stop_the_others),
+        cmocka_unit_test(refuses_bad_and_shared_deploy_dirs),
+        cmocka_unit_test(only_what_deploy_created),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
