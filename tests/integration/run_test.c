@@ -91,18 +91,6 @@ static void supervise(void)
     }
 }
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-    socklen_t len = sizeof(sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -118,7 +106,7 @@ static int setup(void **state)
     const char *extra[] = {"--lease", "2s", NULL};
     if (test_agent_start(&agent, FL_AGENT_BIN, key_path, dir, "agent", NULL, extra) < 0)
         return -1;
-    svc_port = free_port();
+    svc_port = test_free_port();
     supervisor = fork();
     if (supervisor == 0)
         supervise();
@@ -266,7 +254,7 @@ static void test_steady_state_fails_nothing_injected(void **state)
     snprintf(exp, sizeof(exp), "%s/unsteady.yaml", dir);
     snprintf(rep, sizeof(rep), "%s/report-unsteady", dir);
     snprintf(fault, sizeof(fault), "kill_process: { pidfile: %s }", pidfile);
-    write_experiment(exp, agent.port, free_port() /* nothing listens */, fault, "4s");
+    write_experiment(exp, agent.port, test_free_port() /* nothing listens */, fault, "4s");
     uint64_t died_before = last_event("died");
     static char out[1 << 16];
     assert_int_equal(run(exp, rep, out, sizeof(out)), 2);

@@ -12,7 +12,9 @@
  * run or timed out. */
 int proc_run(char *const argv[], char *out, size_t cap, int timeout_ms);
 
-/* Starts argv in the background with stdout and stderr appended to log_path. */
+/* Starts argv in the background with stdout and stderr appended to log_path.
+ * It gets SIGTERM should the test die first (an ASan abort, a timeout):
+ * a crashed test must not leave a server listening behind it. */
 pid_t proc_start(char *const argv[], const char *log_path);
 
 /* Waits up to timeout_ms for pid to exit; returns its status as proc_run does,
@@ -31,5 +33,8 @@ const char *file_wait_for(const char *path, const char *needle, char *buf, size_
 char proc_state_of(pid_t pid);
 
 void sleep_ms(int ms);
+
+/* A loopback TCP port that was free a moment ago. */
+uint16_t test_free_port(void);
 
 #endif

@@ -4,13 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,18 +15,6 @@
 
 #define SSHD "/usr/sbin/sshd"
 #define SSH_KEYGEN "/usr/bin/ssh-keygen"
-
-uint16_t test_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-    socklen_t len = sizeof(sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -72,25 +57,6 @@ static int read_pub(const char *path, char *buf, size_t len)
         sp = buf + strcspn(buf, "\n");
     *sp = '\0';
     return 0;
-}
-
-/* As proc_start, but sshd dies with the test: a test that crashes (an ASan
- * abort) must not leave an sshd listening behind it. */
-static pid_t start_sshd(char *const argv[], const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-    }
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, STDIN_FILENO);
-    execv(argv[0], argv);
-    _exit(127);
 }
 
 static int write_file(const char *path, const char *text)
@@ -148,7 +114,7 @@ int test_sshd_start(struct test_sshd *s)
         if (write_file(cfg, text) < 0)
             return -1;
         char *argv[] = {(char *)SSHD, (char *)"-D", (char *)"-e", (char *)"-f", cfg, NULL};
-        s->pid = start_sshd(argv, s->log);
+        s->pid = proc_start(argv, s->log);
         char buf[8192];
         char needle[64];
         snprintf(needle, sizeof(needle), "Server listening on 127.0.0.1 port %u", s->port);
@@ -210,7 +176,7 @@ int test_sshd_restart(struct test_sshd *s)
     snprintf(needle, sizeof(needle), "Server listening on 127.0.0.1 port %u", s->port);
     int before = test_sshd_count(s, needle);
     char *argv[] = {(char *)SSHD, (char *)"-D", (char *)"-e", (char *)"-f", cfg, NULL};
-    s->pid = start_sshd(argv, s->log);
+    s->pid = proc_start(argv, s->log);
     for (int i = 0; i < 100; i++) {
         if (test_sshd_count(s, needle) > before)
             return 0;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "tests/support/proc.h" /* test_free_port */
+
 struct test_sshd {
     pid_t pid;
     uint16_t port;
@@ -32,9 +34,6 @@ void test_sshd_stop(struct test_sshd *s);
 
 /* How many times needle occurs in sshd's log. */
 int test_sshd_count(const struct test_sshd *s, const char *needle);
-
-/* A port on 127.0.0.1 that nothing listens on (just now). */
-uint16_t test_free_port(void);
 
 /* Removes path and everything under it. */
 void test_rm_rf(const char *path);
