@@ -37,8 +37,9 @@
 #define RUNS 3
 #define INTERVAL_MS 100
 /* Timestamps: the controller's are whole milliseconds, HAProxy's in
- * microseconds; timers on a loaded machine fire a little late. */
-#define SLACK_MS 15
+ * microseconds; and the probe's timer fires a little late on a loaded
+ * 2-core machine (seen: up to +99 ms of a 100 ms interval, under ASan). */
+#define SLACK_MS 25
 
 static char top[] = "/tmp/fl-gameday-test.XXXXXX";
 static char bed[300];
