@@ -57,6 +57,12 @@ static void print_probe(const struct fl_probe_spec *p)
     }
     printf("  every %s, timeout %s, rise %u, fall %u\n", dur(p->interval_ms, a, sizeof(a)),
            dur(p->timeout_ms, b, sizeof(b)), p->rise, p->fall);
+    /* attempts never overlap: a failing system that makes each attempt wait
+     * for its timeout is probed once per timeout, not once per interval */
+    if (p->timeout_ms > p->interval_ms)
+        printf("  %-20s note: timeout > interval: while requests time out, attempts come every "
+               "%s, so the recovery time's resolution is %s, not %s\n",
+               "", b, b, a);
 }
 
 static void print_probe_list(const struct fl_experiment *e, const size_t *idx, size_t n)
