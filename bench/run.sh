@@ -2,7 +2,11 @@
 # Agent benchmarks: idle RSS, and inject-to-applied latency for kill_process
 # and network_drop. The agent runs in a network namespace of its own, with a
 # state directory in a temporary folder; everything is removed at the end.
+# Then the SSH benchmarks (bench/ssh_latency.c): ssh probe latency with and
+# without session reuse, and `faultline deploy` wall time, against a test sshd
+# on the host's loopback, which that program starts and removes itself.
 # usage (as root): bench/run.sh [BUILD_DIR] [N]
+# (SSH_N, default 50, and SSH_R, default 3, set the SSH benchmark's counts.)
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 n=${2:-200}
@@ -34,3 +38,6 @@ for kind in kill_process network_drop; do
     ip netns exec "$ns" "$build/bench/inject_latency" "$port" "$work/key" "$kind" "$n"
 done
 echo "agent RSS after $((2 * n)) faults: $(rss)"
+
+echo
+"$build/bench/ssh_latency" "$build/faultline" "${SSH_N:-50}" "${SSH_R:-3}"
