@@ -38,16 +38,17 @@ build: deps $(BUILD)/CMakeCache.txt
 
 # ctest keeps a passing test's output to itself: the game-day known answers
 # (measured against HAProxy's log, several runs each) are printed after it.
-SPREADS = grep -h '^\[ \(spread\|measured\) *\] ' Testing/Temporary/LastTest.log || true
+# (in braces: a failing ctest must fail the recipe, never be masked by || true)
+SPREADS = { grep -h '^\[ \(spread\|measured\) *\] ' Testing/Temporary/LastTest.log || true; }
 
 test: build
-	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure && $(SPREADS)
+	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure && $(SPREADS)
 	$(MAKE) --no-print-directory test-asan
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ctest -j $(JOBS) --output-on-failure && $(SPREADS)
+	@cd $(ASAN_BUILD) && ctest -j $(JOBS) --output-on-failure && $(SPREADS)
 
 demo: build
 	scripts/demo.sh $(BUILD)
