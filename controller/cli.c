@@ -99,13 +99,19 @@ int fl_cli_load_experiment(const char *path, const char *inventory, struct fl_ex
     return rc < 0 ? load_exit_code(NULL, rc, err) : 0;
 }
 
-int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
-                           char ***specs, int *n)
+int fl_cli_load_inventory(const char *cmd, const char *path, struct fl_experiment **inv)
 {
     char err[1024];
     int rc = fl_inventory_load(path, inv, err, sizeof(err));
-    if (rc < 0)
-        return load_exit_code(cmd, rc, err);
+    return rc < 0 ? load_exit_code(cmd, rc, err) : 0;
+}
+
+int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
+                           char ***specs, int *n)
+{
+    int rc = fl_cli_load_inventory(cmd, path, inv);
+    if (rc != 0)
+        return rc;
     const struct fl_inventory *in = &(*inv)->inventory;
     char **out = calloc(in->n_hosts + 1, sizeof(*out));
     for (size_t i = 0; out != NULL && i < in->n_hosts; i++) {

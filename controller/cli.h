@@ -49,6 +49,11 @@ struct fl_experiment;
  * printing the FILE:LINE:COL message. */
 int fl_cli_load_experiment(const char *path, const char *inventory, struct fl_experiment **e);
 
+/* Loads an inventory file (fl_inventory_load) into *inv (free with
+ * fl_experiment_free). Returns 0, or an exit code after printing
+ * "faultline CMD: FILE:LINE:COL: ...". */
+int fl_cli_load_inventory(const char *cmd, const char *path, struct fl_experiment **inv);
+
 /* The hosts of an inventory file as "address:port" specs (NULL-terminated;
  * free with fl_cli_free_specs) and the inventory itself in *inv (free with
  * fl_experiment_free). Returns 0, or an exit code after saying why. */

@@ -1,5 +1,4 @@
 /* faultline deploy --inventory F: install, upgrade or remove agents over SSH. */
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -119,13 +118,10 @@ int fl_cmd_deploy(int argc, char **argv)
         o.agent_binary = bin;
     }
 
-    char err[1024];
     struct fl_experiment *inv = NULL;
-    int rc = fl_inventory_load(inventory, &inv, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "faultline deploy: %s\n", err);
-        return rc == -ENOMEM ? FL_EXIT_ERROR : FL_EXIT_USAGE;
-    }
+    int rc = fl_cli_load_inventory("deploy", inventory, &inv);
+    if (rc != 0)
+        return rc;
     struct fl_key key;
     memset(&key, 0, sizeof(key));
     if (!o.uninstall) {
@@ -137,6 +133,7 @@ int fl_cmd_deploy(int argc, char **argv)
         }
         o.key = &key;
     }
+    char err[1024];
     int failed = fl_deploy_run(&inv->inventory, &o, stdout, err, sizeof(err));
     fl_key_wipe(&key);
     fl_experiment_free(&inv);
