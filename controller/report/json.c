@@ -55,7 +55,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "controller/faultspec.h"
+#include "controller/experiment/faultspec.h"
 
 /* ------------------------------------------------------------------ shared */
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "controller/runrecord.h"
+#include "controller/run/runrecord.h"
 
 /* The version of run.json's layout, its top-level "format". Raised only when
  * a field changes meaning or goes away; new fields do not raise it. */

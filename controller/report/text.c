@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "common/clock.h"
-#include "controller/faultprint.h"
+#include "controller/report/faultprint.h"
 
 /* Seconds with two decimals ("1.42 s"), rounded up as the verdict's sentence
  * rounds them (a recovery time is an upper bound: 5001 ms is not "5.00 s");

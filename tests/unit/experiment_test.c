@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "controller/experiment.h"
-#include "controller/faultspec.h"
+#include "controller/experiment/experiment.h"
+#include "controller/experiment/faultspec.h"
 
 /* The examples; ctest runs from the build directory, so CMake should pass
  * -DFL_EXPERIMENTS_DIR="${CMAKE_SOURCE_DIR}/experiments". */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "controller/faultspec.h"
+#include "controller/experiment/faultspec.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

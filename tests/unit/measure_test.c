@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "controller/measure.h"
+#include "controller/run/measure.h"
 
 #define MAX_RESULTS 128
 

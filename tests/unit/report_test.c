@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "common/clock.h"
-#include "controller/faultspec.h"
+#include "controller/experiment/faultspec.h"
 #include "controller/report/report.h"
 
 #define T0 1764089460000ull /* 2025-11-25T16:51:00.000Z: injection */

@@ -9,10 +9,10 @@
 
 #include "common/pbutil.h"
 #include "common/units.h"
-#include "controller/cli.h"
-#include "controller/experiment.h"
-#include "controller/faultprint.h"
-#include "controller/oneshot.h"
+#include "controller/cli/cli.h"
+#include "controller/experiment/experiment.h"
+#include "controller/report/faultprint.h"
+#include "controller/client/oneshot.h"
 
 static const char revert_help[] =
     "usage: faultline revert [--key FILE] [--timeout DURATION] HOST (FAULT_ID | --all)\n"

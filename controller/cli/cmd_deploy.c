@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "controller/cli.h"
-#include "controller/deploy.h"
-#include "controller/experiment.h"
+#include "controller/cli/cli.h"
+#include "controller/deploy/deploy.h"
+#include "controller/experiment/experiment.h"
 
 static const char deploy_help[] =
     "usage: faultline deploy --inventory FILE [--uninstall] [--accept-new-host-keys]\n"

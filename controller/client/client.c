@@ -1,4 +1,4 @@
-#include "controller/client.h"
+#include "controller/client/client.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -18,8 +18,8 @@
 #include <stdio.h>
 
 #include "common/key.h"
-#include "controller/experiment.h"
-#include "controller/runrecord.h"
+#include "controller/experiment/experiment.h"
+#include "controller/run/runrecord.h"
 
 struct fl_run_options {
     bool dry_run;          /* connect, check the steady state, print the plan, inject nothing */

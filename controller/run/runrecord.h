@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "controller/experiment.h"
-#include "controller/measure.h"
+#include "controller/experiment/experiment.h"
+#include "controller/run/measure.h"
 #include "controller/probes/probe.h"
 
 struct fl_run_probe {

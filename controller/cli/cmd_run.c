@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
-#include "controller/cli.h"
-#include "controller/experiment.h"
+#include "controller/cli/cli.h"
+#include "controller/experiment/experiment.h"
 #include "controller/report/report.h"
-#include "controller/run.h"
+#include "controller/run/run.h"
 
 /* mkdir -p: the report directory and any missing parents. 0 or -1 (errno). */
 static int make_dirs(const char *path)

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "controller/cli.h"
-#include "controller/deploy.h"
+#include "controller/cli/cli.h"
+#include "controller/deploy/deploy.h"
 
 static const struct fl_command commands[] = {
     {"keygen", "write a new pre-shared key, mode 0600", fl_cmd_keygen},

@@ -18,7 +18,7 @@
  * - Everything is copied out of the tree; the struct is allocated up front
  *   and filled in place, so one fl_experiment_free cleans up after any error.
  *   *out is written only on success. */
-#include "controller/experiment.h"
+#include "controller/experiment/experiment.h"
 
 #include "common/suggest.h"
 
@@ -31,7 +31,7 @@
 #include "common/addr.h"
 #include "common/units.h"
 #include "common/yamldoc.h"
-#include "controller/faultspec.h"
+#include "controller/experiment/faultspec.h"
 
 #define NAME_MAX_LEN 63
 #define MIN_INTERVAL_MS 10

@@ -13,7 +13,7 @@
  * Idempotence: the remote files' SHA-256 (sha256sum on the host) are
  * compared with the local ones, and only what differs is copied; a host
  * whose files all match and whose agent answers is left alone. */
-#include "controller/deploy.h"
+#include "controller/deploy/deploy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,8 +30,8 @@
 #include "common/addr.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "controller/client.h"
-#include "controller/experiment.h"
+#include "controller/client/client.h"
+#include "controller/experiment/experiment.h"
 #include "controller/ssh/session.h"
 
 #define MAX_BINARY (256u << 20)

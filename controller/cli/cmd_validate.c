@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "common/units.h"
-#include "controller/cli.h"
-#include "controller/experiment.h"
-#include "controller/faultspec.h"
+#include "controller/cli/cli.h"
+#include "controller/experiment/experiment.h"
+#include "controller/experiment/faultspec.h"
 
 static void usage(FILE *out)
 {

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "common/units.h"
-#include "controller/cli.h"
-#include "controller/faultprint.h"
-#include "controller/faultspec.h"
-#include "controller/oneshot.h"
+#include "controller/cli/cli.h"
+#include "controller/report/faultprint.h"
+#include "controller/experiment/faultspec.h"
+#include "controller/client/oneshot.h"
 
 static void usage(FILE *out)
 {

@@ -85,7 +85,7 @@
  * next 10ms so that a missed objective never prints as equal to it ("5.01s",
  * not "5.00s", for 5001ms). Objectives print as a user writes them ("5s",
  * "500ms", "1.5s", "1m30s"). */
-#include "controller/measure.h"
+#include "controller/run/measure.h"
 
 #include <errno.h>
 #include <stdarg.h>

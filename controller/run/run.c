@@ -1,4 +1,4 @@
-#include "controller/run.h"
+#include "controller/run/run.h"
 
 #include <errno.h>
 #include <openssl/rand.h>
@@ -13,8 +13,8 @@
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "common/units.h"
-#include "controller/client.h"
-#include "controller/faultprint.h"
+#include "controller/client/client.h"
+#include "controller/report/faultprint.h"
 #include "controller/probes/health.h"
 
 #define HEARTBEAT_MS 1000

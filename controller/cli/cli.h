@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "common/key.h"
-#include "controller/oneshot.h"
+#include "controller/client/oneshot.h"
 
 /* Exit codes (DESIGN.md section 6). */
 enum {

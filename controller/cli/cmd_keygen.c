@@ -3,7 +3,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "controller/cli.h"
+#include "controller/cli/cli.h"
 
 static const char keygen_help[] =
     "usage: faultline keygen [--force] [FILE]\n"

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "common/units.h"
-#include "controller/cli.h"
-#include "controller/experiment.h"
-#include "controller/faultprint.h"
-#include "controller/oneshot.h"
+#include "controller/cli/cli.h"
+#include "controller/experiment/experiment.h"
+#include "controller/report/faultprint.h"
+#include "controller/client/oneshot.h"
 
 static const char agents_help[] =
     "usage: faultline agents [--key FILE] [--timeout DURATION] (HOST... | --inventory FILE)\n"

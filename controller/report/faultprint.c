@@ -1,7 +1,7 @@
-#include "controller/faultprint.h"
+#include "controller/report/faultprint.h"
 
 #include "common/units.h"
-#include "controller/faultspec.h"
+#include "controller/experiment/faultspec.h"
 
 const char *fl_fault_kind_name(const Faultline__FaultSpec *spec)
 {

@@ -1,6 +1,6 @@
 /* What every faultline subcommand shares: usage errors, the key lookup, the
  * --timeout option, and one request to each of several agents. */
-#include "controller/cli.h"
+#include "controller/cli/cli.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 
 #include "common/addr.h"
 #include "common/units.h"
-#include "controller/experiment.h"
+#include "controller/experiment/experiment.h"
 
 int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
 {

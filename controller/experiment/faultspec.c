@@ -22,7 +22,7 @@
  * taken in any case. Near misses get a suggestion: the closest known name by
  * edit distance (a swap of two letters counts as one edit), or the only known
  * name the input begins. */
-#include "controller/faultspec.h"
+#include "controller/experiment/faultspec.h"
 
 #include "common/suggest.h"
 

@@ -1,4 +1,4 @@
-#include "controller/oneshot.h"
+#include "controller/client/oneshot.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
-#include "controller/client.h"
+#include "controller/client/client.h"
 
 struct run {
     const struct fl_oneshot_ops *ops;
