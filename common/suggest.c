@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <stdint.h>
+#include <string.h>
 
 static int fold(char c, bool fold_case)
 {
@@ -37,4 +38,57 @@ size_t fl_edit_distance(const char *a, size_t la, const char *b, size_t lb, bool
         cur = t;
     }
     return prev[lb];
+}
+
+void fl_near_init(struct fl_near *n, const char *want, size_t want_len, bool fold_case)
+{
+    n->want = want;
+    n->want_len = want_len;
+    n->fold_case = fold_case;
+    n->best = NULL;
+    n->best_d = SIZE_MAX;
+    n->prefix_of = NULL;
+    n->n_prefix = 0;
+}
+
+static bool begins(const char *cand, const char *want, size_t len, bool fold_case)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (cand[i] == '\0' || fold(cand[i], fold_case) != fold(want[i], fold_case))
+            return false;
+    }
+    return true;
+}
+
+void fl_near_consider(struct fl_near *n, const char *cand)
+{
+    size_t lc = strlen(cand);
+    size_t d = fl_edit_distance(n->want, n->want_len, cand, lc, n->fold_case);
+    size_t longer = n->want_len > lc ? n->want_len : lc;
+    if (d <= 3 && d * 2 < longer && d < n->best_d) {
+        n->best = cand;
+        n->best_d = d;
+    }
+    if (n->want_len >= 3 && n->want_len < lc && begins(cand, n->want, n->want_len, n->fold_case)) {
+        if (n->n_prefix++ == 0)
+            n->prefix_of = cand;
+    }
+}
+
+const char *fl_near_best(const struct fl_near *n)
+{
+    if (n->best != NULL && n->best_d <= 1)
+        return n->best;
+    if (n->n_prefix == 1)
+        return n->prefix_of;
+    return n->best;
+}
+
+const char *fl_suggest(const char *want, const char *const *names, bool fold_case)
+{
+    struct fl_near n;
+    fl_near_init(&n, want, strlen(want), fold_case);
+    for (size_t i = 0; names[i] != NULL; i++)
+        fl_near_consider(&n, names[i]);
+    return fl_near_best(&n);
 }

@@ -602,11 +602,6 @@ const struct fl_yaml_node *fl_yaml_get(const struct fl_yaml_node *map, const cha
     return NULL;
 }
 
-static size_t distance(const char *a, size_t la, const char *b, size_t lb)
-{
-    return fl_edit_distance(a, la, b, lb, false);
-}
-
 int fl_yaml_check_keys(const struct fl_yaml_node *map, const char *const *known, char *err,
                        size_t errlen)
 {
@@ -615,8 +610,8 @@ int fl_yaml_check_keys(const struct fl_yaml_node *map, const char *const *known,
         return rc;
     for (size_t i = 0; i < map->n_pairs; i++) {
         const struct fl_yaml_node *k = map->pairs[i].key;
-        const char *best = NULL;
-        size_t best_d = SIZE_MAX;
+        struct fl_near near;
+        fl_near_init(&near, k->text, k->len, false);
         bool ok = false;
         for (size_t j = 0; known[j] != NULL; j++) {
             size_t kl = strlen(known[j]);
@@ -624,18 +619,13 @@ int fl_yaml_check_keys(const struct fl_yaml_node *map, const char *const *known,
                 ok = true;
                 break;
             }
-            size_t d = distance(k->text, k->len, known[j], kl);
-            /* close enough to be a typo: at most 3 edits, and not most of the word */
-            size_t longer = k->len > kl ? k->len : kl;
-            if (d <= 3 && d * 2 < longer && d < best_d) {
-                best = known[j];
-                best_d = d;
-            }
+            fl_near_consider(&near, known[j]);
         }
         if (ok)
             continue;
         char shown[SHOW_MAX + 4];
         show(k, shown, sizeof(shown));
+        const char *best = fl_near_best(&near);
         if (best != NULL)
             return fl_yaml_errorf(k, err, errlen, "unknown key '%s'; did you mean '%s'?", shown,
                                   best);

@@ -82,44 +82,13 @@ static int resolve(struct ctx *c, const char *base, const char *rel, char **out)
     return 0;
 }
 
-/* ---------------------------------------------------------- suggestions */
-
-static size_t distance(const char *a, const char *b)
-{
-    return fl_edit_distance(a, strlen(a), b, strlen(b), false);
-}
-
-struct near {
-    const char *want;
-    const char *best;
-    size_t best_d;
-};
-
-static void near_init(struct near *n, const char *want)
-{
-    n->want = want;
-    n->best = NULL;
-    n->best_d = SIZE_MAX;
-}
-
-/* A typo: at most 3 edits, and not most of the word (as yamldoc's keys). */
-static void near_consider(struct near *n, const char *cand)
-{
-    size_t d = distance(n->want, cand);
-    size_t lw = strlen(n->want), lc = strlen(cand);
-    size_t longer = lw > lc ? lw : lc;
-    if (d <= 3 && d * 2 < longer && d < n->best_d) {
-        n->best = cand;
-        n->best_d = d;
-    }
-}
-
 /* "; did you mean 'x'?" or "" */
-static const char *near_text(const struct near *n, char *buf, size_t len)
+static const char *near_text(const struct fl_near *n, char *buf, size_t len)
 {
-    if (n->best == NULL)
+    const char *best = fl_near_best(n);
+    if (best == NULL)
         return "";
-    snprintf(buf, len, "; did you mean '%s'?", n->best);
+    snprintf(buf, len, "; did you mean '%s'?", best);
     return buf;
 }
 
@@ -751,10 +720,10 @@ static int probe_ref(struct ctx *c, const struct fl_yaml_node *n, size_t *out)
     if (c->e->n_probes == 0)
         return fl_yaml_errorf(n, c->err, c->errlen,
                               "unknown probe '%.64s': the experiment declares no probes", name);
-    struct near nr;
-    near_init(&nr, name);
+    struct fl_near nr;
+    fl_near_init(&nr, name, strlen(name), false);
     for (size_t j = 0; j < c->e->n_probes; j++)
-        near_consider(&nr, c->e->probes[j].name);
+        fl_near_consider(&nr, c->e->probes[j].name);
     char buf[96];
     return fl_yaml_errorf(n, c->err, c->errlen, "unknown probe '%.64s'%s", name,
                           near_text(&nr, buf, sizeof(buf)));
@@ -799,10 +768,10 @@ static int host_ref(struct ctx *c, const struct fl_yaml_node *n, size_t *out)
         *out = (size_t)i;
         return 0;
     }
-    struct near nr;
-    near_init(&nr, name);
+    struct fl_near nr;
+    fl_near_init(&nr, name, strlen(name), false);
     for (size_t j = 0; j < c->e->inventory.n_hosts; j++)
-        near_consider(&nr, c->e->inventory.hosts[j].name);
+        fl_near_consider(&nr, c->e->inventory.hosts[j].name);
     char buf[96];
     return fl_yaml_errorf(n, c->err, c->errlen, "unknown host '%.64s': not in the inventory (%s)%s",
                           name, c->e->inventory.path, near_text(&nr, buf, sizeof(buf)));
@@ -840,12 +809,12 @@ static int target_by_tags(struct ctx *c, const struct fl_yaml_node *n,
         return fl_yaml_errorf(tags, c->err, c->errlen, "the list of tags is empty");
     for (size_t i = 0; i < t->n_tags; i++) {
         bool any = false;
-        struct near nr;
-        near_init(&nr, t->tags[i]);
+        struct fl_near nr;
+        fl_near_init(&nr, t->tags[i], strlen(t->tags[i]), false);
         for (size_t h = 0; h < inv->n_hosts && !any; h++) {
             any = host_has_tag(&inv->hosts[h], t->tags[i]);
             for (size_t k = 0; k < inv->hosts[h].n_tags; k++)
-                near_consider(&nr, inv->hosts[h].tags[k]);
+                fl_near_consider(&nr, inv->hosts[h].tags[k]);
         }
         char buf[96];
         if (!any)

@@ -112,45 +112,6 @@ static void join(const char *const *names, char *buf, size_t len)
     }
 }
 
-/* ---------------------------------------------------------------- suggestions */
-
-
-static size_t distance(const char *a, const char *b)
-{
-    return fl_edit_distance(a, strlen(a), b, strlen(b), true);
-}
-
-/* The known name closest to input, or NULL when none is close: one edit
- * away; else the only name input begins ("prot" -> protocol, "kill" ->
- * kill_process), for an abbreviation says more than two edits do; else two
- * edits away for a name of four letters or more. */
-static const char *nearest(const char *input, const char *const *names)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    for (size_t i = 0; names[i] != NULL; i++) {
-        size_t d = distance(input, names[i]);
-        if (d < best_d && d <= (strlen(names[i]) <= 3 ? 1u : 2u)) {
-            best = names[i];
-            best_d = d;
-        }
-    }
-    if (best_d <= 1)
-        return best;
-    size_t n = strlen(input);
-    const char *prefix_of = NULL;
-    for (size_t i = 0; n >= 3 && names[i] != NULL; i++) {
-        if (strncasecmp(input, names[i], n) == 0) {
-            if (prefix_of != NULL) {
-                prefix_of = NULL; /* ambiguous */
-                break;
-            }
-            prefix_of = names[i];
-        }
-    }
-    return prefix_of != NULL ? prefix_of : best;
-}
-
 /* ---------------------------------------------------------------- numbers */
 
 /* The decimal digits at s, up to the first non-digit; *v is ULONG_MAX when
@@ -1239,7 +1200,7 @@ Faultline__FaultSpec *fl_faultspec_new(const char *kind, char *err, size_t errle
     if (k == NULL) {
         char known[160];
         join(kind_names, known, sizeof(known));
-        const char *near = nearest(kind, kind_names);
+        const char *near = fl_suggest(kind, kind_names, true);
         fail(err, errlen, "unknown fault kind '%.*s%s'%s%s%s (kinds: %s)", show_len(kind), kind,
              show_more(kind), near ? "; did you mean " : "", near ? near : "", near ? "?" : "",
              known);
@@ -1281,7 +1242,7 @@ static int unknown_param(const struct kind *k, const char *name, char *err, size
              k->name, known);
         return -EINVAL;
     }
-    const char *near = nearest(name, k->params);
+    const char *near = fl_suggest(name, k->params, true);
     fail(err, errlen, "%s has no parameter '%.*s%s'%s%s%s (%s takes %s)", k->name, show_len(name),
          name, show_more(name), near ? "; did you mean " : "", near ? near : "", near ? "?" : "",
          k->name, known);
