@@ -26,10 +26,9 @@ static const char *const top_keys[] = {
 };
 
 static const char *const guard_keys[] = {
-    "protected_processes", "fill_paths",          "max_fill",
-    "fill_reserve",        "memory_reserve",      "max_duration",
-    "max_cpu_workers",     "allowed_controllers", "process_scope",
-    NULL,
+    "protected_processes", "fill_paths",   "max_fill",        "fill_reserve",
+    "memory_reserve",      "max_duration", "max_cpu_workers", "allowed_controllers",
+    "process_scope",       NULL,
 };
 
 /* ---- single values ----------------------------------------------------- */

@@ -8,12 +8,8 @@
 #include <string.h>
 
 static const struct fl_fault_kind *const kinds[] = {
-    &fl_kind_kill_process,
-    &fl_kind_pause_process,
-    &fl_kind_network_drop,
-    &fl_kind_disk_fill,
-    &fl_kind_cpu_stress,
-    &fl_kind_memory_stress,
+    &fl_kind_kill_process, &fl_kind_pause_process, &fl_kind_network_drop,
+    &fl_kind_disk_fill,    &fl_kind_cpu_stress,    &fl_kind_memory_stress,
 };
 
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))

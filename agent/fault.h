@@ -38,25 +38,25 @@ struct fl_guardrails;
 /* What a kind may know about the agent it runs in. */
 struct fl_agent_ctx {
     const struct fl_guardrails *guard;
-    const char *state_dir;     /* the agent's own directory, 0700 */
-    uint16_t control_port;     /* the agent's listening port: never cut */
+    const char *state_dir; /* the agent's own directory, 0700 */
+    uint16_t control_port; /* the agent's listening port: never cut */
 };
 
 struct fl_fault {
     char id[FL_FAULT_ID_LEN];
     const struct fl_fault_kind *kind;
     const struct fl_agent_ctx *ctx; /* the agent's; set before prepare */
-    Faultline__FaultSpec *spec;  /* owned; the request's parameters */
-    uint64_t duration_ms;        /* after the agent's cap */
-    json_t *undo;                /* owned; what revert needs, journaled */
-    uint64_t tick_ms;            /* set by prepare when the kind has a tick */
-    char detail[512];            /* what was done, for people */
-    int32_t pids[64];            /* processes hit, for the reply */
+    Faultline__FaultSpec *spec;     /* owned; the request's parameters */
+    uint64_t duration_ms;           /* after the agent's cap */
+    json_t *undo;                   /* owned; what revert needs, journaled */
+    uint64_t tick_ms;               /* set by prepare when the kind has a tick */
+    char detail[512];               /* what was done, for people */
+    int32_t pids[64];               /* processes hit, for the reply */
     size_t n_pids;
 };
 
 struct fl_fault_kind {
-    const char *name;                      /* as in YAML: "network_drop" */
+    const char *name; /* as in YAML: "network_drop" */
     Faultline__FaultSpec__KindCase spec_case;
     int (*prepare)(struct fl_fault *f, const struct fl_agent_ctx *ctx, char *err, size_t errlen);
     int (*apply)(struct fl_fault *f, char *err, size_t errlen);
@@ -65,12 +65,12 @@ struct fl_fault_kind {
 };
 
 /* The kinds, one per file under agent/faults/. */
-extern const struct fl_fault_kind fl_kind_kill_process;   /* faults/process.c */
-extern const struct fl_fault_kind fl_kind_pause_process;  /* faults/process.c */
-extern const struct fl_fault_kind fl_kind_network_drop;   /* faults/network.c */
-extern const struct fl_fault_kind fl_kind_disk_fill;      /* faults/disk.c */
-extern const struct fl_fault_kind fl_kind_cpu_stress;     /* faults/stress.c */
-extern const struct fl_fault_kind fl_kind_memory_stress;  /* faults/stress.c */
+extern const struct fl_fault_kind fl_kind_kill_process;  /* faults/process.c */
+extern const struct fl_fault_kind fl_kind_pause_process; /* faults/process.c */
+extern const struct fl_fault_kind fl_kind_network_drop;  /* faults/network.c */
+extern const struct fl_fault_kind fl_kind_disk_fill;     /* faults/disk.c */
+extern const struct fl_fault_kind fl_kind_cpu_stress;    /* faults/stress.c */
+extern const struct fl_fault_kind fl_kind_memory_stress; /* faults/stress.c */
 
 /* The kind for a spec, or for a name; NULL when unknown. */
 const struct fl_fault_kind *fl_fault_kind_for_spec(const Faultline__FaultSpec *spec);

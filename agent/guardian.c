@@ -22,7 +22,8 @@ static int remove_table_if_unused(const json_t *still_active, const char *who)
 {
     size_t i;
     json_t *undo;
-    json_array_foreach(still_active, i, undo) {
+    json_array_foreach(still_active, i, undo)
+    {
         const char *kind = json_string_value(json_object_get(undo, "kind"));
         if (kind && strcmp(kind, "network_drop") == 0)
             return 0; /* its rules must stay for the next attempt */
@@ -56,7 +57,8 @@ int fl_guardian_revert_journal(const char *journal_path, const char *who)
     json_t *still = json_array();
     size_t i;
     json_t *undo;
-    json_array_foreach(active, i, undo) {
+    json_array_foreach(active, i, undo)
+    {
         const char *id = json_string_value(json_object_get(undo, "id"));
         const char *kind = json_string_value(json_object_get(undo, "kind"));
         err[0] = '\0';

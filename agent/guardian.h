@@ -18,8 +18,7 @@
 /* Forks the guardian. keep_fd (the state lock, or -1) stays open in it.
  * Returns 0 with *pid set, or a negative errno. Call before any thread
  * exists (before the first libuv thread-pool work). */
-int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *err,
-                      size_t errlen);
+int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *err, size_t errlen);
 
 /* Reverts every fault the journal at path marks active and records each
  * revert in it. Blocking. Returns how many could not be reverted (0 when

@@ -18,11 +18,11 @@ struct fl_guardrails {
     /* disk_fill only under these directories; default: /var/tmp, /tmp */
     char *fill_paths[FL_GUARD_MAX_LIST];
     size_t n_fill_paths;
-    double max_fill_percent;        /* a file system is never filled past this; default 95 */
-    uint64_t fill_reserve_bytes;    /* and always keeps this free; default 64 MiB */
-    uint64_t memory_reserve_bytes;  /* MemAvailable never pushed below this; default 256 MiB */
-    uint64_t max_duration_ms;       /* every fault ends by then; default 1 h */
-    uint32_t max_cpu_workers;       /* default 4 x cores */
+    double max_fill_percent;       /* a file system is never filled past this; default 95 */
+    uint64_t fill_reserve_bytes;   /* and always keeps this free; default 64 MiB */
+    uint64_t memory_reserve_bytes; /* MemAvailable never pushed below this; default 256 MiB */
+    uint64_t max_duration_ms;      /* every fault ends by then; default 1 h */
+    uint32_t max_cpu_workers;      /* default 4 x cores */
     /* controller addresses allowed to connect (CIDRs); empty: any */
     char *allowed_controllers[FL_GUARD_MAX_LIST];
     size_t n_allowed_controllers;

@@ -166,7 +166,8 @@ int fl_journal_read_active(const char *path, json_t **active, char *err, size_t 
     json_t *out = json_array();
     size_t i;
     json_t *idv;
-    json_array_foreach(order, i, idv) {
+    json_array_foreach(order, i, idv)
+    {
         json_t *undo = json_object_get(undos, json_string_value(idv));
         if (undo != NULL)
             json_array_append(out, undo);
@@ -190,7 +191,8 @@ int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err
     int rc = 0;
     size_t i;
     json_t *undo;
-    json_array_foreach(keep_undos, i, undo) {
+    json_array_foreach(keep_undos, i, undo)
+    {
         const char *id = json_string_value(json_object_get(undo, "id"));
         json_t *rec = fl_journal_apply_record(id ? id : "?", undo);
         char *line = record_line(rec);
@@ -271,8 +273,8 @@ static void start_next(struct fl_journal *j)
     }
 }
 
-int fl_journal_append_async(struct fl_journal *j, uv_loop_t *loop, json_t *record,
-                            fl_journal_cb cb, void *arg)
+int fl_journal_append_async(struct fl_journal *j, uv_loop_t *loop, json_t *record, fl_journal_cb cb,
+                            void *arg)
 {
     struct job *job = calloc(1, sizeof(*job));
     if (job == NULL)
@@ -300,8 +302,8 @@ int fl_journal_append_async(struct fl_journal *j, uv_loop_t *loop, json_t *recor
 
 json_t *fl_journal_apply_record(const char *id, const json_t *undo)
 {
-    return json_pack("{s:s,s:s,s:I,s:O}", "op", "apply", "id", id, "at",
-                     (json_int_t)fl_now_ms(), "undo", undo);
+    return json_pack("{s:s,s:s,s:I,s:O}", "op", "apply", "id", id, "at", (json_int_t)fl_now_ms(),
+                     "undo", undo);
 }
 
 json_t *fl_journal_update_record(const char *id, const json_t *undo)

@@ -38,8 +38,8 @@ int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err
 /* Appends on libuv's thread pool; cb runs on the loop once the record is on
  * disk (status 0) or failed. Records are written in the order queued. */
 typedef void (*fl_journal_cb)(int status, void *arg);
-int fl_journal_append_async(struct fl_journal *j, uv_loop_t *loop, json_t *record,
-                            fl_journal_cb cb, void *arg);
+int fl_journal_append_async(struct fl_journal *j, uv_loop_t *loop, json_t *record, fl_journal_cb cb,
+                            void *arg);
 
 /* Record builders (new references). */
 json_t *fl_journal_apply_record(const char *id, const json_t *undo);

@@ -105,7 +105,8 @@ static int recover(struct agent *a)
         fl_error("%s", err);
     else if (json_array_size(active) > 0)
         fl_error("%zu fault(s) from before could not be reverted; they stay in the journal "
-                 "and will be tried again at the next start", json_array_size(active));
+                 "and will be tried again at the next start",
+                 json_array_size(active));
     json_decref(active);
     return rc;
 }
@@ -180,7 +181,8 @@ int main(int argc, char **argv)
         }
         case 'm':
             if (parse_uint(optarg, 65536, &cli_max_connections) < 0) {
-                fprintf(stderr, "faultline-agent: --max-connections takes a number from 1 to 65536\n");
+                fprintf(stderr,
+                        "faultline-agent: --max-connections takes a number from 1 to 65536\n");
                 return EXIT_USAGE;
             }
             break;

@@ -13,17 +13,17 @@
 #include "common/pbutil.h"
 #include "common/units.h"
 
-#define ENDED_KEPT 64           /* ended faults remembered for listings */
+#define ENDED_KEPT 64 /* ended faults remembered for listings */
 #define LEASE_CHECK_MS 200
 #define REVERT_RETRY_MS 1000
 #define REVERT_RETRIES 5
 
 enum rec_state {
-    REC_JOURNALING,   /* apply record being written */
+    REC_JOURNALING, /* apply record being written */
     REC_APPLYING,
     REC_ACTIVE,
     REC_REVERTING,
-    REC_ENDING,       /* revert record being written */
+    REC_ENDING, /* revert record being written */
     REC_ENDED,
 };
 
@@ -47,18 +47,18 @@ struct fl_record {
     struct fl_record *prev, *next;
     struct fl_fault f;
     enum rec_state state;
-    bool busy;                /* a thread-pool operation is in flight */
+    bool busy; /* a thread-pool operation is in flight */
     bool revert_wanted;
     enum fl_end why;
-    bool failed;              /* apply or revert failed */
+    bool failed; /* apply or revert failed */
     bool detached;
     uint64_t session_id;
     uint64_t applied_at_ms, reverted_at_ms;
     uint64_t ends_at_mono_ms;
     int revert_tries;
     char error[640];
-    int refs;                 /* the list, batches and timers hold references */
-    uv_timer_t timer;         /* duration, then revert retries */
+    int refs;         /* the list, batches and timers hold references */
+    uv_timer_t timer; /* duration, then revert retries */
     uv_timer_t tick;
     int open_handles;
     fl_inject_cb inject_cb;
@@ -66,7 +66,7 @@ struct fl_record {
     struct waiter *waiters;
     /* thread-pool operation */
     uv_work_t work;
-    int op;                   /* OP_APPLY, OP_TICK, OP_REVERT */
+    int op; /* OP_APPLY, OP_TICK, OP_REVERT */
     int op_rc;
     char op_err[512];
 };
@@ -84,8 +84,8 @@ struct fl_registry {
     struct fl_journal *journal;
     const struct fl_agent_ctx *ctx;
     uint32_t lease_ms;
-    struct fl_record *active;  /* newest first */
-    struct fl_record *ended;   /* newest first, at most ENDED_KEPT */
+    struct fl_record *active; /* newest first */
+    struct fl_record *ended;  /* newest first, at most ENDED_KEPT */
     size_t n_active, n_ended;
     struct lease *leases;
     uv_timer_t lease_timer;
@@ -145,7 +145,10 @@ static void list_push(struct fl_record **head, struct fl_record *r)
     *head = r;
 }
 
-const char *fl_record_id(const struct fl_record *rec) { return rec->f.id; }
+const char *fl_record_id(const struct fl_record *rec)
+{
+    return rec->f.id;
+}
 
 /* ---------------------------------------------------------------- ending */
 
@@ -237,8 +240,9 @@ static void journal_revert(struct fl_record *r, int ok, const char *error)
 {
     r->state = REC_ENDING;
     json_t *rec = fl_journal_revert_record(r->f.id, ok, error);
-    int rc = rec ? fl_journal_append_async(r->reg->journal, r->reg->loop, rec, on_revert_journaled, r)
-                 : -ENOMEM;
+    int rc =
+        rec ? fl_journal_append_async(r->reg->journal, r->reg->loop, rec, on_revert_journaled, r)
+            : -ENOMEM;
     json_decref(rec);
     if (rc < 0)
         on_revert_journaled(rc, r);
@@ -312,7 +316,8 @@ static void after_apply(struct fl_record *r, int rc, const char *err)
     /* apply may have learnt more (worker pids): journal the undo as it is now */
     json_t *upd = fl_journal_update_record(r->f.id, r->f.undo);
     r->refs++;
-    if (upd == NULL || fl_journal_append_async(reg->journal, reg->loop, upd, on_update_journaled, r) < 0)
+    if (upd == NULL ||
+        fl_journal_append_async(reg->journal, reg->loop, upd, on_update_journaled, r) < 0)
         on_update_journaled(-ENOMEM, r);
     json_decref(upd);
 
@@ -493,7 +498,8 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
         fl_format_duration(g->max_duration_ms, max, sizeof(max));
         snprintf(err, sizeof(err),
                  "guardrail: duration %s is over the agent's maximum of %s (max_duration in the "
-                 "agent's config)", want, max);
+                 "agent's config)",
+                 want, max);
         cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL, err);
         return;
     }
@@ -527,7 +533,8 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
         return;
     }
     if (!json_is_object(r->f.undo)) {
-        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "internal error: prepare left no undo");
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_INTERNAL,
+           "internal error: prepare left no undo");
         rec_free(r);
         return;
     }
@@ -546,7 +553,8 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
         fl_registry_heartbeat(reg, session_id);
 
     json_t *rec = fl_journal_apply_record(r->f.id, r->f.undo);
-    rc = rec ? fl_journal_append_async(reg->journal, reg->loop, rec, on_apply_journaled, r) : -ENOMEM;
+    rc = rec ? fl_journal_append_async(reg->journal, reg->loop, rec, on_apply_journaled, r)
+             : -ENOMEM;
     json_decref(rec);
     if (rc < 0)
         on_apply_journaled(rc, r);
@@ -701,9 +709,13 @@ void fl_registry_close(struct fl_registry *reg)
 
 /* ---------------------------------------------------------------- listing */
 
-size_t fl_registry_active_count(const struct fl_registry *reg) { return reg->n_active; }
+size_t fl_registry_active_count(const struct fl_registry *reg)
+{
+    return reg->n_active;
+}
 
-size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out, size_t cap)
+size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out,
+                        size_t cap)
 {
     size_t n = 0;
     /* oldest first: walk to the tail, then back */

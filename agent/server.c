@@ -23,7 +23,10 @@ static int resolve_listen(const char *spec, struct sockaddr_storage *ss)
     return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
-static void on_refused_closed(uv_handle_t *h) { free(h); }
+static void on_refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 /* Over the cap: accept and hang up at once, so the peer is not left waiting
  * in the backlog and the backlog does not fill. */

@@ -14,11 +14,11 @@ struct fl_registry;
 struct fl_session;
 
 struct fl_agent_config {
-    const char *listen;               /* "ADDR:PORT" */
+    const char *listen; /* "ADDR:PORT" */
     struct fl_key key;
-    unsigned max_connections;         /* open connections, authenticated or not */
-    uint64_t handshake_timeout_ms;    /* unauthenticated connections are closed after this */
-    uint32_t lease_ms;                /* a session's faults outlive its last heartbeat by this */
+    unsigned max_connections;          /* open connections, authenticated or not */
+    uint64_t handshake_timeout_ms;     /* unauthenticated connections are closed after this */
+    uint32_t lease_ms;                 /* a session's faults outlive its last heartbeat by this */
     const struct fl_guardrails *guard; /* allowed_controllers, when set */
 };
 
@@ -26,13 +26,13 @@ struct fl_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     const struct fl_agent_config *config;
-    struct fl_session *sessions;      /* doubly linked, newest first */
+    struct fl_session *sessions; /* doubly linked, newest first */
     uint64_t next_session_id;
     uint64_t started_mono_ms;
     char hostname[256];
     bool listening;
-    uint16_t port;                    /* bound port */
-    struct fl_registry *registry;     /* set by the caller after start */
+    uint16_t port;                /* bound port */
+    struct fl_registry *registry; /* set by the caller after start */
 };
 
 /* Binds and listens. Logs "listening on ADDR:PORT" with the port actually

@@ -75,11 +75,13 @@ void fl_session_accept(struct fl_server *srv)
         fl_conn_close(s->conn, -EPERM);
         return;
     }
-    fl_debug("session %llu: connection from %s", (unsigned long long)s->id,
-             fl_conn_peer(s->conn));
+    fl_debug("session %llu: connection from %s", (unsigned long long)s->id, fl_conn_peer(s->conn));
 }
 
-void fl_session_close(struct fl_session *s) { fl_conn_close(s->conn, 0); }
+void fl_session_close(struct fl_session *s)
+{
+    fl_conn_close(s->conn, 0);
+}
 
 static void send_or_close(struct fl_session *s, const Faultline__Envelope *env)
 {
@@ -303,7 +305,7 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
         handle_status(s, id);
         break;
     case FAULTLINE__ENVELOPE__MSG_HEARTBEAT: {
-            fl_registry_heartbeat(reg, s->id);
+        fl_registry_heartbeat(reg, s->id);
         Faultline__Heartbeat ack = FAULTLINE__HEARTBEAT__INIT;
         ack.sent_at_ms = env->heartbeat->sent_at_ms;
         Faultline__Envelope out = FAULTLINE__ENVELOPE__INIT;
@@ -319,7 +321,8 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
             break;
         }
         if ((p = pending_or_fail(s, id, FAULTLINE__ENVELOPE__MSG_INJECTED)) != NULL)
-            fl_registry_inject(reg, env->inject->spec, s->id, env->inject->detached, on_injected, p);
+            fl_registry_inject(reg, env->inject->spec, s->id, env->inject->detached, on_injected,
+                               p);
         break;
     case FAULTLINE__ENVELOPE__MSG_REVERT:
         if ((p = pending_or_fail(s, id, FAULTLINE__ENVELOPE__MSG_REVERTED)) == NULL)

@@ -26,7 +26,8 @@ int fl_statedir_open(const char *dir, unsigned wait_ms, int *lock_fd, char *err,
     if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
         snprintf(err, errlen,
                  "state directory %s must belong to this user and not be writable by others "
-                 "(chown, then chmod 700)", dir);
+                 "(chown, then chmod 700)",
+                 dir);
         return -EPERM;
     }
     char path[4096];
@@ -43,7 +44,8 @@ int fl_statedir_open(const char *dir, unsigned wait_ms, int *lock_fd, char *err,
         if (errno != EWOULDBLOCK || waited >= wait_ms) {
             snprintf(err, errlen,
                      "state directory %s is in use by another agent (or by the guardian of one "
-                     "that died, still reverting)", dir);
+                     "that died, still reverting)",
+                     dir);
             close(fd);
             return -EBUSY;
         }

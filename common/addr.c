@@ -22,8 +22,8 @@ static int parse_port(const char *p, uint16_t *port)
 
 static int valid_host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '-' || c == ':' || c == '_' || c == '%';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == ':' || c == '_' || c == '%';
 }
 
 int fl_addr_split(const char *spec, uint16_t default_port, char *host, size_t hostlen,

@@ -74,7 +74,10 @@ void fl_auth_init(struct fl_auth *auth, enum fl_role role, const struct fl_key *
     auth->key = *key;
 }
 
-void fl_auth_wipe(struct fl_auth *auth) { OPENSSL_cleanse(auth, sizeof(*auth)); }
+void fl_auth_wipe(struct fl_auth *auth)
+{
+    OPENSSL_cleanse(auth, sizeof(*auth));
+}
 
 int fl_auth_hello(struct fl_auth *auth, uint8_t nonce_c[FL_NONCE_LEN])
 {
@@ -90,8 +93,7 @@ int fl_auth_hello(struct fl_auth *auth, uint8_t nonce_c[FL_NONCE_LEN])
 int fl_auth_challenge(struct fl_auth *auth, const uint8_t *nonce_c, size_t nonce_len,
                       uint8_t nonce_a[FL_NONCE_LEN], uint8_t proof_a[FL_MAC_LEN])
 {
-    if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_START ||
-        nonce_len != FL_NONCE_LEN)
+    if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_START || nonce_len != FL_NONCE_LEN)
         return fail(auth, -EPROTO);
     memcpy(auth->nonce_c, nonce_c, FL_NONCE_LEN);
     if (RAND_bytes(auth->nonce_a, FL_NONCE_LEN) != 1)
@@ -141,8 +143,7 @@ int fl_auth_respond(struct fl_auth *auth, const uint8_t *nonce_a, size_t nonce_l
 
 int fl_auth_verify(struct fl_auth *auth, const uint8_t *proof_c, size_t proof_len)
 {
-    if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_CHALLENGED ||
-        proof_len != FL_MAC_LEN)
+    if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_CHALLENGED || proof_len != FL_MAC_LEN)
         return fail(auth, -EPROTO);
     uint8_t expect[FL_MAC_LEN];
     int rc = handshake_mac(auth, LABEL_CONTROLLER, expect);
@@ -208,8 +209,8 @@ int fl_auth_seal(struct fl_auth *auth, uint8_t *frame, size_t payload_len)
     return 0;
 }
 
-int fl_auth_open(struct fl_auth *auth, const uint8_t *frame, size_t len,
-                 const uint8_t **payload, size_t *payload_len)
+int fl_auth_open(struct fl_auth *auth, const uint8_t *frame, size_t len, const uint8_t **payload,
+                 size_t *payload_len)
 {
     if (!can_seal(auth))
         return -EPROTO;

@@ -41,9 +41,9 @@ enum fl_role {
 
 enum fl_auth_state {
     FL_AUTH_START,
-    FL_AUTH_HELLO_SENT,     /* controller: waiting for the challenge */
-    FL_AUTH_CHALLENGED,     /* agent: waiting for the proof */
-    FL_AUTH_PROOF_SENT,     /* controller: waiting for the first sealed frame */
+    FL_AUTH_HELLO_SENT, /* controller: waiting for the challenge */
+    FL_AUTH_CHALLENGED, /* agent: waiting for the proof */
+    FL_AUTH_PROOF_SENT, /* controller: waiting for the first sealed frame */
     FL_AUTH_ESTABLISHED,
     FL_AUTH_FAILED,
 };
@@ -88,7 +88,7 @@ int fl_auth_seal(struct fl_auth *auth, uint8_t *frame, size_t payload_len);
 /* Opens a sealed frame: checks the MAC, then the sequence number. On success
  * *payload and *payload_len point into frame. -EBADMSG for a short frame or a
  * bad MAC, -EPROTO for a replayed or out-of-sequence frame or out of turn. */
-int fl_auth_open(struct fl_auth *auth, const uint8_t *frame, size_t len,
-                 const uint8_t **payload, size_t *payload_len);
+int fl_auth_open(struct fl_auth *auth, const uint8_t *frame, size_t len, const uint8_t **payload,
+                 size_t *payload_len);
 
 #endif

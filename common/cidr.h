@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 
 struct fl_cidr {
-    int family;          /* AF_INET or AF_INET6 */
+    int family; /* AF_INET or AF_INET6 */
     uint8_t addr[16];
-    unsigned prefix;     /* 0..32 or 0..128 */
+    unsigned prefix; /* 0..32 or 0..128 */
 };
 
 /* Parses an address (a host: /32 or /128) or a network. -EINVAL when it is

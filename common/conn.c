@@ -77,13 +77,25 @@ struct fl_conn *fl_conn_new(uv_loop_t *loop, enum fl_role role, const struct fl_
     return c;
 }
 
-uv_stream_t *fl_conn_stream(struct fl_conn *c) { return (uv_stream_t *)&c->tcp; }
+uv_stream_t *fl_conn_stream(struct fl_conn *c)
+{
+    return (uv_stream_t *)&c->tcp;
+}
 
-void *fl_conn_data(const struct fl_conn *c) { return c->data; }
+void *fl_conn_data(const struct fl_conn *c)
+{
+    return c->data;
+}
 
-bool fl_conn_is_closing(const struct fl_conn *c) { return c->closing; }
+bool fl_conn_is_closing(const struct fl_conn *c)
+{
+    return c->closing;
+}
 
-const char *fl_conn_peer(const struct fl_conn *c) { return c->peer; }
+const char *fl_conn_peer(const struct fl_conn *c)
+{
+    return c->peer;
+}
 
 static void describe_peer(struct fl_conn *c, const struct sockaddr *sa)
 {
@@ -229,8 +241,8 @@ static int on_challenge(struct fl_conn *c, const Faultline__Handshake *hs)
     if (ch->protocol != FL_PROTOCOL_VERSION)
         return -EPROTONOSUPPORT;
     uint8_t proof[FL_MAC_LEN];
-    int rc = fl_auth_respond(&c->auth, ch->nonce.data, ch->nonce.len, ch->proof.data,
-                             ch->proof.len, proof);
+    int rc = fl_auth_respond(&c->auth, ch->nonce.data, ch->nonce.len, ch->proof.data, ch->proof.len,
+                             proof);
     if (rc < 0)
         return rc;
     Faultline__Proof pr = FAULTLINE__PROOF__INIT;

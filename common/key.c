@@ -82,8 +82,8 @@ int fl_key_load(const char *path, struct fl_key *key, char *err, size_t errlen)
         goto cleanup;
     }
     for (size_t i = 0; i < FL_KEY_LEN; i++)
-        tmp.bytes[i] = (uint8_t)(hexval((unsigned char)p[2 * i]) << 4 |
-                                 hexval((unsigned char)p[2 * i + 1]));
+        tmp.bytes[i] =
+            (uint8_t)(hexval((unsigned char)p[2 * i]) << 4 | hexval((unsigned char)p[2 * i + 1]));
     *key = tmp;
 
 cleanup:
@@ -126,8 +126,8 @@ int fl_key_write(const char *path, const struct fl_key *key, bool overwrite, cha
         return rc;
     }
     /* An existing file keeps its mode under O_TRUNC: tighten it. */
-    if (fchmod(fd, 0600) != 0 ||
-        write(fd, text, sizeof(text)) != (ssize_t)sizeof(text) || fsync(fd) != 0) {
+    if (fchmod(fd, 0600) != 0 || write(fd, text, sizeof(text)) != (ssize_t)sizeof(text) ||
+        fsync(fd) != 0) {
         rc = errno ? -errno : -EIO;
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
         close(fd);
@@ -141,4 +141,7 @@ int fl_key_write(const char *path, const struct fl_key *key, bool overwrite, cha
     return rc;
 }
 
-void fl_key_wipe(struct fl_key *key) { OPENSSL_cleanse(key, sizeof(*key)); }
+void fl_key_wipe(struct fl_key *key)
+{
+    OPENSSL_cleanse(key, sizeof(*key));
+}

@@ -25,9 +25,15 @@ void fl_log_init(const char *program, enum fl_log_level level)
     log_level = level;
 }
 
-void fl_log_set_level(enum fl_log_level level) { log_level = level; }
+void fl_log_set_level(enum fl_log_level level)
+{
+    log_level = level;
+}
 
-enum fl_log_level fl_log_get_level(void) { return log_level; }
+enum fl_log_level fl_log_get_level(void)
+{
+    return log_level;
+}
 
 int fl_log_parse_level(const char *name, enum fl_log_level *out)
 {
@@ -48,8 +54,8 @@ void fl_log(enum fl_log_level level, const char *fmt, ...)
     char line[2048];
     char stamp[40];
     fl_format_rfc3339(fl_now_ms(), stamp, sizeof(stamp));
-    int n = snprintf(line, sizeof(line), "%s %s[%d] %s: ", stamp, log_program,
-                     (int)getpid(), level_names[level]);
+    int n = snprintf(line, sizeof(line), "%s %s[%d] %s: ", stamp, log_program, (int)getpid(),
+                     level_names[level]);
     if (n < 0)
         return;
 

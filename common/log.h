@@ -15,12 +15,11 @@ enum fl_log_level fl_log_get_level(void);
 /* "debug", "info", "warn", "error" -> 0, or -EINVAL. */
 int fl_log_parse_level(const char *name, enum fl_log_level *out);
 
-void fl_log(enum fl_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void fl_log(enum fl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define fl_debug(...) fl_log(FL_LOG_DEBUG, __VA_ARGS__)
-#define fl_info(...)  fl_log(FL_LOG_INFO, __VA_ARGS__)
-#define fl_warn(...)  fl_log(FL_LOG_WARN, __VA_ARGS__)
+#define fl_info(...) fl_log(FL_LOG_INFO, __VA_ARGS__)
+#define fl_warn(...) fl_log(FL_LOG_WARN, __VA_ARGS__)
 #define fl_error(...) fl_log(FL_LOG_ERROR, __VA_ARGS__)
 
 /* A message for a negative errno-style status code (libuv's codes included). */

@@ -9,7 +9,7 @@
  * of which belong in an experiment file. */
 struct decimal {
     uint64_t whole;
-    uint64_t frac;      /* digits after the point, as an integer */
+    uint64_t frac; /* digits after the point, as an integer */
     unsigned frac_digits;
 };
 

@@ -20,8 +20,8 @@ int fl_format_duration(uint64_t ms, char *buf, size_t len);
 
 struct fl_size {
     bool is_percent;
-    uint64_t bytes;   /* when !is_percent */
-    double percent;   /* when is_percent: 0 < percent <= 100 */
+    uint64_t bytes; /* when !is_percent */
+    double percent; /* when is_percent: 0 < percent <= 100 */
 };
 
 /* Parses a size: a number of bytes with an optional binary unit (B, KiB, MiB,

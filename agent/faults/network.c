@@ -789,8 +789,7 @@ static bool is_exemption(const json_t *rule, const char *field, uint16_t port)
     return false;
 }
 
-static bool table_has_exemption(const json_t *listing, int chain, const char *field,
-                                uint16_t port)
+static bool table_has_exemption(const json_t *listing, int chain, const char *field, uint16_t port)
 {
     size_t i = 0;
     const json_t *r;
@@ -852,8 +851,7 @@ static void add_setup(struct sbuf *b, const json_t *listing, uint16_t control_po
          * to the control port through output and receives through input */
         for (int k = 0; k < 2 && control_port != 0; k++)
             if (!chain || !table_has_exemption(listing, c, fields[k], control_port))
-                sb_add(b,
-                       "%s rule " TABLE " %s tcp %s %u accept comment \"" CONTROL_COMMENT "\"\n",
+                sb_add(b, "%s rule " TABLE " %s tcp %s %u accept comment \"" CONTROL_COMMENT "\"\n",
                        verb, chain_names[c], fields[k], (unsigned)control_port);
     }
 }

@@ -192,7 +192,8 @@ static int resolve(const Faultline__ProcessSelector *sel, const struct fl_guardr
     }
 
     const char *what = sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_NAME ? "name" : "pattern";
-    const char *text = sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_NAME ? sel->name : sel->pattern;
+    const char *text =
+        sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_NAME ? sel->name : sel->pattern;
     if ((rc = fl_guard_check_text(text, what, err, errlen)) < 0)
         return rc;
     DIR *d = opendir("/proc");
@@ -245,8 +246,8 @@ static json_t *targets_json(const struct target *t, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:i,s:I}", "pid", (int)t[i].pid, "start",
-                                             (json_int_t)t[i].start));
+        json_array_append_new(
+            arr, json_pack("{s:i,s:I}", "pid", (int)t[i].pid, "start", (json_int_t)t[i].start));
     return arr;
 }
 
@@ -254,7 +255,8 @@ static size_t targets_from_json(const json_t *arr, struct target *out, size_t ca
 {
     size_t n = 0, i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (n == cap)
             break;
         json_int_t pid = json_integer_value(json_object_get(v, "pid"));
@@ -304,8 +306,10 @@ static int kill_signal(const Faultline__KillProcess *k, char *err, size_t errlen
 {
     int sig = k->signal == 0 ? SIGKILL : k->signal;
     if (sig < 1 || sig > 31 || sig == SIGSTOP || sig == SIGCONT) {
-        snprintf(err, errlen, "signal %d is not one kill_process sends (1-31, not STOP/CONT: use "
-                              "pause_process)", k->signal);
+        snprintf(err, errlen,
+                 "signal %d is not one kill_process sends (1-31, not STOP/CONT: use "
+                 "pause_process)",
+                 k->signal);
         return -EINVAL;
     }
     return sig;

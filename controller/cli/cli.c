@@ -43,8 +43,7 @@ int fl_cli_timeout(const char *cmd, const char *arg, uint64_t *ms)
 {
     uint64_t v;
     if (fl_parse_duration(arg, &v) < 0 || v == 0)
-        return fl_cli_usage_error(cmd, "--timeout '%s': expected a duration like 500ms or 3s",
-                                  arg);
+        return fl_cli_usage_error(cmd, "--timeout '%s': expected a duration like 500ms or 3s", arg);
     *ms = v;
     return 0;
 }

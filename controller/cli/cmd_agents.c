@@ -99,7 +99,8 @@ int fl_cmd_agents(int argc, char **argv)
     static const struct fl_oneshot_ops ops = {build_status, keep_status};
     struct fl_oneshot_target *targets;
     int failed;
-    int rc = fl_cli_oneshot("agents", hosts, n, key_path, timeout_ms, &ops, NULL, &targets, &failed);
+    int rc =
+        fl_cli_oneshot("agents", hosts, n, key_path, timeout_ms, &ops, NULL, &targets, &failed);
     if (rc != 0) {
         fl_cli_free_specs(from_inventory);
         fl_experiment_free(&inv);

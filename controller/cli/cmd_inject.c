@@ -14,14 +14,13 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: faultline inject [--key FILE] [--timeout D] HOST KIND [NAME=VALUE...] "
-            "--duration D\n"
-            "\n"
-            "Injects one fault on the agent at HOST and prints its id. The fault ends\n"
-            "by itself after its duration; `faultline revert HOST ID` ends it sooner.\n"
-            "\n"
-            "kinds and their parameters:\n");
+    fprintf(out, "usage: faultline inject [--key FILE] [--timeout D] HOST KIND [NAME=VALUE...] "
+                 "--duration D\n"
+                 "\n"
+                 "Injects one fault on the agent at HOST and prints its id. The fault ends\n"
+                 "by itself after its duration; `faultline revert HOST ID` ends it sooner.\n"
+                 "\n"
+                 "kinds and their parameters:\n");
     for (const char *const *k = fl_faultspec_kinds(); *k; k++) {
         fprintf(out, "  %-14s", *k);
         for (const char *const *p = fl_faultspec_params(*k); p && *p; p++)

@@ -57,9 +57,10 @@ static void build_revert(struct fl_oneshot_target *t, Faultline__Envelope *req, 
 static void print_reverted(struct fl_oneshot_target *t, const Faultline__Envelope *reply, void *ctx)
 {
     (void)ctx;
-    const Faultline__FaultList *list = reply->msg_case == FAULTLINE__ENVELOPE__MSG_HALTED ? reply->halted
-                                       : reply->msg_case == FAULTLINE__ENVELOPE__MSG_REVERTED ? reply->reverted
-                                                                                              : NULL;
+    const Faultline__FaultList *list =
+        reply->msg_case == FAULTLINE__ENVELOPE__MSG_HALTED     ? reply->halted
+        : reply->msg_case == FAULTLINE__ENVELOPE__MSG_REVERTED ? reply->reverted
+                                                               : NULL;
     if (list == NULL) {
         t->status = -1;
         snprintf(t->error, sizeof(t->error), "unexpected reply");
@@ -74,20 +75,17 @@ static void print_reverted(struct fl_oneshot_target *t, const Faultline__Envelop
     }
     if (bad > 0) {
         t->status = -1;
-        snprintf(t->error, sizeof(t->error), "%d fault(s) could NOT be reverted: see the agent's log",
-                 bad);
+        snprintf(t->error, sizeof(t->error),
+                 "%d fault(s) could NOT be reverted: see the agent's log", bad);
     }
 }
 
 static int run(const char *cmd, const char *help, int argc, char **argv, bool halt)
 {
     static const struct option options[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"timeout", required_argument, NULL, 't'},
-        {"all", no_argument, NULL, 'a'},
-        {"inventory", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"key", required_argument, NULL, 'k'}, {"timeout", required_argument, NULL, 't'},
+        {"all", no_argument, NULL, 'a'},       {"inventory", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *inventory = NULL;
     uint64_t timeout_ms = 30000; /* a revert may wait for a disk fill to be removed */
@@ -160,6 +158,12 @@ static int run(const char *cmd, const char *help, int argc, char **argv, bool ha
     return failed > 0 ? FL_EXIT_ERROR : 0;
 }
 
-int fl_cmd_revert(int argc, char **argv) { return run("revert", revert_help, argc, argv, false); }
+int fl_cmd_revert(int argc, char **argv)
+{
+    return run("revert", revert_help, argc, argv, false);
+}
 
-int fl_cmd_halt(int argc, char **argv) { return run("halt", halt_help, argc, argv, true); }
+int fl_cmd_halt(int argc, char **argv)
+{
+    return run("halt", halt_help, argc, argv, true);
+}

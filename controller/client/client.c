@@ -37,7 +37,7 @@ struct fl_client {
     uint64_t timeout_ms;
     uint64_t next_id;
     struct pending *pending;
-    unsigned open_timers;        /* request timers still closing */
+    unsigned open_timers; /* request timers still closing */
     int reason;
     const struct fl_key *key;
     const struct fl_client_ops *ops;
@@ -58,9 +58,18 @@ static const struct fl_conn_ops client_conn_ops = {
     .closed = on_conn_closed,
 };
 
-void *fl_client_data(const struct fl_client *cl) { return cl->data; }
-const char *fl_client_name(const struct fl_client *cl) { return cl->name; }
-const char *fl_client_where(const struct fl_client *cl) { return cl->where; }
+void *fl_client_data(const struct fl_client *cl)
+{
+    return cl->data;
+}
+const char *fl_client_name(const struct fl_client *cl)
+{
+    return cl->name;
+}
+const char *fl_client_where(const struct fl_client *cl)
+{
+    return cl->where;
+}
 
 /* ------------------------------------------------------------------ teardown */
 
@@ -278,13 +287,13 @@ const char *fl_client_explain(const struct fl_client *cl, int reason, char *buf,
         snprintf(buf, len, "cannot resolve host name '%s': %s", cl->host, fl_strerror(reason));
         break;
     case UV_ECONNREFUSED:
-        snprintf(buf, len, "connection refused: is faultline-agent running and listening on port %u?",
+        snprintf(buf, len,
+                 "connection refused: is faultline-agent running and listening on port %u?",
                  (unsigned)cl->port);
         break;
     case UV_ETIMEDOUT:
         snprintf(buf, len, "%s within %llu ms: host down, port filtered, or not an agent?",
-                 handshake ? "no answer" : "request timed out",
-                 (unsigned long long)cl->timeout_ms);
+                 handshake ? "no answer" : "request timed out", (unsigned long long)cl->timeout_ms);
         break;
     case UV_EHOSTUNREACH:
     case UV_ENETUNREACH:

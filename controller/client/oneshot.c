@@ -21,8 +21,7 @@ struct slot {
     struct fl_oneshot_target *t;
 };
 
-int fl_oneshot_parse(char *const *specs, int n, struct fl_oneshot_target *targets,
-                     const char **bad)
+int fl_oneshot_parse(char *const *specs, int n, struct fl_oneshot_target *targets, const char **bad)
 {
     for (int i = 0; i < n; i++) {
         struct fl_oneshot_target *t = &targets[i];

@@ -11,13 +11,13 @@
 #include "faultline.pb-c.h"
 
 struct fl_oneshot_target {
-    const char *spec;       /* as the user wrote it */
+    const char *spec; /* as the user wrote it */
     char host[256];
     uint16_t port;
-    int status;             /* 0 when the request succeeded */
+    int status;                      /* 0 when the request succeeded */
     Faultline__ErrorCode agent_code; /* when the agent replied with an Error */
     char error[640];
-    void *user;             /* for build and reply */
+    void *user; /* for build and reply */
 };
 
 struct fl_oneshot_ops {

@@ -41,7 +41,7 @@ struct fl_probe {
     bool once;
     bool attempted; /* once: the single attempt has begun */
     bool stopping;
-    bool owed; /* a tick came while an attempt was alive */
+    bool owed;           /* a tick came while an attempt was alive */
     void *attempt;       /* the kind's state; NULL when none is alive */
     void *kind_state;    /* the kind's, between attempts (release() frees it) */
     bool resolved;       /* the current attempt's result was reported */

@@ -33,30 +33,30 @@ enum fl_probe_type {
 };
 
 struct fl_probe_http {
-    char *method;                       /* default "GET" */
+    char *method; /* default "GET" */
     char *url;
     char *headers[FL_PROBE_MAX_HEADERS]; /* "Name: value" */
     size_t n_headers;
     unsigned expect_status[FL_PROBE_MAX_STATUSES]; /* empty: any 2xx */
     size_t n_expect_status;
-    char *body_contains;                /* NULL: body not checked */
+    char *body_contains; /* NULL: body not checked */
 };
 
 struct fl_probe_tcp {
-    char *host;                         /* address or name */
+    char *host; /* address or name */
     uint16_t port;
 };
 
 struct fl_probe_exec {
-    char *argv[FL_PROBE_MAX_ARGV + 1];  /* NULL-terminated; no shell */
+    char *argv[FL_PROBE_MAX_ARGV + 1]; /* NULL-terminated; no shell */
     size_t argc;
-    int expect_exit;                    /* default 0 */
+    int expect_exit; /* default 0 */
 };
 
 /* A command run on a host over SSH (controller/probes/ssh.c), with the
  * host's ssh settings from the inventory copied in. */
 struct fl_probe_ssh {
-    char *host;          /* the inventory's name for it, for messages */
+    char *host; /* the inventory's name for it, for messages */
     char *address;
     uint16_t port;       /* 0: 22 */
     char *user;          /* NULL: the current user */
@@ -70,10 +70,10 @@ struct fl_probe_ssh {
 struct fl_probe_spec {
     char *name;
     enum fl_probe_type type;
-    uint64_t interval_ms;               /* default 1s */
-    uint64_t timeout_ms;                /* default 1s; also bounds each attempt */
-    unsigned rise;                      /* consecutive successes that make it healthy; default 2 */
-    unsigned fall;                      /* consecutive failures that make it unhealthy; default 3 */
+    uint64_t interval_ms; /* default 1s */
+    uint64_t timeout_ms;  /* default 1s; also bounds each attempt */
+    unsigned rise;        /* consecutive successes that make it healthy; default 2 */
+    unsigned fall;        /* consecutive failures that make it unhealthy; default 3 */
     union {
         struct fl_probe_http http;
         struct fl_probe_tcp tcp;
@@ -86,10 +86,10 @@ void fl_probe_spec_free(struct fl_probe_spec *spec); /* frees the strings, not s
 
 /* One attempt's outcome: the unit of every timeline. */
 struct fl_probe_result {
-    uint64_t started_ms;    /* wall clock, ms since the epoch */
-    uint64_t latency_ms;    /* until the outcome was known */
+    uint64_t started_ms; /* wall clock, ms since the epoch */
+    uint64_t latency_ms; /* until the outcome was known */
     bool ok;
-    char detail[160];       /* "200", "connection refused", "timeout after 500ms", "exit 3" */
+    char detail[160]; /* "200", "connection refused", "timeout after 500ms", "exit 3" */
 };
 
 /* ------------------------------------------------------------------ running

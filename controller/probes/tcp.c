@@ -35,9 +35,9 @@ struct tcp_attempt {
     uv_getaddrinfo_t gai;
     uv_tcp_t tcp;
     uv_connect_t connect;
-    struct addrinfo *addrs;   /* every address the name resolved to */
-    struct addrinfo *cur;     /* the one being tried */
-    bool retry;               /* the handle is closing to try cur->ai_next */
+    struct addrinfo *addrs; /* every address the name resolved to */
+    struct addrinfo *cur;   /* the one being tried */
+    bool retry;             /* the handle is closing to try cur->ai_next */
     bool ok;
     char detail[128];
 };

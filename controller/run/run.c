@@ -58,7 +58,7 @@ struct run {
     size_t n_agents;
     struct probe_slot *slots;
     struct job *jobs;
-    uv_timer_t tick;      /* abort conditions, phase deadlines */
+    uv_timer_t tick; /* abort conditions, phase deadlines */
     uv_timer_t heartbeat;
     uv_signal_t sigint, sigterm;
     uint64_t deadline_ms; /* of the steady state or the recovery wait */
@@ -77,7 +77,8 @@ static void progress(struct run *r, const char *fmt, ...)
     char when[32] = "";
     uint64_t now = fl_now_ms();
     if (r->rec->injected_at_ms)
-        snprintf(when, sizeof(when), "%+.2fs", ((double)now - (double)r->rec->injected_at_ms) / 1000.0);
+        snprintf(when, sizeof(when), "%+.2fs",
+                 ((double)now - (double)r->rec->injected_at_ms) / 1000.0);
     else
         snprintf(when, sizeof(when), "-");
     fprintf(r->o->progress, "[%9s] ", when);
@@ -149,16 +150,16 @@ static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, 
         return;
     j->done = true;
     j->rf->reverted_at_ms = fl_now_ms();
-    const Faultline__FaultList *list = reply && reply->msg_case == FAULTLINE__ENVELOPE__MSG_REVERTED
-                                           ? reply->reverted
-                                           : NULL;
+    const Faultline__FaultList *list =
+        reply && reply->msg_case == FAULTLINE__ENVELOPE__MSG_REVERTED ? reply->reverted : NULL;
     if (list && list->n_faults == 1)
         j->rf->agent_reverted_at_ms = list->faults[0]->reverted_at_ms;
     if (list && list->n_faults == 1 &&
         list->faults[0]->state != FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED) {
         snprintf(j->rf->outcome, sizeof(j->rf->outcome), "%s",
-                 list->faults[0]->state == FAULTLINE__FAULT_STATE__FAULT_STATE_EXPIRED ? "expired"
-                                                                                       : "reverted");
+                 list->faults[0]->state == FAULTLINE__FAULT_STATE__FAULT_STATE_EXPIRED
+                     ? "expired"
+                     : "reverted");
         progress(r, "reverted %s on %s", j->rf->fault->name, j->rf->host->name);
     } else {
         j->rf->revert_failed = true;
@@ -168,8 +169,9 @@ static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, 
                               ? reply->error->message
                               : "the agent reports the revert failed";
         snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", why);
-        progress(r, "REVERT FAILED: %s on %s (%s): %s -- check the agent now; its lease and the "
-                    "fault's own duration will still end it",
+        progress(r,
+                 "REVERT FAILED: %s on %s (%s): %s -- check the agent now; its lease and the "
+                 "fault's own duration will still end it",
                  j->rf->fault->name, j->rf->host->name, j->rf->id, why);
     }
     if (j->rf->reverted_at_ms > r->rec->reverted_at_ms && undoes_something(j->rf->fault->spec))
@@ -370,9 +372,9 @@ static void on_tick(uv_timer_t *t)
     /* abort_when, from injection on */
     for (size_t i = 0; i < e->n_aborts; i++) {
         const struct fl_abort *a = &e->aborts[i];
-        if (a->type == FL_ABORT_MAX_DURATION &&
-            fl_now_ms() - r->rec->started_at_ms > a->ms) {
-            abort_run(r, "the run took longer than max_duration %llu ms", (unsigned long long)a->ms);
+        if (a->type == FL_ABORT_MAX_DURATION && fl_now_ms() - r->rec->started_at_ms > a->ms) {
+            abort_run(r, "the run took longer than max_duration %llu ms",
+                      (unsigned long long)a->ms);
             return;
         }
         if (a->type == FL_ABORT_UNHEALTHY) {
@@ -453,8 +455,8 @@ static void on_agent_ready(struct fl_client *cl, const Faultline__Welcome *w)
     struct agent *a = fl_client_data(cl);
     struct run *r = a->run;
     a->ready = true;
-    progress(r, "agent %s (%s) ready: faultline-agent %s on %s", a->host->name,
-             fl_client_where(cl), w->version, w->hostname);
+    progress(r, "agent %s (%s) ready: faultline-agent %s on %s", a->host->name, fl_client_where(cl),
+             w->version, w->hostname);
     for (size_t i = 0; i < r->n_agents; i++)
         if (!r->agents[i].ready)
             return;
@@ -601,8 +603,8 @@ static void measure(struct run *r)
         struct fl_run_probe *rp = &rec->probes[e->steady_state[i]];
         struct fl_measurement m;
         if (!rec->injected_at_ms ||
-            fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w,
-                             &m) < 0 ||
+            fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w, &m) <
+                0 ||
             !m.healthy_at_end)
             rec->steady_state_returned = false;
     }
@@ -710,8 +712,7 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         if (r->n_agents == 0)
             enter_steady_state(r);
     } else {
-        snprintf(rec->abort_reason, sizeof(rec->abort_reason), "cannot start: %s",
-                 fl_strerror(rc));
+        snprintf(rec->abort_reason, sizeof(rec->abort_reason), "cannot start: %s", fl_strerror(rc));
         r->aborting = true;
     }
     if (rc != 0 || r->aborting)

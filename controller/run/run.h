@@ -22,8 +22,8 @@
 #include "controller/run/runrecord.h"
 
 struct fl_run_options {
-    bool dry_run;          /* connect, check the steady state, print the plan, inject nothing */
-    FILE *progress;        /* live progress lines; NULL for none */
+    bool dry_run;   /* connect, check the steady state, print the plan, inject nothing */
+    FILE *progress; /* live progress lines; NULL for none */
     uint64_t connect_timeout_ms;
 };
 

@@ -14,28 +14,28 @@
 #include "controller/probes/probe.h"
 
 struct fl_run_probe {
-    const struct fl_probe_spec *spec;   /* the experiment's */
-    struct fl_probe_result *results;    /* the whole timeline, in order */
+    const struct fl_probe_spec *spec; /* the experiment's */
+    struct fl_probe_result *results;  /* the whole timeline, in order */
     size_t n_results;
     size_t cap;
-    bool in_recovery;                   /* one of recovery.probes: measured */
+    bool in_recovery; /* one of recovery.probes: measured */
     bool measured;
-    struct fl_measurement m;            /* when measured */
+    struct fl_measurement m; /* when measured */
 };
 
 /* One fault on one host (a fault targeting two hosts is two of these). */
 struct fl_run_fault {
-    const struct fl_fault *fault;       /* the experiment's */
-    const struct fl_host *host;         /* the experiment's */
-    char id[32];                        /* the agent's fault id; "" if never applied */
+    const struct fl_fault *fault; /* the experiment's */
+    const struct fl_host *host;   /* the experiment's */
+    char id[32];                  /* the agent's fault id; "" if never applied */
     uint64_t scheduled_at_ms;
-    uint64_t applied_at_ms;             /* the agent's reply arrived */
-    uint64_t reverted_at_ms;            /* the revert's reply arrived */
-    uint64_t agent_applied_at_ms;       /* the same two events by the agent's clock */
+    uint64_t applied_at_ms;       /* the agent's reply arrived */
+    uint64_t reverted_at_ms;      /* the revert's reply arrived */
+    uint64_t agent_applied_at_ms; /* the same two events by the agent's clock */
     uint64_t agent_reverted_at_ms;
-    bool revert_failed;                 /* loud: the agent could not revert it */
-    char detail[256];                   /* the agent's description, or the error */
-    char outcome[32];                   /* "reverted", "expired", "apply failed", "not applied", "REVERT FAILED" */
+    bool revert_failed; /* loud: the agent could not revert it */
+    char detail[256];   /* the agent's description, or the error */
+    char outcome[32];   /* "reverted", "expired", "apply failed", "not applied", "REVERT FAILED" */
 };
 
 enum fl_run_phase {
@@ -51,20 +51,20 @@ enum fl_run_phase {
 struct fl_run_record {
     const struct fl_experiment *e;
     uint64_t started_at_ms;
-    uint64_t injected_at_ms;            /* the first fault applied */
-    uint64_t reverted_at_ms;            /* the last revert that undid something (0: none;
-                                           a kill has nothing to undo) */
+    uint64_t injected_at_ms; /* the first fault applied */
+    uint64_t reverted_at_ms; /* the last revert that undid something (0: none;
+                                a kill has nothing to undo) */
     uint64_t ended_at_ms;
-    struct fl_run_probe *probes;        /* one per experiment probe, same order */
+    struct fl_run_probe *probes; /* one per experiment probe, same order */
     size_t n_probes;
     struct fl_run_fault *faults;
     size_t n_faults;
     bool measured;
-    struct fl_measurement m;            /* combined over the recovery probes */
+    struct fl_measurement m; /* combined over the recovery probes */
     bool steady_state_returned;
     enum fl_verdict verdict;
     char reason[FL_MEASURE_REASON_MAX];
-    char abort_reason[256];             /* "" unless aborted */
+    char abort_reason[256]; /* "" unless aborted */
 };
 
 #endif

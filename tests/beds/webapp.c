@@ -34,10 +34,10 @@
 
 #define EXIT_USAGE 64
 #define MAX_CLIENTS 256
-#define REQ_CAP 8192               /* request head limit: beyond this, 431 */
-#define RESP_CAP 10240             /* head + body; the body is at most ~4.6 KiB */
-#define REQUEST_TIMEOUT_MS 10000   /* whole request head must arrive in this */
-#define LINGER_MS 2000             /* after our FIN, wait this long for the peer's */
+#define REQ_CAP 8192             /* request head limit: beyond this, 431 */
+#define RESP_CAP 10240           /* head + body; the body is at most ~4.6 KiB */
+#define REQUEST_TIMEOUT_MS 10000 /* whole request head must arrive in this */
+#define LINGER_MS 2000           /* after our FIN, wait this long for the peer's */
 #define PROBE_NAME ".health-probe"
 #define PROBE_SIZE 4096
 #define NAME_MAX_LEN 255
@@ -255,8 +255,7 @@ __attribute__((format(printf, 3, 4))) static void respond(struct client *c, int 
                      "Connection: close\r\n"
                      "\r\n"
                      "%.*s",
-                     code, reason_phrase(code), bl, code == 405 ? "Allow: GET\r\n" : "", bl,
-                     body);
+                     code, reason_phrase(code), bl, code == 405 ? "Allow: GET\r\n" : "", bl, body);
     if (n < 0 || (size_t)n >= sizeof(c->resp)) {
         client_close(c); /* cannot happen: the body is at most half the buffer */
         return;

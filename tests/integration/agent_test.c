@@ -32,7 +32,10 @@ static pid_t agent_pid;
 static uint16_t agent_port;
 static char agent_where[32];
 
-static char *ctl(const char *a) { return (char *)(uintptr_t)a; }
+static char *ctl(const char *a)
+{
+    return (char *)(uintptr_t)a;
+}
 
 static struct test_agent main_agent;
 
@@ -91,8 +94,8 @@ static int teardown(void **state)
 
 static int agents(const char *keyfile, const char *where, char *out, size_t cap)
 {
-    char *argv[] = {ctl(FL_CTL_BIN), ctl("agents"), ctl("--key"), ctl(keyfile), ctl("--timeout"),
-                    ctl("2s"), ctl(where), NULL};
+    char *argv[] = {ctl(FL_CTL_BIN),  ctl("agents"), ctl("--key"), ctl(keyfile),
+                    ctl("--timeout"), ctl("2s"),     ctl(where),   NULL};
     return proc_run(argv, out, cap, 10000);
 }
 
@@ -142,8 +145,8 @@ static void test_unreachable(void **state)
     assert_non_null(strstr(out, "connection refused"));
 
     /* one up, one down: both reported, exit status says not all answered */
-    char *argv[] = {ctl(FL_CTL_BIN), ctl("agents"), ctl("--key"), key_path, agent_where,
-                    ctl("127.0.0.1:1"), NULL};
+    char *argv[] = {ctl(FL_CTL_BIN), ctl("agents"),      ctl("--key"), key_path,
+                    agent_where,     ctl("127.0.0.1:1"), NULL};
     assert_int_equal(proc_run(argv, out, sizeof(out), 10000), 2);
     assert_non_null(strstr(out, " up "));
     assert_non_null(strstr(out, "DOWN"));
@@ -334,13 +337,15 @@ static void test_key_file_checks(void **state)
     assert_int_equal(proc_run(cp, out, sizeof(out), 5000), 0);
     assert_int_equal(chmod(loose, 0644), 0);
 
-    char *a1[] = {ctl(FL_AGENT_BIN), ctl("--key"), loose, ctl("--listen"), ctl("127.0.0.1:0"), NULL};
+    char *a1[] = {ctl(FL_AGENT_BIN), ctl("--key"),       loose,
+                  ctl("--listen"),   ctl("127.0.0.1:0"), NULL};
     assert_int_equal(proc_run(a1, out, sizeof(out), 5000), 1);
     assert_non_null(strstr(out, "chmod 600"));
 
     char missing[300];
     snprintf(missing, sizeof(missing), "%s/missing.key", dir);
-    char *a2[] = {ctl(FL_AGENT_BIN), ctl("--key"), missing, ctl("--listen"), ctl("127.0.0.1:0"), NULL};
+    char *a2[] = {ctl(FL_AGENT_BIN), ctl("--key"),       missing,
+                  ctl("--listen"),   ctl("127.0.0.1:0"), NULL};
     assert_int_equal(proc_run(a2, out, sizeof(out), 5000), 1);
     assert_non_null(strstr(out, "missing.key"));
 
@@ -403,7 +408,8 @@ static void test_allowed_controllers(void **state)
         assert_int_equal(proc_stop(a.pid, SIGTERM, 5000), 0);
         char buf[16384];
         if (cases[i].want != 0)
-            assert_non_null(file_wait_for(a.log, "not in allowed_controllers", buf, sizeof(buf), 100));
+            assert_non_null(
+                file_wait_for(a.log, "not in allowed_controllers", buf, sizeof(buf), 100));
     }
 }
 
@@ -429,7 +435,8 @@ static void test_usage(void **state)
     assert_non_null(strstr(out, "unknown command 'frobnicate'"));
     char *u2[] = {ctl(FL_CTL_BIN), ctl("agents"), NULL};
     assert_int_equal(proc_run(u2, out, sizeof(out), 5000), 64);
-    char *u3[] = {ctl(FL_CTL_BIN), ctl("agents"), ctl("--key"), key_path, ctl("10.0.0.1:99999"), NULL};
+    char *u3[] = {ctl(FL_CTL_BIN), ctl("agents"),         ctl("--key"),
+                  key_path,        ctl("10.0.0.1:99999"), NULL};
     assert_int_equal(proc_run(u3, out, sizeof(out), 5000), 64);
     assert_non_null(strstr(out, "not ADDRESS[:PORT]"));
 }

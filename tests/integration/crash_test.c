@@ -38,8 +38,10 @@ static struct test_agent agent;
 static int mounted;
 static char ruleset_before[16384];
 
-static char *arg(const char *a) { return (char *)(uintptr_t)a; }
-
+static char *arg(const char *a)
+{
+    return (char *)(uintptr_t)a;
+}
 
 static int run(const char *a0, ...)
 {
@@ -78,11 +80,10 @@ static int ctl(char *out, size_t cap, ...)
 
 static int ruleset(char *out, size_t cap)
 {
-    char *argv[] = {arg("/usr/sbin/ip"), arg("netns"), arg("exec"), ns, arg("/usr/sbin/nft"),
-                    arg("list"), arg("ruleset"), NULL};
+    char *argv[] = {arg("/usr/sbin/ip"),  arg("netns"), arg("exec"),    ns,
+                    arg("/usr/sbin/nft"), arg("list"),  arg("ruleset"), NULL};
     return proc_run(argv, out, cap, 10000);
 }
-
 
 /* How many live processes have this comm. */
 static int count_comm(const char *comm)
@@ -197,11 +198,11 @@ static void inject_everything(struct world *w)
     }
     sleep_ms(50);
     for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
-        int rc = faults[i].p2 ? ctl(out, sizeof(out), "inject", agent.where, faults[i].kind,
-                                    faults[i].p1, faults[i].p2, "--duration", "5m",
-                                    i == 1 ? "mode=repeat" : NULL, NULL)
-                              : ctl(out, sizeof(out), "inject", agent.where, faults[i].kind,
-                                    faults[i].p1, "--duration", "5m", NULL);
+        int rc = faults[i].p2
+                     ? ctl(out, sizeof(out), "inject", agent.where, faults[i].kind, faults[i].p1,
+                           faults[i].p2, "--duration", "5m", i == 1 ? "mode=repeat" : NULL, NULL)
+                     : ctl(out, sizeof(out), "inject", agent.where, faults[i].kind, faults[i].p1,
+                           "--duration", "5m", NULL);
         if (rc != 0)
             fprintf(stderr, "inject %s: %s\n", faults[i].kind, out);
         assert_int_equal(rc, 0);
@@ -224,14 +225,16 @@ static void assert_all_reverted(const struct world *w, int ms)
     uint64_t t0 = fl_mono_ms();
     char now[16384];
     for (;;) {
-        int clean = proc_state_of(w->paused) == 'S' && fill_used_percent() <= w->fill_before + 0.5 &&
+        int clean = proc_state_of(w->paused) == 'S' &&
+                    fill_used_percent() <= w->fill_before + 0.5 &&
                     count_comm("fl-cpu-stress") == 0 && count_comm("fl-mem-stress") == 0 &&
                     ruleset(now, sizeof(now)) == 0 && strcmp(now, ruleset_before) == 0;
         if (clean)
             break;
         if (fl_mono_ms() - t0 > (uint64_t)ms) {
-            fprintf(stderr, "not reverted after %d ms: state %c, fill %.1f%% (was %.1f%%), "
-                            "cpu workers %d, memory workers %d, ruleset:\n%s\n",
+            fprintf(stderr,
+                    "not reverted after %d ms: state %c, fill %.1f%% (was %.1f%%), "
+                    "cpu workers %d, memory workers %d, ruleset:\n%s\n",
                     ms, proc_state_of(w->paused), fill_used_percent(), w->fill_before,
                     count_comm("fl-cpu-stress"), count_comm("fl-mem-stress"), now);
             fail();
@@ -280,7 +283,7 @@ static void test_kill9_agent_and_guardian(void **state)
     agent.pid = 0;
     sleep_ms(200);
     assert_int_equal(proc_state_of(w.paused), 'T'); /* nobody has reverted yet */
-    assert_int_equal(start_agent(), 0);           /* the next agent does, first thing */
+    assert_int_equal(start_agent(), 0);             /* the next agent does, first thing */
     assert_all_reverted(&w, 200);
     kill(w.paused, SIGKILL);
     waitpid(w.paused, NULL, 0);

@@ -30,8 +30,10 @@ static char key_path[300];
 static struct fl_key key;
 static struct test_agent agent;
 
-static char *arg(const char *a) { return (char *)(uintptr_t)a; }
-
+static char *arg(const char *a)
+{
+    return (char *)(uintptr_t)a;
+}
 
 /* A target process: sleep, in its own process group. */
 static pid_t start_target(void)
@@ -51,7 +53,6 @@ static void stop_target(pid_t pid)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 }
-
 
 /* Waits up to ms for pid's state to become want; returns the last state. */
 static char wait_state(pid_t pid, char want, int ms)
@@ -129,7 +130,8 @@ static void test_pause_and_revert(void **state)
     char pid[16], out[8192];
     snprintf(pid, sizeof(pid), "pid=%d", (int)t);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
-                         "--duration", "30s", NULL), 0);
+                         "--duration", "30s", NULL),
+                     0);
     assert_int_equal(wait_state(t, 'T', 1000), 'T');
     char id[64];
     assert_int_equal(sscanf(out, "%63s", id), 1);
@@ -155,7 +157,8 @@ static void test_duration_ends_it(void **state)
     snprintf(pid, sizeof(pid), "pid=%d", (int)t);
     uint64_t t0 = fl_mono_ms();
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
-                         "--duration", "700ms", NULL), 0);
+                         "--duration", "700ms", NULL),
+                     0);
     assert_int_equal(wait_state(t, 'T', 1000), 'T');
     assert_int_equal(wait_state(t, 'S', 3000), 'S');
     uint64_t took = fl_mono_ms() - t0;
@@ -170,13 +173,15 @@ static void test_kill_once_and_no_match(void **state)
     char pid[16], out[4096];
     snprintf(pid, sizeof(pid), "pid=%d", (int)t);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process", pid,
-                         "signal=TERM", "--duration", "1s", NULL), 0);
+                         "signal=TERM", "--duration", "1s", NULL),
+                     0);
     int st;
     assert_int_equal(waitpid(t, &st, 0), t);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
 
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process",
-                         "name=no-such-process-xyz", "--duration", "1s", NULL), 2);
+                         "name=no-such-process-xyz", "--duration", "1s", NULL),
+                     2);
     assert_non_null(strstr(out, "no process matches"));
 }
 
@@ -188,7 +193,8 @@ static void test_kill_repeat(void **state)
     /* a marker no other process has: sleep's argument */
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process",
                          "pattern=sleep 601", "mode=repeat", "every=50ms", "--duration", "2s",
-                         NULL), 2); /* nothing matches yet: refused */
+                         NULL),
+                     2); /* nothing matches yet: refused */
     pid_t first = fork();
     if (first == 0) {
         execl("/bin/sleep", "sleep", "601", (char *)NULL);
@@ -197,7 +203,8 @@ static void test_kill_repeat(void **state)
     sleep_ms(50);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process",
                          "pattern=sleep 601", "mode=repeat", "every=50ms", "--duration", "2s",
-                         NULL), 0);
+                         NULL),
+                     0);
     waitpid(first, NULL, 0);
     /* each restart is killed within a few periods */
     for (int i = 0; i < 5; i++) {
@@ -243,11 +250,13 @@ static void test_guardrails(void **state)
     }
     snprintf(arg1, sizeof(arg1), "pid=%d", (int)agent.pid);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "kill_process", arg1,
-                         "--duration", "1s", NULL), 2);
+                         "--duration", "1s", NULL),
+                     2);
     assert_non_null(strstr(out, "this agent"));
     snprintf(arg1, sizeof(arg1), "pid=%d", (int)agent.guardian_pid);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", arg1,
-                         "--duration", "1s", NULL), 2);
+                         "--duration", "1s", NULL),
+                     2);
     assert_non_null(strstr(out, "guardian"));
     assert_int_equal(kill(agent.pid, 0), 0);
     assert_int_equal(proc_state_of(agent.guardian_pid), 'S');
@@ -255,7 +264,8 @@ static void test_guardrails(void **state)
     pid_t t = start_target();
     snprintf(arg1, sizeof(arg1), "pid=%d", (int)t);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", arg1,
-                         "--duration", "2h", NULL), 2);
+                         "--duration", "2h", NULL),
+                     2);
     assert_non_null(strstr(out, "max_duration"));
     assert_int_equal(proc_state_of(t), 'S');
     stop_target(t);
@@ -367,7 +377,8 @@ static pid_t paused_target(const char *duration)
     char pid[16], out[4096];
     snprintf(pid, sizeof(pid), "pid=%d", (int)t);
     assert_int_equal(ctl(out, sizeof(out), "inject", agent.where, "pause_process", pid,
-                         "--duration", duration, NULL), 0);
+                         "--duration", duration, NULL),
+                     0);
     assert_int_equal(wait_state(t, 'T', 1000), 'T');
     return t;
 }
@@ -473,9 +484,20 @@ static void test_process_scope_netns(void **state)
     snprintf(pid_arg, sizeof(pid_arg), "pid=%d", (int)outside);
     if (started == 0) {
         /* the controller must be in the namespace to reach the agent there */
-        char *argv[] = {arg("/sbin/ip"), arg("netns"), arg("exec"), ns, arg(FL_CTL_BIN), arg("inject"),
-                        scoped.where, arg("kill_process"), arg("name=flscope-sleep"),
-                        arg("--duration"), arg("5s"), arg("--key"), key_path, NULL};
+        char *argv[] = {arg("/sbin/ip"),
+                        arg("netns"),
+                        arg("exec"),
+                        ns,
+                        arg(FL_CTL_BIN),
+                        arg("inject"),
+                        scoped.where,
+                        arg("kill_process"),
+                        arg("name=flscope-sleep"),
+                        arg("--duration"),
+                        arg("5s"),
+                        arg("--key"),
+                        key_path,
+                        NULL};
         by_name = proc_run(argv, out, sizeof(out), 20000);
         argv[8] = pid_arg;
         by_pid = proc_run(argv, out, sizeof(out), 20000);

@@ -46,7 +46,10 @@ static char bed[300];
 static char inventory[400];
 static int n_report;
 
-static char *arg(const char *a) { return (char *)(uintptr_t)a; }
+static char *arg(const char *a)
+{
+    return (char *)(uintptr_t)a;
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -401,8 +404,8 @@ static int count(const char *hay, const char *needle)
 static int bed_clean(char *why, size_t cap)
 {
     static char out[8192];
-    if (bed_cmd(out, sizeof(out), 20000, "exec", bed, "client", FL_CTL_BIN, "agents",
-                "--inventory", inventory, NULL) != 0 ||
+    if (bed_cmd(out, sizeof(out), 20000, "exec", bed, "client", FL_CTL_BIN, "agents", "--inventory",
+                inventory, NULL) != 0 ||
         count(out, "active") != 0) {
         snprintf(why, cap, "agents still hold faults:\n%s", out);
         return -1;
@@ -458,9 +461,9 @@ static void test_crash_safety(void **state)
     snprintf(path, sizeof(path), "%s/crash.yaml", top);
     snprintf(log, sizeof(log), "%s/crash.log", top);
     assert_int_equal(write_file(path, yaml), 0);
-    char *argv[] = {arg(FL_BED_SCRIPT), arg("exec"),       bed,       arg("client"), arg(FL_CTL_BIN),
-                    arg("run"),         path,              arg("--inventory"),       inventory,
-                    NULL};
+    char *argv[] = {arg(FL_BED_SCRIPT), arg("exec"), bed,  arg("client"),
+                    arg(FL_CTL_BIN),    arg("run"),  path, arg("--inventory"),
+                    inventory,          NULL};
     pid_t ctl = proc_start(argv, log); /* ip netns exec execs: ctl is the controller */
     assert_true(ctl > 0);
     static char buf[65536];
@@ -527,8 +530,7 @@ static int teardown(void **state)
     if (rc != 0)
         fprintf(stderr, "the bed did not come down clean (%d):\n%s\n", rc, out);
     else
-        printf("[ bed      ] down and clean in %llu ms\n",
-               (unsigned long long)(fl_mono_ms() - t0));
+        printf("[ bed      ] down and clean in %llu ms\n", (unsigned long long)(fl_mono_ms() - t0));
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
     if (system(cmd) != 0)
@@ -539,10 +541,8 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_failover_kill),
-        cmocka_unit_test(test_failover_partition),
-        cmocka_unit_test(test_no_failover),
-        cmocka_unit_test(test_disk_fill),
+        cmocka_unit_test(test_failover_kill), cmocka_unit_test(test_failover_partition),
+        cmocka_unit_test(test_no_failover),   cmocka_unit_test(test_disk_fill),
         cmocka_unit_test(test_crash_safety),
     };
     return cmocka_run_group_tests_name("game day (HAProxy, nginx, namespaces)", tests, setup,

@@ -36,7 +36,10 @@ static pid_t supervisor;
 static uint16_t svc_port;
 static char pidfile[300], events[300];
 
-static char *arg(const char *a) { return (char *)(uintptr_t)a; }
+static char *arg(const char *a)
+{
+    return (char *)(uintptr_t)a;
+}
 
 static void append_event(const char *what)
 {
@@ -176,8 +179,8 @@ static void write_experiment(const char *path, uint16_t agent_port, uint16_t pro
 
 static int run(const char *exp, const char *report_dir, char *out, size_t cap)
 {
-    char *argv[] = {arg(FL_CTL_BIN), arg("run"), arg(exp), arg("--report-dir"), arg(report_dir),
-                    NULL};
+    char *argv[] = {arg(FL_CTL_BIN),     arg("run"),      arg(exp),
+                    arg("--report-dir"), arg(report_dir), NULL};
     return proc_run(argv, out, cap, 90000);
 }
 
@@ -345,8 +348,8 @@ static void test_inventory_commands(void **state)
     snprintf(pid, sizeof(pid), "pid=%d", svc);
 
     char out[8192];
-    char *inj[] = {arg(FL_CTL_BIN), arg("inject"), arg("--key"), key_path, agent.where,
-                   arg("pause_process"), pid, arg("--duration"), arg("1m"), NULL};
+    char *inj[] = {arg(FL_CTL_BIN),      arg("inject"), arg("--key"),      key_path,  agent.where,
+                   arg("pause_process"), pid,           arg("--duration"), arg("1m"), NULL};
     assert_int_equal(proc_run(inj, out, sizeof(out), 10000), 0);
     assert_int_equal(proc_state_of(svc), 'T');
     unsetenv("FAULTLINE_KEY");

@@ -21,8 +21,8 @@ int test_agent_start(struct test_agent *a, const char *bin, const char *key, con
         argv[n++] = "exec";
         argv[n++] = netns;
     }
-    const char *base[] = {bin, "--key", key, "--listen", "127.0.0.1:0", "--state-dir",
-                          a->state_dir, "--log-level", "debug"};
+    const char *base[] = {bin,           "--key",      key,           "--listen", "127.0.0.1:0",
+                          "--state-dir", a->state_dir, "--log-level", "debug"};
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
         argv[n++] = base[i];
     for (int i = 0; extra && extra[i] && n < 39; i++)

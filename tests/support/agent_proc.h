@@ -10,7 +10,7 @@ struct test_agent {
     pid_t pid;
     pid_t guardian_pid;
     uint16_t port;
-    char where[32];      /* "127.0.0.1:PORT" */
+    char where[32]; /* "127.0.0.1:PORT" */
     char log[512];
     char state_dir[512];
 };

@@ -33,8 +33,8 @@ static void test_split(void **state)
         assert_int_equal(port, good[i].port);
     }
     static const char *const bad[] = {
-        "", ":7411", "10.0.0.1:", "10.0.0.1:65536", "10.0.0.1:x", "[fd00::2", "[fd00::2]x",
-        "[]:1", "host name", "host;rm", "10.0.0.1:-1",
+        "",           ":7411", "10.0.0.1:", "10.0.0.1:65536", "10.0.0.1:x",  "[fd00::2",
+        "[fd00::2]x", "[]:1",  "host name", "host;rm",        "10.0.0.1:-1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char host[64] = "untouched";

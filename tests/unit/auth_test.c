@@ -289,16 +289,11 @@ static void test_only_handshake_before_auth(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_right_key),
-        cmocka_unit_test(test_fresh_sessions),
-        cmocka_unit_test(test_wrong_key),
-        cmocka_unit_test(test_agent_refuses_bad_proof),
-        cmocka_unit_test(test_out_of_turn),
-        cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_replayed),
-        cmocka_unit_test(test_out_of_sequence),
-        cmocka_unit_test(test_reflected),
-        cmocka_unit_test(test_only_handshake_before_auth),
+        cmocka_unit_test(test_right_key),   cmocka_unit_test(test_fresh_sessions),
+        cmocka_unit_test(test_wrong_key),   cmocka_unit_test(test_agent_refuses_bad_proof),
+        cmocka_unit_test(test_out_of_turn), cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_replayed),    cmocka_unit_test(test_out_of_sequence),
+        cmocka_unit_test(test_reflected),   cmocka_unit_test(test_only_handshake_before_auth),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }

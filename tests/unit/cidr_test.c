@@ -41,8 +41,9 @@ static void test_parse(void **state)
     assert_int_equal(fl_cidr_parse("fd00::/8", &c), 0);
     assert_int_equal(c.family, AF_INET6);
     assert_int_equal(fl_cidr_parse("0.0.0.0/0", &c), 0);
-    static const char *const bad[] = {"", "10.0.0.1/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x",
-                                      "fd00::1/8", "::/129", "host", "10.0.0", "10.0.0.0/-1"};
+    static const char *const bad[] = {"",           "10.0.0.1/8", "10.0.0.0/33", "10.0.0.0/",
+                                      "10.0.0.0/x", "fd00::1/8",  "::/129",      "host",
+                                      "10.0.0",     "10.0.0.0/-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(fl_cidr_parse(bad[i], &c), -EINVAL);
 }

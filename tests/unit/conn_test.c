@@ -28,7 +28,7 @@ struct world {
     int pongs;
     int pings_seen;
     uint64_t last_pong_id;
-    int raw_client;               /* connect a bare TCP client instead of a controller */
+    int raw_client; /* connect a bare TCP client instead of a controller */
     uv_tcp_t raw;
     int raw_closed;
 };

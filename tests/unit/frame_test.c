@@ -227,14 +227,10 @@ static void test_bounded_buffer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_frame),
-        cmocka_unit_test(test_split_byte_by_byte),
-        cmocka_unit_test(test_split_everywhere),
-        cmocka_unit_test(test_many_in_one_buffer),
-        cmocka_unit_test(test_zero_length),
-        cmocka_unit_test(test_oversize),
-        cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_bounded_buffer),
+        cmocka_unit_test(test_one_frame),        cmocka_unit_test(test_split_byte_by_byte),
+        cmocka_unit_test(test_split_everywhere), cmocka_unit_test(test_many_in_one_buffer),
+        cmocka_unit_test(test_zero_length),      cmocka_unit_test(test_oversize),
+        cmocka_unit_test(test_truncated),        cmocka_unit_test(test_bounded_buffer),
     };
     return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
 }

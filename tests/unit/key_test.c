@@ -74,8 +74,7 @@ static void test_roundtrip(void **state)
 static void test_refuses_open_modes(void **state)
 {
     (void)state;
-    static const char hex[] =
-        "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF\n";
+    static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF\n";
     static const mode_t modes[] = {0644, 0640, 0604, 0660, 0606, 0610};
     char path[256], err[256];
     path_of(path, sizeof(path), "open");
@@ -115,7 +114,8 @@ static void test_refuses_bad_contents(void **state)
         assert_non_null(strstr(err, "64 hex digits"));
     }
     /* surrounding white space is fine */
-    write_file(path, "  00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\n", 0600);
+    write_file(path, "  00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\n",
+               0600);
     struct fl_key k;
     assert_int_equal(fl_key_load(path, &k, err, sizeof(err)), 0);
 }

@@ -457,13 +457,15 @@ static void test_verdicts(void **state)
     expect(&in, FL_VERDICT_FAIL, "recovered in 5.01s (±0.10s), objective 5s");
 
     m = recovered(31200, 100, true);
-    expect(&in, FL_VERDICT_FAIL, "recovered only after revert in 31.20s, objective 5s: it did "
-                                 "not heal while the fault was active");
+    expect(&in, FL_VERDICT_FAIL,
+           "recovered only after revert in 31.20s, objective 5s: it did "
+           "not heal while the fault was active");
     /* After revert, within the objective's time: the claim is that it heals
      * while the fault lasts, so a FAIL that says why. */
     m = recovered(3000, 100, true);
-    expect(&in, FL_VERDICT_FAIL, "recovered only after revert in 3.00s, objective 5s: it did not "
-                                 "heal while the fault was active");
+    expect(&in, FL_VERDICT_FAIL,
+           "recovered only after revert in 3.00s, objective 5s: it did not "
+           "heal while the fault was active");
 
     /* No objectives at all. */
     in.objectives = NULL;

@@ -16,8 +16,8 @@ static void test_durations(void **state)
         const char *text;
         uint64_t ms;
     } good[] = {
-        {"0s", 0},        {"250ms", 250},     {"5s", 5000},      {"2m", 120000},
-        {"1h", 3600000},  {"1.5s", 1500},     {"0.25s", 250},    {"1m30s", 90000},
+        {"0s", 0},          {"250ms", 250},           {"5s", 5000},   {"2m", 120000},
+        {"1h", 3600000},    {"1.5s", 1500},           {"0.25s", 250}, {"1m30s", 90000},
         {"1h30m", 5400000}, {"2h0m5s100ms", 7205100}, {"100ms", 100}, {"0.001s", 1},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -26,8 +26,8 @@ static void test_durations(void **state)
         assert_int_equal(ms, good[i].ms);
     }
     static const char *const bad[] = {
-        "", "5", "s", "5 s", " 5s", "5s ", "-5s", "5sec", "1.5ms", "0.0001s", "5s1m",
-        "1s1s", ".5s", "5.s", "1e3ms", "0x10s", "5S", "5d", "1m1h",
+        "",     "5",    "s",   "5 s", " 5s",   "5s ",   "-5s", "5sec", "1.5ms", "0.0001s",
+        "5s1m", "1s1s", ".5s", "5.s", "1e3ms", "0x10s", "5S",  "5d",   "1m1h",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t ms = 777;
@@ -80,7 +80,8 @@ static void test_sizes(void **state)
     assert_true(s.percent > 12.499 && s.percent < 12.501);
     assert_int_equal(fl_parse_size("100%", &s), 0);
 
-    static const char *const bad[] = {"", "MiB", "5MB", "5 MiB", "-1KiB", "5mib", "%", "1.5B", "abc"};
+    static const char *const bad[] = {"",     "MiB", "5MB",  "5 MiB", "-1KiB",
+                                      "5mib", "%",   "1.5B", "abc"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(fl_parse_size(bad[i], &s), -EINVAL);
     assert_int_equal(fl_parse_size("0%", &s), -ERANGE);
