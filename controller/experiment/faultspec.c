@@ -557,7 +557,7 @@ static int take_entry(const struct param *p, const char *value, const char **cur
     return 0;
 }
 
-/* "entry 2 (10.0.0.256) is not an IP address or CIDR" */
+/* "ports=80,0-9: '0-9' holds port 0: ports are 1 to 65535; expected ..." */
 static int bad_entry(char *err, size_t errlen, const struct param *p, const char *value,
                      const char *entry, const char *why)
 {
