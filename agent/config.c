@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/cidr.h"
+#include "common/text.h"
 #include "common/yamldoc.h"
 
 /* The kernel keeps a process name (comm) in 16 bytes with its NUL. */
@@ -173,59 +175,15 @@ static int parse_max_duration(const struct fl_yaml_node *n, uint64_t *out, char 
 
 /* ---- lists --------------------------------------------------------------- */
 
-/* "10.0.0.0/8", "127.0.0.1", "fd00::/8". A prefix with host bits set
- * (10.0.0.1/8) is refused: for the one guardrail that says who may command
- * this host, say exactly what is meant. */
+/* "10.0.0.0/8", "127.0.0.1", "fd00::/8", by common/cidr.h's one rule: a
+ * prefix with host bits set (10.0.0.1/8) is refused with the network it
+ * probably meant. */
 static int check_cidr(const struct fl_yaml_node *n, const char *t, char *err, size_t errlen)
 {
-    const char *slash = strchr(t, '/');
-    size_t alen = slash ? (size_t)(slash - t) : strlen(t);
-    char addr[INET6_ADDRSTRLEN];
-    unsigned char bin[16];
-    int family = 0;
-    unsigned maxbits = 0;
-    if (alen > 0 && alen < sizeof(addr)) {
-        memcpy(addr, t, alen);
-        addr[alen] = '\0';
-        if (inet_pton(AF_INET, addr, bin) == 1) {
-            family = AF_INET;
-            maxbits = 32;
-        } else if (inet_pton(AF_INET6, addr, bin) == 1) {
-            family = AF_INET6;
-            maxbits = 128;
-        }
-    }
-    if (family == 0)
-        return fl_yaml_errorf(n, err, errlen,
-                              "allowed_controllers takes numeric addresses or CIDRs, like "
-                              "10.0.0.0/8, 127.0.0.1 or fd00::/8");
-    if (slash == NULL)
-        return 0;
-    const char *p = slash + 1;
-    unsigned bits = 0;
-    bool ok = *p != '\0' && strlen(p) <= 3;
-    for (; ok && *p; p++) {
-        if (*p < '0' || *p > '9')
-            ok = false;
-        else
-            bits = bits * 10 + (unsigned)(*p - '0');
-    }
-    if (!ok || bits > maxbits)
-        return fl_yaml_errorf(n, err, errlen, "the prefix length after '/' must be 0 to %u",
-                              maxbits);
-    bool host_bits = false;
-    for (unsigned i = bits; i < maxbits; i++) {
-        if (bin[i / 8] & (0x80u >> (i % 8))) {
-            host_bits = true;
-            bin[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
-        }
-    }
-    if (host_bits) {
-        char net[INET6_ADDRSTRLEN];
-        inet_ntop(family, bin, net, sizeof(net));
-        return fl_yaml_errorf(
-            n, err, errlen, "%s has bits set after the prefix; did you mean %s/%u?", t, net, bits);
-    }
+    struct fl_cidr c;
+    char why[256];
+    if (fl_cidr_parse_err(t, &c, why, sizeof(why)) < 0)
+        return fl_yaml_errorf(n, err, errlen, "allowed_controllers: %s", why);
     return 0;
 }
 
@@ -241,15 +199,17 @@ static int check_entry(enum list_kind kind, const struct fl_yaml_node *n, const 
                                   "protected_processes takes process names as the kernel "
                                   "shows them (sshd), not paths");
         return 0;
-    case FILL_PATHS:
+    case FILL_PATHS: {
+        char why[128];
+        if (fl_text_check(t, "fill path", why, sizeof(why)) < 0)
+            return fl_yaml_errorf(n, err, errlen, "%s", why);
         if (t[0] != '/')
             return fl_yaml_errorf(n, err, errlen,
                                   "fill path '%s' is not absolute; write a path that starts "
                                   "with /, like /var/tmp",
                                   t);
-        if (strlen(t) >= 4096)
-            return fl_yaml_errorf(n, err, errlen, "fill path is too long (at most 4095 bytes)");
         return 0;
+    }
     case CONTROLLERS:
         return check_cidr(n, t, err, errlen);
     }

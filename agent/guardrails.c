@@ -1,6 +1,7 @@
 #include "agent/guardrails.h"
 
 #include "agent/procstat.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -47,26 +48,6 @@ void fl_guardrails_free(struct fl_guardrails *g)
     free_list(g->protected_names, &g->n_protected_names);
     free_list(g->fill_paths, &g->n_fill_paths);
     free_list(g->allowed_controllers, &g->n_allowed_controllers);
-}
-
-int fl_guard_check_text(const char *text, const char *what, char *err, size_t errlen)
-{
-    if (text == NULL || *text == '\0') {
-        snprintf(err, errlen, "%s is empty", what);
-        return -EINVAL;
-    }
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++, n++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            snprintf(err, errlen, "guardrail: %s holds a control character (byte %zu)", what, n);
-            return -EINVAL;
-        }
-    }
-    if (n > 4096) {
-        snprintf(err, errlen, "%s is over 4096 bytes", what);
-        return -EINVAL;
-    }
-    return 0;
 }
 
 enum fl_guard_pid fl_guard_classify_pid(const struct fl_guardrails *g, pid_t pid, char *err,
@@ -177,9 +158,12 @@ static int is_under(const char *path, const char *dir)
 int fl_guard_check_fill_path(const struct fl_guardrails *g, const char *path, char *canonical,
                              size_t canonical_len, char *err, size_t errlen)
 {
-    int rc = fl_guard_check_text(path, "path", err, errlen);
-    if (rc < 0)
+    char why[128];
+    int rc = fl_text_check(path, "path", why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "guardrail: %s", why);
         return rc;
+    }
     if (path[0] != '/') {
         snprintf(err, errlen, "path %s is not absolute", path);
         return -EINVAL;

@@ -42,10 +42,6 @@ struct fl_guardrails {
 void fl_guardrails_defaults(struct fl_guardrails *g);
 void fl_guardrails_free(struct fl_guardrails *g);
 
-/* A name, path or pattern from a request: refused when empty, over 4096
- * bytes, or holding control characters. what names the field ("name"). */
-int fl_guard_check_text(const char *text, const char *what, char *err, size_t errlen);
-
 /* What the guardrails say of a process; err says why when it is not OK. */
 enum fl_guard_pid {
     FL_GUARD_OK,
@@ -66,7 +62,8 @@ int fl_guard_check_pid(const struct fl_guardrails *g, pid_t pid, char *err, size
  * negative errno. */
 int fl_guard_own_netns(uint64_t *ino);
 
-/* May disk_fill write under this path? It must be absolute, resolve (no
+/* May disk_fill write under this path? It must pass fl_text_check
+ * (common/text.h), be absolute, resolve (no
  * symlink games) to a directory under an allowed path. canonical receives the
  * resolved path. */
 int fl_guard_check_fill_path(const struct fl_guardrails *g, const char *path, char *canonical,

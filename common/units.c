@@ -201,3 +201,10 @@ int fl_format_bytes(uint64_t bytes, char *buf, size_t len)
         return -ENOSPC;
     return n;
 }
+
+const char *fl_bytes_text(uint64_t bytes, char *buf, size_t len)
+{
+    if (len > 0 && fl_format_bytes(bytes, buf, len) < 0)
+        snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
+    return buf;
+}

@@ -28,7 +28,16 @@ struct fl_size {
  * GiB, TiB) or a percentage ("90%", "12.5%"). Returns 0, -EINVAL, -ERANGE. */
 int fl_parse_size(const char *text, struct fl_size *out);
 
-/* Formats bytes with a binary unit: "512MiB", "1.50GiB", "100B". */
+/* Room for any fl_format_bytes text with its NUL: the longest is
+ * "16777216.00TiB" (14 bytes), just under 2^64 bytes. */
+#define FL_BYTES_TEXT_LEN 16
+
+/* Formats bytes with a binary unit: "512MiB", "1.50GiB", "100B". Returns the
+ * length, or -ENOSPC (never with FL_BYTES_TEXT_LEN bytes). */
 int fl_format_bytes(uint64_t bytes, char *buf, size_t len);
+
+/* fl_format_bytes for a message: returns buf, which holds the text, or, when
+ * len is too short for it, as much of "<n> bytes" as fits. */
+const char *fl_bytes_text(uint64_t bytes, char *buf, size_t len);
 
 #endif

@@ -38,6 +38,7 @@
 
 #include "agent/fault.h"
 #include "agent/guardrails.h"
+#include "common/faultid.h"
 #include "common/log.h"
 #include "common/units.h"
 
@@ -46,24 +47,9 @@
 #define FALLOCATE_CHUNK (64ull << 20)
 #define WRITE_BLOCK (1u << 20)
 
-/* Fault ids are "f-" and hex digits; accept the plain characters only. */
-static bool id_ok(const char *id)
-{
-    if (id == NULL || id[0] == '\0' || strlen(id) >= FL_FAULT_ID_LEN)
-        return false;
-    for (const char *p = id; *p; p++) {
-        char c = *p;
-        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     c == '-' || c == '_';
-        if (!plain)
-            return false;
-    }
-    return true;
-}
-
 int fl_disk_fill_file_name(const char *dir, const char *id, char *out, size_t outlen)
 {
-    if (!id_ok(id) || dir == NULL || dir[0] != '/')
+    if (!fl_fault_id_ok(id) || dir == NULL || dir[0] != '/')
         return -EINVAL;
     const char *sep = dir[strlen(dir) - 1] == '/' ? "" : "/";
     int n = snprintf(out, outlen, "%s%s" FILL_PREFIX "%s" FILL_SUFFIX, dir, sep, id);
@@ -94,12 +80,6 @@ static int usage_of(const struct statvfs *vfs, struct usage *out)
 static double percent_of(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 100.0;
-}
-
-static void fmt_bytes(uint64_t n, char *buf, size_t len)
-{
-    if (fl_format_bytes(n, buf, len) < 0)
-        snprintf(buf, len, "%llu bytes", (unsigned long long)n);
 }
 
 static uint64_t round_up(uint64_t n, uint64_t block)
@@ -155,8 +135,8 @@ static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrai
         }
         need = round_up(req->bytes, u->block);
         if (u->used + need > max_used) {
-            fmt_bytes(req->bytes, a, sizeof(a));
-            fmt_bytes(max_used > u->used ? max_used - u->used : 0, b, sizeof(b));
+            fl_bytes_text(req->bytes, a, sizeof(a));
+            fl_bytes_text(max_used > u->used ? max_used - u->used : 0, b, sizeof(b));
             snprintf(err, errlen,
                      "guardrail: taking %s under %s would fill its file system to %.1f%%, past "
                      "max_fill_percent (%g%%) in the agent's config; at most %s can be taken",
@@ -169,9 +149,9 @@ static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrai
     }
     if (need > u->avail || u->avail - need < g->fill_reserve_bytes) {
         uint64_t allowed = u->avail > g->fill_reserve_bytes ? u->avail - g->fill_reserve_bytes : 0;
-        fmt_bytes(need, a, sizeof(a));
-        fmt_bytes(g->fill_reserve_bytes, b, sizeof(b));
-        fmt_bytes(allowed, c, sizeof(c));
+        fl_bytes_text(need, a, sizeof(a));
+        fl_bytes_text(g->fill_reserve_bytes, b, sizeof(b));
+        fl_bytes_text(allowed, c, sizeof(c));
         snprintf(err, errlen,
                  "guardrail: taking %s under %s would leave less than fill_reserve_bytes (%s, "
                  "agent's config) free; at most %s can be taken (up to %.1f%% used)",
@@ -392,8 +372,8 @@ static int disk_apply(struct fl_fault *f, char *err, size_t errlen)
     if (rc < 0)
         return rc;
     char t[32], want[32];
-    fmt_bytes(taken, t, sizeof(t));
-    fmt_bytes((uint64_t)bytes, want, sizeof(want));
+    fl_bytes_text(taken, t, sizeof(t));
+    fl_bytes_text((uint64_t)bytes, want, sizeof(want));
     struct statvfs vfs;
     struct usage u;
     char now[48] = "";
@@ -411,7 +391,7 @@ static int disk_revert(const json_t *undo, char *err, size_t errlen)
 {
     const char *id = json_string_value(json_object_get(undo, "id"));
     const char *file = json_string_value(json_object_get(undo, "file"));
-    if (!id_ok(id) || file == NULL || file[0] != '/') {
+    if (!fl_fault_id_ok(id) || file == NULL || file[0] != '/') {
         snprintf(err, errlen,
                  "disk_fill: journal entry without a valid id and fill file; nothing removed");
         return -EINVAL;

@@ -30,6 +30,7 @@
 #include "agent/fault.h"
 #include "agent/guardrails.h"
 #include "agent/procstat.h"
+#include "common/text.h"
 
 #define MAX_TARGETS 64
 
@@ -175,7 +176,7 @@ static int resolve(const Faultline__ProcessSelector *sel, const struct fl_guardr
         sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_PIDFILE) {
         pid_t pid = sel->pid;
         if (sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_PIDFILE) {
-            if ((rc = fl_guard_check_text(sel->pidfile, "pidfile", err, errlen)) < 0 ||
+            if ((rc = fl_text_check(sel->pidfile, "pidfile", err, errlen)) < 0 ||
                 (rc = read_pidfile(sel->pidfile, &pid, err, errlen)) < 0)
                 return rc;
         }
@@ -194,7 +195,7 @@ static int resolve(const Faultline__ProcessSelector *sel, const struct fl_guardr
     const char *what = sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_NAME ? "name" : "pattern";
     const char *text =
         sel->by_case == FAULTLINE__PROCESS_SELECTOR__BY_NAME ? sel->name : sel->pattern;
-    if ((rc = fl_guard_check_text(text, what, err, errlen)) < 0)
+    if ((rc = fl_text_check(text, what, err, errlen)) < 0)
         return rc;
     DIR *d = opendir("/proc");
     if (d == NULL) {

@@ -366,12 +366,6 @@ static int mem_available(uint64_t *out)
     return rc;
 }
 
-static void fmt_bytes(uint64_t n, char *buf, size_t len)
-{
-    if (fl_format_bytes(n, buf, len) < 0)
-        snprintf(buf, len, "%llu bytes", (unsigned long long)n);
-}
-
 static int mem_prepare(struct fl_fault *f, const struct fl_agent_ctx *ctx, char *err, size_t errlen)
 {
     const Faultline__FaultSpec *spec = f->spec;
@@ -395,10 +389,10 @@ static int mem_prepare(struct fl_fault *f, const struct fl_agent_ctx *ctx, char 
     uint64_t reserve = ctx->guard->memory_reserve_bytes;
     if (avail <= reserve || bytes > avail - reserve) {
         char a[32], b[32], c[32], d[32];
-        fmt_bytes(bytes, a, sizeof(a));
-        fmt_bytes(avail, b, sizeof(b));
-        fmt_bytes(reserve, c, sizeof(c));
-        fmt_bytes(avail > reserve ? avail - reserve : 0, d, sizeof(d));
+        fl_bytes_text(bytes, a, sizeof(a));
+        fl_bytes_text(avail, b, sizeof(b));
+        fl_bytes_text(reserve, c, sizeof(c));
+        fl_bytes_text(avail > reserve ? avail - reserve : 0, d, sizeof(d));
         snprintf(err, errlen,
                  "guardrail: memory_stress of %s would push MemAvailable (%s) below "
                  "memory_reserve_bytes (%s) in the agent's config; at most %s can be taken now",
@@ -429,7 +423,7 @@ static int mem_apply(struct fl_fault *f, char *err, size_t errlen)
         return -EINVAL;
     }
     char size[32];
-    fmt_bytes((uint64_t)bytes, size, sizeof(size));
+    fl_bytes_text((uint64_t)bytes, size, sizeof(size));
     long page = sysconf(_SC_PAGESIZE);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {

@@ -26,7 +26,6 @@
 
 #include "common/suggest.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -39,9 +38,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/cidr.h"
+#include "common/faultkind.h"
+#include "common/text.h"
 #include "common/units.h"
 
-#define MAX_VALUE 4096  /* bytes in one value, as the agent's guardrails */
 #define MIN_EVERY_MS 10 /* a faster restart storm is a fork bomb's cousin */
 #define MAX_WORKERS 1024
 #define MAX_SIGNAL 31 /* kill_process sends the standard signals only */
@@ -62,26 +63,12 @@ static void fail(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* NULL, empty, too long or holding a control character: a sentence in err
- * that does not echo the text (it might hold terminal escapes). */
+/* NULL, empty, too long or holding a control character: common/text.h's one
+ * rule, with a sentence in err that does not echo the text (it might hold
+ * terminal escapes). */
 static int check_text(const char *what, const char *text, char *err, size_t errlen)
 {
-    if (text == NULL || text[0] == '\0') {
-        fail(err, errlen, "%s is empty", what);
-        return -EINVAL;
-    }
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++, n++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            fail(err, errlen, "%s holds a control character (byte %zu)", what, n);
-            return -EINVAL;
-        }
-        if (n >= MAX_VALUE) {
-            fail(err, errlen, "%s is over %d bytes", what, MAX_VALUE);
-            return -EINVAL;
-        }
-    }
-    return 0;
+    return fl_text_check(text, what, err, errlen);
 }
 
 /* How many bytes of s an error quotes, and whether it was cut. */
@@ -216,34 +203,12 @@ int fl_parse_signal(const char *text, int *signo)
 
 /* ---------------------------------------------------------------- peers */
 
-/* An IPv4 or IPv6 address, with an optional "/prefix". NULL when fine, else
- * what is wrong. */
-static const char *peer_problem(const char *s)
+/* An IPv4 or IPv6 address or network, by common/cidr.h's one rule (no host
+ * bits past the prefix). 0, or -EINVAL with why saying what is wrong. */
+static int peer_check(const char *s, char *why, size_t whylen)
 {
-    char addr[INET6_ADDRSTRLEN + 1];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    if (alen == 0 || alen >= sizeof(addr))
-        return "is not an IP address or CIDR";
-    memcpy(addr, s, alen);
-    addr[alen] = '\0';
-    unsigned char bin[16];
-    unsigned long max;
-    if (inet_pton(AF_INET, addr, bin) == 1)
-        max = 32;
-    else if (inet_pton(AF_INET6, addr, bin) == 1)
-        max = 128;
-    else
-        return "is not an IP address or CIDR (host names are not resolved)";
-    if (slash != NULL) {
-        unsigned long len;
-        int rc = parse_uint(slash + 1, 0, max, &len);
-        if (rc == -ERANGE)
-            return max == 32 ? "has a prefix length over 32" : "has a prefix length over 128";
-        if (rc < 0)
-            return "has a prefix length that is not a number";
-    }
-    return NULL;
+    struct fl_cidr c;
+    return fl_cidr_parse_err(s, &c, why, whylen);
 }
 
 /* ---------------------------------------------------------------- ports */
@@ -280,8 +245,9 @@ struct param {
                size_t errlen);
 };
 
+/* A kind's parameters, keyed by its case in common/faultkind.h (which owns
+ * the names). */
 struct kind {
-    const char *name;
     Faultline__FaultSpec__KindCase kind_case;
     const char *const *params;
     int (*init)(Faultline__FaultSpec *spec);
@@ -574,7 +540,7 @@ static size_t count_entries(const char *value)
     return n;
 }
 
-/* Entry i of value into buf (MAX_VALUE + 1 bytes); -EINVAL with err when an
+/* Entry i of value into buf (FL_TEXT_MAX + 1 bytes); -EINVAL with err when an
  * entry is empty. */
 static int take_entry(const struct param *p, const char *value, const char **cursor, size_t i,
                       char *buf, char *err, size_t errlen)
@@ -591,7 +557,7 @@ static int take_entry(const struct param *p, const char *value, const char **cur
     return 0;
 }
 
-/* "entry 2 (10.0.0.256) is not an IP address or CIDR" */
+/* "ports=80,0-9: '0-9' holds port 0: ports are 1 to 65535; expected ..." */
 static int bad_entry(char *err, size_t errlen, const struct param *p, const char *value,
                      const char *entry, const char *why)
 {
@@ -617,15 +583,15 @@ static int set_peers(Faultline__FaultSpec *spec, const struct param *p, const ch
     char **add = calloc(count, sizeof(*add));
     if (add == NULL)
         return out_of_memory(err, errlen);
-    char buf[MAX_VALUE + 1];
+    char buf[FL_TEXT_MAX + 1];
     const char *cursor = value;
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         if ((rc = take_entry(p, value, &cursor, i, buf, err, errlen)) < 0)
             break;
-        const char *why = peer_problem(buf);
-        if (why != NULL)
-            rc = bad_entry(err, errlen, p, value, buf, why);
+        char why[160];
+        if (peer_check(buf, why, sizeof(why)) < 0)
+            rc = bad_value(err, errlen, p, value, why);
         else if ((add[i] = strdup(buf)) == NULL)
             rc = out_of_memory(err, errlen);
     }
@@ -657,7 +623,7 @@ static int set_ports(Faultline__FaultSpec *spec, const struct param *p, const ch
     Faultline__PortRange **add = calloc(count, sizeof(*add));
     if (add == NULL)
         return out_of_memory(err, errlen);
-    char buf[MAX_VALUE + 1];
+    char buf[FL_TEXT_MAX + 1];
     const char *cursor = value;
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
@@ -934,10 +900,9 @@ static int check_network(const Faultline__FaultSpec *spec, const char *kind, cha
     for (size_t i = 0; i < n->n_peers; i++) {
         if (check_text("a peer", n->peers[i], err, errlen) < 0)
             return -EINVAL;
-        const char *why = peer_problem(n->peers[i]);
-        if (why != NULL) {
-            fail(err, errlen, "peer '%.*s%s' %s", show_len(n->peers[i]), n->peers[i],
-                 show_more(n->peers[i]), why);
+        char why[160];
+        if (peer_check(n->peers[i], why, sizeof(why)) < 0) {
+            fail(err, errlen, "peers[%zu]: %s", i, why);
             return -EINVAL;
         }
     }
@@ -1110,59 +1075,39 @@ static int init_memory(Faultline__FaultSpec *spec)
 }
 
 static const struct kind kinds[] = {
-    {"kill_process", FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS, kill_params, init_kill, check_kill},
-    {"pause_process", FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS, pause_params, init_pause,
-     check_pause},
-    {"network_drop", FAULTLINE__FAULT_SPEC__KIND_NETWORK_DROP, network_params, init_network,
-     check_network},
-    {"disk_fill", FAULTLINE__FAULT_SPEC__KIND_DISK_FILL, disk_params, init_disk, check_disk},
-    {"cpu_stress", FAULTLINE__FAULT_SPEC__KIND_CPU_STRESS, cpu_params, init_cpu, check_cpu},
-    {"memory_stress", FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS, memory_params, init_memory,
-     check_memory},
+    {FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS, kill_params, init_kill, check_kill},
+    {FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS, pause_params, init_pause, check_pause},
+    {FAULTLINE__FAULT_SPEC__KIND_NETWORK_DROP, network_params, init_network, check_network},
+    {FAULTLINE__FAULT_SPEC__KIND_DISK_FILL, disk_params, init_disk, check_disk},
+    {FAULTLINE__FAULT_SPEC__KIND_CPU_STRESS, cpu_params, init_cpu, check_cpu},
+    {FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS, memory_params, init_memory, check_memory},
 };
 
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
-static const char *const kind_names[N_KINDS + 1] = {
-    "kill_process", "pause_process", "network_drop", "disk_fill",
-    "cpu_stress",   "memory_stress", NULL,
-};
-
-static const struct kind *kind_by_name(const char *name)
+static const struct kind *kind_by_case(Faultline__FaultSpec__KindCase kind_case)
 {
     for (size_t i = 0; i < N_KINDS; i++)
-        if (strcmp(kinds[i].name, name) == 0)
+        if (kinds[i].kind_case == kind_case)
             return &kinds[i];
     return NULL;
+}
+
+/* A kind's row, for a name common/faultkind.h knows; NULL for any other. */
+static const struct kind *kind_by_name(const char *name)
+{
+    Faultline__FaultSpec__KindCase c = fl_kind_case(name);
+    return c == FAULTLINE__FAULT_SPEC__KIND__NOT_SET ? NULL : kind_by_case(c);
 }
 
 static const struct kind *kind_of(const Faultline__FaultSpec *spec)
 {
-    for (size_t i = 0; i < N_KINDS; i++)
-        if (kinds[i].kind_case == spec->kind_case)
-            return &kinds[i];
-    return NULL;
+    return kind_by_case(spec->kind_case);
 }
 
-/* The kind's message pointer, which a spec from elsewhere may lack. */
-static const void *kind_message(const Faultline__FaultSpec *spec)
+static const char *kind_name(const struct kind *k)
 {
-    switch (spec->kind_case) {
-    case FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS:
-        return spec->kill_process;
-    case FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS:
-        return spec->pause_process;
-    case FAULTLINE__FAULT_SPEC__KIND_NETWORK_DROP:
-        return spec->network_drop;
-    case FAULTLINE__FAULT_SPEC__KIND_DISK_FILL:
-        return spec->disk_fill;
-    case FAULTLINE__FAULT_SPEC__KIND_CPU_STRESS:
-        return spec->cpu_stress;
-    case FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS:
-        return spec->memory_stress;
-    default:
-        return NULL;
-    }
+    return fl_kind_name(k->kind_case);
 }
 
 static bool takes(const struct kind *k, const char *name)
@@ -1177,7 +1122,7 @@ static bool takes(const struct kind *k, const char *name)
 
 const char *const *fl_faultspec_kinds(void)
 {
-    return kind_names;
+    return fl_kind_names;
 }
 
 const char *const *fl_faultspec_params(const char *kind)
@@ -1189,7 +1134,7 @@ const char *const *fl_faultspec_params(const char *kind)
 const char *fl_faultspec_kind(const Faultline__FaultSpec *spec)
 {
     const struct kind *k = spec == NULL ? NULL : kind_of(spec);
-    return k == NULL ? NULL : k->name;
+    return k == NULL ? NULL : kind_name(k);
 }
 
 Faultline__FaultSpec *fl_faultspec_new(const char *kind, char *err, size_t errlen)
@@ -1197,10 +1142,15 @@ Faultline__FaultSpec *fl_faultspec_new(const char *kind, char *err, size_t errle
     if (check_text("the fault kind", kind, err, errlen) < 0)
         return NULL;
     const struct kind *k = kind_by_name(kind);
+    if (k == NULL && fl_kind_case(kind) != FAULTLINE__FAULT_SPEC__KIND__NOT_SET) {
+        /* common/faultkind.h has it, the table above does not: a bug here */
+        fail(err, errlen, "fault kind %s has no parameters in this controller", kind);
+        return NULL;
+    }
     if (k == NULL) {
         char known[160];
-        join(kind_names, known, sizeof(known));
-        const char *near = fl_suggest(kind, kind_names, true);
+        fl_kind_list(known, sizeof(known));
+        const char *near = fl_suggest(kind, fl_kind_names, true);
         fail(err, errlen, "unknown fault kind '%.*s%s'%s%s%s (kinds: %s)", show_len(kind), kind,
              show_more(kind), near ? "; did you mean " : "", near ? near : "", near ? "?" : "",
              known);
@@ -1232,20 +1182,20 @@ static int unknown_param(const struct kind *k, const char *name, char *err, size
         if (&kinds[i] == k || !takes(&kinds[i], name))
             continue;
         int w = snprintf(owners + used, sizeof(owners) - used, "%s%s", n_owners ? " and " : "",
-                         kinds[i].name);
+                         kind_name(&kinds[i]));
         if (w > 0 && (size_t)w < sizeof(owners) - used)
             used += (size_t)w;
         n_owners++;
     }
     if (n_owners > 0) {
-        fail(err, errlen, "%s is a parameter of %s, not of %s; %s takes %s", name, owners, k->name,
-             k->name, known);
+        fail(err, errlen, "%s is a parameter of %s, not of %s; %s takes %s", name, owners,
+             kind_name(k), kind_name(k), known);
         return -EINVAL;
     }
     const char *near = fl_suggest(name, k->params, true);
-    fail(err, errlen, "%s has no parameter '%.*s%s'%s%s%s (%s takes %s)", k->name, show_len(name),
-         name, show_more(name), near ? "; did you mean " : "", near ? near : "", near ? "?" : "",
-         k->name, known);
+    fail(err, errlen, "%s has no parameter '%.*s%s'%s%s%s (%s takes %s)", kind_name(k),
+         show_len(name), name, show_more(name), near ? "; did you mean " : "", near ? near : "",
+         near ? "?" : "", kind_name(k), known);
     return -EINVAL;
 }
 
@@ -1253,7 +1203,7 @@ int fl_faultspec_set(Faultline__FaultSpec *spec, const char *name, const char *v
                      size_t errlen)
 {
     const struct kind *k = spec == NULL ? NULL : kind_of(spec);
-    if (k == NULL || kind_message(spec) == NULL) {
+    if (k == NULL || fl_kind_message(spec) == NULL) {
         fail(err, errlen, "no fault kind is set: make the spec with fl_faultspec_new");
         return -EINVAL;
     }
@@ -1263,7 +1213,7 @@ int fl_faultspec_set(Faultline__FaultSpec *spec, const char *name, const char *v
         return unknown_param(k, name, err, errlen);
     const struct param *p = param_by_name(name);
     if (p == NULL) { /* a kind lists a name no setter has: a bug here */
-        fail(err, errlen, "%s: parameter %s has no setter", k->name, name);
+        fail(err, errlen, "%s: parameter %s has no setter", kind_name(k), name);
         return -EINVAL;
     }
     if (value == NULL || value[0] == '\0') {
@@ -1297,19 +1247,20 @@ int fl_faultspec_check(const Faultline__FaultSpec *spec, char *err, size_t errle
     const struct kind *k = kind_of(spec);
     if (k == NULL) {
         char known[160];
-        join(kind_names, known, sizeof(known));
+        fl_kind_list(known, sizeof(known));
         fail(err, errlen, "the fault has no kind: expected one of %s", known);
         return -EINVAL;
     }
-    if (kind_message(spec) == NULL) {
-        fail(err, errlen, "the %s fault has no parameters message", k->name);
+    if (fl_kind_message(spec) == NULL) {
+        fail(err, errlen, "the %s fault has no parameters message", kind_name(k));
         return -EINVAL;
     }
-    int rc = k->check(spec, k->name, err, errlen);
+    int rc = k->check(spec, kind_name(k), err, errlen);
     if (rc < 0)
         return rc;
     if (spec->duration_ms == 0) {
-        fail(err, errlen, "%s needs a duration: how long the fault lasts, such as 30s", k->name);
+        fail(err, errlen, "%s needs a duration: how long the fault lasts, such as 30s",
+             kind_name(k));
         return -EINVAL;
     }
     return 0;

@@ -55,7 +55,8 @@ int fl_faultspec_set_name(Faultline__FaultSpec *spec, const char *name);
 
 /* Checks that a spec -- built here or unpacked from elsewhere -- is complete
  * and coherent: a duration; one selector for process faults; a signal that
- * kill_process sends; `every` (>= 10ms) exactly when mode is repeat; ports
+ * kill_process sends; `every` (>= 10ms) exactly when mode is repeat; peers
+ * by common/cidr.h's rule (no host bits past the prefix, as the agent); ports
  * only with protocol tcp or udp; path and fill for disk_fill; size for
  * memory_stress; every number and enum in range. Returns 0 or -EINVAL with
  * err naming the first problem. */

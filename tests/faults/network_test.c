@@ -641,6 +641,10 @@ static void test_validation(void **state)
     invalid_peer("", "peers[1] is empty");
     invalid_peer("10.0.0.1\nflush ruleset", "peers[1] holds a control character");
     invalid_peer("10.0.0.1\"", "10.0.0.1\"");
+    /* host bits past the prefix: refused with the network meant (common/cidr.h) */
+    invalid_peer("10.1.2.3/8", "peers[1]: '10.1.2.3/8' has bits set after the prefix; did you "
+                               "mean 10.0.0.0/8?");
+    invalid_peer("FD00::5/64", "did you mean fd00::/64?");
 
     invalid_ports(FAULTLINE__PROTOCOL__PROTOCOL_TCP, 0, 0, "port 0");
     invalid_ports(FAULTLINE__PROTOCOL__PROTOCOL_UDP, 65536, 0, "port 65536");
@@ -687,6 +691,19 @@ static void test_validation(void **state)
     undo = json_pack("{s:s,s:s}", "kind", "network_drop", "id", "f-1\"; flush ruleset");
     assert_int_equal(fl_kind_network_drop.revert(undo, err, sizeof(err)), -EINVAL);
     json_decref(undo);
+    undo = json_pack("{s:s,s:s}", "kind", "network_drop", "id", "f-1.2"); /* common/faultid.h */
+    assert_int_equal(fl_kind_network_drop.revert(undo, err, sizeof(err)), -EINVAL);
+    json_decref(undo);
+
+    /* a fault id that is not plain is refused before anything is planned */
+    req_init(&r, FAULTLINE__DIRECTION__DIRECTION_BOTH, FAULTLINE__PROTOCOL__PROTOCOL_ALL,
+             FAULTLINE__DROP_ACTION__DROP_ACTION_DROP, 0);
+    struct fl_fault *dotted = fault_new(&r);
+    snprintf(dotted->id, sizeof(dotted->id), "f-1.2");
+    assert_int_equal(prepare(dotted, CONTROL, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "not a plain id"));
+    assert_null(dotted->undo);
+    fault_free(dotted);
 
     /* nothing of that touched the host, and neither does a good prepare */
     if (ready) {
@@ -704,11 +721,11 @@ static void test_normalise(void **state)
     struct req r;
     req_init(&r, FAULTLINE__DIRECTION__DIRECTION_INGRESS, FAULTLINE__PROTOCOL__PROTOCOL_TCP,
              FAULTLINE__DROP_ACTION__DROP_ACTION_DROP, 0);
-    req_peer(&r, "10.1.2.3/8");
-    req_peer(&r, "192.0.2.7/32");
     req_peer(&r, "10.0.0.0/8");
+    req_peer(&r, "192.0.2.7/32");
+    req_peer(&r, "10.1.0.0/16");
     req_peer(&r, "10.9.9.9");
-    req_peer(&r, "FD00:0:0:0::5/64");
+    req_peer(&r, "FD00:0:0:0::/64");
     req_peer(&r, "192.0.2.7");
     req_port(&r, 443, 0);
     req_port(&r, 81, 90);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "agent/config.h"
+#include "common/text.h"
 #include "agent/guardrails.h"
 
 static char dir[64];
@@ -315,23 +316,29 @@ static void test_bad_values(void **state)
          "2:20: expected a whole number from 1 to 4096, found '-1'"},
         /* allowed_controllers */
         {"guardrails:\n  allowed_controllers: [controller.example.com]\n",
-         "2:25: allowed_controllers takes numeric addresses or CIDRs, like 10.0.0.0/8, "
-         "127.0.0.1 or fd00::/8"},
+         "2:25: allowed_controllers: 'controller.example.com' is not an IP address or CIDR such "
+         "as 10.0.0.0/8, 192.0.2.7 or fd00::/64 (host names are not resolved)"},
         {"guardrails:\n  allowed_controllers: [10.0.0.0/33]\n",
-         "2:25: the prefix length after '/' must be 0 to 32"},
+         "2:25: allowed_controllers: '10.0.0.0/33' has a bad prefix length: an IPv4 prefix is "
+         "/0 to /32"},
         {"guardrails:\n  allowed_controllers: [\"fd00::/129\"]\n",
-         "2:25: the prefix length after '/' must be 0 to 128"},
+         "2:25: allowed_controllers: 'fd00::/129' has a bad prefix length: an IPv6 prefix is "
+         "/0 to /128"},
         {"guardrails:\n  allowed_controllers: [10.0.0.0/]\n",
-         "2:25: the prefix length after '/' must be 0 to 32"},
+         "2:25: allowed_controllers: '10.0.0.0/' has a bad prefix length: an IPv4 prefix is "
+         "/0 to /32"},
         {"guardrails:\n  allowed_controllers: [10.0.0.0/+8]\n",
-         "2:25: the prefix length after '/' must be 0 to 32"},
+         "2:25: allowed_controllers: '10.0.0.0/+8' has a bad prefix length: an IPv4 prefix is "
+         "/0 to /32"},
         {"guardrails:\n  allowed_controllers: [10.1.2.3/8]\n",
-         "2:25: 10.1.2.3/8 has bits set after the prefix; did you mean 10.0.0.0/8?"},
+         "2:25: allowed_controllers: '10.1.2.3/8' has bits set after the prefix; did you mean "
+         "10.0.0.0/8?"},
         {"guardrails:\n  allowed_controllers: [\"fd00::1/8\"]\n",
-         "2:25: fd00::1/8 has bits set after the prefix; did you mean fd00::/8?"},
+         "2:25: allowed_controllers: 'fd00::1/8' has bits set after the prefix; did you mean "
+         "fd00::/8?"},
         {"guardrails:\n  allowed_controllers: [/8]\n",
-         "2:25: allowed_controllers takes numeric addresses or CIDRs, like 10.0.0.0/8, "
-         "127.0.0.1 or fd00::/8"},
+         "2:25: allowed_controllers: '/8' is not an IP address or CIDR such as 10.0.0.0/8, "
+         "192.0.2.7 or fd00::/64 (host names are not resolved)"},
         /* a good list first, then a bad value: the list must not leak */
         {"guardrails:\n  protected_processes: [a, b]\n  fill_paths: [/x]\n  max_fill: 0%\n",
          "4:13: max_fill takes a percentage from 1% to 100%, like 95%"},
@@ -356,6 +363,25 @@ static void test_bad_values(void **state)
         assert_memory_equal(&fc, &fc_before, sizeof(fc));
         fl_guardrails_free(&g);
     }
+}
+
+/* a fill path goes by the request-text rule (common/text.h) */
+static void test_long_fill_path(void **state)
+{
+    (void)state;
+    static char text[FL_TEXT_MAX + 64];
+    int n = snprintf(text, sizeof(text), "guardrails:\n  fill_paths: [/");
+    memset(text + n, 'a', FL_TEXT_MAX);
+    snprintf(text + n + FL_TEXT_MAX, sizeof(text) - (size_t)n - FL_TEXT_MAX, "]\n");
+    write_config(text);
+    struct fl_guardrails g;
+    fl_guardrails_defaults(&g);
+    struct fl_agent_file_config fc;
+    char err[512] = "", want[600];
+    assert_int_equal(fl_agent_config_load(path, &fc, &g, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:2:16: fill path is over 4096 bytes", path);
+    assert_string_equal(err, want);
+    fl_guardrails_free(&g);
 }
 
 static void test_unreadable(void **state)
@@ -400,10 +426,10 @@ static void test_addresses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_file),   cmocka_unit_test(test_defaults_when_absent),
-        cmocka_unit_test(test_empty_files), cmocka_unit_test(test_lists_replace_defaults),
-        cmocka_unit_test(test_bad_values),  cmocka_unit_test(test_addresses),
-        cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_full_file),      cmocka_unit_test(test_defaults_when_absent),
+        cmocka_unit_test(test_empty_files),    cmocka_unit_test(test_lists_replace_defaults),
+        cmocka_unit_test(test_bad_values),     cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_long_fill_path), cmocka_unit_test(test_unreadable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -495,11 +495,16 @@ static void test_bad_values(void **state)
         {"network_drop", "percent", "-30", "not a whole percentage", NULL},
         {"network_drop", "peers", "10.0.0.256", "'10.0.0.256' is not an IP address", "CIDRs"},
         {"network_drop", "peers", "db1.internal", "host names are not resolved", NULL},
-        {"network_drop", "peers", "10.0.0.0/33", "prefix length over 32", NULL},
-        {"network_drop", "peers", "fd00::/129", "prefix length over 128", NULL},
-        {"network_drop", "peers", "10.0.0.0/", "prefix length that is not a number", NULL},
-        {"network_drop", "peers", "10.0.0.0/x", "prefix length that is not a number", NULL},
-        {"network_drop", "peers", "10.0.0.0/-1", "prefix length that is not a number", NULL},
+        {"network_drop", "peers", "10.0.0.0/33", "bad prefix length: an IPv4 prefix is /0 to /32",
+         NULL},
+        {"network_drop", "peers", "fd00::/129", "an IPv6 prefix is /0 to /128", NULL},
+        {"network_drop", "peers", "10.0.0.0/", "'10.0.0.0/' has a bad prefix length", NULL},
+        {"network_drop", "peers", "10.0.0.0/x", "bad prefix length", NULL},
+        {"network_drop", "peers", "10.0.0.0/-1", "bad prefix length", NULL},
+        /* host bits past the prefix: common/cidr.h's rule, as the agent's */
+        {"network_drop", "peers", "10.1.2.3/8",
+         "'10.1.2.3/8' has bits set after the prefix; did you mean 10.0.0.0/8?", NULL},
+        {"network_drop", "peers", "10.0.0.1,fd00::1/64", "did you mean fd00::/64?", NULL},
         {"network_drop", "peers", "/24", "not an IP address", NULL},
         {"network_drop", "peers", "10.0.0.1,,10.0.0.2", "entry 2 is empty", NULL},
         {"network_drop", "peers", "10.0.0.1,", "entry 2 is empty", NULL},
@@ -748,7 +753,13 @@ static void test_check_foreign(void **state)
     net.n_peers = 1;
     net.peers = peers;
     assert_int_equal(fl_faultspec_check(&spec, err, sizeof(err)), -EINVAL);
-    assert_err_has(err, "peer '10.0.0.1/40' has a prefix length over 32", NULL);
+    assert_err_has(err, "peers[0]: '10.0.0.1/40' has a bad prefix length", NULL);
+    peers[0] = (char *)"10.0.0.1/24";
+    assert_int_equal(fl_faultspec_check(&spec, err, sizeof(err)), -EINVAL);
+    assert_err_has(err,
+                   "peers[0]: '10.0.0.1/24' has bits set after the prefix; did you mean "
+                   "10.0.0.0/24?",
+                   NULL);
     net.n_peers = 0;
     net.n_ports = 1;
     net.ports = ranges;

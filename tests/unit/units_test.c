@@ -99,15 +99,41 @@ static void test_format_bytes(void **state)
     assert_string_equal(buf, "512MiB");
     fl_format_bytes(3ull << 29, buf, sizeof(buf));
     assert_string_equal(buf, "1.50GiB");
+    /* the longest text fits FL_BYTES_TEXT_LEN, and one byte less does not */
+    char exact[FL_BYTES_TEXT_LEN];
+    assert_int_equal(fl_format_bytes(UINT64_MAX, exact, sizeof(exact)), FL_BYTES_TEXT_LEN - 2);
+    assert_string_equal(exact, "16777216.00TiB");
+    assert_int_equal(fl_format_bytes(UINT64_MAX - (1ull << 40), exact, sizeof(exact)), 14);
+    assert_string_equal(exact, "16777215.00TiB");
+    assert_int_equal(fl_format_bytes(UINT64_MAX, exact, 14), -ENOSPC);
+}
+
+static void test_bytes_text(void **state)
+{
+    (void)state;
+    char buf[FL_BYTES_TEXT_LEN];
+    assert_string_equal(fl_bytes_text(64ull << 20, buf, sizeof(buf)), "64MiB");
+    assert_string_equal(fl_bytes_text(0, buf, sizeof(buf)), "0B");
+    assert_string_equal(fl_bytes_text(1023, buf, sizeof(buf)), "1023B");
+    assert_string_equal(fl_bytes_text(1024, buf, sizeof(buf)), "1KiB");
+    assert_string_equal(fl_bytes_text(1536, buf, sizeof(buf)), "1.50KiB");
+    /* too short for the unit form: the plain count, cut to fit */
+    char small[6];
+    assert_string_equal(fl_bytes_text(3ull << 29, small, sizeof(small)), "16106");
+    char tiny[4];
+    assert_string_equal(fl_bytes_text(100, tiny, sizeof(tiny)), "100");
+    /* a zero-length buffer is left alone */
+    char none[1] = {'x'};
+    assert_ptr_equal(fl_bytes_text(100, none, 0), none);
+    assert_int_equal(none[0], 'x');
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_format_duration),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_format_bytes),
+        cmocka_unit_test(test_durations),  cmocka_unit_test(test_format_duration),
+        cmocka_unit_test(test_sizes),      cmocka_unit_test(test_format_bytes),
+        cmocka_unit_test(test_bytes_text),
     };
     return cmocka_run_group_tests_name("units", tests, NULL, NULL);
 }
