@@ -127,7 +127,7 @@ int fl_cmd_run(int argc, char **argv)
     fl_key_wipe(&key);
     int exit_code = FL_EXIT_ERROR;
     if (rc < 0) {
-        fprintf(stderr, "faultline run: %s\n", fl_strerror(rc));
+        fprintf(stderr, "faultline run: cannot start the run: %s\n", fl_strerror(rc));
     } else if (dry_run && rec.abort_reason[0] == '\0') {
         printf("dry run: nothing was injected\n");
         exit_code = 0;
