@@ -601,15 +601,24 @@ static int plan_faults(struct run *r)
     r->agents = calloc(e->inventory.n_hosts ? e->inventory.n_hosts : 1, sizeof(*r->agents));
     if (rec->faults == NULL || r->jobs == NULL || r->agents == NULL)
         return -ENOMEM;
+    /* room to shuffle the candidates of the fault with the most of them */
+    size_t most = 1;
+    for (size_t i = 0; i < e->n_faults; i++)
+        if (e->faults[i].target.n_hosts > most)
+            most = e->faults[i].target.n_hosts;
     size_t *agent_of_host = calloc(e->inventory.n_hosts + 1, sizeof(*agent_of_host));
-    if (agent_of_host == NULL)
+    size_t *pick = calloc(most, sizeof(*pick));
+    if (agent_of_host == NULL || pick == NULL) {
+        free(agent_of_host);
+        free(pick);
         return -ENOMEM;
+    }
     for (size_t i = 0; i < e->n_faults; i++) {
         const struct fl_fault *f = &e->faults[i];
-        size_t pick[256];
-        size_t n = f->target.n_hosts < 256 ? f->target.n_hosts : 256;
-        for (size_t k = 0; k < n; k++)
-            pick[k] = f->target.hosts[k];
+        size_t n = f->target.n_hosts;
+        assert(f->target.count <= n); /* the experiment checks it */
+        if (n > 0)
+            memcpy(pick, f->target.hosts, n * sizeof(*pick));
         /* a partial Fisher-Yates shuffle picks count of them */
         for (size_t k = 0; k < f->target.count && k < n; k++) {
             uint32_t rnd = 0;
@@ -640,6 +649,7 @@ static int plan_faults(struct run *r)
             rec->n_faults++;
         }
     }
+    free(pick);
     free(agent_of_host);
     return 0;
 }
@@ -653,9 +663,16 @@ static void measure(struct run *r)
         .reverted_at = rec->reverted_at_ms,
         .end_at = rec->ended_at_ms,
     };
-    struct fl_measurement ms[64];
+    /* one measurement per recovery probe, however many the experiment lists */
+    struct fl_measurement *ms =
+        calloc(e->recovery.n_probes ? e->recovery.n_probes : 1, sizeof(*ms));
+    if (ms == NULL) {
+        rec->verdict = FL_VERDICT_ABORTED;
+        snprintf(rec->reason, sizeof(rec->reason), "out of memory measuring the recovery");
+        return;
+    }
     size_t n = 0;
-    for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms && n < 64; i++) {
+    for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms; i++) {
         struct fl_run_probe *rp = &rec->probes[e->recovery.probes[i]];
         rp->in_recovery = true;
         if (fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w,
@@ -665,6 +682,7 @@ static void measure(struct run *r)
         }
     }
     rec->measured = n > 0 && fl_measure_combine(ms, n, &rec->m) == 0;
+    free(ms);
 
     rec->steady_state_returned = true;
     for (size_t i = 0; i < e->n_steady_state; i++) {
