@@ -1,11 +1,13 @@
 /* faultline inject HOST KIND [NAME=VALUE...] --duration D: one fault by hand.
  * The fault is detached from this command: it prints the fault's id and
  * exits, and the fault's own duration (capped by the agent) ends it. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/units.h"
 #include "controller/cli/cli.h"
 #include "controller/report/faultprint.h"
@@ -50,7 +52,7 @@ static void print_injected(struct fl_oneshot_target *t, const Faultline__Envelop
 {
     (void)ctx;
     if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_INJECTED) {
-        t->status = -1;
+        t->status = -EPROTO;
         snprintf(t->error, sizeof(t->error), "unexpected reply to an inject request");
         return;
     }
@@ -111,7 +113,7 @@ int fl_cmd_inject(int argc, char **argv)
         char *eq = strchr(argv[i], '=');
         if (eq == NULL) {
             snprintf(err, sizeof(err), "'%s' is not NAME=VALUE", argv[i]);
-            rc = -1;
+            rc = -EINVAL;
             break;
         }
         *eq = '\0';
@@ -122,10 +124,15 @@ int fl_cmd_inject(int argc, char **argv)
         rc = fl_faultspec_set(spec, "duration", duration, err, sizeof(err));
     if (rc == 0 && spec->duration_ms == 0) {
         snprintf(err, sizeof(err), "--duration is required: every fault ends by itself");
-        rc = -1;
+        rc = -EINVAL;
     }
     if (rc == 0)
         rc = fl_faultspec_check(spec, err, sizeof(err));
+    if (rc == -ENOMEM) {
+        fl_faultspec_free(spec);
+        fprintf(stderr, "faultline inject: %s\n", fl_strerror(rc));
+        return FL_EXIT_ERROR; /* not a usage error */
+    }
     if (rc != 0) {
         fl_faultspec_free(spec);
         return fl_cli_usage_error("inject", "%s", err);

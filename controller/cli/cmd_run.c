@@ -16,33 +16,32 @@
 #include "controller/report/report.h"
 #include "controller/run/run.h"
 
-/* mkdir -p: the report directory and any missing parents. 0 or -1 (errno). */
+/* mkdir -p: the report directory and any missing parents. 0 or a negative
+ * errno. */
 static int make_dirs(const char *path)
 {
     char buf[4096];
     size_t len = strlen(path);
-    if (len == 0 || len >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
+    if (len == 0)
+        return -ENOENT;
+    if (len >= sizeof(buf))
+        return -ENAMETOOLONG;
     memcpy(buf, path, len + 1);
     for (char *p = buf + 1; *p != '\0'; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
         if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
+            return -errno;
         *p = '/';
     }
     if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
+        return -errno;
     struct stat st;
     if (stat(buf, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
     return 0;
 }
 
@@ -114,8 +113,9 @@ int fl_cmd_run(int argc, char **argv)
         fl_experiment_free(&e);
         return krc;
     }
-    if (report_dir != NULL && make_dirs(report_dir) != 0) {
-        fprintf(stderr, "faultline run: cannot create %s: %s\n", report_dir, strerror(errno));
+    int drc = report_dir != NULL ? make_dirs(report_dir) : 0;
+    if (drc < 0) {
+        fprintf(stderr, "faultline run: cannot create %s: %s\n", report_dir, fl_strerror(drc));
         fl_key_wipe(&key);
         fl_experiment_free(&e);
         return FL_EXIT_ERROR;
@@ -127,7 +127,7 @@ int fl_cmd_run(int argc, char **argv)
     fl_key_wipe(&key);
     int exit_code = FL_EXIT_ERROR;
     if (rc < 0) {
-        fprintf(stderr, "faultline run: %s\n", fl_strerror(rc));
+        fprintf(stderr, "faultline run: cannot start the run: %s\n", fl_strerror(rc));
     } else if (dry_run && rec.abort_reason[0] == '\0') {
         printf("dry run: nothing was injected\n");
         exit_code = 0;

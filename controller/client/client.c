@@ -1,5 +1,6 @@
 #include "controller/client/client.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,11 +11,36 @@
 #include "common/conn.h"
 #include "common/log.h"
 
+/* The phase changes only in set_phase(), which checks the move against
+ * `allowed` (the diagram in client.h) and logs it at debug level:
+ *
+ *   RESOLVING ──► CONNECTING (TCP connect, handshake) ──► READY ──► CLOSED
+ *       └───────────────┴── a failure, or fl_client_close() ──────► CLOSED
+ *
+ * `closing` is not a phase: fl_client_close() sets it in any phase, and the
+ * client then reaches CLOSED once what it started (a lookup, a connection)
+ * has ended. */
 enum client_phase {
     PHASE_RESOLVING,
     PHASE_CONNECTING, /* TCP connect and handshake */
     PHASE_READY,
     PHASE_CLOSED,
+};
+
+#define N_PHASES (PHASE_CLOSED + 1)
+
+static const char *const phase_names[N_PHASES] = {
+    [PHASE_RESOLVING] = "resolving",
+    [PHASE_CONNECTING] = "connecting",
+    [PHASE_READY] = "ready",
+    [PHASE_CLOSED] = "closed",
+};
+
+/* allowed[from][to] */
+static const bool allowed[N_PHASES][N_PHASES] = {
+    [PHASE_RESOLVING] = {[PHASE_CONNECTING] = true, [PHASE_CLOSED] = true},
+    [PHASE_CONNECTING] = {[PHASE_READY] = true, [PHASE_CLOSED] = true},
+    [PHASE_READY] = {[PHASE_CLOSED] = true},
 };
 
 struct pending {
@@ -31,9 +57,10 @@ struct fl_client {
     uv_loop_t *loop;
     uv_getaddrinfo_t gai;
     struct fl_conn *conn;
-    enum client_phase phase;
+    enum client_phase phase;     /* only set_phase() changes it */
     enum client_phase failed_in; /* where the failure, if any, happened */
     bool closing;
+    bool told_closed; /* ops->closed has run */
     uint64_t timeout_ms;
     uint64_t next_id;
     struct pending *pending;
@@ -71,12 +98,27 @@ const char *fl_client_where(const struct fl_client *cl)
     return cl->where;
 }
 
+/* The only place the phase changes. */
+static void set_phase(struct fl_client *cl, enum client_phase to)
+{
+    assert(cl->phase < N_PHASES && to < N_PHASES);
+    bool legal = allowed[cl->phase][to];
+    if (!legal) /* a bug; said out loud also where asserts are compiled out */
+        fl_error("internal error: client %s: no move from %s to %s", cl->name,
+                 phase_names[cl->phase], phase_names[to]);
+    assert(legal);
+    fl_debug("client %s: %s -> %s", cl->name, phase_names[cl->phase], phase_names[to]);
+    cl->phase = to;
+}
+
 /* ------------------------------------------------------------------ teardown */
 
 static void maybe_free(struct fl_client *cl)
 {
     if (cl->phase != PHASE_CLOSED || cl->open_timers > 0)
         return;
+    assert(cl->pending == NULL && !cl->told_closed); /* all answered; closed runs once */
+    cl->told_closed = true;
     cl->ops->closed(cl, cl->reason);
     free(cl->name);
     free(cl);
@@ -87,6 +129,7 @@ static void on_pending_timer_closed(uv_handle_t *h)
     struct pending *p = h->data;
     struct fl_client *cl = p->client;
     free(p);
+    assert(cl->open_timers > 0);
     cl->open_timers--;
     maybe_free(cl);
 }
@@ -112,7 +155,7 @@ static void finish(struct fl_client *cl, int reason)
     if (cl->phase == PHASE_CLOSED)
         return;
     cl->failed_in = cl->phase;
-    cl->phase = PHASE_CLOSED;
+    set_phase(cl, PHASE_CLOSED);
     cl->reason = reason;
     while (cl->pending)
         finish_pending(cl->pending, NULL, reason < 0 ? reason : -ECANCELED);
@@ -154,7 +197,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         finish(cl, -ENOMEM);
         return;
     }
-    cl->phase = PHASE_CONNECTING;
+    set_phase(cl, PHASE_CONNECTING);
     /* the first address: the agent listens on one address, not a pool */
     int rc = fl_conn_connect(cl->conn, res->ai_addr, cl->timeout_ms);
     uv_freeaddrinfo(res);
@@ -190,7 +233,7 @@ int fl_client_connect(uv_loop_t *loop, const char *name, const char *host, uint1
     cl->data = data;
     cl->next_id = 1;
     cl->timeout_ms = timeout_ms;
-    cl->phase = PHASE_RESOLVING;
+    cl->phase = PHASE_RESOLVING; /* where every client starts; not a move */
     cl->gai.data = cl;
     fl_addr_join(host, port, cl->where, sizeof(cl->where));
 
@@ -209,7 +252,7 @@ int fl_client_connect(uv_loop_t *loop, const char *name, const char *host, uint1
 static void on_conn_ready(struct fl_conn *c, const Faultline__Welcome *welcome)
 {
     struct fl_client *cl = fl_conn_data(c);
-    cl->phase = PHASE_READY;
+    set_phase(cl, PHASE_READY);
     fl_debug("%s: authenticated; agent %s on %s, session %llu", cl->name, welcome->version,
              welcome->hostname, (unsigned long long)welcome->session_id);
     cl->ops->ready(cl, welcome);

@@ -82,15 +82,29 @@ static const struct fl_client_ops oneshot_client_ops = {
     .closed = on_closed,
 };
 
+/* Nothing was sent to any target: each says why. Returns n, all failed. */
+static int fail_all(struct fl_oneshot_target *targets, int n, int status, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        targets[i].status = status;
+        snprintf(targets[i].error, sizeof(targets[i].error), "%s: %s", what, fl_strerror(status));
+    }
+    return n;
+}
+
 int fl_oneshot_run(struct fl_oneshot_target *targets, int n, const struct fl_key *key,
                    uint64_t timeout_ms, const struct fl_oneshot_ops *ops, void *ctx)
 {
     struct run run = {ops, ctx, timeout_ms};
     struct slot *sl = calloc((size_t)n, sizeof(*sl));
     if (sl == NULL)
-        return n;
+        return fail_all(targets, n, -ENOMEM, "nothing sent");
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    int lrc = uv_loop_init(&loop);
+    if (lrc < 0) {
+        free(sl);
+        return fail_all(targets, n, lrc, "nothing sent: cannot start an event loop");
+    }
     for (int i = 0; i < n; i++) {
         sl[i].run = &run;
         sl[i].t = &targets[i];

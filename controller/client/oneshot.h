@@ -30,7 +30,9 @@ struct fl_oneshot_ops {
 };
 
 /* Parses specs into targets (usage error: returns -EINVAL naming the bad one
- * in *bad), runs every request, and returns how many targets failed. */
+ * in *bad), runs every request, and returns how many targets failed. Every
+ * target that failed has a negative errno in status and a sentence in error,
+ * also when nothing could be sent at all (no memory, no event loop). */
 int fl_oneshot_parse(char *const *specs, int n, struct fl_oneshot_target *targets,
                      const char **bad);
 int fl_oneshot_run(struct fl_oneshot_target *targets, int n, const struct fl_key *key,

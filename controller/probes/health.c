@@ -21,6 +21,7 @@
  * result decides the state on its own. */
 #include "controller/probes/health.h"
 
+#include <assert.h>
 #include <limits.h>
 
 #define DEFAULT_RISE 2u
@@ -35,8 +36,10 @@ void fl_health_init(struct fl_health *h, unsigned rise, unsigned fall)
     h->failures = 0;
 }
 
+/* The only place the state changes. UNKNOWN is never returned to. */
 static void set_state(struct fl_health *h, enum fl_health_state to, bool *changed)
 {
+    assert(to == FL_HEALTH_HEALTHY || to == FL_HEALTH_UNHEALTHY);
     if (h->state != to) {
         h->state = to;
         *changed = true;
@@ -59,6 +62,9 @@ bool fl_health_update(struct fl_health *h, bool ok)
         if (h->failures >= h->fall)
             set_state(h, FL_HEALTH_UNHEALTHY, &changed);
     }
+    /* A state holds only until the opposite run reaches its threshold. */
+    assert(h->state != FL_HEALTH_HEALTHY || h->failures < h->fall);
+    assert(h->state != FL_HEALTH_UNHEALTHY || h->successes < h->rise);
     return changed;
 }
 

@@ -19,6 +19,7 @@
  * and the attempt has ended, whichever comes last. */
 #include "controller/probes/probe.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -258,12 +259,14 @@ static void maybe_finish(struct fl_probe *p)
 static void on_closed(uv_handle_t *h)
 {
     struct fl_probe *p = h->data;
+    assert(p->open_handles > 0);
     p->open_handles--;
     maybe_finish(p);
 }
 
 static void report(struct fl_probe *p, bool ok, const char *detail)
 {
+    assert(!p->stopping); /* a stopped probe reports nothing more */
     struct fl_probe_result r;
     memset(&r, 0, sizeof(r));
     r.started_ms = p->started_ms;
@@ -291,6 +294,7 @@ void fl_probe_attempt_end(struct fl_probe *p, bool ok, const char *fmt, ...)
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
 
+    assert(p->attempt != NULL); /* exactly once per attempt that started */
     p->attempt = NULL;
     p->cancelled = false;
     if (p->owed && !p->stopping && !p->once) {

@@ -1,5 +1,26 @@
+/* The runner of one experiment (run.h).
+ *
+ * The run's phase changes in one place, set_phase(), which checks the move
+ * against the table `allowed` below (an assert) and logs it at debug level:
+ *
+ *   CONNECTING ──► STEADY_STATE ──► INJECTING ──► OBSERVING ──► RECOVERING
+ *      │ every agent   │ steady-state   │ the first      │ every fault  │ recovery
+ *      │ ready         │ probes healthy │ fault applied  │ reverted     │ probes healthy,
+ *      ▼               ▼                ▼                ▼              ▼ or its timeout
+ *   DONE ◄──────────────────────────────────────────────────────────────┘
+ *      from any phase: aborted (an agent unreachable or lost, abort_when,
+ *      SIGINT/SIGTERM, an inject that failed, the steady state never holding),
+ *      once every job is done; from STEADY_STATE also: the dry run's plan printed
+ *
+ * `aborting` is not a phase: abort_run() sets it in any phase before DONE, and
+ * from then on DONE is the only move left, taken once every job is done (what
+ * was applied reverted, or its agent lost). Each fault on each host (a job)
+ * has its own progress: scheduled, injecting, applied, reverting, done.
+ * OBSERVING lasts until the last job is done, so one fault may be reverting
+ * while another has yet to start. */
 #include "controller/run/run.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -20,6 +41,32 @@
 #define HEARTBEAT_MS 1000
 #define REQUEST_TIMEOUT_MS 30000 /* an inject of a disk fill may take a while */
 #define TICK_MS 50
+
+enum phase {
+    PHASE_CONNECTING,
+    PHASE_STEADY_STATE,
+    PHASE_INJECTING,
+    PHASE_OBSERVING,
+    PHASE_RECOVERING,
+    PHASE_DONE,
+};
+
+#define N_PHASES (PHASE_DONE + 1)
+
+static const char *const phase_names[N_PHASES] = {
+    [PHASE_CONNECTING] = "connecting", [PHASE_STEADY_STATE] = "steady state",
+    [PHASE_INJECTING] = "injecting",   [PHASE_OBSERVING] = "observing",
+    [PHASE_RECOVERING] = "recovering", [PHASE_DONE] = "done",
+};
+
+/* allowed[from][to]: the arrows of the diagram above. */
+static const bool allowed[N_PHASES][N_PHASES] = {
+    [PHASE_CONNECTING] = {[PHASE_STEADY_STATE] = true, [PHASE_DONE] = true},
+    [PHASE_STEADY_STATE] = {[PHASE_INJECTING] = true, [PHASE_DONE] = true},
+    [PHASE_INJECTING] = {[PHASE_OBSERVING] = true, [PHASE_DONE] = true},
+    [PHASE_OBSERVING] = {[PHASE_RECOVERING] = true, [PHASE_DONE] = true},
+    [PHASE_RECOVERING] = {[PHASE_DONE] = true},
+};
 
 struct agent {
     struct run *run;
@@ -53,7 +100,7 @@ struct run {
     const struct fl_key *key;
     const struct fl_run_options *o;
     struct fl_run_record *rec;
-    enum fl_run_phase phase;
+    enum phase phase; /* only set_phase() changes it */
     struct agent *agents;
     size_t n_agents;
     struct probe_slot *slots;
@@ -90,6 +137,19 @@ static void progress(struct run *r, const char *fmt, ...)
     fflush(r->o->progress);
 }
 
+/* The only place the phase changes. */
+static void set_phase(struct run *r, enum phase to)
+{
+    assert(r->phase < N_PHASES && to < N_PHASES);
+    bool legal = allowed[r->phase][to] && (to == PHASE_DONE || !r->aborting);
+    if (!legal) /* a bug; said out loud also where asserts are compiled out */
+        fl_error("internal error: run %s: no move from %s to %s%s", r->e->name,
+                 phase_names[r->phase], phase_names[to], r->aborting ? " while aborting" : "");
+    assert(legal); /* an aborting run only ends */
+    fl_debug("run %s: %s -> %s", r->e->name, phase_names[r->phase], phase_names[to]);
+    r->phase = to;
+}
+
 static void finish(struct run *r);
 static void start_revert(struct job *j);
 
@@ -107,7 +167,7 @@ static void abort_run(struct run *r, const char *fmt, ...) __attribute__((format
 
 static void abort_run(struct run *r, const char *fmt, ...)
 {
-    if (r->aborting || r->phase == FL_RUN_DONE)
+    if (r->aborting || r->phase == PHASE_DONE)
         return;
     r->aborting = true;
     va_list ap;
@@ -146,8 +206,9 @@ static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, 
     struct job *j = arg;
     struct run *r = j->run;
     (void)cl;
-    if (r->phase == FL_RUN_DONE)
+    if (r->phase == PHASE_DONE)
         return;
+    assert(j->reverting && !j->done); /* one reply per revert request */
     j->done = true;
     j->rf->reverted_at_ms = fl_now_ms();
     const Faultline__FaultList *list =
@@ -182,7 +243,7 @@ static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, 
         finish(r);
         return;
     }
-    r->phase = FL_RUN_RECOVERING;
+    set_phase(r, PHASE_RECOVERING);
     r->deadline_ms = fl_mono_ms() + r->e->recovery.timeout_ms;
     progress(r, "all faults reverted; waiting up to %llu ms for recovery",
              (unsigned long long)r->e->recovery.timeout_ms);
@@ -223,8 +284,9 @@ static void on_injected(struct fl_client *cl, const Faultline__Envelope *reply, 
     struct job *j = arg;
     struct run *r = j->run;
     (void)cl;
+    assert(j->injecting && !j->applied); /* one reply per inject request */
     j->injecting = false;
-    if (r->phase == FL_RUN_DONE)
+    if (r->phase == PHASE_DONE)
         return;
     if (status < 0 || reply->msg_case != FAULTLINE__ENVELOPE__MSG_INJECTED) {
         const char *why = status < 0 ? fl_strerror(status)
@@ -255,7 +317,8 @@ static void on_injected(struct fl_client *cl, const Faultline__Envelope *reply, 
         start_revert(j);
         return;
     }
-    r->phase = FL_RUN_OBSERVING;
+    if (r->phase == PHASE_INJECTING) /* the first fault applied; later ones keep it */
+        set_phase(r, PHASE_OBSERVING);
     uv_timer_start(&j->timer, on_duration_end, j->rf->fault->duration_ms, 0);
 }
 
@@ -280,7 +343,7 @@ static void on_fault_start(uv_timer_t *t)
 
 static void start_injecting(struct run *r)
 {
-    r->phase = FL_RUN_INJECTING;
+    set_phase(r, PHASE_INJECTING);
     progress(r, "steady state holds; injecting %zu fault(s)", r->rec->n_faults);
     for (size_t i = 0; i < r->rec->n_faults; i++) {
         struct job *j = &r->jobs[i];
@@ -320,6 +383,10 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
     struct run *r = s->run;
     struct fl_run_probe *rp = &r->rec->probes[s->index];
     (void)p;
+    /* finish() stops every probe, and a stopped probe reports nothing more:
+     * the timeline is closed once the run is done. */
+    assert(r->phase != PHASE_DONE);
+    assert(rp->n_results <= rp->cap);
     if (rp->n_results == rp->cap) {
         size_t cap = rp->cap ? rp->cap * 2 : 256;
         struct fl_probe_result *grown = realloc(rp->results, cap * sizeof(*grown));
@@ -341,6 +408,7 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
 static void on_probe_stopped(void *arg)
 {
     struct run *r = arg;
+    assert(r->probes_open > 0);
     r->probes_open--;
 }
 
@@ -351,10 +419,10 @@ static void on_tick(uv_timer_t *t)
     struct run *r = t->data;
     const struct fl_experiment *e = r->e;
     uint64_t now = fl_mono_ms();
-    if (r->phase == FL_RUN_DONE || r->aborting)
+    if (r->phase == PHASE_DONE || r->aborting)
         return;
 
-    if (r->phase == FL_RUN_STEADY_STATE) {
+    if (r->phase == PHASE_STEADY_STATE) {
         if (all_healthy(r, e->steady_state, e->n_steady_state)) {
             if (r->o->dry_run) {
                 print_plan(r);
@@ -367,7 +435,7 @@ static void on_tick(uv_timer_t *t)
         }
         return;
     }
-    if (r->phase == FL_RUN_CONNECTING)
+    if (r->phase == PHASE_CONNECTING)
         return;
     /* abort_when, from injection on */
     for (size_t i = 0; i < e->n_aborts; i++) {
@@ -387,7 +455,7 @@ static void on_tick(uv_timer_t *t)
             }
         }
     }
-    if (r->phase == FL_RUN_RECOVERING) {
+    if (r->phase == PHASE_RECOVERING) {
         if (all_healthy(r, e->recovery.probes, e->recovery.n_probes)) {
             progress(r, "recovery probes healthy");
             finish(r);
@@ -427,7 +495,7 @@ static void on_heartbeat(uv_timer_t *t)
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct run *r = h->data;
-    if (r->phase == FL_RUN_DONE)
+    if (r->phase == PHASE_DONE)
         return;
     abort_run(r, "interrupted (%s)", signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
@@ -437,7 +505,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void enter_steady_state(struct run *r)
 {
     const struct fl_experiment *e = r->e;
-    r->phase = FL_RUN_STEADY_STATE;
+    set_phase(r, PHASE_STEADY_STATE);
     /* enough for every steady-state probe to rise, with room to spare */
     uint64_t need = 2000;
     for (size_t i = 0; i < e->n_steady_state; i++) {
@@ -460,7 +528,7 @@ static void on_agent_ready(struct fl_client *cl, const Faultline__Welcome *w)
     for (size_t i = 0; i < r->n_agents; i++)
         if (!r->agents[i].ready)
             return;
-    if (r->phase == FL_RUN_CONNECTING)
+    if (r->phase == PHASE_CONNECTING)
         enter_steady_state(r);
 }
 
@@ -473,7 +541,7 @@ static void on_agent_closed(struct fl_client *cl, int reason)
     if (r->closing)
         return;
     fl_client_explain(cl, reason, a->error, sizeof(a->error));
-    if (r->phase <= FL_RUN_STEADY_STATE) {
+    if (r->phase == PHASE_CONNECTING || r->phase == PHASE_STEADY_STATE) {
         abort_run(r, "agent %s (%s) unreachable: %s; nothing was injected", a->host->name,
                   fl_client_where(cl), a->error);
         return;
@@ -496,9 +564,9 @@ static const struct fl_client_ops agent_ops = {
 
 static void finish(struct run *r)
 {
-    if (r->phase == FL_RUN_DONE)
+    if (r->phase == PHASE_DONE)
         return;
-    r->phase = FL_RUN_DONE;
+    set_phase(r, PHASE_DONE);
     r->closing = true;
     r->rec->ended_at_ms = fl_now_ms();
     uv_timer_stop(&r->tick);
@@ -533,15 +601,24 @@ static int plan_faults(struct run *r)
     r->agents = calloc(e->inventory.n_hosts ? e->inventory.n_hosts : 1, sizeof(*r->agents));
     if (rec->faults == NULL || r->jobs == NULL || r->agents == NULL)
         return -ENOMEM;
+    /* room to shuffle the candidates of the fault with the most of them */
+    size_t most = 1;
+    for (size_t i = 0; i < e->n_faults; i++)
+        if (e->faults[i].target.n_hosts > most)
+            most = e->faults[i].target.n_hosts;
     size_t *agent_of_host = calloc(e->inventory.n_hosts + 1, sizeof(*agent_of_host));
-    if (agent_of_host == NULL)
+    size_t *pick = calloc(most, sizeof(*pick));
+    if (agent_of_host == NULL || pick == NULL) {
+        free(agent_of_host);
+        free(pick);
         return -ENOMEM;
+    }
     for (size_t i = 0; i < e->n_faults; i++) {
         const struct fl_fault *f = &e->faults[i];
-        size_t pick[256];
-        size_t n = f->target.n_hosts < 256 ? f->target.n_hosts : 256;
-        for (size_t k = 0; k < n; k++)
-            pick[k] = f->target.hosts[k];
+        size_t n = f->target.n_hosts;
+        assert(f->target.count <= n); /* the experiment checks it */
+        if (n > 0)
+            memcpy(pick, f->target.hosts, n * sizeof(*pick));
         /* a partial Fisher-Yates shuffle picks count of them */
         for (size_t k = 0; k < f->target.count && k < n; k++) {
             uint32_t rnd = 0;
@@ -572,6 +649,7 @@ static int plan_faults(struct run *r)
             rec->n_faults++;
         }
     }
+    free(pick);
     free(agent_of_host);
     return 0;
 }
@@ -585,9 +663,16 @@ static void measure(struct run *r)
         .reverted_at = rec->reverted_at_ms,
         .end_at = rec->ended_at_ms,
     };
-    struct fl_measurement ms[64];
+    /* one measurement per recovery probe, however many the experiment lists */
+    struct fl_measurement *ms =
+        calloc(e->recovery.n_probes ? e->recovery.n_probes : 1, sizeof(*ms));
+    if (ms == NULL) {
+        rec->verdict = FL_VERDICT_ABORTED;
+        snprintf(rec->reason, sizeof(rec->reason), "out of memory measuring the recovery");
+        return;
+    }
     size_t n = 0;
-    for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms && n < 64; i++) {
+    for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms; i++) {
         struct fl_run_probe *rp = &rec->probes[e->recovery.probes[i]];
         rp->in_recovery = true;
         if (fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w,
@@ -597,6 +682,7 @@ static void measure(struct run *r)
         }
     }
     rec->measured = n > 0 && fl_measure_combine(ms, n, &rec->m) == 0;
+    free(ms);
 
     rec->steady_state_returned = true;
     for (size_t i = 0; i < e->n_steady_state; i++) {
@@ -655,6 +741,11 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     struct run *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return -ENOMEM;
+    int rc = uv_loop_init(&r->loop);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
     memset(rec, 0, sizeof(*rec));
     rec->e = e;
     rec->started_at_ms = fl_now_ms();
@@ -662,15 +753,21 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     r->key = key;
     r->o = o;
     r->rec = rec;
-    uv_loop_init(&r->loop);
+    r->phase = PHASE_CONNECTING; /* where every run starts; not a move */
 
-    int rc = plan_faults(r);
+    rc = plan_faults(r);
     rec->probes = calloc(e->n_probes ? e->n_probes : 1, sizeof(*rec->probes));
     r->slots = calloc(e->n_probes ? e->n_probes : 1, sizeof(*r->slots));
-    if (rc == 0 && (rec->probes == NULL || r->slots == NULL))
-        rc = -ENOMEM;
-    rec->n_probes = e->n_probes;
+    if (rec->probes == NULL || r->slots == NULL) {
+        rc = rc < 0 ? rc : -ENOMEM;
+    } else {
+        /* every probe in the record, also those a failure below never starts */
+        rec->n_probes = e->n_probes;
+        for (size_t i = 0; i < e->n_probes; i++)
+            rec->probes[i].spec = &e->probes[i];
+    }
 
+    /* Neither can fail on a loop that is up: uv_loop_init made the signal pipe. */
     uv_timer_init(&r->loop, &r->tick);
     uv_timer_init(&r->loop, &r->heartbeat);
     uv_signal_init(&r->loop, &r->sigint);
@@ -679,7 +776,6 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
 
     for (size_t i = 0; rc == 0 && i < e->n_probes; i++) {
         struct probe_slot *s = &r->slots[i];
-        rec->probes[i].spec = &e->probes[i];
         s->run = r;
         s->index = i;
         fl_health_init(&s->health, e->probes[i].rise, e->probes[i].fall);
@@ -691,7 +787,9 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     }
     progress(r, "experiment %s: %zu probe(s), %zu fault(s) on %zu agent(s)", e->name, e->n_probes,
              rec->n_faults, r->n_agents);
-    for (size_t i = 0; rc == 0 && i < r->n_agents; i++) {
+    /* An agent that cannot even be tried aborts the run, which then ends at
+     * once (nothing is injected yet): no more agents are tried after it. */
+    for (size_t i = 0; rc == 0 && r->phase != PHASE_DONE && i < r->n_agents; i++) {
         struct agent *a = &r->agents[i];
         int crc = fl_client_connect(&r->loop, a->host->name, a->host->address, a->host->port, key,
                                     o->connect_timeout_ms ? o->connect_timeout_ms : 5000,
@@ -703,21 +801,21 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
             abort_run(r, "agent %s unreachable: %s; nothing was injected", a->host->name, a->error);
         }
     }
-    if (rc == 0) {
+    if (rc != 0) {
+        snprintf(rec->abort_reason, sizeof(rec->abort_reason), "cannot start: %s", fl_strerror(rc));
+        r->aborting = true;
+        finish(r);
+    } else if (r->phase != PHASE_DONE) {
+        assert(!r->aborting);
         uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
         uv_timer_start(&r->heartbeat, on_heartbeat, HEARTBEAT_MS, HEARTBEAT_MS);
         uv_signal_start(&r->sigint, on_signal, SIGINT);
         uv_signal_start(&r->sigterm, on_signal, SIGTERM);
-        r->phase = FL_RUN_CONNECTING;
         if (r->n_agents == 0)
             enter_steady_state(r);
-    } else {
-        snprintf(rec->abort_reason, sizeof(rec->abort_reason), "cannot start: %s", fl_strerror(rc));
-        r->aborting = true;
     }
-    if (rc != 0 || r->aborting)
-        finish(r);
     uv_run(&r->loop, UV_RUN_DEFAULT);
+    assert(r->phase == PHASE_DONE && r->probes_open == 0);
     if (uv_loop_close(&r->loop) != 0)
         fl_error("internal error: handles left open after the run");
     measure(r);

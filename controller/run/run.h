@@ -29,7 +29,10 @@ struct fl_run_options {
 
 /* Runs e to its end and fills rec (which the caller frees with
  * fl_run_record_free). Returns 0 when the run happened (whatever its
- * verdict), or a negative errno when it could not start at all. */
+ * verdict; a run that could not get going, say a probe that would not start,
+ * is ABORTED with the reason in rec), or a negative errno when it could not
+ * start at all: no memory, or no event loop (uv_loop_init's error, e.g.
+ * -EMFILE), and rec is untouched. The phases are drawn in run.c. */
 int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct fl_run_options *o,
            struct fl_run_record *rec);
 

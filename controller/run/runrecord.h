@@ -38,16 +38,6 @@ struct fl_run_fault {
     char outcome[32];   /* "reverted", "expired", "apply failed", "not applied", "REVERT FAILED" */
 };
 
-enum fl_run_phase {
-    FL_RUN_CONNECTING,
-    FL_RUN_STEADY_STATE,
-    FL_RUN_INJECTING,
-    FL_RUN_OBSERVING,
-    FL_RUN_REVERTING,
-    FL_RUN_RECOVERING,
-    FL_RUN_DONE,
-};
-
 struct fl_run_record {
     const struct fl_experiment *e;
     uint64_t started_at_ms;

@@ -3,7 +3,8 @@
  * dies. The observed recovery time must lie within one probe interval of the
  * true one (from the supervisor's own clock). Also: a steady state that
  * fails aborts with nothing injected; Ctrl-C mid-run reverts everything; an
- * unreachable agent aborts before any injection. */
+ * unreachable agent aborts before any injection; no recovery probe and no
+ * target host is dropped by a fixed limit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -362,6 +363,106 @@ static void test_inventory_commands(void **state)
     assert_int_equal(proc_state_of(svc), 'S');
 }
 
+/* Every recovery probe counts, however many: 64 healthy ones and, last, one
+ * that never comes up. (The verdict once combined only the first 64.) */
+static void test_every_recovery_probe_counts(void **state)
+{
+    (void)state;
+    enum { N_HEALTHY = 64 };
+    char exp[400], rep[400];
+    snprintf(exp, sizeof(exp), "%s/many-probes.yaml", dir);
+    snprintf(rep, sizeof(rep), "%s/report-many-probes", dir);
+    FILE *f = fopen(exp, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "version: 1\n"
+            "name: many-recovery-probes\n"
+            "inventory:\n"
+            "  key_file: %s\n"
+            "  hosts:\n"
+            "    svc1: { address: 127.0.0.1, port: %u }\n"
+            "probes:\n",
+            key_path, (unsigned)agent.port);
+    for (int i = 0; i < N_HEALTHY; i++)
+        fprintf(f,
+                "  - { name: up%d, tcp: { address: \"127.0.0.1:%u\" }, interval: 200ms, "
+                "timeout: 200ms, rise: 1, fall: 1 }\n",
+                i, (unsigned)svc_port);
+    fprintf(f,
+            "  - { name: never, tcp: { address: \"127.0.0.1:%u\" }, interval: 200ms, "
+            "timeout: 200ms, rise: 1, fall: 1 }\n"
+            "steady_state: [up0]\n"
+            "faults:\n"
+            "  - name: pause\n"
+            "    target: { hosts: [svc1] }\n"
+            "    pause_process: { pidfile: %s }\n"
+            "    duration: 300ms\n"
+            "recovery:\n"
+            "  timeout: 2s\n"
+            "  probes: [",
+            (unsigned)test_free_port() /* nothing listens */, pidfile);
+    for (int i = 0; i < N_HEALTHY; i++)
+        fprintf(f, "up%d, ", i);
+    fprintf(f, "never]\n");
+    fclose(f);
+
+    static char out[1 << 17];
+    int rc = run(exp, rep, out, sizeof(out));
+    if (rc != 1 || getenv("FL_TEST_VERBOSE"))
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 1);
+    char path[500];
+    snprintf(path, sizeof(path), "%s/run.json", rep);
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "verdict")), "fail");
+    json_decref(j);
+}
+
+/* A fault may target more than 256 hosts: every one of them is planned. (A
+ * fixed pick[256] once dropped the rest.) The agents are unreachable, so the
+ * run aborts before anything is injected, after it said what it planned. */
+static void test_every_target_host_counts(void **state)
+{
+    (void)state;
+    enum { N_HOSTS = 300 };
+    char exp[400], rep[400];
+    snprintf(exp, sizeof(exp), "%s/many-hosts.yaml", dir);
+    snprintf(rep, sizeof(rep), "%s/report-many-hosts", dir);
+    FILE *f = fopen(exp, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "version: 1\n"
+            "name: many-hosts\n"
+            "inventory:\n"
+            "  key_file: %s\n"
+            "  hosts:\n",
+            key_path);
+    for (int i = 0; i < N_HOSTS; i++)
+        fprintf(f, "    h%d: { address: 127.0.0.1, port: 1, tags: [all] }\n", i);
+    fprintf(f,
+            "probes:\n"
+            "  - { name: service, tcp: { address: \"127.0.0.1:%u\" } }\n"
+            "steady_state: [service]\n"
+            "faults:\n"
+            "  - name: pause\n"
+            "    target: { tags: [all], percent: 100 }\n"
+            "    pause_process: { name: nothing-by-this-name }\n"
+            "    duration: 1s\n"
+            "recovery: { probes: [service], timeout: 1s }\n",
+            (unsigned)svc_port);
+    fclose(f);
+
+    static char out[1 << 17];
+    int rc = run(exp, rep, out, sizeof(out));
+    if (rc != 2 || getenv("FL_TEST_VERBOSE"))
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "300 fault(s) on 300 agent(s)"));
+    assert_non_null(strstr(out, "unreachable"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +472,8 @@ int main(void)
         cmocka_unit_test(test_ctrl_c_reverts),
         cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_inventory_commands),
+        cmocka_unit_test(test_every_recovery_probe_counts),
+        cmocka_unit_test(test_every_target_host_counts),
     };
     return cmocka_run_group_tests_name("faultline run, end to end", tests, setup, teardown);
 }
