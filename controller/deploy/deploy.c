@@ -31,13 +31,13 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "controller/client/client.h"
+#include "controller/client/threadpool.h"
 #include "controller/experiment/experiment.h"
 #include "controller/ssh/session.h"
 
 #define MAX_BINARY (256u << 20)
 #define PING_TRY_MS 1000
 #define PING_RETRY_MS 200
-#define MAX_POOL 128
 #define MARKER ".faultline-deploy"
 /* The files deploy may put under deploy_dir, as the marker lists them. */
 #define OWN_FILES                                                                                  \
@@ -779,15 +779,6 @@ static void ping(struct job *j)
 
 /* ------------------------------------------------------------------ run */
 
-static void size_pool(size_t n)
-{
-    if (n <= 4 || getenv("UV_THREADPOOL_SIZE") != NULL)
-        return;
-    char v[16];
-    snprintf(v, sizeof(v), "%zu", n < MAX_POOL ? n : (size_t)MAX_POOL);
-    setenv("UV_THREADPOOL_SIZE", v, 0); /* read by libuv when the pool first starts */
-}
-
 /* Two hosts of one inventory that name the same directory on the same
  * machine (address, ssh port, deploy_dir) would install, start and remove
  * one agent twice, each job undoing the other: refused before anything runs. */
@@ -849,7 +840,7 @@ int fl_deploy_run(const struct fl_inventory *inv, const struct fl_deploy_opts *o
         size_t w = strlen(inv->hosts[i].name);
         d->name_width = w > d->name_width ? w : d->name_width;
     }
-    size_pool(inv->n_hosts);
+    fl_threadpool_size(inv->n_hosts); /* one thread per host's ssh session */
     if ((rc = uv_loop_init(&d->loop)) < 0) {
         snprintf(err, errlen, "cannot start an event loop: %s", uv_strerror(rc));
         free(d->jobs);
