@@ -708,7 +708,7 @@ static int check_host_key(struct fl_ssh_session *s, const struct fl_ssh_target *
                  "fingerprint (ssh-keygen -lf on the host's key), then add it (ssh-keyscan) or "
                  "pass --accept-new-host-keys",
                  s->name, s->where, kh_path, tname, fp);
-        return -EKEYREJECTED;
+        return -ENOKEY;
     }
     /* Under the lock, read the file again: another job may have added this
      * host meanwhile, with this key (nothing to do), another key (refused as

@@ -56,7 +56,9 @@ struct fl_ssh_session;
 /* Connects, checks the host key, authenticates. Returns 0 with *out, or a
  * negative errno with err saying what went wrong and what to do:
  * -ETIMEDOUT, -ECONNREFUSED (and other connect errors), -EHOSTUNREACH,
- * -EKEYREJECTED (host key unknown or changed), -EACCES (authentication),
+ * -ENOKEY (host key unknown: not in known_hosts, and accept_new not set),
+ * -EKEYREJECTED (host key changed, or known only by another type),
+ * -EACCES (authentication),
  * -ECANCELED, -EPROTO (the SSH handshake failed, or the connection broke
  * while authenticating). An unknown host is appended only when, re-read
  * under a lock, known_hosts still knows no key of any type for it. "~/" in
