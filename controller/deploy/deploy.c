@@ -33,7 +33,9 @@
 #include "controller/client/client.h"
 #include "controller/client/threadpool.h"
 #include "controller/experiment/experiment.h"
+#include "controller/ssh/quote.h"
 #include "controller/ssh/session.h"
+#include "controller/ssh/sftp.h"
 
 #define MAX_BINARY (256u << 20)
 #define PING_TRY_MS 1000
