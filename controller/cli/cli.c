@@ -11,6 +11,7 @@
 #include "common/addr.h"
 #include "common/units.h"
 #include "controller/experiment/experiment.h"
+#include "controller/experiment/inventory.h"
 
 int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -98,7 +99,7 @@ int fl_cli_load_experiment(const char *path, const char *inventory, struct fl_ex
     return rc < 0 ? load_exit_code(NULL, rc, err) : 0;
 }
 
-int fl_cli_load_inventory(const char *cmd, const char *path, struct fl_experiment **inv)
+int fl_cli_load_inventory(const char *cmd, const char *path, struct fl_inventory **inv)
 {
     char err[1024];
     int rc = fl_inventory_load(path, inv, err, sizeof(err));
@@ -108,9 +109,19 @@ int fl_cli_load_inventory(const char *cmd, const char *path, struct fl_experimen
 int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
                            char ***specs, int *n)
 {
-    int rc = fl_cli_load_inventory(cmd, path, inv);
+    struct fl_inventory *loaded = NULL;
+    int rc = fl_cli_load_inventory(cmd, path, &loaded);
     if (rc != 0)
         return rc;
+    /* Its callers (agents, revert, halt) still take the inventory inside an
+     * experiment; the inventory moves there whole. */
+    *inv = calloc(1, sizeof(**inv));
+    if (*inv == NULL) {
+        fl_inventory_free(&loaded);
+        return FL_EXIT_ERROR;
+    }
+    (*inv)->inventory = *loaded;
+    free(loaded);
     const struct fl_inventory *in = &(*inv)->inventory;
     char **out = calloc(in->n_hosts + 1, sizeof(*out));
     for (size_t i = 0; out != NULL && i < in->n_hosts; i++) {

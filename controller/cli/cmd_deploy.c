@@ -8,7 +8,7 @@
 
 #include "controller/cli/cli.h"
 #include "controller/deploy/deploy.h"
-#include "controller/experiment/experiment.h"
+#include "controller/experiment/inventory.h"
 
 static const char deploy_help[] =
     "usage: faultline deploy --inventory FILE [--uninstall] [--accept-new-host-keys]\n"
@@ -118,25 +118,25 @@ int fl_cmd_deploy(int argc, char **argv)
         o.agent_binary = bin;
     }
 
-    struct fl_experiment *inv = NULL;
+    struct fl_inventory *inv = NULL;
     int rc = fl_cli_load_inventory("deploy", inventory, &inv);
     if (rc != 0)
         return rc;
     struct fl_key key;
     memset(&key, 0, sizeof(key));
     if (!o.uninstall) {
-        o.key_path = fl_cli_key_path(key_path, inv->inventory.key_file);
+        o.key_path = fl_cli_key_path(key_path, inv->key_file);
         int krc = fl_cli_load_key(o.key_path, &key);
         if (krc != 0) {
-            fl_experiment_free(&inv);
+            fl_inventory_free(&inv);
             return krc;
         }
         o.key = &key;
     }
     char err[1024];
-    int failed = fl_deploy_run(&inv->inventory, &o, stdout, err, sizeof(err));
+    int failed = fl_deploy_run(inv, &o, stdout, err, sizeof(err));
     fl_key_wipe(&key);
-    fl_experiment_free(&inv);
+    fl_inventory_free(&inv);
     if (failed < 0) {
         fprintf(stderr, "faultline deploy: %s\n", err);
         return FL_EXIT_ERROR;

@@ -2,13 +2,12 @@
  * `faultline run` needs, checked before anything is contacted.
  *
  * fl_experiment_load reads the file (and the inventory it names or
- * --inventory), checks every key, value and reference, and returns one
- * self-contained struct: all strings are copied, the YAML tree is gone.
- * References between sections are indices (a fault's target hosts into
- * inventory.hosts, steady_state / abort_when / recovery into probes), so the
- * runner never looks anything up by name. Every error is one sentence,
- * "FILE:LINE:COL: what is wrong", naming the nearest known key or name when
- * one is close. */
+ * --inventory, controller/experiment/inventory.h), checks every key, value and reference, and
+ * returns one self-contained struct: all strings are copied, the YAML tree is gone. References
+ * between sections are indices (a fault's target hosts into inventory.hosts, steady_state /
+ * abort_when / recovery into probes), so the runner never looks anything up by name. Every error is
+ * one sentence, "FILE:LINE:COL: what is wrong", naming the nearest known key or name when one is
+ * close. */
 #ifndef FL_CONTROLLER_EXPERIMENT_H
 #define FL_CONTROLLER_EXPERIMENT_H
 
@@ -16,40 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "controller/experiment/inventory.h"
 #include "controller/probes/probe.h"
 #include "faultline.pb-c.h"
 
 #define FL_EXPERIMENT_VERSION 1
-#define FL_EXPERIMENT_MAX_TAGS 64 /* per host, per target */
 #define FL_EXPERIMENT_DEFAULT_RECOVERY_MS 60000
-
-/* SSH settings for `faultline deploy` and ssh probes. */
-struct fl_ssh_opts {
-    char *user;          /* NULL: not given */
-    uint16_t port;       /* 0: not given (ssh's own default) */
-    char *identity_file; /* resolved against the file naming it; "~/" kept; NULL: not given */
-    char *known_hosts;   /* same */
-    char *deploy_dir;    /* absolute, on the host; NULL: not given (/opt/faultline) */
-};
-
-struct fl_host {
-    char *name;    /* the inventory's name for it: web1 */
-    char *address; /* host part: 10.77.0.2, fd00::2, db1.staging */
-    uint16_t port; /* the agent's; default FL_DEFAULT_PORT (7411) */
-    char **tags;
-    size_t n_tags;
-    bool has_ssh;           /* the host or the inventory gave ssh settings */
-    struct fl_ssh_opts ssh; /* the inventory's defaults, overridden field by field */
-};
-
-struct fl_inventory {
-    char *path;             /* the file the hosts came from (the experiment or --inventory) */
-    char *key_file;         /* resolved; NULL when not given (then --key / $FAULTLINE_KEY) */
-    bool has_ssh;           /* a top-level ssh: block was given */
-    struct fl_ssh_opts ssh; /* its defaults, as written (resolved paths) */
-    struct fl_host *hosts;
-    size_t n_hosts;
-};
 
 struct fl_objectives {
     bool has_rto;
@@ -127,11 +98,6 @@ int fl_experiment_load(const char *path, const char *inventory_path, struct fl_e
 
 /* Frees everything and sets *e to NULL. NULL or *e NULL is a no-op. */
 void fl_experiment_free(struct fl_experiment **e);
-
-/* An inventory file on its own (for `halt --inventory`, `agents --inventory`):
- * an experiment with only its inventory filled; free it with
- * fl_experiment_free. Errors as fl_experiment_load's. */
-int fl_inventory_load(const char *path, struct fl_experiment **out, char *err, size_t errlen);
 
 /* The index of the host or probe with that name, or -1. */
 long fl_experiment_host(const struct fl_experiment *e, const char *name);

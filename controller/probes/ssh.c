@@ -82,9 +82,11 @@ static void open_failed(struct ssh_attempt *a, int rc)
     case -EACCES:
         what = "ssh authentication refused";
         break;
+    case -ENOKEY:
+        what = "host key unknown";
+        break;
     case -EKEYREJECTED:
-        what = strstr(a->err, "CHANGED") || strstr(a->err, "another type") ? "host key changed"
-                                                                           : "host key unknown";
+        what = "host key changed";
         break;
     case -ECANCELED:
         what = "cancelled";

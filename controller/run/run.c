@@ -35,6 +35,7 @@
 #include "common/pbutil.h"
 #include "common/units.h"
 #include "controller/client/client.h"
+#include "controller/client/threadpool.h"
 #include "controller/report/faultprint.h"
 #include "controller/probes/health.h"
 
@@ -719,19 +720,14 @@ static void measure(struct run *r)
 
 /* Each ssh probe attempt holds a thread of libuv's pool for as long as it
  * runs (libssh2 blocks), and uv_getaddrinfo (tcp probes, agent connections)
- * needs the same pool: room for every ssh probe and 4 more, up to 128, unless
- * the user set UV_THREADPOOL_SIZE. libuv reads it when the pool first starts,
- * which is after this. */
+ * needs the same pool: room for every ssh probe and the default 4 more, when
+ * there is an ssh probe (fl_threadpool_size). */
 static void size_thread_pool(const struct fl_experiment *e)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->n_probes; i++)
         n += e->probes[i].type == FL_PROBE_SSH;
-    if (n == 0 || getenv("UV_THREADPOOL_SIZE") != NULL)
-        return;
-    char v[16];
-    snprintf(v, sizeof(v), "%zu", n + 4 < 128 ? n + 4 : (size_t)128);
-    setenv("UV_THREADPOOL_SIZE", v, 0);
+    fl_threadpool_size(n == 0 ? 0 : n + FL_THREADPOOL_DEFAULT);
 }
 
 int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct fl_run_options *o,

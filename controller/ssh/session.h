@@ -21,6 +21,9 @@
  *   channel without sending exit-status or exit-signal (OpenSSH always sends
  *   one) looks like a command that exited 0.
  *
+ * Copies go through SFTP (controller/ssh/sftp.h); commands are quoted with
+ * controller/ssh/quote.h.
+ *
  * Trust: the server's host key must be in known_hosts (OpenSSH's format,
  * plain or hashed names, "[host]:port" for ports other than 22). An unknown
  * host is refused unless accept_new is set, which appends its key; a key
@@ -56,7 +59,9 @@ struct fl_ssh_session;
 /* Connects, checks the host key, authenticates. Returns 0 with *out, or a
  * negative errno with err saying what went wrong and what to do:
  * -ETIMEDOUT, -ECONNREFUSED (and other connect errors), -EHOSTUNREACH,
- * -EKEYREJECTED (host key unknown or changed), -EACCES (authentication),
+ * -ENOKEY (host key unknown: not in known_hosts, and accept_new not set),
+ * -EKEYREJECTED (host key changed, or known only by another type),
+ * -EACCES (authentication),
  * -ECANCELED, -EPROTO (the SSH handshake failed, or the connection broke
  * while authenticating). An unknown host is appended only when, re-read
  * under a lock, known_hosts still knows no key of any type for it. "~/" in
@@ -78,15 +83,6 @@ int fl_ssh_open(const struct fl_ssh_target *t, uint64_t deadline_ns, struct fl_s
 int fl_ssh_exec(struct fl_ssh_session *s, const char *command, uint64_t deadline_ns,
                 int *exit_status, char *out, size_t cap, char *err, size_t errlen);
 
-/* Writes len bytes of data to remote_path with mode, through SFTP: first to
- * "<remote_path>.tmp-faultline.<pid>.<random>", created exclusively (O_EXCL)
- * and given its mode before any content is written, then renamed over
- * remote_path (mv -f), so that a half-written file never stands in its
- * place. The temporary file is removed when the copy fails. The directory
- * must exist. Returns 0 or a negative errno with err filled. */
-int fl_ssh_upload(struct fl_ssh_session *s, const void *data, size_t len, const char *remote_path,
-                  int mode, uint64_t deadline_ns, char *err, size_t errlen);
-
 /* From any thread: the call in progress (and every later one) returns
  * -ECANCELED soon. */
 void fl_ssh_cancel(struct fl_ssh_session *s);
@@ -94,10 +90,6 @@ void fl_ssh_cancel(struct fl_ssh_session *s);
 /* Says goodbye (bounded by a short grace), closes the socket, frees, and
  * sets *s to NULL. NULL or *s NULL is a no-op. */
 void fl_ssh_close(struct fl_ssh_session **s);
-
-/* "'it'\''s'": arg quoted for a POSIX shell, into buf. Returns the length or
- * -ENOSPC. */
-int fl_ssh_quote(const char *arg, char *buf, size_t len);
 
 /* "~/x" -> "$HOME/x" into buf (the password database's home when $HOME is
  * unset); other paths are copied. 0, -ENOSPC, or -ENOENT (no home). */

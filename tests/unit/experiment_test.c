@@ -16,6 +16,7 @@
 
 #include "controller/experiment/experiment.h"
 #include "controller/experiment/faultspec.h"
+#include "controller/experiment/inventory.h"
 
 /* The examples; ctest runs from the build directory, so CMake should pass
  * -DFL_EXPERIMENTS_DIR="${CMAKE_SOURCE_DIR}/experiments". */
@@ -602,6 +603,53 @@ static void inventory_option_wins(void **state)
     assert_null(e);
 }
 
+static void inventory_on_its_own(void **state)
+{
+    (void)state;
+    char sub[512], want[1024];
+    snprintf(sub, sizeof(sub), "%s/alone", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    const char *path = write_file("alone/hosts.yaml",
+                                  "key_file: fl.key\n"
+                                  "ssh: { user: ops, port: 2222 }\n"
+                                  "hosts:\n"
+                                  "  web1: { address: 10.77.0.2, tags: [web] }\n"
+                                  "  db1: { address: \"[fd00::5]:7500\", ssh: { user: root } }\n");
+    struct fl_inventory *inv = NULL;
+    char err[1024];
+    assert_int_equal(fl_inventory_load(path, &inv, err, sizeof(err)), 0);
+    assert_string_equal(inv->path, path);
+    snprintf(want, sizeof(want), "%s/alone/fl.key", dir);
+    assert_string_equal(inv->key_file, want);
+    assert_int_equal(inv->n_hosts, 2);
+    assert_int_equal(fl_inventory_host(inv, "db1"), 1);
+    assert_int_equal(fl_inventory_host(inv, "db2"), -1);
+    assert_int_equal(inv->hosts[0].port, 7411);
+    assert_string_equal(inv->hosts[0].tags[0], "web");
+    assert_string_equal(inv->hosts[0].ssh.user, "ops");
+    assert_string_equal(inv->hosts[1].address, "fd00::5");
+    assert_int_equal(inv->hosts[1].port, 7500);
+    assert_string_equal(inv->hosts[1].ssh.user, "root");
+    assert_int_equal(inv->hosts[1].ssh.port, 2222);
+    fl_inventory_free(&inv);
+    assert_null(inv);
+    fl_inventory_free(&inv); /* NULL: no-op */
+    fl_inventory_free(NULL);
+
+    /* errors as an experiment's, and *out untouched */
+    write_file("alone/hosts.yaml", "hosts:\n  web1: { address: 10.77.0.2, port: 70000 }\n");
+    assert_int_equal(fl_inventory_load(path, &inv, err, sizeof(err)), -EINVAL);
+    assert_null(inv);
+    assert_non_null(strstr(err, "hosts.yaml:2:"));
+    write_file("alone/hosts.yaml", "");
+    assert_int_equal(fl_inventory_load(path, &inv, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:1:1: the inventory is empty: it needs hosts", path);
+    assert_string_equal(err, want);
+    snprintf(want, sizeof(want), "%s/alone/missing.yaml", dir);
+    assert_true(fl_inventory_load(want, &inv, err, sizeof(err)) < 0);
+    assert_null(inv);
+}
+
 static void key_file_relative(void **state)
 {
     (void)state;
@@ -713,6 +761,7 @@ int main(void)
         cmocka_unit_test(ssh_probe_takes_the_host_ssh_settings),
         cmocka_unit_test(past_max_duration),
         cmocka_unit_test(inventory_option_wins),
+        cmocka_unit_test(inventory_on_its_own),
         cmocka_unit_test(key_file_relative),
         cmocka_unit_test(probe_and_host_values),
         cmocka_unit_test(unreadable_file),

@@ -1,0 +1,105 @@
+/* What an experiment is judged by and when it stops: the objectives:
+ * (rto, rpo), abort_when: (a probe unhealthy for a while, or max_duration)
+ * and recovery: (which probes must be healthy again, and how soon). */
+#include "controller/experiment/objectives.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/yamldoc.h"
+#include "controller/experiment/experiment.h"
+#include "controller/experiment/check.h"
+#include "controller/experiment/probes.h"
+
+int fl_objectives_parse(struct fl_check *c, struct fl_experiment *e, const struct fl_yaml_node *n)
+{
+    static const char *const keys[] = {"rto", "rpo", NULL};
+    struct fl_objectives *o = &e->objectives;
+    int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
+    const struct fl_yaml_node *v = NULL;
+    if (rc == 0 && (v = fl_yaml_get(n, "rto")) != NULL &&
+        (rc = fl_yaml_duration(v, &o->rto_ms, c->err, c->errlen)) == 0)
+        o->has_rto = true;
+    if (rc == 0 && (v = fl_yaml_get(n, "rpo")) != NULL &&
+        (rc = fl_yaml_duration(v, &o->rpo_ms, c->err, c->errlen)) == 0)
+        o->has_rpo = true;
+    return rc;
+}
+
+static int parse_abort(struct fl_check *c, struct fl_experiment *e, size_t idx,
+                       const struct fl_yaml_node *n)
+{
+    static const char *const keys[] = {"probe", "unhealthy_for", "max_duration", NULL};
+    struct fl_abort *a = &e->aborts[idx];
+    int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
+    if (rc < 0)
+        return rc;
+    const struct fl_yaml_node *probe = fl_yaml_get(n, "probe");
+    const struct fl_yaml_node *unh = fl_yaml_get(n, "unhealthy_for");
+    const struct fl_yaml_node *max = fl_yaml_get(n, "max_duration");
+    if (max != NULL) {
+        if (probe != NULL || unh != NULL)
+            return fl_yaml_errorf(probe ? probe : unh, c->err, c->errlen,
+                                  "max_duration is a condition of its own: write { probe, "
+                                  "unhealthy_for } as another entry");
+        a->type = FL_ABORT_MAX_DURATION;
+        return fl_check_duration(c, max, 1, &a->ms);
+    }
+    a->type = FL_ABORT_UNHEALTHY;
+    if (probe == NULL || unh == NULL)
+        return fl_yaml_errorf(n, c->err, c->errlen,
+                              "missing required key '%s': a stop condition is { probe, "
+                              "unhealthy_for } or { max_duration }",
+                              probe == NULL ? "probe" : "unhealthy_for");
+    rc = fl_probes_ref(c, e, probe, &a->probe);
+    if (rc == 0)
+        rc = fl_yaml_duration(unh, &a->ms, c->err, c->errlen);
+    return rc;
+}
+
+static int parse_recovery(struct fl_check *c, struct fl_experiment *e, const struct fl_yaml_node *n)
+{
+    static const char *const keys[] = {"probes", "timeout", NULL};
+    struct fl_recovery *r = &e->recovery;
+    int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
+    const struct fl_yaml_node *v = NULL;
+    if (rc == 0 && (v = fl_yaml_get(n, "probes")) != NULL)
+        rc = fl_probes_refs(c, e, v, &r->probes, &r->n_probes);
+    if (rc == 0 && (v = fl_yaml_get(n, "timeout")) != NULL)
+        rc = fl_check_duration(c, v, 1, &r->timeout_ms);
+    return rc;
+}
+
+int fl_objectives_aborts(struct fl_check *c, struct fl_experiment *e,
+                         const struct fl_yaml_node *list)
+{
+    size_t n;
+    int rc = fl_check_list(c, list, &n);
+    if (rc < 0 || n == 0)
+        return rc;
+    e->aborts = calloc(n, sizeof(*e->aborts));
+    if (e->aborts == NULL)
+        return fl_check_nomem(c);
+    e->n_aborts = n;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = parse_abort(c, e, i, list->items[i]);
+    return rc;
+}
+
+int fl_objectives_recovery(struct fl_check *c, struct fl_experiment *e,
+                           const struct fl_yaml_node *n)
+{
+    int rc = 0;
+    e->recovery.timeout_ms = FL_EXPERIMENT_DEFAULT_RECOVERY_MS;
+    if (n != NULL)
+        rc = parse_recovery(c, e, n);
+    if (rc == 0 && e->recovery.probes == NULL && e->n_steady_state > 0) {
+        e->recovery.probes = calloc(e->n_steady_state, sizeof(size_t));
+        if (e->recovery.probes == NULL)
+            return fl_check_nomem(c);
+        memcpy(e->recovery.probes, e->steady_state, e->n_steady_state * sizeof(size_t));
+        e->recovery.n_probes = e->n_steady_state;
+    }
+    return rc;
+}
