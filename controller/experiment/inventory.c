@@ -13,6 +13,7 @@
 
 #include "common/addr.h"
 #include "common/suggest.h"
+#include "common/text.h"
 #include "common/yamldoc.h"
 #include "controller/experiment/check.h"
 
@@ -56,13 +57,13 @@ static int parse_ssh(struct fl_check *c, const struct fl_yaml_node *n, const cha
     }
     if (rc == 0 && (v = fl_yaml_get(n, "deploy_dir")) != NULL &&
         (rc = fl_yaml_string(v, &t, c->err, c->errlen)) == 0) {
-        bool bad = t[0] != '/';
-        for (const char *q = t; *q != '\0'; q++)
-            bad = bad || (unsigned char)*q < 0x20 || *q == 0x7f;
-        if (bad)
+        char why[128];
+        if (t[0] != '/')
             return fl_yaml_errorf(v, c->err, c->errlen,
                                   "deploy_dir must be an absolute path on the host, such as "
                                   "/opt/faultline");
+        if (fl_text_check(t, "deploy_dir", why, sizeof(why)) < 0)
+            return fl_yaml_errorf(v, c->err, c->errlen, "%s", why);
         free(s->deploy_dir);
         s->deploy_dir = NULL;
         rc = fl_check_copy(c, t, &s->deploy_dir);
