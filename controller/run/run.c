@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "common/clock.h"
+#include "common/faultid.h"
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "common/units.h"
@@ -289,11 +290,18 @@ static void on_injected(struct fl_client *cl, const Faultline__Envelope *reply, 
     j->injecting = false;
     if (r->phase == PHASE_DONE)
         return;
-    if (status < 0 || reply->msg_case != FAULTLINE__ENVELOPE__MSG_INJECTED) {
+    /* An id this controller cannot hold or send back is a protocol error:
+     * the fault cannot be reverted by id, so the run stops and the agent's
+     * lease ends the fault when the connection closes. */
+    bool bad_id = status >= 0 && reply->msg_case == FAULTLINE__ENVELOPE__MSG_INJECTED &&
+                  (reply->injected->id == NULL || !fl_fault_id_ok(reply->injected->id));
+    if (status < 0 || reply->msg_case != FAULTLINE__ENVELOPE__MSG_INJECTED || bad_id) {
         const char *why = status < 0 ? fl_strerror(status)
                           : reply->msg_case == FAULTLINE__ENVELOPE__MSG_ERROR
                               ? reply->error->message
-                              : "unexpected reply";
+                          : bad_id ? "the agent replied with a malformed fault id (an "
+                                     "incompatible agent?); its lease ends the fault"
+                                   : "unexpected reply";
         j->done = true;
         snprintf(j->rf->outcome, sizeof(j->rf->outcome), "apply failed");
         snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", why);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/faultid.h"
+
 #include "controller/experiment/experiment.h"
 #include "controller/run/measure.h"
 #include "controller/probes/probe.h"
@@ -27,7 +29,7 @@ struct fl_run_probe {
 struct fl_run_fault {
     const struct fl_fault *fault; /* the experiment's */
     const struct fl_host *host;   /* the experiment's */
-    char id[32];                  /* the agent's fault id; "" if never applied */
+    char id[FL_FAULT_ID_MAX + 1]; /* the agent's fault id; "" if never applied */
     uint64_t scheduled_at_ms;
     uint64_t applied_at_ms;       /* the agent's reply arrived */
     uint64_t reverted_at_ms;      /* the revert's reply arrived */
