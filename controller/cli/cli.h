@@ -8,7 +8,7 @@
 #include "common/key.h"
 #include "controller/client/oneshot.h"
 
-/* Exit codes (DESIGN.md section 6). */
+/* Exit codes (docs/design.md section 6). */
 enum {
     FL_EXIT_PASS = 0,
     FL_EXIT_FAIL = 1,

@@ -1,4 +1,4 @@
-/* An experiment as loaded from YAML (DESIGN.md section 5): everything
+/* An experiment as loaded from YAML (docs/design.md section 5): everything
  * `faultline run` needs, checked before anything is contacted.
  *
  * fl_experiment_load reads the file (and the inventory it names or

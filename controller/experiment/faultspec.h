@@ -1,4 +1,4 @@
-/* Fault parameters as people write them (DESIGN.md section 5: the same names
+/* Fault parameters as people write them (docs/design.md section 5: the same names
  * in experiment YAML and on `faultline inject HOST KIND NAME=VALUE...`), turned
  * into a Faultline__FaultSpec for the wire.
  *
@@ -38,7 +38,7 @@ const char *const *fl_faultspec_params(const char *kind);
  * close ("did you mean network_drop?"), or when out of memory. */
 Faultline__FaultSpec *fl_faultspec_new(const char *kind, char *err, size_t errlen);
 
-/* Sets one parameter by its DESIGN.md name; `duration` sets duration_ms. A
+/* Sets one parameter by its docs/design.md name; `duration` sets duration_ms. A
  * scalar set again is replaced; `peers` and `ports` take comma-separated
  * lists and setting them again appends. A process fault has one selector
  * (pid, pidfile, name, pattern): setting the same one again replaces it, a

@@ -1,4 +1,4 @@
-/* An inventory (DESIGN.md section 5): the hosts an experiment, `faultline
+/* An inventory (docs/design.md section 5): the hosts an experiment, `faultline
  * deploy`, `agents`, `revert` and `halt` run against, with their agent
  * address, tags and ssh settings.
  *

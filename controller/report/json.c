@@ -1,5 +1,5 @@
 /* run.json: the run record as a documented, stable JSON document
- * (DESIGN.md section 8). Other tools read it, so its layout is part of the
+ * (docs/design.md section 8). Other tools read it, so its layout is part of the
  * interface:
  *
  *   format          1 (FL_REPORT_JSON_FORMAT); raised only when a field

@@ -1,5 +1,5 @@
 /* junit.xml: the run as test results, so CI shows a chaos experiment like any
- * other test (DESIGN.md section 8).
+ * other test (docs/design.md section 8).
  *
  *   <testsuites>
  *     <testsuite name="EXPERIMENT" tests= failures= errors= time= timestamp=>

@@ -1,4 +1,4 @@
-/* Reports of `faultline run` (DESIGN.md section 8), all read from the run
+/* Reports of `faultline run` (docs/design.md section 8), all read from the run
  * record (controller/runrecord.h) after the run, never while it runs:
  *
  *   fl_report_text   the end-of-run summary for the terminal (text.c)

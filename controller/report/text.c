@@ -4,7 +4,7 @@
  * system under test is still broken) and every probe. Times are relative to
  * injection ("+0.40s"); the recovery time comes with its resolution, since the
  * system recovered somewhere between the last failure and the first success
- * of the run that counted (DESIGN.md section 6). Plain ASCII apart from "±",
+ * of the run that counted (docs/design.md section 6). Plain ASCII apart from "±",
  * no terminal escapes: it also goes to logs and CI output. */
 #include "controller/report/report.h"
 

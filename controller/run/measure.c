@@ -1,6 +1,6 @@
 /* Measurement of impact and recovery from a recorded probe timeline.
  *
- * Definitions (DESIGN.md section 6), for one probe with its rise and fall:
+ * Definitions (docs/design.md section 6), for one probe with its rise and fall:
  *
  *   time of a result   t = started_ms + latency_ms: when its outcome was known,
  *                      not when the attempt began. A timeout's time is the end

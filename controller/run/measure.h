@@ -1,5 +1,5 @@
 /* Measurement: what a recorded probe timeline says about impact and recovery
- * (DESIGN.md section 6), and the verdict that follows from it.
+ * (docs/design.md section 6), and the verdict that follows from it.
  *
  * Everything here is a pure function of its arguments: no I/O, no clocks, no
  * globals. `faultline run` calls it on the timelines it recorded (and, with
@@ -100,7 +100,7 @@ struct fl_verdict_input {
     const char *abort_reason;
 };
 
-/* Decides PASS / FAIL / ABORTED (DESIGN.md section 6) and writes one sentence
+/* Decides PASS / FAIL / ABORTED (docs/design.md section 6) and writes one sentence
  * a person can act on into reason[len], e.g. "recovered in 1.42s (±0.10s),
  * objective 5s". The order of the checks is in measure.c. Returns 0 with
  * *verdict and reason set; -EINVAL (NULL in, in->recovery, verdict or reason);

@@ -1,5 +1,5 @@
 /* `faultline run`: one experiment, from connecting to its agents to the
- * verdict (DESIGN.md section 5, "Phases").
+ * verdict (docs/design.md section 5, "Phases").
  *
  *   connect ─► steady state ─► inject (on schedule) ─► observe ─► revert ─► recovery ─► done
  *       │            │                    └── abort_when, SIGINT/SIGTERM, an agent lost ──┐
