@@ -54,8 +54,10 @@ int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_p
                    struct fl_oneshot_target **targets, int *failed)
 {
     struct fl_oneshot_target *t = calloc((size_t)n, sizeof(*t));
-    if (t == NULL)
+    if (t == NULL) {
+        fprintf(stderr, "faultline %s: out of memory for %d hosts\n", cmd, n);
         return FL_EXIT_ERROR;
+    }
     const char *bad = NULL;
     if (fl_oneshot_parse(specs, n, t, &bad) < 0) {
         free(t);
