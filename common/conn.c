@@ -26,6 +26,7 @@ struct fl_conn {
     struct fl_frame_decoder dec;
     const struct fl_conn_ops *ops;
     void *data;
+    uint32_t peer_protocol; /* what the peer announced, when it is not ours */
     char peer[64];
 };
 
@@ -95,6 +96,11 @@ bool fl_conn_is_closing(const struct fl_conn *c)
 const char *fl_conn_peer(const struct fl_conn *c)
 {
     return c->peer;
+}
+
+uint32_t fl_conn_peer_protocol(const struct fl_conn *c)
+{
+    return c->peer_protocol;
 }
 
 static void describe_peer(struct fl_conn *c, const struct sockaddr *sa)
@@ -180,7 +186,7 @@ int fl_conn_send(struct fl_conn *c, const Faultline__Envelope *env)
     if (w == NULL)
         return -ENOMEM;
     uint8_t *frame = w->bytes + FL_FRAME_HEADER;
-    faultline__envelope__pack(env, frame + FL_SEAL_OVERHEAD);
+    faultline__envelope__pack(env, frame + FL_SEQ_LEN);
     int rc = fl_auth_seal(&c->auth, frame, len);
     if (rc < 0) {
         free(w);
@@ -205,6 +211,21 @@ Faultline__Handshake *fl_handshake_unpack(const uint8_t *data, size_t len)
     return hs;
 }
 
+/* Agent: a controller of another protocol version gets a Challenge that
+ * carries only ours -- no nonce, no proof -- so that it can name both
+ * versions (a version 1 controller says "protocol not supported"), and the
+ * connection closes. */
+static int refuse_version(struct fl_conn *c)
+{
+    Faultline__Challenge ch = FAULTLINE__CHALLENGE__INIT;
+    ch.protocol = FL_PROTOCOL_VERSION;
+    Faultline__Handshake out = FAULTLINE__HANDSHAKE__INIT;
+    out.step_case = FAULTLINE__HANDSHAKE__STEP_CHALLENGE;
+    out.challenge = &ch;
+    int rc = send_handshake(c, &out);
+    return rc < 0 ? rc : -EPROTONOSUPPORT;
+}
+
 /* Agent: Hello -> Challenge. */
 static int on_hello(struct fl_conn *c, const Faultline__Handshake *hs)
 {
@@ -212,9 +233,11 @@ static int on_hello(struct fl_conn *c, const Faultline__Handshake *hs)
         return -EPROTO;
     const Faultline__Hello *hello = hs->hello;
     if (hello->protocol != FL_PROTOCOL_VERSION) {
-        fl_warn("%s: speaks protocol %u, this agent speaks %u", c->peer, hello->protocol,
-                FL_PROTOCOL_VERSION);
-        return -EPROTO;
+        fl_warn("%s: refused: the controller speaks protocol %u, this agent speaks %u "
+                "(run the same faultline release on both)",
+                c->peer, hello->protocol, FL_PROTOCOL_VERSION);
+        c->peer_protocol = hello->protocol;
+        return refuse_version(c);
     }
     uint8_t nonce[FL_NONCE_LEN], proof[FL_MAC_LEN];
     int rc = fl_auth_challenge(&c->auth, hello->nonce.data, hello->nonce.len, nonce, proof);
@@ -238,8 +261,10 @@ static int on_challenge(struct fl_conn *c, const Faultline__Handshake *hs)
     if (hs->step_case != FAULTLINE__HANDSHAKE__STEP_CHALLENGE)
         return -EPROTO;
     const Faultline__Challenge *ch = hs->challenge;
-    if (ch->protocol != FL_PROTOCOL_VERSION)
+    if (ch->protocol != FL_PROTOCOL_VERSION) {
+        c->peer_protocol = ch->protocol; /* the caller names both versions */
         return -EPROTONOSUPPORT;
+    }
     uint8_t proof[FL_MAC_LEN];
     int rc = fl_auth_respond(&c->auth, ch->nonce.data, ch->nonce.len, ch->proof.data, ch->proof.len,
                              proof);
@@ -292,7 +317,7 @@ static int on_handshake_frame(struct fl_conn *c, const uint8_t *p, size_t len)
     return rc;
 }
 
-static int on_sealed_frame(struct fl_conn *c, const uint8_t *p, size_t len)
+static int on_sealed_frame(struct fl_conn *c, uint8_t *p, size_t len)
 {
     const uint8_t *payload;
     size_t plen;
@@ -318,7 +343,7 @@ static int on_sealed_frame(struct fl_conn *c, const uint8_t *p, size_t len)
     return 0;
 }
 
-static int on_frame(struct fl_conn *c, const uint8_t *p, size_t len)
+static int on_frame(struct fl_conn *c, uint8_t *p, size_t len)
 {
     switch (c->auth.state) {
     case FL_AUTH_START:
@@ -364,7 +389,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     fl_frame_decoder_commit(&c->dec, (size_t)nread);
     while (!c->closing) {
-        const uint8_t *p;
+        uint8_t *p;
         size_t len;
         int rc = fl_frame_decoder_next(&c->dec, &p, &len);
         if (rc == 0)

@@ -190,7 +190,7 @@ size_t raw_seal(struct raw_peer *p, const Faultline__Envelope *env, uint8_t *out
     if (FL_FRAME_HEADER + FL_SEAL_OVERHEAD + len > cap)
         return 0;
     fl_frame_put_header(out, (uint32_t)(FL_SEAL_OVERHEAD + len));
-    faultline__envelope__pack(env, out + FL_FRAME_HEADER + FL_SEAL_OVERHEAD);
+    faultline__envelope__pack(env, out + FL_FRAME_HEADER + FL_SEQ_LEN);
     if (fl_auth_seal(&p->auth, out + FL_FRAME_HEADER, len) < 0)
         return 0;
     return FL_FRAME_HEADER + FL_SEAL_OVERHEAD + len;
