@@ -226,6 +226,32 @@ static int refuse_version(struct fl_conn *c)
     return rc < 0 ? rc : -EPROTONOSUPPORT;
 }
 
+/* Agent: the controller nonces of the Hellos answered lately, process-wide
+ * (the loop is single threaded). A controller draws a fresh random nonce for
+ * every connection, so a Hello that carries one again is recorded traffic
+ * played back: it is refused as a replayed handshake before any Challenge,
+ * rather than failing later as a proof made with another key. Older replays
+ * than the ring remembers still fail at the proof (-EACCES). */
+#define HELLOS_REMEMBERED 256
+static uint8_t hello_nonces[HELLOS_REMEMBERED][FL_NONCE_LEN];
+static size_t hello_nonces_used, hello_nonces_next;
+
+static bool hello_replayed(const uint8_t *nonce)
+{
+    for (size_t i = 0; i < hello_nonces_used; i++)
+        if (memcmp(hello_nonces[i], nonce, FL_NONCE_LEN) == 0)
+            return true;
+    return false;
+}
+
+static void hello_remember(const uint8_t *nonce)
+{
+    memcpy(hello_nonces[hello_nonces_next], nonce, FL_NONCE_LEN);
+    hello_nonces_next = (hello_nonces_next + 1) % HELLOS_REMEMBERED;
+    if (hello_nonces_used < HELLOS_REMEMBERED)
+        hello_nonces_used++;
+}
+
 /* Agent: Hello -> Challenge. */
 static int on_hello(struct fl_conn *c, const Faultline__Handshake *hs)
 {
@@ -239,10 +265,13 @@ static int on_hello(struct fl_conn *c, const Faultline__Handshake *hs)
         c->peer_protocol = hello->protocol;
         return refuse_version(c);
     }
+    if (hello->nonce.len == FL_NONCE_LEN && hello_replayed(hello->nonce.data))
+        return -EALREADY;
     uint8_t nonce[FL_NONCE_LEN], proof[FL_MAC_LEN];
     int rc = fl_auth_challenge(&c->auth, hello->nonce.data, hello->nonce.len, nonce, proof);
     if (rc < 0)
         return rc;
+    hello_remember(hello->nonce.data);
     Faultline__Challenge ch = FAULTLINE__CHALLENGE__INIT;
     ch.protocol = FL_PROTOCOL_VERSION;
     ch.nonce.data = nonce;

@@ -38,7 +38,8 @@ struct fl_conn_ops {
     void (*message)(struct fl_conn *c, const Faultline__Envelope *env);
     /* The connection is gone. reason: 0 when closed by us without error,
      * UV_EOF when the peer hung up, else a negative errno: -EACCES (the peer
-     * does not hold our key), -EPROTONOSUPPORT (the peer speaks another
+     * does not hold our key), -EALREADY (agent: a replayed handshake, a Hello
+     * this process has answered before), -EPROTONOSUPPORT (the peer speaks another
      * protocol version: fl_conn_peer_protocol), -ETIMEDOUT (handshake
      * deadline), -EBADMSG (a frame that fails its tag -- forged, altered or
      * sealed for the other direction -- or does not decode), -EPROTO
