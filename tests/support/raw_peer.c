@@ -160,6 +160,10 @@ int raw_handshake(struct raw_peer *p, const struct fl_key *key)
             faultline__handshake__free_unpacked(ch, NULL);
         return -EPROTO;
     }
+    if (ch->challenge->protocol != FL_PROTOCOL_VERSION) {
+        faultline__handshake__free_unpacked(ch, NULL);
+        return -EPROTONOSUPPORT; /* the agent's refusal of our version */
+    }
     uint8_t proof[FL_MAC_LEN];
     rc = fl_auth_respond(&p->auth, ch->challenge->nonce.data, ch->challenge->nonce.len,
                          ch->challenge->proof.data, ch->challenge->proof.len, proof);
