@@ -362,8 +362,13 @@ static const char *close_reason(int reason)
         return "no handshake in time";
     case -EACCES:
         return "authentication failed: the peer does not hold our key";
+    case -EALREADY:
+        return "replayed handshake: a Hello this agent answered before (recorded traffic "
+               "played back)";
+    case -EPROTONOSUPPORT:
+        return "the controller speaks another protocol version";
     case -EBADMSG:
-        return "frame failed its MAC or could not be decoded";
+        return "frame failed its authentication tag or could not be decoded";
     case -EPROTO:
         return "protocol violation";
     case -EMSGSIZE:

@@ -1,6 +1,7 @@
 #include "common/auth.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -10,7 +11,8 @@
 
 static const char LABEL_AGENT[] = "faultline/agent";
 static const char LABEL_CONTROLLER[] = "faultline/controller";
-static const char LABEL_SESSION[] = "faultline/session";
+static const char LABEL_C2A[] = "faultline/key/controller-to-agent";
+static const char LABEL_A2C[] = "faultline/key/agent-to-controller";
 
 struct part {
     const void *data;
@@ -110,9 +112,15 @@ int fl_auth_challenge(struct fl_auth *auth, const uint8_t *nonce_c, size_t nonce
     return 0;
 }
 
-static int derive_session(struct fl_auth *auth)
+/* One key per direction: each side seals with its own and opens with the
+ * peer's, so the sequence numbers of the two directions never share a key. */
+static int derive_keys(struct fl_auth *auth)
 {
-    return handshake_mac(auth, LABEL_SESSION, auth->session_key);
+    int ctl = auth->role == FL_ROLE_CONTROLLER;
+    int rc = handshake_mac(auth, ctl ? LABEL_C2A : LABEL_A2C, auth->send_key);
+    if (rc == 0)
+        rc = handshake_mac(auth, ctl ? LABEL_A2C : LABEL_C2A, auth->recv_key);
+    return rc;
 }
 
 int fl_auth_respond(struct fl_auth *auth, const uint8_t *nonce_a, size_t nonce_len,
@@ -134,8 +142,7 @@ int fl_auth_respond(struct fl_auth *auth, const uint8_t *nonce_a, size_t nonce_l
     if (!ok)
         return fail(auth, -EACCES);
 
-    if ((rc = handshake_mac(auth, LABEL_CONTROLLER, proof_c)) < 0 ||
-        (rc = derive_session(auth)) < 0)
+    if ((rc = handshake_mac(auth, LABEL_CONTROLLER, proof_c)) < 0 || (rc = derive_keys(auth)) < 0)
         return fail(auth, rc);
     auth->state = FL_AUTH_PROOF_SENT;
     return 0;
@@ -153,7 +160,7 @@ int fl_auth_verify(struct fl_auth *auth, const uint8_t *proof_c, size_t proof_le
     OPENSSL_cleanse(expect, sizeof(expect));
     if (!ok)
         return fail(auth, -EACCES);
-    if ((rc = derive_session(auth)) < 0)
+    if ((rc = derive_keys(auth)) < 0)
         return fail(auth, rc);
     auth->state = FL_AUTH_ESTABLISHED;
     return 0;
@@ -175,15 +182,49 @@ static uint64_t get_u64(const uint8_t *p)
     return v;
 }
 
-static int frame_mac(const struct fl_auth *auth, uint8_t direction, const uint8_t seq[8],
-                     const uint8_t *payload, size_t len, uint8_t out[FL_MAC_LEN])
+enum { DECRYPT = 0, ENCRYPT = 1 };
+
+/* ChaCha20-Poly1305 in place over frame = seq text[text_len] tag: the nonce is
+ * 0:u32 || seq, and seq is the associated data. Encrypting writes the tag;
+ * decrypting checks it (-EBADMSG). */
+static int aead(const uint8_t key[FL_AEAD_KEY_LEN], int enc, uint8_t *frame, size_t text_len)
 {
-    struct part parts[] = {
-        {&direction, 1},
-        {seq, 8},
-        {payload, len},
-    };
-    return hmac(auth->session_key, FL_MAC_LEN, parts, 3, out);
+    static EVP_CIPHER *cipher; /* fetched once; the loop is single threaded */
+    if (cipher == NULL) {
+        cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+        if (cipher == NULL)
+            return -EIO;
+    }
+    if (text_len > INT_MAX)
+        return -EMSGSIZE;
+    uint8_t nonce[12] = {0};
+    memcpy(nonce + 4, frame, FL_SEQ_LEN);
+    uint8_t *text = frame + FL_SEQ_LEN;
+    uint8_t *tag = text + text_len;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return -ENOMEM;
+    int rc = -EIO, n = 0;
+    if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, enc, NULL) != 1 ||
+        EVP_CipherUpdate(ctx, NULL, &n, frame, FL_SEQ_LEN) != 1 ||
+        EVP_CipherUpdate(ctx, text, &n, text, (int)text_len) != 1)
+        goto cleanup;
+    if (enc == ENCRYPT) {
+        if (EVP_CipherFinal_ex(ctx, tag, &n) != 1 ||
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, FL_TAG_LEN, tag) != 1)
+            goto cleanup;
+    } else {
+        if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, FL_TAG_LEN, tag) != 1)
+            goto cleanup;
+        if (EVP_CipherFinal_ex(ctx, tag, &n) != 1) {
+            rc = -EBADMSG;
+            goto cleanup;
+        }
+    }
+    rc = 0;
+cleanup:
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
 }
 
 static int can_seal(const struct fl_auth *auth)
@@ -200,35 +241,31 @@ int fl_auth_seal(struct fl_auth *auth, uint8_t *frame, size_t payload_len)
         return -EPROTO;
     if (auth->send_seq == UINT64_MAX)
         return -EOVERFLOW;
-    uint8_t dir = auth->role == FL_ROLE_CONTROLLER ? 'C' : 'A';
     put_u64(frame, auth->send_seq);
-    int rc = frame_mac(auth, dir, frame, frame + FL_SEAL_OVERHEAD, payload_len, frame + 8);
+    int rc = aead(auth->send_key, ENCRYPT, frame, payload_len);
     if (rc < 0)
-        return rc;
+        return fail(auth, rc); /* this seq may have been used: never again */
     auth->send_seq++;
     return 0;
 }
 
-int fl_auth_open(struct fl_auth *auth, const uint8_t *frame, size_t len, const uint8_t **payload,
+int fl_auth_open(struct fl_auth *auth, uint8_t *frame, size_t len, const uint8_t **payload,
                  size_t *payload_len)
 {
     if (!can_seal(auth))
         return -EPROTO;
     if (len < FL_SEAL_OVERHEAD)
         return fail(auth, -EBADMSG);
-    uint8_t dir = auth->role == FL_ROLE_CONTROLLER ? 'A' : 'C';
-    uint8_t expect[FL_MAC_LEN];
-    int rc = frame_mac(auth, dir, frame, frame + FL_SEAL_OVERHEAD, len - FL_SEAL_OVERHEAD, expect);
+    size_t text_len = len - FL_SEAL_OVERHEAD;
+    int rc = aead(auth->recv_key, DECRYPT, frame, text_len);
     if (rc < 0)
         return fail(auth, rc);
-    if (CRYPTO_memcmp(expect, frame + 8, FL_MAC_LEN) != 0)
-        return fail(auth, -EBADMSG);
     if (get_u64(frame) != auth->recv_seq)
         return fail(auth, -EPROTO);
     auth->recv_seq++;
     if (auth->state == FL_AUTH_PROOF_SENT)
         auth->state = FL_AUTH_ESTABLISHED; /* the agent accepted our proof */
-    *payload = frame + FL_SEAL_OVERHEAD;
-    *payload_len = len - FL_SEAL_OVERHEAD;
+    *payload = frame + FL_SEQ_LEN;
+    *payload_len = text_len;
     return 0;
 }

@@ -1,5 +1,6 @@
-/* Authentication: mutual challenge-response on a pre-shared key, then a MAC
- * and a sequence number on every frame.
+/* Authentication and encryption: mutual challenge-response on a pre-shared
+ * key, then every frame encrypted and authenticated with ChaCha20-Poly1305
+ * under a per-connection key for its direction.
  *
  *   controller                                   agent
  *   Hello{nonce_c}                  ---->
@@ -8,19 +9,29 @@
  *                                          check proof_c
  *                                   <----  sealed Envelope{Welcome}  (seq 0)
  *
- *   proof_a     = HMAC(K, "faultline/agent"      || nonce_c || nonce_a)
- *   proof_c     = HMAC(K, "faultline/controller" || nonce_c || nonce_a)
- *   session key = HMAC(K, "faultline/session"    || nonce_c || nonce_a)
+ *   proof_a = HMAC(K, "faultline/agent"                 || nonce_c || nonce_a)
+ *   proof_c = HMAC(K, "faultline/controller"            || nonce_c || nonce_a)
+ *   key_c2a = HMAC(K, "faultline/key/controller-to-agent" || nonce_c || nonce_a)
+ *   key_a2c = HMAC(K, "faultline/key/agent-to-controller" || nonce_c || nonce_a)
  *
  * Both sides contribute a fresh nonce, so neither proof nor any sealed frame
  * can be replayed into another connection. The labels differ, so a proof
- * cannot be reflected back as the other side's.
+ * cannot be reflected back as the other side's, and a frame sealed for one
+ * direction does not open in the other.
  *
- * A sealed frame is  seq:u64be  mac[32]  payload  with
- *   mac = HMAC(session key, direction || seq || payload)
- * where direction is 'C' (controller to agent) or 'A' (agent to controller).
- * Each direction counts from 0; a frame whose MAC fails or whose sequence is
- * not the next one is refused. This module does no I/O. */
+ * A sealed frame is  seq:u64be  ciphertext  tag[16]  with
+ *   ciphertext, tag = ChaCha20-Poly1305(key of the direction,
+ *                                       nonce = 0:u32 || seq:u64be,
+ *                                       aad = seq:u64be, plaintext = payload)
+ * Each direction counts from 0 under its own key, so no (key, nonce) pair is
+ * ever used twice; sealing stops before seq would wrap. A frame whose tag
+ * fails or whose sequence is not the next one is refused. ChaCha20-Poly1305
+ * rather than AES-GCM: it is constant time in plain software, so agents on
+ * hosts without AES instructions (small ARM boards, old VMs) are as safe and
+ * not much slower. This module does no I/O.
+ *
+ * A Challenge with an empty nonce and proof is a refusal: the agent does not
+ * speak the controller's protocol, and its own version is in the Challenge. */
 #ifndef FL_COMMON_AUTH_H
 #define FL_COMMON_AUTH_H
 
@@ -29,10 +40,15 @@
 
 #include "common/key.h"
 
-#define FL_PROTOCOL_VERSION 1
+/* 1: HMAC-SHA256 per frame, payload in clear. 2: ChaCha20-Poly1305. */
+#define FL_PROTOCOL_VERSION 2
 #define FL_NONCE_LEN 32
 #define FL_MAC_LEN 32
-#define FL_SEAL_OVERHEAD (8 + FL_MAC_LEN)
+#define FL_AEAD_KEY_LEN 32
+#define FL_SEQ_LEN 8
+#define FL_TAG_LEN 16
+/* A sealed frame: seq before the payload, the tag after it. */
+#define FL_SEAL_OVERHEAD (FL_SEQ_LEN + FL_TAG_LEN)
 
 enum fl_role {
     FL_ROLE_CONTROLLER,
@@ -54,7 +70,8 @@ struct fl_auth {
     struct fl_key key;
     uint8_t nonce_c[FL_NONCE_LEN];
     uint8_t nonce_a[FL_NONCE_LEN];
-    uint8_t session_key[FL_MAC_LEN];
+    uint8_t send_key[FL_AEAD_KEY_LEN]; /* ours to seal with */
+    uint8_t recv_key[FL_AEAD_KEY_LEN]; /* the peer's: opens what it sealed */
     uint64_t send_seq;
     uint64_t recv_seq;
 };
@@ -81,14 +98,20 @@ int fl_auth_respond(struct fl_auth *auth, const uint8_t *nonce_a, size_t nonce_l
  * 0 and ESTABLISHED otherwise. */
 int fl_auth_verify(struct fl_auth *auth, const uint8_t *proof_c, size_t proof_len);
 
-/* Seals in place: frame points at FL_SEAL_OVERHEAD bytes of room followed by
- * payload_len bytes of payload; writes seq and MAC into the room. */
+/* Seals in place: frame points at FL_SEQ_LEN bytes of room, then payload_len
+ * bytes of payload, then FL_TAG_LEN bytes of room -- FL_SEAL_OVERHEAD +
+ * payload_len in all. Writes seq, encrypts the payload and writes the tag.
+ * -EPROTO before the handshake allows it, -EOVERFLOW when the sequence is
+ * spent; a failure of the cipher itself fails the session, so that a
+ * sequence number is never used twice. */
 int fl_auth_seal(struct fl_auth *auth, uint8_t *frame, size_t payload_len);
 
-/* Opens a sealed frame: checks the MAC, then the sequence number. On success
- * *payload and *payload_len point into frame. -EBADMSG for a short frame or a
- * bad MAC, -EPROTO for a replayed or out-of-sequence frame or out of turn. */
-int fl_auth_open(struct fl_auth *auth, const uint8_t *frame, size_t len, const uint8_t **payload,
+/* Opens a sealed frame in place: decrypts and checks the tag, then checks the
+ * sequence number. On success *payload and *payload_len point into frame (at
+ * FL_SEQ_LEN); on failure the frame's bytes are undefined. -EBADMSG for a
+ * short frame or a bad tag (a forged, altered or misdirected frame), -EPROTO
+ * for a replayed or out-of-sequence frame or out of turn. */
+int fl_auth_open(struct fl_auth *auth, uint8_t *frame, size_t len, const uint8_t **payload,
                  size_t *payload_len);
 
 #endif

@@ -26,6 +26,7 @@ struct fl_conn {
     struct fl_frame_decoder dec;
     const struct fl_conn_ops *ops;
     void *data;
+    uint32_t peer_protocol; /* what the peer announced, when it is not ours */
     char peer[64];
 };
 
@@ -95,6 +96,11 @@ bool fl_conn_is_closing(const struct fl_conn *c)
 const char *fl_conn_peer(const struct fl_conn *c)
 {
     return c->peer;
+}
+
+uint32_t fl_conn_peer_protocol(const struct fl_conn *c)
+{
+    return c->peer_protocol;
 }
 
 static void describe_peer(struct fl_conn *c, const struct sockaddr *sa)
@@ -180,7 +186,7 @@ int fl_conn_send(struct fl_conn *c, const Faultline__Envelope *env)
     if (w == NULL)
         return -ENOMEM;
     uint8_t *frame = w->bytes + FL_FRAME_HEADER;
-    faultline__envelope__pack(env, frame + FL_SEAL_OVERHEAD);
+    faultline__envelope__pack(env, frame + FL_SEQ_LEN);
     int rc = fl_auth_seal(&c->auth, frame, len);
     if (rc < 0) {
         free(w);
@@ -205,6 +211,47 @@ Faultline__Handshake *fl_handshake_unpack(const uint8_t *data, size_t len)
     return hs;
 }
 
+/* Agent: a controller of another protocol version gets a Challenge that
+ * carries only ours -- no nonce, no proof -- so that it can name both
+ * versions (a version 1 controller says "protocol not supported"), and the
+ * connection closes. */
+static int refuse_version(struct fl_conn *c)
+{
+    Faultline__Challenge ch = FAULTLINE__CHALLENGE__INIT;
+    ch.protocol = FL_PROTOCOL_VERSION;
+    Faultline__Handshake out = FAULTLINE__HANDSHAKE__INIT;
+    out.step_case = FAULTLINE__HANDSHAKE__STEP_CHALLENGE;
+    out.challenge = &ch;
+    int rc = send_handshake(c, &out);
+    return rc < 0 ? rc : -EPROTONOSUPPORT;
+}
+
+/* Agent: the controller nonces of the Hellos answered lately, process-wide
+ * (the loop is single threaded). A controller draws a fresh random nonce for
+ * every connection, so a Hello that carries one again is recorded traffic
+ * played back: it is refused as a replayed handshake before any Challenge,
+ * rather than failing later as a proof made with another key. Older replays
+ * than the ring remembers still fail at the proof (-EACCES). */
+#define HELLOS_REMEMBERED 256
+static uint8_t hello_nonces[HELLOS_REMEMBERED][FL_NONCE_LEN];
+static size_t hello_nonces_used, hello_nonces_next;
+
+static bool hello_replayed(const uint8_t *nonce)
+{
+    for (size_t i = 0; i < hello_nonces_used; i++)
+        if (memcmp(hello_nonces[i], nonce, FL_NONCE_LEN) == 0)
+            return true;
+    return false;
+}
+
+static void hello_remember(const uint8_t *nonce)
+{
+    memcpy(hello_nonces[hello_nonces_next], nonce, FL_NONCE_LEN);
+    hello_nonces_next = (hello_nonces_next + 1) % HELLOS_REMEMBERED;
+    if (hello_nonces_used < HELLOS_REMEMBERED)
+        hello_nonces_used++;
+}
+
 /* Agent: Hello -> Challenge. */
 static int on_hello(struct fl_conn *c, const Faultline__Handshake *hs)
 {
@@ -212,14 +259,19 @@ static int on_hello(struct fl_conn *c, const Faultline__Handshake *hs)
         return -EPROTO;
     const Faultline__Hello *hello = hs->hello;
     if (hello->protocol != FL_PROTOCOL_VERSION) {
-        fl_warn("%s: speaks protocol %u, this agent speaks %u", c->peer, hello->protocol,
-                FL_PROTOCOL_VERSION);
-        return -EPROTO;
+        fl_warn("%s: refused: the controller speaks protocol %u, this agent speaks %u "
+                "(run the same faultline release on both)",
+                c->peer, hello->protocol, FL_PROTOCOL_VERSION);
+        c->peer_protocol = hello->protocol;
+        return refuse_version(c);
     }
+    if (hello->nonce.len == FL_NONCE_LEN && hello_replayed(hello->nonce.data))
+        return -EALREADY;
     uint8_t nonce[FL_NONCE_LEN], proof[FL_MAC_LEN];
     int rc = fl_auth_challenge(&c->auth, hello->nonce.data, hello->nonce.len, nonce, proof);
     if (rc < 0)
         return rc;
+    hello_remember(hello->nonce.data);
     Faultline__Challenge ch = FAULTLINE__CHALLENGE__INIT;
     ch.protocol = FL_PROTOCOL_VERSION;
     ch.nonce.data = nonce;
@@ -238,8 +290,10 @@ static int on_challenge(struct fl_conn *c, const Faultline__Handshake *hs)
     if (hs->step_case != FAULTLINE__HANDSHAKE__STEP_CHALLENGE)
         return -EPROTO;
     const Faultline__Challenge *ch = hs->challenge;
-    if (ch->protocol != FL_PROTOCOL_VERSION)
+    if (ch->protocol != FL_PROTOCOL_VERSION) {
+        c->peer_protocol = ch->protocol; /* the caller names both versions */
         return -EPROTONOSUPPORT;
+    }
     uint8_t proof[FL_MAC_LEN];
     int rc = fl_auth_respond(&c->auth, ch->nonce.data, ch->nonce.len, ch->proof.data, ch->proof.len,
                              proof);
@@ -292,7 +346,7 @@ static int on_handshake_frame(struct fl_conn *c, const uint8_t *p, size_t len)
     return rc;
 }
 
-static int on_sealed_frame(struct fl_conn *c, const uint8_t *p, size_t len)
+static int on_sealed_frame(struct fl_conn *c, uint8_t *p, size_t len)
 {
     const uint8_t *payload;
     size_t plen;
@@ -318,7 +372,7 @@ static int on_sealed_frame(struct fl_conn *c, const uint8_t *p, size_t len)
     return 0;
 }
 
-static int on_frame(struct fl_conn *c, const uint8_t *p, size_t len)
+static int on_frame(struct fl_conn *c, uint8_t *p, size_t len)
 {
     switch (c->auth.state) {
     case FL_AUTH_START:
@@ -364,7 +418,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     fl_frame_decoder_commit(&c->dec, (size_t)nread);
     while (!c->closing) {
-        const uint8_t *p;
+        uint8_t *p;
         size_t len;
         int rc = fl_frame_decoder_next(&c->dec, &p, &len);
         if (rc == 0)

@@ -7,9 +7,10 @@
  *          ready ──► message* ──► close ──► closed (exactly once)
  *
  * Before the handshake completes only Handshake messages are decoded; every
- * later frame is checked (MAC, sequence) before its Envelope is decoded. Any
- * violation closes the connection: there is no error reply to a peer that
- * has not proved it holds the key.
+ * later frame is decrypted and checked (tag, sequence) before its Envelope is
+ * decoded. Any violation closes the connection: there is no error reply to a
+ * peer that has not proved it holds the key -- except that a controller of
+ * another protocol version is told the agent's (see auth.h).
  *
  * Lifetime: a conn ends only through fl_conn_close(), which may be called any
  * number of times, from anywhere, including inside its own callbacks. The
@@ -37,10 +38,14 @@ struct fl_conn_ops {
     void (*message)(struct fl_conn *c, const Faultline__Envelope *env);
     /* The connection is gone. reason: 0 when closed by us without error,
      * UV_EOF when the peer hung up, else a negative errno: -EACCES (the peer
-     * does not hold our key), -ETIMEDOUT (handshake deadline), -EBADMSG (bad
-     * MAC or undecodable frame), -EPROTO (protocol violation, replayed or
-     * out-of-sequence frame), -EMSGSIZE (oversize frame), -EPIPE (stream ended
-     * inside a frame), -ENOBUFS (peer does not read). */
+     * does not hold our key), -EALREADY (agent: a replayed handshake, a Hello
+     * this process has answered before), -EPROTONOSUPPORT (the peer speaks another
+     * protocol version: fl_conn_peer_protocol), -ETIMEDOUT (handshake
+     * deadline), -EBADMSG (a frame that fails its tag -- forged, altered or
+     * sealed for the other direction -- or does not decode), -EPROTO
+     * (protocol violation, replayed or out-of-sequence frame), -EMSGSIZE
+     * (oversize frame), -EPIPE (stream ended inside a frame), -ENOBUFS (peer
+     * does not read). */
     void (*closed)(struct fl_conn *c, int reason);
 };
 
@@ -69,6 +74,9 @@ void *fl_conn_data(const struct fl_conn *c);
 bool fl_conn_is_closing(const struct fl_conn *c);
 /* "address:port" of the peer, for logs. */
 const char *fl_conn_peer(const struct fl_conn *c);
+/* The protocol version the peer announced when it is not FL_PROTOCOL_VERSION
+ * (the connection then closes with -EPROTONOSUPPORT); 0 otherwise. */
+uint32_t fl_conn_peer_protocol(const struct fl_conn *c);
 
 /* Unpacks a Handshake, refusing any field it does not know: the only decoder
  * that sees unauthenticated bytes. NULL when the bytes are anything else. */

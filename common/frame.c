@@ -71,12 +71,12 @@ int fl_frame_decoder_push(struct fl_frame_decoder *dec, const uint8_t *data, siz
     return 0;
 }
 
-int fl_frame_decoder_next(struct fl_frame_decoder *dec, const uint8_t **payload, size_t *len)
+int fl_frame_decoder_next(struct fl_frame_decoder *dec, uint8_t **payload, size_t *len)
 {
     size_t avail = dec->end - dec->start;
     if (avail < FL_FRAME_HEADER)
         return 0;
-    const uint8_t *h = dec->buf + dec->start;
+    uint8_t *h = dec->buf + dec->start;
     uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
     if (n > FL_FRAME_MAX)
         return -EMSGSIZE;

@@ -35,10 +35,11 @@ void fl_frame_decoder_commit(struct fl_frame_decoder *dec, size_t n);
 int fl_frame_decoder_push(struct fl_frame_decoder *dec, const uint8_t *data, size_t len);
 
 /* The next whole frame. Returns 1 with *payload and *len set (valid until the
- * next reserve or push), 0 when more bytes are needed, -EMSGSIZE when the
- * header announces more than FL_FRAME_MAX. After an error the decoder is
+ * next reserve or push; the caller may rewrite those bytes in place, as
+ * opening a sealed frame does), 0 when more bytes are needed, -EMSGSIZE when
+ * the header announces more than FL_FRAME_MAX. After an error the decoder is
  * useless: close the connection. */
-int fl_frame_decoder_next(struct fl_frame_decoder *dec, const uint8_t **payload, size_t *len);
+int fl_frame_decoder_next(struct fl_frame_decoder *dec, uint8_t **payload, size_t *len);
 
 /* At end of stream: 0 when no partial frame is pending, -EPIPE when the
  * stream ended inside a frame (truncated). */

@@ -66,6 +66,7 @@ struct fl_client {
     struct pending *pending;
     unsigned open_timers; /* request timers still closing */
     int reason;
+    uint32_t agent_protocol; /* the agent's, when it is not ours */
     const struct fl_key *key;
     const struct fl_client_ops *ops;
     void *data;
@@ -274,6 +275,7 @@ static void on_conn_message(struct fl_conn *c, const Faultline__Envelope *env)
 static void on_conn_closed(struct fl_conn *c, int reason)
 {
     struct fl_client *cl = fl_conn_data(c);
+    cl->agent_protocol = fl_conn_peer_protocol(c);
     cl->conn = NULL;
     finish(cl, cl->closing ? 0 : reason);
 }
@@ -352,12 +354,22 @@ const char *fl_client_explain(const struct fl_client *cl, int reason, char *buf,
         if (handshake)
             snprintf(buf, len,
                      "the agent hung up during the handshake: it refused our key, "
-                     "is at its connection limit, or is not a faultline agent (see its log)");
+                     "is at its connection limit, runs a faultline older than protocol %u, "
+                     "or is not a faultline agent (see its log)",
+                     FL_PROTOCOL_VERSION);
         else
             snprintf(buf, len, "the agent closed the connection");
         break;
-    case -EPROTO:
     case -EPROTONOSUPPORT:
+        if (cl->agent_protocol != 0) {
+            snprintf(buf, len,
+                     "the agent speaks protocol %u, this controller speaks %u: "
+                     "run the same faultline release on both",
+                     cl->agent_protocol, FL_PROTOCOL_VERSION);
+            break;
+        }
+        /* fall through */
+    case -EPROTO:
     case -EBADMSG:
     case -EMSGSIZE:
     case -EPIPE:

@@ -1,11 +1,14 @@
 /* Runs a fuzz target over every file of a corpus directory, as a plain test:
- * the corpus keeps passing in every build, with or without a fuzzer. */
+ * the corpus keeps passing in every build, with or without a fuzzer. A target
+ * may define fuzz_replay_check() to judge the corpus as a whole afterwards
+ * (say, that its seeds still reach the code they were made for). */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int fuzz_replay_check(void) __attribute__((weak));
 
 int main(int argc, char **argv)
 {
@@ -43,5 +46,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("%d passed, 0 failed\n", n);
+    if (fuzz_replay_check != NULL && fuzz_replay_check() != 0)
+        return 1;
     return 0;
 }

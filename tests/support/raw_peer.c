@@ -160,6 +160,10 @@ int raw_handshake(struct raw_peer *p, const struct fl_key *key)
             faultline__handshake__free_unpacked(ch, NULL);
         return -EPROTO;
     }
+    if (ch->challenge->protocol != FL_PROTOCOL_VERSION) {
+        faultline__handshake__free_unpacked(ch, NULL);
+        return -EPROTONOSUPPORT; /* the agent's refusal of our version */
+    }
     uint8_t proof[FL_MAC_LEN];
     rc = fl_auth_respond(&p->auth, ch->challenge->nonce.data, ch->challenge->nonce.len,
                          ch->challenge->proof.data, ch->challenge->proof.len, proof);
@@ -190,7 +194,7 @@ size_t raw_seal(struct raw_peer *p, const Faultline__Envelope *env, uint8_t *out
     if (FL_FRAME_HEADER + FL_SEAL_OVERHEAD + len > cap)
         return 0;
     fl_frame_put_header(out, (uint32_t)(FL_SEAL_OVERHEAD + len));
-    faultline__envelope__pack(env, out + FL_FRAME_HEADER + FL_SEAL_OVERHEAD);
+    faultline__envelope__pack(env, out + FL_FRAME_HEADER + FL_SEQ_LEN);
     if (fl_auth_seal(&p->auth, out + FL_FRAME_HEADER, len) < 0)
         return 0;
     return FL_FRAME_HEADER + FL_SEAL_OVERHEAD + len;

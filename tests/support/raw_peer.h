@@ -29,7 +29,9 @@ long raw_recv_frame(struct raw_peer *p, uint8_t *buf, size_t cap, int timeout_ms
 int raw_wait_closed(struct raw_peer *p, int timeout_ms, size_t *received);
 
 /* The controller's side of the handshake with key; 0 when the agent's
- * Welcome opened, else a negative errno. */
+ * Welcome opened, else a negative errno (-EPROTONOSUPPORT when the agent
+ * speaks another protocol version). Sealed frames are ChaCha20-Poly1305
+ * under p->auth's keys: see common/auth.h. */
 int raw_handshake(struct raw_peer *p, const struct fl_key *key);
 
 /* Seals env into out (which must hold FL_FRAME_HEADER + FL_SEAL_OVERHEAD +

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "common/conn.h"
+#include "common/frame.h"
 #include "common/pbutil.h"
 
 struct world {
@@ -31,6 +32,13 @@ struct world {
     int raw_client; /* connect a bare TCP client instead of a controller */
     uv_tcp_t raw;
     int raw_closed;
+    uint8_t raw_send[256]; /* what the bare client says once connected */
+    size_t raw_send_len;
+    uv_write_t raw_write;
+    uint8_t raw_got[1024]; /* what it hears back */
+    size_t raw_got_len;
+    int raw_eof;
+    uint32_t agent_peer_protocol;
 };
 
 static void close_listener(struct world *w)
@@ -73,6 +81,7 @@ static void agent_closed(struct fl_conn *c, int reason)
     struct world *w = fl_conn_data(c);
     w->agent_closed++;
     w->agent_reason = reason;
+    w->agent_peer_protocol = fl_conn_peer_protocol(c);
     w->agent = NULL;
     close_listener(w);
 }
@@ -132,10 +141,39 @@ static void ctl_closed(struct fl_conn *c, int reason)
 
 static const struct fl_conn_ops ctl_ops = {ctl_ready, ctl_message, ctl_closed};
 
-static void raw_connected(uv_connect_t *req, int status)
+static void raw_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct world *w = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)w->raw_got + w->raw_got_len,
+                       (unsigned)(sizeof(w->raw_got) - w->raw_got_len));
+}
+
+static void raw_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct world *w = s->data;
+    (void)buf;
+    if (nread > 0)
+        w->raw_got_len += (size_t)nread;
+    else if (nread < 0)
+        w->raw_eof = 1;
+}
+
+static void raw_written(uv_write_t *req, int status)
 {
     assert_int_equal(status, 0);
-    (void)req; /* and then say nothing */
+    (void)req;
+}
+
+static void raw_connected(uv_connect_t *req, int status)
+{
+    struct world *w = req->handle->data;
+    assert_int_equal(status, 0);
+    if (w->raw_send_len == 0)
+        return; /* say nothing */
+    uv_buf_t b = uv_buf_init((char *)w->raw_send, (unsigned)w->raw_send_len);
+    assert_int_equal(uv_write(&w->raw_write, req->handle, &b, 1, raw_written), 0);
+    assert_int_equal(uv_read_start(req->handle, raw_alloc, raw_read), 0);
 }
 
 static void raw_closed(uv_handle_t *h)
@@ -165,8 +203,10 @@ static void run_world(struct world *w)
         w->ctl = fl_conn_new(&w->loop, FL_ROLE_CONTROLLER, &w->ctl_key, &ctl_ops, w);
         assert_int_equal(fl_conn_connect(w->ctl, (struct sockaddr *)&sin, 5000), 0);
     }
-    /* run until the agent side is gone; the raw client is closed after that */
-    while (w->agent_closed == 0 && uv_run(&w->loop, UV_RUN_ONCE))
+    /* run until the agent side is gone (and a talking raw client has heard
+     * the end); the raw client is closed after that */
+    while ((w->agent_closed == 0 || (w->raw_send_len > 0 && !w->raw_eof)) &&
+           uv_run(&w->loop, UV_RUN_ONCE))
         ;
     if (w->raw_client)
         uv_close((uv_handle_t *)&w->raw, raw_closed);
@@ -233,12 +273,122 @@ static void test_handshake_timeout(void **state)
     assert_int_equal(w.raw_closed, 1);
 }
 
+/* The bare client's message: a Hello of protocol, nonce filled with fill. */
+static void raw_hello(struct world *w, uint32_t protocol, uint8_t fill)
+{
+    uint8_t nonce[FL_NONCE_LEN];
+    memset(nonce, fill, sizeof(nonce));
+    Faultline__Hello hello = FAULTLINE__HELLO__INIT;
+    hello.protocol = protocol;
+    hello.nonce.data = nonce;
+    hello.nonce.len = sizeof(nonce);
+    Faultline__Handshake hs = FAULTLINE__HANDSHAKE__INIT;
+    hs.step_case = FAULTLINE__HANDSHAKE__STEP_HELLO;
+    hs.hello = &hello;
+    size_t n = faultline__handshake__pack(&hs, w->raw_send + FL_FRAME_HEADER);
+    fl_frame_put_header(w->raw_send, (uint32_t)n);
+    w->raw_send_len = FL_FRAME_HEADER + n;
+}
+
+/* The one frame the bare client heard, as a Handshake (or NULL: none). */
+static Faultline__Handshake *raw_heard(struct world *w)
+{
+    struct fl_frame_decoder dec;
+    fl_frame_decoder_init(&dec);
+    assert_int_equal(fl_frame_decoder_push(&dec, w->raw_got, w->raw_got_len), 0);
+    uint8_t *p;
+    size_t len;
+    Faultline__Handshake *hs = NULL;
+    if (fl_frame_decoder_next(&dec, &p, &len) == 1) {
+        hs = fl_handshake_unpack(p, len);
+        assert_non_null(hs);
+        assert_int_equal(fl_frame_decoder_next(&dec, &p, &len), 0); /* and no more */
+    }
+    assert_int_equal(fl_frame_decoder_finish(&dec), 0);
+    fl_frame_decoder_free(&dec);
+    return hs;
+}
+
+/* A Hello recorded off the wire and played back is refused as such, before
+ * any Challenge, and not mistaken for a controller with another key. */
+static void test_replayed_handshake(void **state)
+{
+    (void)state;
+    struct world w;
+    memset(&w, 0, sizeof(w));
+    keys(&w, 1, 1);
+    w.handshake_timeout_ms = 100;
+    w.raw_client = 1;
+    raw_hello(&w, FL_PROTOCOL_VERSION, 0x3c);
+    run_world(&w); /* first time: challenged, then no proof in time */
+    assert_int_equal(w.agent_reason, -ETIMEDOUT);
+    Faultline__Handshake *hs = raw_heard(&w);
+    assert_non_null(hs);
+    assert_int_equal(hs->step_case, FAULTLINE__HANDSHAKE__STEP_CHALLENGE);
+    assert_int_equal(hs->challenge->proof.len, FL_MAC_LEN);
+    faultline__handshake__free_unpacked(hs, NULL);
+
+    uint8_t sent[sizeof(w.raw_send)];
+    size_t sent_len = w.raw_send_len;
+    memcpy(sent, w.raw_send, sent_len);
+    memset(&w, 0, sizeof(w));
+    keys(&w, 1, 1);
+    w.handshake_timeout_ms = 5000;
+    w.raw_client = 1;
+    memcpy(w.raw_send, sent, sent_len); /* the same bytes again */
+    w.raw_send_len = sent_len;
+    run_world(&w);
+    assert_int_equal(w.agent_closed, 1);
+    assert_int_equal(w.agent_reason, -EALREADY);
+    assert_null(raw_heard(&w)); /* nothing said back */
+
+    /* a fresh Hello is still answered */
+    memset(&w, 0, sizeof(w));
+    keys(&w, 1, 1);
+    w.handshake_timeout_ms = 100;
+    w.raw_client = 1;
+    raw_hello(&w, FL_PROTOCOL_VERSION, 0x3d);
+    run_world(&w);
+    assert_int_equal(w.agent_reason, -ETIMEDOUT);
+    hs = raw_heard(&w);
+    assert_non_null(hs);
+    faultline__handshake__free_unpacked(hs, NULL);
+}
+
+/* A controller of protocol 1 (HMAC, payload in clear) is refused with a
+ * Challenge that names this agent's protocol and carries nothing else, so that
+ * the old controller can say which versions met; then the agent hangs up. */
+static void test_old_protocol_refused(void **state)
+{
+    (void)state;
+    struct world w;
+    memset(&w, 0, sizeof(w));
+    keys(&w, 1, 1);
+    w.handshake_timeout_ms = 5000;
+    w.raw_client = 1;
+    raw_hello(&w, 1, 9);
+    run_world(&w);
+    assert_int_equal(w.agent_ready, 0);
+    assert_int_equal(w.agent_closed, 1);
+    assert_int_equal(w.agent_reason, -EPROTONOSUPPORT);
+    assert_int_equal(w.agent_peer_protocol, 1);
+    assert_int_equal(w.raw_eof, 1);
+    /* exactly one frame came back: the refusal, naming our version only */
+    Faultline__Handshake *reply = raw_heard(&w);
+    assert_non_null(reply);
+    assert_int_equal(reply->step_case, FAULTLINE__HANDSHAKE__STEP_CHALLENGE);
+    assert_int_equal(reply->challenge->protocol, FL_PROTOCOL_VERSION);
+    assert_int_equal(reply->challenge->nonce.len, 0);
+    assert_int_equal(reply->challenge->proof.len, 0);
+    faultline__handshake__free_unpacked(reply, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_and_requests),
-        cmocka_unit_test(test_wrong_key),
-        cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_handshake_and_requests), cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_handshake_timeout),      cmocka_unit_test(test_old_protocol_refused),
+        cmocka_unit_test(test_replayed_handshake),
     };
     return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }

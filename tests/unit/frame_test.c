@@ -34,7 +34,7 @@ static void test_one_frame(void **state)
     struct fl_frame_decoder d;
     fl_frame_decoder_init(&d);
     assert_int_equal(fl_frame_decoder_push(&d, buf, n), 0);
-    const uint8_t *p;
+    uint8_t *p;
     size_t len;
     assert_int_equal(fl_frame_decoder_next(&d, &p, &len), 1);
     check_payload(p, len, 10, 7);
@@ -51,7 +51,7 @@ static void test_split_byte_by_byte(void **state)
     size_t n = put_frame(buf, 200, 3);
     struct fl_frame_decoder d;
     fl_frame_decoder_init(&d);
-    const uint8_t *p;
+    uint8_t *p;
     size_t len;
     for (size_t i = 0; i < n - 1; i++) {
         assert_int_equal(fl_frame_decoder_push(&d, buf + i, 1), 0);
@@ -77,7 +77,7 @@ static void test_split_everywhere(void **state)
     for (size_t cut = 0; cut <= n; cut++) {
         struct fl_frame_decoder d;
         fl_frame_decoder_init(&d);
-        const uint8_t *p;
+        uint8_t *p;
         size_t len;
         int seen = 0;
         assert_int_equal(fl_frame_decoder_push(&d, buf, cut), 0);
@@ -107,7 +107,7 @@ static void test_many_in_one_buffer(void **state)
     struct fl_frame_decoder d;
     fl_frame_decoder_init(&d);
     assert_int_equal(fl_frame_decoder_push(&d, buf, n), 0);
-    const uint8_t *p;
+    uint8_t *p;
     size_t len;
     for (int i = 0; i < N; i++) {
         assert_int_equal(fl_frame_decoder_next(&d, &p, &len), 1);
@@ -128,7 +128,7 @@ static void test_zero_length(void **state)
     struct fl_frame_decoder d;
     fl_frame_decoder_init(&d);
     assert_int_equal(fl_frame_decoder_push(&d, buf, n), 0);
-    const uint8_t *p;
+    uint8_t *p;
     size_t len = 99;
     assert_int_equal(fl_frame_decoder_next(&d, &p, &len), 1);
     assert_int_equal(len, 0);
@@ -142,7 +142,7 @@ static void test_oversize(void **state)
 {
     (void)state;
     struct fl_frame_decoder d;
-    const uint8_t *p;
+    uint8_t *p;
     size_t len;
 
     uint8_t *big = malloc(FL_FRAME_HEADER + FL_FRAME_MAX);
@@ -180,7 +180,7 @@ static void test_truncated(void **state)
     uint8_t buf[64];
     size_t n = put_frame(buf, 20, 0);
     struct fl_frame_decoder d;
-    const uint8_t *p;
+    uint8_t *p;
     size_t len;
 
     /* stream ends inside the payload */
