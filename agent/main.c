@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,20 +57,35 @@ struct agent {
 };
 
 /* Every fault is reverted before the agent goes: a clean stop leaves an
- * empty journal, and the guardian, seeing it, exits quietly. */
+ * empty journal, and the guardian, seeing it, exits quietly. A fault whose
+ * revert failed stays in the journal: the guardian tries it again as this
+ * agent exits, and the next start after that. */
 static void on_all_reverted(void *arg, const struct fl_record *const *recs, size_t n, int status)
 {
     struct agent *a = arg;
-    (void)recs;
-    if (status < 0)
-        fl_error("stopping: could not revert every fault: %s", fl_strerror(status));
-    else if (n > 0)
-        fl_info("stopping: reverted %zu fault(s)", n);
     json_t *keep = json_array();
+    size_t left = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fl_record_revert_error(recs[i]) == NULL)
+            continue;
+        left++;
+        json_t *undo = (json_t *)(uintptr_t)fl_record_undo(recs[i]);
+        if (keep != NULL && json_array_append(keep, undo) != 0) {
+            json_decref(keep);
+            keep = NULL;
+        }
+    }
+    if (n - left > 0)
+        fl_info("stopping: reverted %zu fault(s)", n - left);
+    if (status < 0)
+        fl_error("stopping: %zu fault(s) NOT reverted (%s): they stay in the journal for the "
+                 "guardian and the next start",
+                 left, fl_strerror(status));
     char err[512];
-    /* faults whose revert failed stay in the journal for the next start */
-    if (fl_registry_active_count(a->registry) == 0 &&
-        fl_journal_compact(a->journal, keep, err, sizeof(err)) < 0)
+    /* the registry left no fault active: what is not in keep was reverted */
+    if (keep == NULL)
+        fl_error("stopping: out of memory; the journal is left as it is");
+    else if (fl_journal_compact(a->journal, keep, err, sizeof(err)) < 0)
         fl_warn("%s", err);
     json_decref(keep);
     fl_registry_close(a->registry);
@@ -280,8 +296,15 @@ int main(int argc, char **argv)
     fl_info("guardian is PID %d", (int)a.guard.guardian_pid);
 
     a.config.guard = &a.guard;
-    uv_loop_init(&a.loop);
-    int rc = fl_server_start(&a.server, &a.loop, &a.config);
+    int rc = uv_loop_init(&a.loop);
+    if (rc < 0) {
+        fl_error("cannot start the event loop: %s", fl_strerror(rc));
+        fl_key_wipe(&a.config.key);
+        fl_journal_close(&a.journal);
+        fl_guardrails_free(&a.guard);
+        return 1;
+    }
+    rc = fl_server_start(&a.server, &a.loop, &a.config);
     if (rc == 0) {
         a.ctx.guard = &a.guard;
         a.ctx.state_dir = a.state_dir;
