@@ -50,6 +50,7 @@ struct agent {
     struct fl_agent_ctx ctx;
     struct fl_journal *journal;
     struct fl_registry *registry;
+    json_t *leftovers; /* undo objects start-up could not revert */
     const char *state_dir;
     char journal_path[4096];
     int stopping;
@@ -104,7 +105,9 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* Before listening: whatever a crashed predecessor left active is reverted
- * (its guardian normally did that already), and the journal starts empty. */
+ * (its guardian normally did that already), and the journal starts empty but
+ * for what could not be reverted: a->leftovers, which the registry adopts
+ * and keeps trying. */
 static int recover(struct agent *a)
 {
     char err[512];
@@ -121,9 +124,12 @@ static int recover(struct agent *a)
         fl_error("%s", err);
     else if (json_array_size(active) > 0)
         fl_error("%zu fault(s) from before could not be reverted; they stay in the journal "
-                 "and will be tried again at the next start",
+                 "and are tried again while this agent runs, and at the next start",
                  json_array_size(active));
-    json_decref(active);
+    if (rc == 0)
+        a->leftovers = active;
+    else
+        json_decref(active);
     return rc;
 }
 
@@ -291,6 +297,7 @@ int main(int argc, char **argv)
     /* the guardian is forked before any thread or socket exists */
     if (fl_guardian_start(a.journal_path, lock_fd, &a.guard.guardian_pid, err, sizeof(err)) < 0) {
         fl_error("%s", err);
+        json_decref(a.leftovers);
         return 1;
     }
     fl_info("guardian is PID %d", (int)a.guard.guardian_pid);
@@ -299,6 +306,7 @@ int main(int argc, char **argv)
     int rc = uv_loop_init(&a.loop);
     if (rc < 0) {
         fl_error("cannot start the event loop: %s", fl_strerror(rc));
+        json_decref(a.leftovers);
         fl_key_wipe(&a.config.key);
         fl_journal_close(&a.journal);
         fl_guardrails_free(&a.guard);
@@ -319,7 +327,17 @@ int main(int argc, char **argv)
         if (rc < 0)
             fl_server_stop(&a.server);
         a.server.registry = a.registry;
+        size_t i;
+        json_t *undo;
+        json_array_foreach(rc == 0 ? a.leftovers : NULL, i, undo)
+        {
+            int arc = fl_registry_adopt(a.registry, undo);
+            if (arc < 0) /* it stays in the journal all the same */
+                fl_error("cannot keep trying journal entry %zu: %s", i, fl_strerror(arc));
+        }
     }
+    json_decref(a.leftovers);
+    a.leftovers = NULL;
     if (rc == 0) {
         uv_signal_init(&a.loop, &a.sigint);
         uv_signal_init(&a.loop, &a.sigterm);

@@ -11,11 +11,14 @@
  *                                  └─ agent stopping ─► LEFT (kept in the journal for the
  *                                                        guardian and the next start)
  *
+ * A fault an earlier agent left in the journal, and start-up could not revert
+ * either, starts at REVERT_FAILED (fl_registry_adopt).
+ *
  * ACTIVE, REVERTING and REVERT_FAILED records are on the active list (and in
  * fl_registry_active_count); ENDED and LEFT ones on the ended list. A fault
  * whose revert failed is never forgotten while the agent runs: it is tried
  * again with a backoff that doubles from REVERT_BACKOFF_MS up to
- * REVERT_BACKOFF_MAX_MS (a try every minute at most, for as long as the agent
+ * REVERT_BACKOFF_MAX_MS (so a try at least every minute, for as long as the agent
  * runs), and listed as FAULT_STATE_REVERT_FAILED with its error. */
 #include "agent/registry.h"
 
@@ -670,6 +673,68 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     json_decref(rec);
     if (rc < 0)
         on_apply_journaled(rc, r);
+}
+
+/* ---------------------------------------------------------------- adopt */
+
+/* A spec that says only which kind: for listing a fault from the journal,
+ * whose request is long gone. The kind's oneof case is its field number, so
+ * the wire form is that field's tag and an empty message. */
+static Faultline__FaultSpec *kind_only_spec(Faultline__FaultSpec__KindCase kind_case)
+{
+    uint8_t wire[12];
+    size_t n = 0;
+    uint64_t tag = ((uint64_t)kind_case << 3) | 2; /* length-delimited */
+    while (tag >= 0x80) {
+        wire[n++] = (uint8_t)(tag | 0x80);
+        tag >>= 7;
+    }
+    wire[n++] = (uint8_t)tag;
+    wire[n++] = 0; /* empty message */
+    return faultline__fault_spec__unpack(NULL, n, wire);
+}
+
+int fl_registry_adopt(struct fl_registry *reg, const json_t *undo)
+{
+    const char *id = json_string_value(json_object_get(undo, "id"));
+    const char *kind_name = json_string_value(json_object_get(undo, "kind"));
+    const struct fl_fault_kind *kind = kind_name ? fl_fault_kind_by_name(kind_name) : NULL;
+    if (id == NULL || strlen(id) >= FL_FAULT_ID_LEN || kind == NULL)
+        return -EINVAL;
+    struct fl_record *r = calloc(1, sizeof(*r));
+    Faultline__FaultSpec *spec = r ? kind_only_spec(kind->spec_case) : NULL;
+    if (spec == NULL) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->reg = reg;
+    r->f.spec = spec;
+    r->f.kind = kind;
+    r->f.ctx = reg->ctx;
+    r->f.undo = json_deep_copy(undo);
+    snprintf(r->f.id, sizeof(r->f.id), "%s", id);
+    r->detached = true;
+    r->revert_wanted = true;
+    r->why = FL_END_REQUESTED;
+    r->revert_failed = true;
+    r->revert_tries = REVERT_RETRIES; /* start-up had its try: on with the backoff */
+    uv_timer_init(reg->loop, &r->timer);
+    uv_timer_init(reg->loop, &r->tick);
+    r->timer.data = r->tick.data = r;
+    r->open_handles = 2;
+    r->refs = 1;                  /* the list's */
+    r->state = REC_REVERT_FAILED; /* its first state: set_state moves it from here */
+    list_push(&reg->active, r);
+    reg->n_active++;
+    char next[32];
+    fl_format_duration(REVERT_BACKOFF_MS, next, sizeof(next));
+    snprintf(r->revert_error, sizeof(r->revert_error),
+             "left by an earlier agent; reverting it at start-up failed (see the log); trying "
+             "again in %s",
+             next);
+    fl_error("fault %s (%s): REVERT FAILED: %s", r->f.id, kind->name, r->revert_error);
+    uv_timer_start(&r->timer, on_retry_revert, REVERT_BACKOFF_MS, 0);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- revert */

@@ -68,6 +68,12 @@ void fl_registry_revert(struct fl_registry *reg, const char *id, enum fl_end why
                         void *arg);
 void fl_registry_revert_all(struct fl_registry *reg, enum fl_end why, fl_revert_cb cb, void *arg);
 
+/* Takes over a fault an earlier agent left in the journal and that start-up
+ * could not revert: listed as REVERT_FAILED and tried again with the backoff
+ * (its journal record is already there). -EINVAL for an undo object without
+ * an id or of a kind this agent does not have; -ENOMEM. */
+int fl_registry_adopt(struct fl_registry *reg, const json_t *undo);
+
 /* Renews a session's lease. */
 void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id);
 

@@ -3,7 +3,8 @@
  * loopback: test_fault's revert fails as often as a control file says, and
  * its marker file shows whether it was reverted.
  *   - revert fails, then SIGTERM: the journal keeps the fault, the log does
- *     not claim it was reverted, and the next start reverts it;
+ *     not claim it was reverted; the next start tries again, and while that
+ *     fails it lists the fault and keeps trying; or it reverts it at once;
  *   - revert fails, then kill -9: the guardian reverts it;
  *   - revert fails forever: the agent keeps trying with a backoff, `faultline
  *     agents` lists it as REVERT FAILED with the error, the journal keeps
@@ -255,12 +256,40 @@ static void test_revert_fails_then_sigterm(void **state)
     assert_int_equal(count_in_log("1 fault(s) NOT reverted"), 1);
     assert_true(count_in_log("guardian: fault") >= 1);
 
-    /* the next start tries again, and this time it works */
+    /* the next start tries again and fails: it keeps the fault, lists it,
+     * and keeps trying; once a try works it is gone */
+    assert_int_equal(start_agent(FL_AGENT_TEST_BIN, f.name), 0);
+    char out[8192];
+    agents_listing(out, sizeof(out));
+    const char *line = strstr(out, id);
+    assert_non_null(line);
+    assert_non_null(strstr(line, "test_fault"));
+    assert_non_null(strstr(line, "REVERT FAILED"));
+    assert_non_null(strstr(line, "left by an earlier agent"));
+    assert_true(journal_holds(id));
+    set_control(&f, "0");
+    assert_int_equal(wait_gone(f.marker, 5000), 0);
+    uint64_t t0 = fl_mono_ms();
+    while (journal_holds(id)) {
+        assert_true(fl_mono_ms() - t0 < 2000);
+        sleep_ms(20);
+    }
+    agents_listing(out, sizeof(out));
+    assert_null(strstr(out, id));
+    stop_agent();
+
+    /* and a start after a stop that left it reverts it before listening */
+    assert_int_equal(start_agent(FL_AGENT_TEST_BIN, f.name), 0);
+    set_control(&f, "forever");
+    inject_ok(&f, 600000, id, sizeof(id));
+    revert_fails(id);
+    assert_int_equal(proc_stop(agent.pid, SIGTERM, 15000), 0);
+    agent.pid = 0;
+    assert_true(journal_holds(id));
     set_control(&f, "0");
     assert_int_equal(start_agent(FL_AGENT_TEST_BIN, f.name), 0);
     assert_false(exists(f.marker));
     assert_false(journal_holds(id));
-    char out[8192];
     agents_listing(out, sizeof(out));
     assert_null(strstr(out, id));
     stop_agent();
