@@ -49,11 +49,17 @@ static int start_agent(const char *bin, const char *name)
     return rc;
 }
 
-static void stop_agent(void)
+/* SIGTERM; the agent's exit status (0 when it stopped cleanly, with no
+ * sanitizer report and no handle left open). */
+static int stop_agent(void)
 {
+    int st = 0;
     if (agent.pid > 0)
-        proc_stop(agent.pid, SIGTERM, 15000);
+        st = proc_stop(agent.pid, SIGTERM, 15000);
     agent.pid = 0;
+    if (st != 0)
+        test_agent_dump_log(&agent);
+    return st;
 }
 
 static int setup(void **state)
@@ -72,10 +78,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    stop_agent();
+    int rc = stop_agent() == 0 ? 0 : -1;
     char *rm[] = {arg("/bin/rm"), arg("-rf"), dir, NULL};
     char out[256];
-    return proc_run(rm, out, sizeof(out), 10000) == 0 ? 0 : -1;
+    return proc_run(rm, out, sizeof(out), 10000) == 0 ? rc : -1;
 }
 
 /* Each test's own files: control, marker and agent name. */
@@ -240,8 +246,7 @@ static void test_revert_fails_then_sigterm(void **state)
     revert_fails(id);
 
     pid_t guardian = agent.guardian_pid;
-    assert_int_equal(proc_stop(agent.pid, SIGTERM, 15000), 0);
-    agent.pid = 0;
+    assert_int_equal(stop_agent(), 0);
     /* not forgotten: the clean stop kept it in the journal, said so, and the
      * guardian (which tried once more, and failed too) left it there */
     char gst = 'S';
@@ -276,15 +281,14 @@ static void test_revert_fails_then_sigterm(void **state)
     }
     agents_listing(out, sizeof(out));
     assert_null(strstr(out, id));
-    stop_agent();
+    assert_int_equal(stop_agent(), 0);
 
     /* and a start after a stop that left it reverts it before listening */
     assert_int_equal(start_agent(FL_AGENT_TEST_BIN, f.name), 0);
     set_control(&f, "forever");
     inject_ok(&f, 600000, id, sizeof(id));
     revert_fails(id);
-    assert_int_equal(proc_stop(agent.pid, SIGTERM, 15000), 0);
-    agent.pid = 0;
+    assert_int_equal(stop_agent(), 0);
     assert_true(journal_holds(id));
     set_control(&f, "0");
     assert_int_equal(start_agent(FL_AGENT_TEST_BIN, f.name), 0);
@@ -292,7 +296,7 @@ static void test_revert_fails_then_sigterm(void **state)
     assert_false(journal_holds(id));
     agents_listing(out, sizeof(out));
     assert_null(strstr(out, id));
-    stop_agent();
+    assert_int_equal(stop_agent(), 0);
 }
 
 static void test_revert_fails_then_kill9(void **state)
@@ -367,7 +371,7 @@ static void test_revert_fails_forever(void **state)
     agents_listing(out, sizeof(out));
     assert_null(strstr(out, id));
     assert_int_equal(count_in_log("reverted after"), 1);
-    stop_agent();
+    assert_int_equal(stop_agent(), 0);
     assert_int_equal(count_in_log("NOT reverted"), 0);
 }
 
@@ -389,7 +393,7 @@ static void test_apply_fails_is_undone(void **state)
     faultline__envelope__free_unpacked(reply, NULL);
     raw_close(&p);
     assert_false(exists(f.marker));
-    stop_agent();
+    assert_int_equal(stop_agent(), 0);
 }
 
 static void test_product_agent_refuses_test_kind(void **state)
@@ -410,7 +414,7 @@ static void test_product_agent_refuses_test_kind(void **state)
     faultline__envelope__free_unpacked(reply, NULL);
     raw_close(&p);
     assert_false(exists(f.marker));
-    stop_agent();
+    assert_int_equal(stop_agent(), 0);
 }
 
 int main(void)
