@@ -5,6 +5,9 @@
  *                                          ├─ tick every tick_ms (pool), for restart storms
  *                                          └─ ends: duration, request, lease, halt, shutdown
  *
+ * A revert that keeps failing leaves the fault active, as REVERT_FAILED, and
+ * tried again with a backoff (the machine is drawn in registry.c).
+ *
  * Prepare runs on the loop; everything that touches the host or the disk runs
  * in libuv's thread pool, one operation per fault at a time. A revert asked
  * for while an operation is in flight waits for it. Nothing is applied before
