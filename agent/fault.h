@@ -19,7 +19,9 @@
  * carries its fault id, and revert touches nothing else.
  *
  * Functions return 0 or a negative errno; on failure err holds a sentence for
- * the person who asked (it goes back in the error reply). */
+ * the person who asked (it goes back in the error reply). prepare returns
+ * -EPERM when, and only when, a guardrail refuses (the reply's code is then
+ * ERROR_GUARDRAIL), and -ESRCH when a selector matched nothing. */
 #ifndef FL_AGENT_FAULT_H
 #define FL_AGENT_FAULT_H
 
@@ -71,6 +73,7 @@ extern const struct fl_fault_kind fl_kind_network_drop;  /* faults/network.c */
 extern const struct fl_fault_kind fl_kind_disk_fill;     /* faults/disk.c */
 extern const struct fl_fault_kind fl_kind_cpu_stress;    /* faults/stress.c */
 extern const struct fl_fault_kind fl_kind_memory_stress; /* faults/stress.c */
+/* faults/testfault.c, in faultline-agent-test only: see agent/fault.c */
 
 /* The kind for a spec, or for a name; NULL when unknown. */
 const struct fl_fault_kind *fl_fault_kind_for_spec(const Faultline__FaultSpec *spec);

@@ -128,9 +128,10 @@ static void guardian_main(const char *journal_path, int pipe_fd, int keep_fd)
     char buf[16];
     for (;;) {
         ssize_t n = read(pipe_fd, buf, sizeof(buf));
+        int read_errno = errno;
         if (n == 0)
             break; /* the agent is gone */
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && read_errno != EINTR)
             break;
     }
     int failed = fl_guardian_revert_journal(journal_path, "guardian");
@@ -141,13 +142,14 @@ int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *e
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
-        snprintf(err, errlen, "cannot create the guardian's pipe: %s", strerror(errno));
-        return -errno;
+        int rc = -errno; /* snprintf may change errno */
+        snprintf(err, errlen, "cannot create the guardian's pipe: %s", strerror(-rc));
+        return rc;
     }
     pid_t child = fork();
     if (child < 0) {
         int rc = -errno;
-        snprintf(err, errlen, "cannot fork the guardian: %s", strerror(errno));
+        snprintf(err, errlen, "cannot fork the guardian: %s", strerror(-rc));
         close(fds[0]);
         close(fds[1]);
         return rc;

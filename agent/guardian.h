@@ -2,8 +2,9 @@
  * by a pipe. The agent holds the write end and never writes; when the agent
  * dies, however it dies (even kill -9), the kernel closes that end, the
  * guardian's read returns, and the guardian reverts every fault the journal
- * still marks active, then exits. After a clean stop the journal is empty and
- * the guardian just exits.
+ * still marks active, then exits. After a clean stop the journal holds only
+ * faults whose revert failed (usually none): the guardian tries those once
+ * more and leaves any that still fail for the next start.
  *
  * The guardian runs in its own session and ignores SIGINT, SIGTERM and
  * SIGHUP, so that a Ctrl-C or a stop signal to the agent's process group

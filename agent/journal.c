@@ -1,5 +1,6 @@
 #include "agent/journal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -36,7 +37,7 @@ int fl_journal_open(const char *path, struct fl_journal **out, char *err, size_t
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         int rc = -errno;
-        snprintf(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot open journal %s: %s", path, strerror(-rc));
         return rc;
     }
     struct fl_journal *j = calloc(1, sizeof(*j));
@@ -117,6 +118,7 @@ int fl_journal_append(struct fl_journal *j, const json_t *record)
 int fl_journal_read_active(const char *path, json_t **active, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "re");
+    int open_errno = errno;
     json_t *order = json_array();  /* ids in apply order */
     json_t *undos = json_object(); /* id -> undo */
     if (order == NULL || undos == NULL) {
@@ -126,9 +128,9 @@ int fl_journal_read_active(const char *path, json_t **active, char *err, size_t 
             fclose(f);
         return -ENOMEM;
     }
-    if (f == NULL && errno != ENOENT) {
-        int rc = -errno;
-        snprintf(err, errlen, "cannot read journal %s: %s", path, strerror(errno));
+    if (f == NULL && open_errno != ENOENT) {
+        int rc = -open_errno;
+        snprintf(err, errlen, "cannot read journal %s: %s", path, strerror(open_errno));
         json_decref(order);
         json_decref(undos);
         return rc;
@@ -180,12 +182,14 @@ int fl_journal_read_active(const char *path, json_t **active, char *err, size_t 
 
 int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err, size_t errlen)
 {
+    /* an append in flight would write to the file being replaced, and be lost */
+    assert(!j->in_flight && j->queue_head == NULL);
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s.new", j->path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         int rc = -errno;
-        snprintf(err, errlen, "cannot compact journal: %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot compact journal: %s: %s", tmp, strerror(-rc));
         return rc;
     }
     int rc = 0;
@@ -207,7 +211,7 @@ int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err
             break;
     }
     if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
+        rc = -errno; /* saved before close can change errno */
     close(fd);
     if (rc == 0 && rename(tmp, j->path) != 0)
         rc = -errno;
@@ -228,7 +232,7 @@ int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err
     int nfd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
     if (nfd < 0) {
         rc = -errno;
-        snprintf(err, errlen, "cannot reopen journal %s: %s", j->path, strerror(errno));
+        snprintf(err, errlen, "cannot reopen journal %s: %s", j->path, strerror(-rc));
         return rc;
     }
     close(j->fd);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ struct agent {
     struct fl_agent_ctx ctx;
     struct fl_journal *journal;
     struct fl_registry *registry;
+    json_t *leftovers; /* undo objects start-up could not revert */
     const char *state_dir;
     char journal_path[4096];
     int stopping;
@@ -56,20 +58,35 @@ struct agent {
 };
 
 /* Every fault is reverted before the agent goes: a clean stop leaves an
- * empty journal, and the guardian, seeing it, exits quietly. */
+ * empty journal, and the guardian, seeing it, exits quietly. A fault whose
+ * revert failed stays in the journal: the guardian tries it again as this
+ * agent exits, and the next start after that. */
 static void on_all_reverted(void *arg, const struct fl_record *const *recs, size_t n, int status)
 {
     struct agent *a = arg;
-    (void)recs;
-    if (status < 0)
-        fl_error("stopping: could not revert every fault: %s", fl_strerror(status));
-    else if (n > 0)
-        fl_info("stopping: reverted %zu fault(s)", n);
     json_t *keep = json_array();
+    size_t left = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fl_record_revert_error(recs[i]) == NULL)
+            continue;
+        left++;
+        json_t *undo = (json_t *)(uintptr_t)fl_record_undo(recs[i]);
+        if (keep != NULL && json_array_append(keep, undo) != 0) {
+            json_decref(keep);
+            keep = NULL;
+        }
+    }
+    if (n - left > 0)
+        fl_info("stopping: reverted %zu fault(s)", n - left);
+    if (status < 0)
+        fl_error("stopping: %zu fault(s) NOT reverted (%s): they stay in the journal for the "
+                 "guardian and the next start",
+                 left, fl_strerror(status));
     char err[512];
-    /* faults whose revert failed stay in the journal for the next start */
-    if (fl_registry_active_count(a->registry) == 0 &&
-        fl_journal_compact(a->journal, keep, err, sizeof(err)) < 0)
+    /* the registry left no fault active: what is not in keep was reverted */
+    if (keep == NULL)
+        fl_error("stopping: out of memory; the journal is left as it is");
+    else if (fl_journal_compact(a->journal, keep, err, sizeof(err)) < 0)
         fl_warn("%s", err);
     json_decref(keep);
     fl_registry_close(a->registry);
@@ -88,7 +105,9 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* Before listening: whatever a crashed predecessor left active is reverted
- * (its guardian normally did that already), and the journal starts empty. */
+ * (its guardian normally did that already), and the journal starts empty but
+ * for what could not be reverted: a->leftovers, which the registry adopts
+ * and keeps trying. */
 static int recover(struct agent *a)
 {
     char err[512];
@@ -105,9 +124,12 @@ static int recover(struct agent *a)
         fl_error("%s", err);
     else if (json_array_size(active) > 0)
         fl_error("%zu fault(s) from before could not be reverted; they stay in the journal "
-                 "and will be tried again at the next start",
+                 "and are tried again while this agent runs, and at the next start",
                  json_array_size(active));
-    json_decref(active);
+    if (rc == 0)
+        a->leftovers = active;
+    else
+        json_decref(active);
     return rc;
 }
 
@@ -275,13 +297,22 @@ int main(int argc, char **argv)
     /* the guardian is forked before any thread or socket exists */
     if (fl_guardian_start(a.journal_path, lock_fd, &a.guard.guardian_pid, err, sizeof(err)) < 0) {
         fl_error("%s", err);
+        json_decref(a.leftovers);
         return 1;
     }
     fl_info("guardian is PID %d", (int)a.guard.guardian_pid);
 
     a.config.guard = &a.guard;
-    uv_loop_init(&a.loop);
-    int rc = fl_server_start(&a.server, &a.loop, &a.config);
+    int rc = uv_loop_init(&a.loop);
+    if (rc < 0) {
+        fl_error("cannot start the event loop: %s", fl_strerror(rc));
+        json_decref(a.leftovers);
+        fl_key_wipe(&a.config.key);
+        fl_journal_close(&a.journal);
+        fl_guardrails_free(&a.guard);
+        return 1;
+    }
+    rc = fl_server_start(&a.server, &a.loop, &a.config);
     if (rc == 0) {
         a.ctx.guard = &a.guard;
         a.ctx.state_dir = a.state_dir;
@@ -296,7 +327,17 @@ int main(int argc, char **argv)
         if (rc < 0)
             fl_server_stop(&a.server);
         a.server.registry = a.registry;
+        size_t i;
+        json_t *undo;
+        json_array_foreach(rc == 0 ? a.leftovers : NULL, i, undo)
+        {
+            int arc = fl_registry_adopt(a.registry, undo);
+            if (arc < 0) /* it stays in the journal all the same */
+                fl_error("cannot keep trying journal entry %zu: %s", i, fl_strerror(arc));
+        }
     }
+    json_decref(a.leftovers);
+    a.leftovers = NULL;
     if (rc == 0) {
         uv_signal_init(&a.loop, &a.sigint);
         uv_signal_init(&a.loop, &a.sigterm);

@@ -1,5 +1,28 @@
+/* The life of a record, and the only legal moves (set_state asserts them):
+ *
+ *   JOURNALING ──► APPLYING ──► ACTIVE ──► REVERTING ──► ENDING ──► ENDED
+ *       │              │                    ▲  │  ▲ │
+ *       │              └─ apply failed ─────┘  │  │ └─ tries left: again in REVERT_RETRY_MS
+ *       ├─ journal failed ───────────────► ENDED  │
+ *       └─ reverted before applied ─► ENDING      │
+ *                                REVERT_FAILED ◄──┘ REVERT_RETRIES tries failed
+ *                                  │   ▲  └─ backoff timer or a revert request ─► REVERTING
+ *                                  │   └─ that try failed too
+ *                                  └─ agent stopping ─► LEFT (kept in the journal for the
+ *                                                        guardian and the next start)
+ *
+ * A fault an earlier agent left in the journal, and start-up could not revert
+ * either, starts at REVERT_FAILED (fl_registry_adopt).
+ *
+ * ACTIVE, REVERTING and REVERT_FAILED records are on the active list (and in
+ * fl_registry_active_count); ENDED and LEFT ones on the ended list. A fault
+ * whose revert failed is never forgotten while the agent runs: it is tried
+ * again with a backoff that doubles from REVERT_BACKOFF_MS up to
+ * REVERT_BACKOFF_MAX_MS (so a try at least every minute, for as long as the agent
+ * runs), and listed as FAULT_STATE_REVERT_FAILED with its error. */
 #include "agent/registry.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -9,6 +32,7 @@
 #include "agent/guardrails.h"
 #include "agent/journal.h"
 #include "common/clock.h"
+#include "common/faultkind.h"
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "common/units.h"
@@ -17,14 +41,22 @@
 #define LEASE_CHECK_MS 200
 #define REVERT_RETRY_MS 1000
 #define REVERT_RETRIES 5
+#define REVERT_BACKOFF_MS 2000
+#define REVERT_BACKOFF_MAX_MS 60000
 
 enum rec_state {
     REC_JOURNALING, /* apply record being written */
     REC_APPLYING,
     REC_ACTIVE,
     REC_REVERTING,
-    REC_ENDING, /* revert record being written */
+    REC_REVERT_FAILED, /* still active; tried again after a backoff */
+    REC_ENDING,        /* revert record being written */
     REC_ENDED,
+    REC_LEFT, /* revert failed when the agent stopped: left in the journal */
+};
+
+static const char *const state_names[] = {
+    "journaling", "applying", "active", "reverting", "revert-failed", "ending", "ended", "left",
 };
 
 struct waiter {
@@ -50,15 +82,17 @@ struct fl_record {
     bool busy; /* a thread-pool operation is in flight */
     bool revert_wanted;
     enum fl_end why;
-    bool failed; /* apply or revert failed */
+    bool failed;        /* apply failed */
+    bool revert_failed; /* the last revert try failed; cleared when one succeeds */
     bool detached;
     uint64_t session_id;
     uint64_t applied_at_ms, reverted_at_ms;
     uint64_t ends_at_mono_ms;
     int revert_tries;
-    char error[640];
-    int refs;         /* the list, batches and timers hold references */
-    uv_timer_t timer; /* duration, then revert retries */
+    char error[640];        /* why apply failed, or why the fault ended early */
+    char revert_error[640]; /* why the last revert try failed */
+    int refs;               /* the list, batches and timers hold references */
+    uv_timer_t timer;       /* duration, then revert retries */
     uv_timer_t tick;
     int open_handles;
     fl_inject_cb inject_cb;
@@ -87,12 +121,48 @@ struct fl_registry {
     struct fl_record *active; /* newest first */
     struct fl_record *ended;  /* newest first, at most ENDED_KEPT */
     size_t n_active, n_ended;
+    bool stopping; /* a failed revert is left in the journal, not retried */
     struct lease *leases;
     uv_timer_t lease_timer;
 };
 
 static void start_revert(struct fl_record *r);
 static void run_op(struct fl_record *r, int op);
+
+/* Every change of a record's state goes through here. */
+static bool legal(enum rec_state from, enum rec_state to)
+{
+    switch (from) {
+    case REC_JOURNALING:
+        return to == REC_APPLYING || to == REC_ENDED || to == REC_ENDING;
+    case REC_APPLYING:
+        return to == REC_ACTIVE || to == REC_REVERTING;
+    case REC_ACTIVE:
+        return to == REC_REVERTING;
+    case REC_REVERTING:
+        return to == REC_ENDING || to == REC_REVERT_FAILED;
+    case REC_REVERT_FAILED:
+        return to == REC_REVERTING || to == REC_LEFT;
+    case REC_ENDING:
+        return to == REC_ENDED;
+    case REC_ENDED:
+    case REC_LEFT:
+        return false;
+    }
+    return false;
+}
+
+static void set_state(struct fl_record *r, enum rec_state to)
+{
+    if (!legal(r->state, to)) {
+        /* a bug: loud in every build, fatal in debug builds */
+        fl_error("internal error: fault %s: %s -> %s is not a legal move", r->f.id,
+                 state_names[r->state], state_names[to]);
+        assert(!"illegal record state transition");
+    }
+    fl_debug("fault %s: %s -> %s", r->f.id, state_names[r->state], state_names[to]);
+    r->state = to;
+}
 
 /* ---------------------------------------------------------------- lifetime */
 
@@ -113,6 +183,7 @@ static void rec_handle_closed(uv_handle_t *h)
 
 static void rec_unref(struct fl_record *r)
 {
+    assert(r->refs > 0);
     if (--r->refs > 0)
         return;
     if (r->open_handles > 0) {
@@ -150,6 +221,16 @@ const char *fl_record_id(const struct fl_record *rec)
     return rec->f.id;
 }
 
+const char *fl_record_revert_error(const struct fl_record *rec)
+{
+    return rec->revert_failed || rec->state == REC_LEFT ? rec->revert_error : NULL;
+}
+
+const json_t *fl_record_undo(const struct fl_record *rec)
+{
+    return rec->f.undo;
+}
+
 /* ---------------------------------------------------------------- ending */
 
 static void batch_done_one(struct batch *b)
@@ -163,12 +244,15 @@ static void batch_done_one(struct batch *b)
     free(b);
 }
 
-static void notify_waiters(struct fl_record *r)
+/* The record has ended (status 0) or its revert failed (status < 0). */
+static void notify_waiters(struct fl_record *r, int status)
 {
     struct waiter *w = r->waiters;
     r->waiters = NULL;
     while (w) {
         struct waiter *next = w->next;
+        if (status < 0 && w->batch->status == 0)
+            w->batch->status = status;
         batch_done_one(w->batch);
         free(w);
         w = next;
@@ -183,11 +267,11 @@ static void finish_inject(struct fl_record *r, Faultline__ErrorCode code, const 
         cb(r->inject_arg, error ? NULL : r, code, error);
 }
 
-/* The record leaves the active list for the ended list. */
-static void retire(struct fl_record *r)
+/* The record leaves the active list for the ended list, as ENDED or LEFT. */
+static void retire(struct fl_record *r, enum rec_state to)
 {
     struct fl_registry *reg = r->reg;
-    r->state = REC_ENDED;
+    set_state(r, to);
     uv_timer_stop(&r->timer);
     uv_timer_stop(&r->tick);
     list_remove(&reg->active, r);
@@ -202,7 +286,7 @@ static void retire(struct fl_record *r)
         reg->n_ended--;
         rec_unref(old);
     }
-    notify_waiters(r);
+    notify_waiters(r, to == REC_LEFT ? -EIO : 0);
 }
 
 static const char *end_name(enum fl_end why)
@@ -233,12 +317,12 @@ static void on_revert_journaled(int status, void *arg)
         /* an apply that failed, now cleaned up */
         finish_inject(r, FAULTLINE__ERROR_CODE__ERROR_APPLY_FAILED, r->error);
     }
-    retire(r); /* the list's reference moves to the ended list */
+    retire(r, REC_ENDED); /* the list's reference moves to the ended list */
 }
 
 static void journal_revert(struct fl_record *r, int ok, const char *error)
 {
-    r->state = REC_ENDING;
+    set_state(r, REC_ENDING);
     json_t *rec = fl_journal_revert_record(r->f.id, ok, error);
     int rc =
         rec ? fl_journal_append_async(r->reg->journal, r->reg->loop, rec, on_revert_journaled, r)
@@ -251,7 +335,45 @@ static void journal_revert(struct fl_record *r, int ok, const char *error)
 static void on_retry_revert(uv_timer_t *t)
 {
     struct fl_record *r = t->data;
+    if (r->state == REC_REVERT_FAILED)
+        set_state(r, REC_REVERTING);
     run_op(r, OP_REVERT);
+}
+
+/* After the quick tries: the fault stays active, listed with its error, and
+ * is tried again after a backoff, or left to the journal when stopping. */
+static void revert_failed(struct fl_record *r, const char *err)
+{
+    int over = r->revert_tries - REVERT_RETRIES; /* backoff tries so far */
+    uint64_t delay = REVERT_BACKOFF_MS;
+    while (over-- > 0 && delay < REVERT_BACKOFF_MAX_MS)
+        delay *= 2;
+    if (delay > REVERT_BACKOFF_MAX_MS)
+        delay = REVERT_BACKOFF_MAX_MS;
+    set_state(r, REC_REVERT_FAILED);
+    if (r->failed && r->inject_cb) {
+        /* an apply that failed and could not be cleaned up */
+        char msg[1400];
+        snprintf(msg, sizeof(msg), "%s; undoing it failed too: %s (the agent keeps trying)",
+                 r->error, err);
+        finish_inject(r, FAULTLINE__ERROR_CODE__ERROR_APPLY_FAILED, msg);
+    }
+    if (r->reg->stopping) {
+        snprintf(r->revert_error, sizeof(r->revert_error),
+                 "revert failed after %d tries: %s; left in the journal for the guardian and "
+                 "the next start",
+                 r->revert_tries, err);
+        fl_error("fault %s (%s): %s", r->f.id, r->f.kind->name, r->revert_error);
+        retire(r, REC_LEFT);
+        return;
+    }
+    char next[32];
+    fl_format_duration(delay, next, sizeof(next));
+    snprintf(r->revert_error, sizeof(r->revert_error),
+             "revert failed (%d tries): %s; trying again in %s", r->revert_tries, err, next);
+    fl_error("fault %s (%s): REVERT FAILED: %s", r->f.id, r->f.kind->name, r->revert_error);
+    uv_timer_start(&r->timer, on_retry_revert, delay, 0);
+    notify_waiters(r, -EIO);
 }
 
 /* ---------------------------------------------------------------- pool ops */
@@ -303,13 +425,13 @@ static void after_apply(struct fl_record *r, int rc, const char *err)
         r->failed = true;
         snprintf(r->error, sizeof(r->error), "%s", err);
         /* whatever apply got done is undone before the error is reported */
-        r->state = REC_REVERTING;
+        set_state(r, REC_REVERTING);
         run_op(r, OP_REVERT);
         return;
     }
     r->applied_at_ms = fl_now_ms();
     r->ends_at_mono_ms = fl_mono_ms() + r->f.duration_ms;
-    r->state = REC_ACTIVE;
+    set_state(r, REC_ACTIVE);
     fl_info("fault %s (%s) applied for %llu ms: %s", r->f.id, r->f.kind->name,
             (unsigned long long)r->f.duration_ms, r->f.detail);
 
@@ -333,24 +455,25 @@ static void after_revert(struct fl_record *r, int rc, const char *err)
 {
     if (rc < 0) {
         r->revert_tries++;
-        fl_error("fault %s (%s): revert failed (try %d of %d): %s", r->f.id, r->f.kind->name,
-                 r->revert_tries, REVERT_RETRIES, err);
+        r->revert_failed = true;
         if (r->revert_tries < REVERT_RETRIES) {
+            fl_warn("fault %s (%s): revert failed (try %d of %d): %s", r->f.id, r->f.kind->name,
+                    r->revert_tries, REVERT_RETRIES, err);
+            snprintf(r->revert_error, sizeof(r->revert_error), "revert failed (try %d of %d): %s",
+                     r->revert_tries, REVERT_RETRIES, err);
             uv_timer_start(&r->timer, on_retry_revert, REVERT_RETRY_MS, 0);
             return;
         }
-        /* loud, and left active in the journal: a restart or the guardian
-         * will try again */
-        r->failed = true;
-        snprintf(r->error, sizeof(r->error), "revert failed: %s", err);
-        r->reverted_at_ms = 0;
-        r->state = REC_ENDING;
-        on_revert_journaled(0, r);
+        revert_failed(r, err);
         return;
     }
     r->reverted_at_ms = fl_now_ms();
-    if (!r->failed)
+    if (r->revert_failed)
+        fl_warn("fault %s (%s) reverted after %d failed tries", r->f.id, r->f.kind->name,
+                r->revert_tries);
+    else if (!r->failed)
         fl_info("fault %s (%s) reverted: %s", r->f.id, r->f.kind->name, end_name(r->why));
+    r->revert_failed = false;
     journal_revert(r, 1, NULL);
 }
 
@@ -390,14 +513,16 @@ static void run_op(struct fl_record *r, int op)
 }
 
 /* Ends an active fault now, or as soon as its operation in flight is done. */
+/* Ends an active fault now, or as soon as its operation in flight is done.
+ * A fault whose revert failed is tried again at once. */
 static void start_revert(struct fl_record *r)
 {
     r->revert_wanted = true;
-    if (r->busy || r->state != REC_ACTIVE)
-        return; /* after_op or after the apply journal write comes back here */
+    if (r->busy || (r->state != REC_ACTIVE && r->state != REC_REVERT_FAILED))
+        return; /* after_op, the retry timer or the apply journal write comes back here */
     uv_timer_stop(&r->timer);
     uv_timer_stop(&r->tick);
-    r->state = REC_REVERTING;
+    set_state(r, REC_REVERTING);
     run_op(r, OP_REVERT);
 }
 
@@ -412,7 +537,7 @@ static void on_apply_journaled(int status, void *arg)
                  fl_strerror(status));
         r->failed = true;
         finish_inject(r, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, r->error);
-        retire(r);
+        retire(r, REC_ENDED);
         return;
     }
     if (r->revert_wanted) {
@@ -424,7 +549,7 @@ static void on_apply_journaled(int status, void *arg)
         journal_revert(r, 1, NULL);
         return;
     }
-    r->state = REC_APPLYING;
+    set_state(r, REC_APPLYING);
     run_op(r, OP_APPLY);
 }
 
@@ -437,18 +562,6 @@ static void make_id(char *out, size_t len)
     }
     snprintf(out, len, "f-%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
              b[6], b[7]);
-}
-
-static Faultline__FaultSpec *copy_spec(const Faultline__FaultSpec *spec)
-{
-    size_t len = faultline__fault_spec__get_packed_size(spec);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL)
-        return NULL;
-    faultline__fault_spec__pack(spec, buf);
-    Faultline__FaultSpec *copy = faultline__fault_spec__unpack(NULL, len, buf);
-    free(buf);
-    return copy;
 }
 
 static struct lease *lease_for(struct fl_registry *reg, uint64_t session_id, bool create)
@@ -481,9 +594,10 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     char err[512] = "";
     const struct fl_fault_kind *kind = fl_fault_kind_for_spec(spec);
     if (kind == NULL) {
-        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_UNSUPPORTED,
-           "unknown fault kind: this agent knows kill_process, pause_process, network_drop, "
-           "disk_fill, cpu_stress and memory_stress");
+        char kinds[256];
+        snprintf(err, sizeof(err), "unknown fault kind: this agent knows %s",
+                 fl_kind_list(kinds, sizeof(kinds)));
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_UNSUPPORTED, err);
         return;
     }
     if (spec->duration_ms == 0) {
@@ -505,7 +619,7 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     }
 
     struct fl_record *r = calloc(1, sizeof(*r));
-    Faultline__FaultSpec *copy = r ? copy_spec(spec) : NULL;
+    Faultline__FaultSpec *copy = r ? FL_PB_COPY(Faultline__FaultSpec, spec) : NULL;
     if (copy == NULL) {
         free(r);
         cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
@@ -522,8 +636,9 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
 
     int rc = kind->prepare(&r->f, reg->ctx, err, sizeof(err));
     if (rc < 0) {
+        /* agent/fault.h: prepare says -EPERM for a guardrail, and only for one */
         Faultline__ErrorCode code = FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST;
-        if (strncmp(err, "guardrail:", 10) == 0 || rc == -EPERM)
+        if (rc == -EPERM)
             code = FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL;
         else if (rc == -ESRCH)
             code = FAULTLINE__ERROR_CODE__ERROR_NO_MATCH;
@@ -546,7 +661,7 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     r->refs = 1; /* the list's */
     r->inject_cb = cb;
     r->inject_arg = arg;
-    r->state = REC_JOURNALING;
+    r->state = REC_JOURNALING; /* the first state: set_state moves it from here */
     list_push(&reg->active, r);
     reg->n_active++;
     if (!detached)
@@ -558,6 +673,68 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     json_decref(rec);
     if (rc < 0)
         on_apply_journaled(rc, r);
+}
+
+/* ---------------------------------------------------------------- adopt */
+
+/* A spec that says only which kind: for listing a fault from the journal,
+ * whose request is long gone. The kind's oneof case is its field number, so
+ * the wire form is that field's tag and an empty message. */
+static Faultline__FaultSpec *kind_only_spec(Faultline__FaultSpec__KindCase kind_case)
+{
+    uint8_t wire[12];
+    size_t n = 0;
+    uint64_t tag = ((uint64_t)kind_case << 3) | 2; /* length-delimited */
+    while (tag >= 0x80) {
+        wire[n++] = (uint8_t)(tag | 0x80);
+        tag >>= 7;
+    }
+    wire[n++] = (uint8_t)tag;
+    wire[n++] = 0; /* empty message */
+    return faultline__fault_spec__unpack(NULL, n, wire);
+}
+
+int fl_registry_adopt(struct fl_registry *reg, const json_t *undo)
+{
+    const char *id = json_string_value(json_object_get(undo, "id"));
+    const char *kind_name = json_string_value(json_object_get(undo, "kind"));
+    const struct fl_fault_kind *kind = kind_name ? fl_fault_kind_by_name(kind_name) : NULL;
+    if (id == NULL || strlen(id) >= FL_FAULT_ID_LEN || kind == NULL)
+        return -EINVAL;
+    struct fl_record *r = calloc(1, sizeof(*r));
+    Faultline__FaultSpec *spec = r ? kind_only_spec(kind->spec_case) : NULL;
+    if (spec == NULL) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->reg = reg;
+    r->f.spec = spec;
+    r->f.kind = kind;
+    r->f.ctx = reg->ctx;
+    r->f.undo = json_deep_copy(undo);
+    snprintf(r->f.id, sizeof(r->f.id), "%s", id);
+    r->detached = true;
+    r->revert_wanted = true;
+    r->why = FL_END_REQUESTED;
+    r->revert_failed = true;
+    r->revert_tries = REVERT_RETRIES; /* start-up had its try: on with the backoff */
+    uv_timer_init(reg->loop, &r->timer);
+    uv_timer_init(reg->loop, &r->tick);
+    r->timer.data = r->tick.data = r;
+    r->open_handles = 2;
+    r->refs = 1;                  /* the list's */
+    r->state = REC_REVERT_FAILED; /* its first state: set_state moves it from here */
+    list_push(&reg->active, r);
+    reg->n_active++;
+    char next[32];
+    fl_format_duration(REVERT_BACKOFF_MS, next, sizeof(next));
+    snprintf(r->revert_error, sizeof(r->revert_error),
+             "left by an earlier agent; reverting it at start-up failed (see the log); trying "
+             "again in %s",
+             next);
+    fl_error("fault %s (%s): REVERT FAILED: %s", r->f.id, kind->name, r->revert_error);
+    uv_timer_start(&r->timer, on_retry_revert, REVERT_BACKOFF_MS, 0);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- revert */
@@ -624,6 +801,8 @@ void fl_registry_revert(struct fl_registry *reg, const char *id, enum fl_end why
 
 void fl_registry_revert_all(struct fl_registry *reg, enum fl_end why, fl_revert_cb cb, void *arg)
 {
+    if (why == FL_END_SHUTDOWN)
+        reg->stopping = true;
     struct batch *b = batch_new(cb, arg, reg->n_active);
     if (b == NULL) {
         cb(arg, NULL, 0, -ENOMEM);
@@ -699,6 +878,7 @@ static void on_registry_closed(uv_handle_t *h)
 
 void fl_registry_close(struct fl_registry *reg)
 {
+    assert(reg->n_active == 0 && reg->active == NULL);
     while (reg->ended) {
         struct fl_record *r = reg->ended;
         list_remove(&reg->ended, r);
@@ -739,6 +919,17 @@ void fl_record_describe(const struct fl_record *r, Faultline__Fault *out)
     out->applied_at_ms = r->applied_at_ms;
     out->reverted_at_ms = r->reverted_at_ms;
     switch (r->state) {
+    case REC_LEFT:
+        out->state = FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED;
+        break;
+    case REC_REVERT_FAILED:
+        out->state = FAULTLINE__FAULT_STATE__FAULT_STATE_REVERT_FAILED;
+        break;
+    case REC_REVERTING:
+        /* a try after a failed one: failed until a try succeeds */
+        out->state = r->revert_failed ? FAULTLINE__FAULT_STATE__FAULT_STATE_REVERT_FAILED
+                                      : FAULTLINE__FAULT_STATE__FAULT_STATE_ACTIVE;
+        break;
     case REC_ENDED:
     case REC_ENDING:
         if (r->failed && r->reverted_at_ms == 0)
@@ -758,8 +949,11 @@ void fl_record_describe(const struct fl_record *r, Faultline__Fault *out)
         uint64_t now = fl_mono_ms();
         out->remaining_ms = r->ends_at_mono_ms > now ? r->ends_at_mono_ms - now : 0;
     }
-    /* apply writes detail and pids on a pool thread: read them only when idle */
-    if (!r->busy) {
+    /* error is written on the loop only; apply writes detail and pids on a
+     * pool thread: read those only when idle */
+    if (r->revert_failed || r->state == REC_LEFT) {
+        out->detail = fl_pb_str(r->revert_error);
+    } else if (!r->busy) {
         out->detail = fl_pb_str(r->failed ? r->error : r->f.detail);
         out->n_pids = r->f.n_pids;
         out->pids = (int32_t *)(uintptr_t)r->f.pids;

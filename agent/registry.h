@@ -5,6 +5,9 @@
  *                                          ├─ tick every tick_ms (pool), for restart storms
  *                                          └─ ends: duration, request, lease, halt, shutdown
  *
+ * A revert that keeps failing leaves the fault active, as REVERT_FAILED, and
+ * tried again with a backoff (the machine is drawn in registry.c).
+ *
  * Prepare runs on the loop; everything that touches the host or the disk runs
  * in libuv's thread pool, one operation per fault at a time. A revert asked
  * for while an operation is in flight waits for it. Nothing is applied before
@@ -44,7 +47,8 @@ struct fl_registry_config {
 };
 
 int fl_registry_new(const struct fl_registry_config *cfg, struct fl_registry **out);
-/* Only once every fault has ended (see fl_registry_revert_all); closes the
+/* Only once no fault is active (after fl_registry_revert_all with
+ * FL_END_SHUTDOWN has called back; asserted); closes the
  * registry's handles, freeing it in their close callbacks. */
 void fl_registry_close(struct fl_registry *reg);
 
@@ -55,13 +59,23 @@ typedef void (*fl_inject_cb)(void *arg, const struct fl_record *rec, Faultline__
 void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
                         uint64_t session_id, bool detached, fl_inject_cb cb, void *arg);
 
-/* Revert one fault, or all. cb runs once every named fault has ended, with
- * the records that ended (valid during the callback), n == 0 when none. For
- * one fault: -ENOENT when the id is unknown. */
+/* Revert one fault, or all. cb runs once every named fault has ended or its
+ * revert has failed, with those records (valid during the callback), n == 0
+ * when none. status: -ENOENT (one fault) when the id is unknown; -EIO when a
+ * revert failed (fl_record_revert_error says why; the fault stays active and
+ * is tried again with a backoff). With FL_END_SHUTDOWN the registry is
+ * stopping: a fault whose revert fails is not retried but left in the
+ * journal, off the active list, for the guardian and the next start. */
 typedef void (*fl_revert_cb)(void *arg, const struct fl_record *const *recs, size_t n, int status);
 void fl_registry_revert(struct fl_registry *reg, const char *id, enum fl_end why, fl_revert_cb cb,
                         void *arg);
 void fl_registry_revert_all(struct fl_registry *reg, enum fl_end why, fl_revert_cb cb, void *arg);
+
+/* Takes over a fault an earlier agent left in the journal and that start-up
+ * could not revert: listed as REVERT_FAILED and tried again with the backoff
+ * (its journal record is already there). -EINVAL for an undo object without
+ * an id or of a kind this agent does not have; -ENOMEM. */
+int fl_registry_adopt(struct fl_registry *reg, const json_t *undo);
 
 /* Renews a session's lease. */
 void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id);
@@ -75,5 +89,9 @@ size_t fl_registry_active_count(const struct fl_registry *reg);
 /* Fills out to describe rec; out's pointers point into rec. */
 void fl_record_describe(const struct fl_record *rec, Faultline__Fault *out);
 const char *fl_record_id(const struct fl_record *rec);
+/* Why the fault's last revert failed; NULL when it has not. */
+const char *fl_record_revert_error(const struct fl_record *rec);
+/* What revert needs, as journaled. */
+const json_t *fl_record_undo(const struct fl_record *rec);
 
 #endif

@@ -264,10 +264,18 @@ static void on_reverted(void *arg, const struct fl_record *const *recs, size_t n
     struct pending_reply *p = arg;
     struct fl_session *s = pending_take(p);
     if (s != NULL) {
-        if (status == -ENOENT)
+        size_t bad = 0; /* the first fault whose revert failed, n when none */
+        while (bad < n && fl_record_revert_error(recs[bad]) == NULL)
+            bad++;
+        if (status == -ENOENT) {
             reply_error(s, p->id, FAULTLINE__ERROR_CODE__ERROR_NOT_FOUND,
                         "no fault with that id on this agent");
-        else if (status < 0)
+        } else if (status == -EIO && bad < n) {
+            char msg[800];
+            snprintf(msg, sizeof(msg), "fault %s: %s", fl_record_id(recs[bad]),
+                     fl_record_revert_error(recs[bad]));
+            reply_error(s, p->id, FAULTLINE__ERROR_CODE__ERROR_REVERT_FAILED, msg);
+        } else if (status < 0)
             reply_error(s, p->id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, fl_strerror(status));
         else
             send_fault_list(s, p->id, p->kind, recs, n);

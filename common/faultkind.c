@@ -6,20 +6,22 @@
 struct entry {
     const char *name;
     Faultline__FaultSpec__KindCase kind_case;
+    int test_only; /* only faultline-agent-test has it: not in lists or help */
 };
 
 static const struct entry table[] = {
-    {"kill_process", FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS},
-    {"pause_process", FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS},
-    {"network_drop", FAULTLINE__FAULT_SPEC__KIND_NETWORK_DROP},
-    {"disk_fill", FAULTLINE__FAULT_SPEC__KIND_DISK_FILL},
-    {"cpu_stress", FAULTLINE__FAULT_SPEC__KIND_CPU_STRESS},
-    {"memory_stress", FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS},
+    {"kill_process", FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS, 0},
+    {"pause_process", FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS, 0},
+    {"network_drop", FAULTLINE__FAULT_SPEC__KIND_NETWORK_DROP, 0},
+    {"disk_fill", FAULTLINE__FAULT_SPEC__KIND_DISK_FILL, 0},
+    {"cpu_stress", FAULTLINE__FAULT_SPEC__KIND_CPU_STRESS, 0},
+    {"memory_stress", FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS, 0},
+    {"test_fault", FAULTLINE__FAULT_SPEC__KIND_TEST_FAULT, 1},
 };
 
 #define N_KINDS (sizeof(table) / sizeof(table[0]))
 
-const char *const fl_kind_names[N_KINDS + 1] = {
+const char *const fl_kind_names[] = {
     "kill_process", "pause_process", "network_drop", "disk_fill",
     "cpu_stress",   "memory_stress", NULL,
 };
@@ -55,6 +57,8 @@ const void *fl_kind_message(const Faultline__FaultSpec *spec)
         return spec->cpu_stress;
     case FAULTLINE__FAULT_SPEC__KIND_MEMORY_STRESS:
         return spec->memory_stress;
+    case FAULTLINE__FAULT_SPEC__KIND_TEST_FAULT:
+        return spec->test_fault;
     default:
         return NULL;
     }
@@ -66,7 +70,9 @@ const char *fl_kind_list(char *buf, size_t len)
     if (len > 0)
         buf[0] = '\0';
     for (size_t i = 0; i < N_KINDS && used < len; i++) {
-        int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", table[i].name);
+        if (table[i].test_only)
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", table[i].name);
         if (n < 0)
             break;
         used += (size_t)n;

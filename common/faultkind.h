@@ -7,8 +7,10 @@
 
 #include "faultline.pb-c.h"
 
-/* Every kind's name, in protocol order, NULL-terminated: for help texts and
- * "did you mean" suggestions. */
+/* Every product kind's name, in protocol order, NULL-terminated: for help
+ * texts and "did you mean" suggestions. The test-only kind (test_fault, in
+ * faultline-agent-test alone) is named by fl_kind_name and fl_kind_case but
+ * left out here and in fl_kind_list. */
 extern const char *const fl_kind_names[];
 
 /* "kill_process" for FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS; NULL for a

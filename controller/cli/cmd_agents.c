@@ -1,10 +1,12 @@
 /* faultline agents HOST...: each agent's state, version, uptime, and the
  * faults it holds. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pbutil.h"
 #include "common/units.h"
 #include "controller/cli/cli.h"
 #include "controller/experiment/experiment.h"
@@ -37,18 +39,16 @@ static void build_status(struct fl_oneshot_target *t, Faultline__Envelope *req, 
 static void keep_status(struct fl_oneshot_target *t, const Faultline__Envelope *reply, void *ctx)
 {
     (void)ctx;
-    if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_STATUS) {
-        t->status = -1;
+    if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_STATUS || reply->status == NULL) {
+        t->status = -EPROTO;
         snprintf(t->error, sizeof(t->error), "unexpected reply to a status request");
         return;
     }
-    size_t len = faultline__status__get_packed_size(reply->status);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL)
-        return;
-    faultline__status__pack(reply->status, buf);
-    t->user = faultline__status__unpack(NULL, len, buf);
-    free(buf);
+    t->user = FL_PB_COPY(Faultline__Status, reply->status);
+    if (t->user == NULL) {
+        t->status = -ENOMEM;
+        snprintf(t->error, sizeof(t->error), "out of memory keeping the agent's status");
+    }
 }
 
 int fl_cmd_agents(int argc, char **argv)

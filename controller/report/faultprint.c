@@ -1,11 +1,13 @@
 #include "controller/report/faultprint.h"
 
+#include "common/faultkind.h"
 #include "common/units.h"
-#include "controller/experiment/faultspec.h"
 
 const char *fl_fault_kind_name(const Faultline__FaultSpec *spec)
 {
-    const char *name = fl_faultspec_kind(spec);
+    /* the common table: it also names kinds the controller never sends
+     * (test_fault, injected by tests straight over the wire) */
+    const char *name = spec == NULL ? NULL : fl_kind_name(spec->kind_case);
     return name ? name : "?";
 }
 
@@ -22,6 +24,8 @@ static const char *state_name(Faultline__FaultState s)
         return "lease-lost";
     case FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED:
         return "FAILED";
+    case FAULTLINE__FAULT_STATE__FAULT_STATE_REVERT_FAILED:
+        return "REVERT FAILED";
     default:
         return "?";
     }
@@ -35,7 +39,7 @@ void fl_print_fault(FILE *out, const char *indent, const Faultline__Fault *f)
         fl_format_duration(f->remaining_ms, left, sizeof(left));
         snprintf(when, sizeof(when), "%s left", left);
     }
-    fprintf(out, "%s%-18s %-13s %-10s %-12s %s%s\n", indent, f->id, fl_fault_kind_name(f->spec),
+    fprintf(out, "%s%-18s %-13s %-13s %-12s %s%s\n", indent, f->id, fl_fault_kind_name(f->spec),
             state_name(f->state), when, f->detached ? "" : "(leased) ",
             f->detail && f->detail[0] ? f->detail : "");
 }

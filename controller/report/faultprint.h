@@ -6,7 +6,7 @@
 
 #include "faultline.pb-c.h"
 
-/* The kind's name ("kill_process"), or "?" (fl_faultspec_kind, never NULL). */
+/* The kind's name ("kill_process"), or "?" (common/faultkind.h; never NULL). */
 const char *fl_fault_kind_name(const Faultline__FaultSpec *spec);
 
 /* One line: "f-1a2b… kill_process  active  8.5s left  sent KILL to nginx[123]". */
