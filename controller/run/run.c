@@ -233,8 +233,8 @@ static void on_reverted(struct fl_client *cl, const Faultline__Envelope *reply, 
                               : "the agent reports the revert failed";
         snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", why);
         progress(r,
-                 "REVERT FAILED: %s on %s (%s): %s -- check the agent now; its lease and the "
-                 "fault's own duration will still end it",
+                 "REVERT FAILED: %s on %s (%s): %s -- check the host now; the agent keeps "
+                 "retrying and lists it in `faultline agents` until a retry succeeds",
                  j->rf->fault->name, j->rf->host->name, j->rf->id, why);
     }
     if (j->rf->reverted_at_ms > r->rec->reverted_at_ms && undoes_something(j->rf->fault->spec))
