@@ -108,23 +108,13 @@ int fl_cli_load_inventory(const char *cmd, const char *path, struct fl_inventory
     return rc < 0 ? load_exit_code(cmd, rc, err) : 0;
 }
 
-int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
+int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_inventory **inv,
                            char ***specs, int *n)
 {
-    struct fl_inventory *loaded = NULL;
-    int rc = fl_cli_load_inventory(cmd, path, &loaded);
+    int rc = fl_cli_load_inventory(cmd, path, inv);
     if (rc != 0)
         return rc;
-    /* Its callers (agents, revert, halt) still take the inventory inside an
-     * experiment; the inventory moves there whole. */
-    *inv = calloc(1, sizeof(**inv));
-    if (*inv == NULL) {
-        fl_inventory_free(&loaded);
-        return FL_EXIT_ERROR;
-    }
-    (*inv)->inventory = *loaded;
-    free(loaded);
-    const struct fl_inventory *in = &(*inv)->inventory;
+    const struct fl_inventory *in = *inv;
     char **out = calloc(in->n_hosts + 1, sizeof(*out));
     for (size_t i = 0; out != NULL && i < in->n_hosts; i++) {
         char spec[300];
@@ -135,7 +125,8 @@ int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experime
         }
     }
     if (out == NULL) {
-        fl_experiment_free(inv);
+        fprintf(stderr, "faultline %s: out of memory for %zu hosts\n", cmd, in->n_hosts);
+        fl_inventory_free(inv);
         return FL_EXIT_ERROR;
     }
     *specs = out;

@@ -56,10 +56,9 @@ struct fl_inventory;
 int fl_cli_load_inventory(const char *cmd, const char *path, struct fl_inventory **inv);
 
 /* The hosts of an inventory file as "address:port" specs (NULL-terminated;
- * free with fl_cli_free_specs) and the inventory itself in (*inv)->inventory
- * (free with fl_experiment_free; nothing else of *inv is set). Returns 0, or
- * an exit code after saying why. */
-int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_experiment **inv,
+ * free with fl_cli_free_specs) and the inventory itself in *inv (free with
+ * fl_inventory_free). Returns 0, or an exit code after saying why. */
+int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_inventory **inv,
                            char ***specs, int *n);
 void fl_cli_free_specs(char **specs);
 

@@ -9,7 +9,7 @@
 #include "common/pbutil.h"
 #include "common/units.h"
 #include "controller/cli/cli.h"
-#include "controller/experiment/experiment.h"
+#include "controller/experiment/inventory.h"
 #include "controller/report/faultprint.h"
 #include "controller/client/oneshot.h"
 
@@ -88,13 +88,13 @@ int fl_cmd_agents(int argc, char **argv)
         return fl_cli_usage_error("agents", "name HOSTs or --inventory FILE (one of them)");
     char **hosts = argv + optind;
     char **from_inventory = NULL;
-    struct fl_experiment *inv = NULL;
+    struct fl_inventory *inv = NULL;
     if (inventory != NULL) {
         int irc = fl_cli_inventory_hosts("agents", inventory, &inv, &from_inventory, &n);
         if (irc != 0)
             return irc;
         hosts = from_inventory;
-        key_path = fl_cli_key_path(key_path, inv->inventory.key_file);
+        key_path = fl_cli_key_path(key_path, inv->key_file);
     }
     static const struct fl_oneshot_ops ops = {build_status, keep_status};
     struct fl_oneshot_target *targets;
@@ -103,7 +103,7 @@ int fl_cmd_agents(int argc, char **argv)
         fl_cli_oneshot("agents", hosts, n, key_path, timeout_ms, &ops, NULL, &targets, &failed);
     if (rc != 0) {
         fl_cli_free_specs(from_inventory);
-        fl_experiment_free(&inv);
+        fl_inventory_free(&inv);
         return rc;
     }
 
@@ -114,7 +114,7 @@ int fl_cmd_agents(int argc, char **argv)
         Faultline__Status *st = t->user;
         char label[320]; /* the inventory's name for it, when there is one */
         if (inv != NULL)
-            snprintf(label, sizeof(label), "%s %s", inv->inventory.hosts[i].name, t->spec);
+            snprintf(label, sizeof(label), "%s %s", inv->hosts[i].name, t->spec);
         else
             snprintf(label, sizeof(label), "%s", t->spec);
         if (t->status == 0 && st != NULL) {
@@ -132,7 +132,7 @@ int fl_cmd_agents(int argc, char **argv)
     }
     free(targets);
     fl_cli_free_specs(from_inventory);
-    fl_experiment_free(&inv);
+    fl_inventory_free(&inv);
     fflush(stdout); /* the table first, then any complaint */
     if (failed > 0) {
         fprintf(stderr, "faultline agents: %d of %d agents did not answer\n", failed, n);

@@ -5,8 +5,8 @@
 #include <stdio.h>
 
 #include "controller/cli/cli.h"
+#include "controller/experiment/inventory.h"
 #include "controller/cli/cmd_revert.h"
-#include "controller/experiment/experiment.h"
 
 static const char halt_help[] =
     "usage: faultline halt [--key FILE] [--timeout DURATION] (HOST... | --inventory FILE)\n"
@@ -55,14 +55,14 @@ int fl_cmd_halt(int argc, char **argv)
     if (inventory == NULL)
         return fl_cli_end_faults("halt", argv + optind, n, key_path, timeout_ms, &what);
 
-    struct fl_experiment *inv = NULL;
+    struct fl_inventory *inv = NULL;
     char **hosts = NULL;
     int rc = fl_cli_inventory_hosts("halt", inventory, &inv, &hosts, &n);
     if (rc != 0)
         return rc;
-    rc = fl_cli_end_faults("halt", hosts, n, fl_cli_key_path(key_path, inv->inventory.key_file),
-                           timeout_ms, &what);
+    rc = fl_cli_end_faults("halt", hosts, n, fl_cli_key_path(key_path, inv->key_file), timeout_ms,
+                           &what);
     fl_cli_free_specs(hosts);
-    fl_experiment_free(&inv);
+    fl_inventory_free(&inv);
     return rc;
 }
