@@ -31,11 +31,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/faultid.h"
 #include "faultline.pb-c.h"
 
 struct fl_guardrails;
 
-#define FL_FAULT_ID_LEN 24 /* "f-" + 16 hex digits + NUL, with room */
+#define FL_FAULT_ID_LEN (FL_FAULT_ID_MAX + 1) /* common/faultid.h: the one rule for ids */
 
 /* What a kind may know about the agent it runs in. */
 struct fl_agent_ctx {

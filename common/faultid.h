@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 /* The longest fault id, in bytes without the NUL: agent/fault.h's
- * FL_FAULT_ID_LEN (the id buffer, 24) less its NUL. */
+ * FL_FAULT_ID_LEN is this plus its NUL. */
 #define FL_FAULT_ID_MAX 23
 
 /* A plain id: 1 to FL_FAULT_ID_MAX letters, digits, '-' and '_'. No '.',

@@ -88,9 +88,6 @@
 #define NDP_COMMENT COMMENT_PREFIX "ndp"
 #define CHAIN_PRIORITY (-10)
 
-_Static_assert(FL_FAULT_ID_MAX + 1 == FL_FAULT_ID_LEN,
-               "common/faultid.h and agent/fault.h must agree on a fault id's length");
-
 static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------ nftables */
