@@ -245,6 +245,51 @@ static void test_kill_refuses_stop_signals(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
 }
 
+/* `validate` and `run --dry-run` refuse a key_file that is a directory or a
+ * FIFO, and an experiment that is a FIFO, as an invalid file (64), at once. */
+static void test_cli_refuses_not_regular_files(void **state)
+{
+    (void)state;
+    char exp_path[400], keydir[400], fifo[400], out[4096];
+    snprintf(keydir, sizeof(keydir), "%s/keydir", dir);
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(exp_path, sizeof(exp_path), "%s/e.yaml", dir);
+    assert_int_equal(mkdir(keydir, 0700), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    static const char *const key_files[] = {"keydir", "fifo"};
+    for (size_t i = 0; i < 2; i++) {
+        FILE *f = fopen(exp_path, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "version: 1\n"
+                "name: t\n"
+                "inventory:\n"
+                "  key_file: %s\n"
+                "  hosts: { web1: { address: 127.0.0.1 } }\n"
+                "faults:\n"
+                "  - name: k\n"
+                "    target: { hosts: [web1] }\n"
+                "    kill_process: { name: no-such-process-xyz }\n"
+                "    duration: 1s\n",
+                key_files[i]);
+        assert_int_equal(fclose(f), 0);
+        char *validate[] = {arg(FL_CTL_BIN), arg("validate"), exp_path, NULL};
+        assert_int_equal(proc_run(validate, out, sizeof(out), 10000), 64);
+        assert_non_null(strstr(out, ", not a regular file"));
+        assert_non_null(strstr(out, key_files[i]));
+        char *dry[] = {arg(FL_CTL_BIN), arg("run"), arg("--dry-run"), exp_path, NULL};
+        assert_int_equal(proc_run(dry, out, sizeof(out), 10000), 64);
+        assert_non_null(strstr(out, ", not a regular file"));
+    }
+    /* the experiment itself a FIFO: refused, not waited on */
+    char *validate[] = {arg(FL_CTL_BIN), arg("validate"), fifo, NULL};
+    assert_int_equal(proc_run(validate, out, sizeof(out), 10000), 64);
+    assert_non_null(strstr(out, "is a FIFO, not a regular file"));
+    unlink(exp_path);
+    unlink(fifo);
+    rmdir(keydir);
+}
+
 /* A restart storm: whatever matches the pattern is killed again and again. */
 static void test_kill_repeat(void **state)
 {
@@ -596,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_kill_once_and_no_match),
         cmocka_unit_test(test_kill_repeat),
         cmocka_unit_test(test_kill_refuses_stop_signals),
+        cmocka_unit_test(test_cli_refuses_not_regular_files),
         cmocka_unit_test(test_guardrails),
         cmocka_unit_test(test_lease),
         cmocka_unit_test(test_kill9_agent_guardian_reverts),
