@@ -27,11 +27,13 @@
  *   local end (agent/faults/netplan.h says why each rule is there): traffic
  *   from a remote port 7411, or to one, is not exempt. Each exemption's
  *   comment names it exactly; the wide exemption of earlier agents ("tcp
- *   dport/sport 7411" both ways, comment "faultline:control") is replaced
- *   when a fault is applied to a table that still has it. IPv6 neighbour discovery is exempt too:
- * it is IPv6's ARP (which the inet family never sees), and without it a drop-everything fault would
- * cut an IPv6 control channel as soon as the neighbour entry went stale. An accept here only ends
- * our chain: the host's own chains still decide about every packet as before.
+ *   dport/sport 7411" in both chains, comment "faultline:control" alone) is
+ *   replaced when a fault is applied to a table that still has it.
+ * - IPv6 neighbour discovery is exempt too: it is IPv6's ARP (which the inet
+ *   family never sees), and without it a drop-everything fault would cut an
+ *   IPv6 control channel as soon as the neighbour entry went stale. An accept
+ *   here only ends our chain: the host's own chains still decide about every
+ *   packet as before.
  * - Ingress rules sit in input and match the peer as source; egress rules sit
  *   in output and match it as destination. IPv4 and IPv6 peers get a rule
  *   each; no peers means every peer.
@@ -88,7 +90,7 @@
 
 #define TABLE "inet " FL_NETWORK_TABLE
 #define COMMENT_PREFIX FL_NETPLAN_COMMENT_PREFIX
-#define CONTROL_COMMENT FL_NETPLAN_CONTROL_COMMENT /* the wide form of earlier agents */
+#define CONTROL_COMMENT FL_NETPLAN_CONTROL_COMMENT /* alone: the wide form of earlier agents */
 #define NDP_COMMENT COMMENT_PREFIX "ndp"
 #define CHAIN_PRIORITY (-10)
 
