@@ -12,6 +12,41 @@
 
 #define KEY_HEX_LEN (2 * FL_KEY_LEN)
 
+/* "a FIFO", "a directory", ...: what a file that is not a regular one is */
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : NULL;
+}
+
+/* 0 for a regular file; -EISDIR or -EINVAL with err naming what it is. */
+static int regular_only(const char *path, mode_t mode, char *err, size_t errlen)
+{
+    if (S_ISREG(mode))
+        return 0;
+    const char *kind = file_kind(mode);
+    if (kind == NULL)
+        snprintf(err, errlen, "key file %s is not a regular file", path);
+    else
+        snprintf(err, errlen, "key file %s is %s, not a regular file", path, kind);
+    return S_ISDIR(mode) ? -EISDIR : -EINVAL;
+}
+
+int fl_key_check_path(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot use key file %s: %s", path, strerror(e));
+        return -e;
+    }
+    return regular_only(path, st.st_mode, err, errlen);
+}
+
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -42,11 +77,9 @@ int fl_key_load(const char *path, struct fl_key *key, char *err, size_t errlen)
         snprintf(err, errlen, "cannot stat key file %s: %s", path, strerror(errno));
         goto cleanup;
     }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        snprintf(err, errlen, "key file %s is not a regular file", path);
+    /* O_NONBLOCK above: a FIFO opens at once, and is refused here */
+    if ((rc = regular_only(path, st.st_mode, err, errlen)) < 0)
         goto cleanup;
-    }
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
         rc = -EPERM;
         snprintf(err, errlen,

@@ -13,11 +13,19 @@ struct fl_key {
     uint8_t bytes[FL_KEY_LEN];
 };
 
-/* Loads a key file. Refuses a file that is not a regular file, that group or
+/* Loads a key file. Refuses a file that is not a regular file (a FIFO too,
+ * at once, without waiting for a writer), that group or
  * others may access, or whose contents are not 64 hex digits (surrounding
  * white space allowed). On failure, err says why in words a person can act
  * on, and *key is untouched. Returns 0 or a negative errno. */
 int fl_key_load(const char *path, struct fl_key *key, char *err, size_t errlen);
+
+/* Looks at a key file by name without opening it (stat, which follows
+ * symbolic links): 0 for a regular file; -EISDIR or -EINVAL for anything
+ * else, with err "key file PATH is a FIFO, not a regular file"; -errno when it
+ * cannot be looked at (-ENOENT: missing), err saying so. For loaders that name
+ * a key file long before it is read. */
+int fl_key_check_path(const char *path, char *err, size_t errlen);
 
 /* Fills *key with random bytes from OpenSSL's CSPRNG. */
 int fl_key_generate(struct fl_key *key);

@@ -17,12 +17,14 @@
 #include "common/suggest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define SHOW_MAX 60 /* bytes of a value quoted back in a message */
@@ -507,22 +509,68 @@ int fl_yaml_load_buffer(const char *name, const char *buf, size_t len, struct fl
     return 0;
 }
 
-int fl_yaml_load_file(const char *path, struct fl_yaml_doc **out, char *err, size_t errlen)
+/* "a FIFO", "a directory", ...: what a file that is not a regular one is */
+static const char *file_kind(mode_t mode)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : NULL;
+}
+
+/* A regular file, open for reading; refused by what it is otherwise. The
+ * open does not wait (O_NONBLOCK): a FIFO would block until a writer came,
+ * and a device could do anything. The check is on the file opened, not on the
+ * name, so nothing can be swapped in between. */
+static int open_regular(const char *path, FILE **out, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
     struct stat st;
-    int e = fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-    if (e != 0) {
-        fclose(f);
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    } else if (!S_ISREG(st.st_mode)) {
+        const char *kind = file_kind(st.st_mode);
+        if (kind != NULL)
+            snprintf(err, errlen, "%s is %s, not a regular file", path, kind);
+        else
+            snprintf(err, errlen, "%s is not a regular file", path);
+        rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    } else {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        }
     }
-    /* read to the end, whatever the size said: it may be a pipe, or change */
+    FILE *f = rc == 0 ? fdopen(fd, "r") : NULL;
+    if (rc == 0 && f == NULL) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    }
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int fl_yaml_load_file(const char *path, struct fl_yaml_doc **out, char *err, size_t errlen)
+{
+    FILE *f = NULL;
+    int e = open_regular(path, &f, err, errlen);
+    if (e < 0)
+        return e;
+    /* read to the end, whatever the size said: it may change */
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     int rc = buf == NULL ? -ENOMEM : 0;

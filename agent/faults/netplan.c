@@ -358,6 +358,43 @@ int fl_netplan_rules(const struct fl_netplan *p, const char *id, json_t *rules)
     return 0;
 }
 
+int fl_netplan_exemptions(uint16_t port, const struct fl_cidr *addr,
+                          struct fl_netplan_exemption *out)
+{
+    char local[2][80] = {"", ""}; /* the local end as destination, as source */
+    if (port == 0)
+        return -EINVAL;
+    if (addr != NULL) {
+        char text[FL_CIDR_TEXT_LEN];
+        bool v6 = addr->family == AF_INET6;
+        static const uint8_t zero[16];
+        if ((addr->family != AF_INET && !v6) || addr->prefix != (v6 ? 128u : 32u) ||
+            memcmp(addr->addr, zero, v6 ? 16 : 4) == 0 || /* a wildcard: NULL */
+            fl_cidr_format(addr, text, sizeof(text)) < 0)
+            return -EINVAL;
+        snprintf(local[0], sizeof(local[0]), "%s daddr %s ", v6 ? "ip6" : "ip", text);
+        snprintf(local[1], sizeof(local[1]), "%s saddr %s ", v6 ? "ip6" : "ip", text);
+    }
+    static const struct {
+        int chain;
+        const char *lo; /* only on loopback: traffic between two local ends */
+        int src;        /* 1: the local end is the source (the agent answers) */
+    } shape[FL_NETPLAN_MAX_EXEMPTIONS] = {
+        {0, "", 0},        /* input: to the agent */
+        {0, "iif lo ", 1}, /* input: the agent's answers to a local controller */
+        {1, "", 1},        /* output: the agent's answers */
+        {1, "oif lo ", 0}, /* output: a local controller, to the agent */
+    };
+    for (size_t i = 0; i < FL_NETPLAN_MAX_EXEMPTIONS; i++) {
+        struct fl_netplan_exemption *e = &out[i];
+        e->chain = shape[i].chain;
+        snprintf(e->match, sizeof(e->match), "%s%stcp %s %u", shape[i].lo, local[shape[i].src],
+                 shape[i].src ? "sport" : "dport", (unsigned)port);
+        snprintf(e->comment, sizeof(e->comment), FL_NETPLAN_CONTROL_COMMENT " %s", e->match);
+    }
+    return FL_NETPLAN_MAX_EXEMPTIONS;
+}
+
 char *fl_netplan_detail(const struct fl_netplan *p, uint16_t control_port)
 {
     struct fl_sbuf sb = {0};

@@ -64,6 +64,40 @@ int fl_netplan_rules(const struct fl_netplan *p, const char *id, json_t *rules);
  * control_port 0 leaves the exemption out. */
 char *fl_netplan_detail(const struct fl_netplan *p, uint16_t control_port);
 
+/* The control exemption: the agent's own control connections, and nothing
+ * else, pass every fault. Stateless, so that it holds for a connection that
+ * was open before the first fault (conntrack, loaded by that fault, would pick
+ * such a connection up mid-stream and might take the agent's reply for its
+ * original direction), and directional, so that no other traffic that merely
+ * has the port on one side passes:
+ *
+ *   input   tcp dport P           to the agent's listening socket
+ *   input   iif lo tcp sport P    the agent's answers to a controller on this host
+ *   output  tcp sport P           the agent's answers
+ *   output  oif lo tcp dport P    a controller on this host, to the agent
+ *
+ * Only the agent's socket has local port P (nothing else can bind it while
+ * the agent listens there), and only local traffic crosses lo; so a
+ * connection from a remote source port P, or from this host to a remote port
+ * P, is not exempt. With addr (the agent's specific listening address, a
+ * host), each rule also names it as the local end ("ip daddr A tcp dport P"),
+ * for a host where another program may hold port P on another address. */
+#define FL_NETPLAN_CONTROL_COMMENT FL_NETPLAN_COMMENT_PREFIX "control"
+#define FL_NETPLAN_MAX_EXEMPTIONS 4
+
+struct fl_netplan_exemption {
+    int chain;         /* index into fl_netplan_chains */
+    char match[128];   /* "iif lo tcp sport 7411": the rule is "<match> accept" */
+    char comment[160]; /* FL_NETPLAN_CONTROL_COMMENT " <match>": names the rule exactly */
+};
+
+/* Writes the exemptions for port (1-65535) and addr (NULL for an agent that
+ * listens on every address; else its host address, /32 or /128) into out,
+ * which holds FL_NETPLAN_MAX_EXEMPTIONS. Returns how many, or -EINVAL for
+ * port 0 or an addr that is not one host (0.0.0.0 and :: included). */
+int fl_netplan_exemptions(uint16_t port, const struct fl_cidr *addr,
+                          struct fl_netplan_exemption *out);
+
 /* A growing string for nft commands; an allocation failure sticks (oom) and
  * later appends do nothing. */
 struct fl_sbuf {

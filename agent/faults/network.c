@@ -6,8 +6,8 @@
  *   table inet faultline {
  *     chain input {   type filter hook input priority -10; policy accept;
  *       icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept comment "faultline:ndp"
- *       tcp dport 7411 accept comment "faultline:control"
- *       tcp sport 7411 accept comment "faultline:control"
+ *       tcp dport 7411 accept comment "faultline:control tcp dport 7411"
+ *       iif lo tcp sport 7411 accept comment "faultline:control iif lo tcp sport 7411"
  *       ip saddr { 10.0.0.0/8 } tcp dport { 80, 443 } numgen random mod 100 < 50 drop
  *           comment "faultline:f-0123456789abcdef"
  *       ip saddr { 10.0.0.0/8 } tcp sport { 80, 443 } tcp dport != { 80, 443 }
@@ -15,19 +15,25 @@
  *     }
  *     chain output {  type filter hook output priority -10; policy accept;
  *       icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept comment "faultline:ndp"
- *       tcp dport 7411 accept comment "faultline:control"
- *       tcp sport 7411 accept comment "faultline:control"
+ *       tcp sport 7411 accept comment "faultline:control tcp sport 7411"
+ *       oif lo tcp dport 7411 accept comment "faultline:control oif lo tcp dport 7411"
  *       ...
  *     }
  *   }
  *
  * - The control exemption comes first in each chain, so that no fault cuts the
  *   agent's own channel with its controller (a cut channel would trip the
- *   lease and revert the fault). IPv6 neighbour discovery is exempt too: it
- *   is IPv6's ARP (which the inet family never sees), and without it a
- *   drop-everything fault would cut an IPv6 control channel as soon as the
- *   neighbour entry went stale. An accept here only ends our chain: the
- *   host's own chains still decide about every packet as before.
+ *   lease and revert the fault). It is the agent's connections only, by their
+ *   local end (agent/faults/netplan.h says why each rule is there): traffic
+ *   from a remote port 7411, or to one, is not exempt. Each exemption's
+ *   comment names it exactly; the wide exemption of earlier agents ("tcp
+ *   dport/sport 7411" in both chains, comment "faultline:control" alone) is
+ *   replaced when a fault is applied to a table that still has it.
+ * - IPv6 neighbour discovery is exempt too: it is IPv6's ARP (which the inet
+ *   family never sees), and without it a drop-everything fault would cut an
+ *   IPv6 control channel as soon as the neighbour entry went stale. An accept
+ *   here only ends our chain: the host's own chains still decide about every
+ *   packet as before.
  * - Ingress rules sit in input and match the peer as source; egress rules sit
  *   in output and match it as destination. IPv4 and IPv6 peers get a rule
  *   each; no peers means every peer.
@@ -84,7 +90,7 @@
 
 #define TABLE "inet " FL_NETWORK_TABLE
 #define COMMENT_PREFIX FL_NETPLAN_COMMENT_PREFIX
-#define CONTROL_COMMENT COMMENT_PREFIX "control"
+#define CONTROL_COMMENT FL_NETPLAN_CONTROL_COMMENT /* alone: the wide form of earlier agents */
 #define NDP_COMMENT COMMENT_PREFIX "ndp"
 #define CHAIN_PRIORITY (-10)
 
@@ -266,33 +272,14 @@ static bool table_has_chain(const json_t *listing, const char *name)
     return false;
 }
 
-/* Is rule the control exemption "tcp <field> <port> accept"? */
-static bool is_exemption(const json_t *rule, const char *field, uint16_t port)
-{
-    if (!json_str_is(json_object_get(rule, "comment"), CONTROL_COMMENT))
-        return false;
-    size_t i;
-    const json_t *e;
-    json_array_foreach(json_object_get(rule, "expr"), i, e)
-    {
-        const json_t *m = json_object_get(e, "match");
-        const json_t *payload = json_object_get(json_object_get(m, "left"), "payload");
-        const json_t *right = json_object_get(m, "right");
-        if (payload != NULL && json_str_is(json_object_get(payload, "protocol"), "tcp") &&
-            json_str_is(json_object_get(payload, "field"), field) && json_is_integer(right) &&
-            json_integer_value(right) == (json_int_t)port)
-            return true;
-    }
-    return false;
-}
-
-static bool table_has_exemption(const json_t *listing, int chain, const char *field, uint16_t port)
+/* Has chain a rule with exactly this comment? */
+static bool table_has_comment(const json_t *listing, int chain, const char *comment)
 {
     size_t i = 0;
     const json_t *r;
     while ((r = next_rule(listing, &i)) != NULL) {
         if (json_str_is(json_object_get(r, "chain"), fl_netplan_chains[chain]) &&
-            is_exemption(r, field, port))
+            json_str_is(json_object_get(r, "comment"), comment))
             return true;
     }
     return false;
@@ -301,20 +288,11 @@ static bool table_has_exemption(const json_t *listing, int chain, const char *fi
 /* the exemptions every chain starts with: no fault's rules */
 static bool is_exemption_rule(const json_t *rule)
 {
-    const json_t *comment = json_object_get(rule, "comment");
-    return json_str_is(comment, CONTROL_COMMENT) || json_str_is(comment, NDP_COMMENT);
-}
-
-static bool table_has_ndp(const json_t *listing, int chain)
-{
-    size_t i = 0;
-    const json_t *r;
-    while ((r = next_rule(listing, &i)) != NULL) {
-        if (json_str_is(json_object_get(r, "chain"), fl_netplan_chains[chain]) &&
-            json_str_is(json_object_get(r, "comment"), NDP_COMMENT))
-            return true;
-    }
-    return false;
+    const char *comment = json_string_value(json_object_get(rule, "comment"));
+    size_t n = strlen(CONTROL_COMMENT);
+    return comment != NULL &&
+           (strcmp(comment, NDP_COMMENT) == 0 || (strncmp(comment, CONTROL_COMMENT, n) == 0 &&
+                                                  (comment[n] == '\0' || comment[n] == ' ')));
 }
 
 static bool is_rule_of(const json_t *rule, const char *id)
@@ -325,12 +303,30 @@ static bool is_rule_of(const json_t *rule, const char *id)
            strcmp(comment + n, id) == 0;
 }
 
-/* Table, chains and exemption: whatever of them the listing lacks. */
+/* Table, chains and exemptions: whatever of them the listing lacks. The wide
+ * exemption of earlier agents (comment exactly CONTROL_COMMENT) goes: it let
+ * through anything with the control port on either side. Another agent's
+ * exemptions (another port) stay. */
 static void add_setup(struct fl_sbuf *b, const json_t *listing, uint16_t control_port)
 {
-    static const char *const fields[2] = {"dport", "sport"};
+    struct fl_netplan_exemption ex[FL_NETPLAN_MAX_EXEMPTIONS];
+    /* the agent's listening address is not known here: any local address */
+    int n_ex = control_port != 0 ? fl_netplan_exemptions(control_port, NULL, ex) : 0;
     if (listing == NULL)
         fl_sbuf_add(b, "add table " TABLE "\n");
+    size_t i = 0;
+    const json_t *r;
+    while (listing != NULL && (r = next_rule(listing, &i)) != NULL) {
+        const json_t *chain = json_object_get(r, "chain");
+        const json_t *handle = json_object_get(r, "handle");
+        int c = json_str_is(chain, fl_netplan_chains[0])   ? 0
+                : json_str_is(chain, fl_netplan_chains[1]) ? 1
+                                                           : -1;
+        if (c >= 0 && json_str_is(json_object_get(r, "comment"), CONTROL_COMMENT) &&
+            json_is_integer(handle) && json_integer_value(handle) > 0)
+            fl_sbuf_add(b, "delete rule " TABLE " %s handle %lld\n", fl_netplan_chains[c],
+                        (long long)json_integer_value(handle));
+    }
     for (int c = 0; c < 2; c++) {
         bool chain = listing != NULL && table_has_chain(listing, fl_netplan_chains[c]);
         if (!chain)
@@ -339,19 +335,16 @@ static void add_setup(struct fl_sbuf *b, const json_t *listing, uint16_t control
                 fl_netplan_chains[c], fl_netplan_chains[c], CHAIN_PRIORITY);
         /* insert: first in a chain that already has rules */
         const char *verb = chain ? "insert" : "add";
-        if (!chain || !table_has_ndp(listing, c))
+        if (!chain || !table_has_comment(listing, c, NDP_COMMENT))
             fl_sbuf_add(b,
                         "%s rule " TABLE
                         " %s icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } "
                         "accept comment \"" NDP_COMMENT "\"\n",
                         verb, fl_netplan_chains[c]);
-        /* both ports in both chains: a controller on this very host sends
-         * to the control port through output and receives through input */
-        for (int k = 0; k < 2 && control_port != 0; k++)
-            if (!chain || !table_has_exemption(listing, c, fields[k], control_port))
-                fl_sbuf_add(
-                    b, "%s rule " TABLE " %s tcp %s %u accept comment \"" CONTROL_COMMENT "\"\n",
-                    verb, fl_netplan_chains[c], fields[k], (unsigned)control_port);
+        for (int k = 0; k < n_ex; k++)
+            if (ex[k].chain == c && (!chain || !table_has_comment(listing, c, ex[k].comment)))
+                fl_sbuf_add(b, "%s rule " TABLE " %s %s accept comment \"%s\"\n", verb,
+                            fl_netplan_chains[c], ex[k].match, ex[k].comment);
     }
 }
 

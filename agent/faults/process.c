@@ -306,10 +306,14 @@ static void describe(struct fl_fault *f, const char *verb, const struct target *
 static int kill_signal(const Faultline__KillProcess *k, char *err, size_t errlen)
 {
     int sig = k->signal == 0 ? SIGKILL : k->signal;
-    if (sig < 1 || sig > 31 || sig == SIGSTOP || sig == SIGCONT) {
+    /* every stop signal, not STOP alone: kill_process has nothing to undo, so
+     * a stopped target would stay stopped after the fault */
+    if (sig < 1 || sig > 31 || sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN ||
+        sig == SIGTTOU || sig == SIGCONT) {
         snprintf(err, errlen,
-                 "signal %d is not one kill_process sends (1-31, not STOP/CONT: use "
-                 "pause_process)",
+                 "signal %d is not one kill_process sends (1-31, not STOP, TSTP, TTIN, TTOU or "
+                 "CONT: a stopped process would stay stopped; use pause_process, which resumes "
+                 "it when the fault ends)",
                  k->signal);
         return -EINVAL;
     }

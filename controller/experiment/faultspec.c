@@ -368,9 +368,13 @@ static int set_selector(Faultline__FaultSpec *spec, const struct param *p, const
     return 0;
 }
 
+/* Not the stop signals (STOP, TSTP, TTIN, TTOU) nor CONT: each stops or
+ * resumes a process, and kill_process has nothing to undo, so a stop would
+ * outlast the fault. pause_process is the pause that ends. */
 static bool is_kill_signal(int sig)
 {
-    return sig >= 1 && sig <= MAX_SIGNAL && sig != SIGSTOP && sig != SIGCONT;
+    return sig >= 1 && sig <= MAX_SIGNAL && sig != SIGSTOP && sig != SIGTSTP && sig != SIGTTIN &&
+           sig != SIGTTOU && sig != SIGCONT;
 }
 
 static int set_signal(Faultline__FaultSpec *spec, const struct param *p, const char *value,
@@ -381,7 +385,8 @@ static int set_signal(Faultline__FaultSpec *spec, const struct param *p, const c
         return bad_value(err, errlen, p, value, "not a signal");
     if (!is_kill_signal(sig)) {
         fail(err, errlen,
-             "signal=%.*s%s: kill_process does not send STOP or CONT; pause_process pauses "
+             "signal=%.*s%s: kill_process does not send STOP, TSTP, TTIN, TTOU or CONT (a "
+             "stopped process would stay stopped after the fault); pause_process pauses "
              "processes and resumes them when the fault ends",
              show_len(value), value, show_more(value));
         return -EINVAL;
@@ -837,8 +842,8 @@ static int check_kill(const Faultline__FaultSpec *spec, const char *kind, char *
         return rc;
     if (k->signal != 0 && !is_kill_signal(k->signal)) {
         fail(err, errlen,
-             "signal %d is not one kill_process sends: expected 1 to 31, not STOP or CONT "
-             "(pause_process pauses a process)",
+             "signal %d is not one kill_process sends: expected 1 to 31, not STOP, TSTP, "
+             "TTIN, TTOU or CONT (pause_process pauses a process and resumes it)",
              (int)k->signal);
         return -EINVAL;
     }

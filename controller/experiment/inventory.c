@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/key.h"
 #include "common/suggest.h"
 #include "common/text.h"
 #include "common/yamldoc.h"
@@ -162,6 +163,19 @@ static int parse_host(struct fl_check *c, const struct fl_yaml_pair *p, const ch
     return rc;
 }
 
+/* A key_file that names a directory, a FIFO or a device is wrong now, not at
+ * the run's first connection (where a FIFO would block): refused at the
+ * value, saying what it is. One that is missing or unreadable yet is left to
+ * whoever loads the key: validate may well run before the key is in place. */
+static int key_file_check(struct fl_check *c, const struct fl_yaml_node *v, const char *path)
+{
+    char why[600];
+    int rc = fl_key_check_path(path, why, sizeof(why));
+    if (rc == -EISDIR || rc == -EINVAL)
+        return fl_yaml_errorf(v, c->err, c->errlen, "%s", why);
+    return 0;
+}
+
 int fl_inventory_parse(struct fl_check *c, const struct fl_yaml_node *n, const char *base,
                        struct fl_inventory *inv)
 {
@@ -172,8 +186,9 @@ int fl_inventory_parse(struct fl_check *c, const struct fl_yaml_node *n, const c
     const struct fl_yaml_node *v = NULL;
     const char *t;
     if (rc == 0 && (v = fl_yaml_get(n, "key_file")) != NULL &&
-        (rc = fl_yaml_string(v, &t, c->err, c->errlen)) == 0)
-        rc = fl_check_resolve(c, base, t, &inv->key_file);
+        (rc = fl_yaml_string(v, &t, c->err, c->errlen)) == 0 &&
+        (rc = fl_check_resolve(c, base, t, &inv->key_file)) == 0)
+        rc = key_file_check(c, v, inv->key_file);
     if (rc == 0 && (v = fl_yaml_get(n, "ssh")) != NULL) {
         inv->has_ssh = true;
         rc = parse_ssh(c, v, base, &inv->ssh);

@@ -751,7 +751,7 @@ static void test_normalise(void **state)
     char now[sizeof(baseline)];
     ruleset(now, sizeof(now));
     assert_int_equal(count(now, f->id), json_array_size(json_object_get(f->undo, "rules")));
-    assert_int_equal(count(now, "faultline:control"), 4); /* dport and sport, in each chain */
+    assert_int_equal(count(now, "faultline:control"), 4); /* two exemptions in each chain */
     revert(f->undo);
     assert_ruleset_is_baseline();
 }
@@ -849,7 +849,7 @@ static void test_two_faults(void **state)
     assert_int_equal(tcp4(PORT_C), 0);
     char now[sizeof(baseline)];
     ruleset(now, sizeof(now));
-    assert_int_equal(count(now, "faultline:control"), 4); /* dport and sport, in each chain */
+    assert_int_equal(count(now, "faultline:control"), 4); /* two exemptions in each chain */
 
     revert(fa->undo);
     assert_int_equal(tcp4(PORT_A), 0);
@@ -978,6 +978,163 @@ static void test_drop_everything_spares_control(void **state)
     assert_ruleset_is_baseline();
 }
 
+/* connect() on s (which it closes) to dst:port, waiting TIMEOUT_MS: 0,
+ * -ECONNREFUSED, -ETIMEDOUT or another -errno. */
+static int connect_wait(int s, int family, const char *dst, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(family, dst, port, &ss);
+    int flags = fcntl(s, F_GETFL);
+    assert_int_equal(fcntl(s, F_SETFL, flags | O_NONBLOCK), 0);
+    int rc = 0;
+    if (connect(s, (struct sockaddr *)&ss, len) != 0) {
+        rc = -errno;
+        if (rc == -EINPROGRESS) {
+            struct pollfd p = {.fd = s, .events = POLLOUT};
+            int soerr = 0;
+            socklen_t sl = sizeof(soerr);
+            if (poll(&p, 1, TIMEOUT_MS) == 0)
+                rc = -ETIMEDOUT;
+            else if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0)
+                rc = -soerr;
+            else
+                rc = -errno;
+        }
+    }
+    close(s);
+    drain_accepts();
+    return rc;
+}
+
+/* A client socket bound to ip:port (SO_REUSEADDR: ports are reused across
+ * the test). */
+static int cli_socket_at(const char *ip, uint16_t port)
+{
+    int s = cli_socket(AF_INET, SOCK_STREAM);
+    int one = 1;
+    assert_int_equal(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(AF_INET, ip, port, &ss);
+    assert_int_equal(bind(s, (struct sockaddr *)&ss, len), 0);
+    return s;
+}
+
+/* from the client's second address, source port sport */
+static int cli_socket_from(uint16_t sport)
+{
+    return cli_socket_at(cli4b, sport);
+}
+
+/* Sends one byte each way over an established pair; true when both arrive. */
+static bool talk(int a, int b)
+{
+    char c = 0;
+    struct pollfd p = {.fd = b, .events = POLLIN};
+    if (send(a, "q", 1, MSG_NOSIGNAL) != 1 || poll(&p, 1, TIMEOUT_MS) != 1 ||
+        recv(b, &c, 1, 0) != 1)
+        return false;
+    p.fd = a;
+    return send(b, "a", 1, MSG_NOSIGNAL) == 1 && poll(&p, 1, TIMEOUT_MS) == 1 &&
+           recv(a, &c, 1, 0) == 1;
+}
+
+/* What the exemption lets through is the agent's own control connections:
+ * not traffic that merely has the control port on one side. */
+static void test_control_exemption_is_the_agents_only(void **state)
+{
+    (void)state;
+    NEED_ENV();
+    /* the controller's channel, open before the first fault (nothing tracks
+     * it yet), and a listener on the control port on the client's side */
+    int ctl = cli_socket(AF_INET, SOCK_STREAM);
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(AF_INET, srv4, PORT_C, &ss);
+    assert_int_equal(connect(ctl, (struct sockaddr *)&ss, len), 0);
+    int agent_end = accept4(listeners[2], NULL, NULL, SOCK_CLOEXEC);
+    assert_true(agent_end >= 0);
+    assert_true(talk(ctl, agent_end));
+    int remote_ctl = cli_socket_at(cli4, PORT_C);
+    assert_int_equal(listen(remote_ctl, 16), 0);
+    /* before the fault, both tricks connect: the test can tell */
+    assert_int_equal(connect_wait(cli_socket_from(PORT_C), AF_INET, srv4, PORT_A), 0);
+    assert_int_equal(
+        connect_wait(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), AF_INET, cli4, PORT_C), 0);
+
+    struct req r;
+    req_init(&r, FAULTLINE__DIRECTION__DIRECTION_BOTH, FAULTLINE__PROTOCOL__PROTOCOL_ALL,
+             FAULTLINE__DROP_ACTION__DROP_ACTION_DROP, 0);
+    struct fl_fault *f = fault_new(&r);
+    inject(f, PORT_C);
+
+    /* the channel goes on, both ways; new control connections come in */
+    bool channel = talk(ctl, agent_end);
+    int fresh = tcp4(PORT_C);
+    int fresh6 = tcp_try(AF_INET6, NULL, srv6, PORT_C);
+    /* a controller on this very host, over loopback, to either address */
+    int local = connect_wait(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), AF_INET, srv4, PORT_C);
+    int local_lo =
+        connect_wait(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), AF_INET, "127.0.0.1", PORT_C);
+    /* from source port PORT_C to another port: dropped */
+    int from_port = connect_wait(cli_socket_from(PORT_C), AF_INET, srv4, PORT_B);
+    /* from this host to a remote PORT_C (not the agent): dropped */
+    int to_remote =
+        connect_wait(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), AF_INET, cli4, PORT_C);
+    int plain = tcp4(PORT_A);
+
+    revert(f->undo);
+    close(remote_ctl);
+    close(agent_end);
+    close(ctl);
+    assert_true(channel);
+    assert_int_equal(fresh, 0);
+    assert_int_equal(fresh6, 0);
+    assert_int_equal(local, 0);
+    assert_int_equal(local_lo, 0);
+    assert_int_equal(from_port, -ETIMEDOUT);
+    assert_int_equal(to_remote, -ETIMEDOUT);
+    assert_int_equal(plain, -ETIMEDOUT);
+    assert_ruleset_is_baseline();
+}
+
+/* A table left by an earlier agent holds the wide exemption (the port on
+ * either side, comment "faultline:control"): the next fault replaces it. */
+static void test_wide_exemption_replaced(void **state)
+{
+    (void)state;
+    NEED_ENV();
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "add table inet faultline\n"
+             "add chain inet faultline input { type filter hook input priority -10; policy "
+             "accept; }\n"
+             "add chain inet faultline output { type filter hook output priority -10; policy "
+             "accept; }\n"
+             "add rule inet faultline input tcp dport %d accept comment \"faultline:control\"\n"
+             "add rule inet faultline input tcp sport %d accept comment \"faultline:control\"\n"
+             "add rule inet faultline output tcp dport %d accept comment \"faultline:control\"\n"
+             "add rule inet faultline output tcp sport %d accept comment \"faultline:control\"\n"
+             "add rule inet faultline input udp dport 5353 drop comment "
+             "\"faultline:f-00000000000000aa\"\n",
+             PORT_C, PORT_C, PORT_C, PORT_C);
+    assert_int_equal(RUN(ip_bin, "netns", "exec", ns_srv, nft_bin, cmd), 0);
+
+    struct req r;
+    req_init(&r, FAULTLINE__DIRECTION__DIRECTION_BOTH, FAULTLINE__PROTOCOL__PROTOCOL_ALL,
+             FAULTLINE__DROP_ACTION__DROP_ACTION_DROP, 0);
+    struct fl_fault *f = fault_new(&r);
+    inject(f, PORT_C);
+    char now[sizeof(baseline)];
+    ruleset(now, sizeof(now));
+    int from_port = connect_wait(cli_socket_from(PORT_C), AF_INET, srv4, PORT_B);
+    int fresh = tcp4(PORT_C);
+    revert(f->undo);
+    assert_int_equal(count(now, "\"faultline:control\""), 0);     /* the wide ones are gone */
+    assert_int_equal(count(now, "\"faultline:control "), 4);      /* the agent's own are in */
+    assert_non_null(strstr(now, "faultline:f-00000000000000aa")); /* another fault's stays */
+    assert_int_equal(from_port, -ETIMEDOUT);
+    assert_int_equal(fresh, 0);
+}
+
 static void test_percent(void **state)
 {
     (void)state;
@@ -1046,7 +1203,7 @@ static void test_concurrent(void **state)
     run_workers(w, N);
     char now[sizeof(baseline)];
     ruleset(now, sizeof(now));
-    assert_int_equal(count(now, "faultline:control"), 4); /* dport and sport, in each chain */
+    assert_int_equal(count(now, "faultline:control"), 4); /* two exemptions in each chain */
     for (size_t i = 0; i < N; i++)
         assert_non_null(strstr(now, w[i].f->id));
     for (size_t i = 0; i < N; i++)
@@ -1133,6 +1290,8 @@ int main(void)
         cmocka_unit_test_teardown(test_revert_from_journal, test_teardown),
         cmocka_unit_test_teardown(test_peers, test_teardown),
         cmocka_unit_test_teardown(test_drop_everything_spares_control, test_teardown),
+        cmocka_unit_test_teardown(test_control_exemption_is_the_agents_only, test_teardown),
+        cmocka_unit_test_teardown(test_wide_exemption_replaced, test_teardown),
         cmocka_unit_test_teardown(test_percent, test_teardown),
         cmocka_unit_test_teardown(test_concurrent, test_teardown),
         cmocka_unit_test_teardown(test_remove_table, test_teardown),

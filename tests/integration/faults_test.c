@@ -185,6 +185,111 @@ static void test_kill_once_and_no_match(void **state)
     assert_non_null(strstr(out, "no process matches"));
 }
 
+/* Sends kill_process with sig straight to the agent, past the controller's
+ * own check, and returns the agent's reply (the caller frees it). */
+static Faultline__Envelope *raw_kill(pid_t target, int sig)
+{
+    struct raw_peer p;
+    assert_int_equal(raw_connect(&p, agent.port), 0);
+    assert_int_equal(raw_handshake(&p, &key), 0);
+    Faultline__ProcessSelector sel = FAULTLINE__PROCESS_SELECTOR__INIT;
+    sel.by_case = FAULTLINE__PROCESS_SELECTOR__BY_PID;
+    sel.pid = target;
+    Faultline__KillProcess kp = FAULTLINE__KILL_PROCESS__INIT;
+    kp.target = &sel;
+    kp.signal = sig;
+    Faultline__FaultSpec spec = FAULTLINE__FAULT_SPEC__INIT;
+    spec.name = fl_pb_str("raw-kill");
+    spec.duration_ms = 1000;
+    spec.kind_case = FAULTLINE__FAULT_SPEC__KIND_KILL_PROCESS;
+    spec.kill_process = &kp;
+    Faultline__InjectRequest ir = FAULTLINE__INJECT_REQUEST__INIT;
+    ir.spec = &spec;
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.id = 1;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
+    env.inject = &ir;
+    uint8_t buf[1024];
+    size_t n = raw_seal(&p, &env, buf, sizeof(buf));
+    assert_int_equal(raw_send_bytes(&p, buf, n), 0);
+    Faultline__Envelope *reply = raw_recv_envelope(&p, 3000);
+    raw_close(&p);
+    assert_non_null(reply);
+    return reply;
+}
+
+/* Every stop signal is refused by the agent itself, not only by the
+ * controller: kill_process has nothing to undo, so the target would stay
+ * stopped after the fault. */
+static void test_kill_refuses_stop_signals(void **state)
+{
+    (void)state;
+    static const int stops[] = {SIGTSTP, SIGTTIN, SIGTTOU, SIGSTOP, SIGCONT};
+    pid_t t = start_target();
+    for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
+        Faultline__Envelope *reply = raw_kill(t, stops[i]);
+        if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_ERROR)
+            fail_msg("signal %d: the agent did not refuse it (reply %d)", stops[i],
+                     (int)reply->msg_case);
+        assert_non_null(strstr(reply->error->message, "pause_process"));
+        faultline__envelope__free_unpacked(reply, NULL);
+        sleep_ms(50);
+        assert_int_equal(proc_state_of(t), 'S'); /* never stopped */
+    }
+    /* the same path carries a signal kill_process does send */
+    Faultline__Envelope *reply = raw_kill(t, SIGTERM);
+    assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_INJECTED);
+    faultline__envelope__free_unpacked(reply, NULL);
+    int st;
+    assert_int_equal(waitpid(t, &st, 0), t);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+}
+
+/* `validate` and `run --dry-run` refuse a key_file that is a directory or a
+ * FIFO, and an experiment that is a FIFO, as an invalid file (64), at once. */
+static void test_cli_refuses_not_regular_files(void **state)
+{
+    (void)state;
+    char exp_path[400], keydir[400], fifo[400], out[4096];
+    snprintf(keydir, sizeof(keydir), "%s/keydir", dir);
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(exp_path, sizeof(exp_path), "%s/e.yaml", dir);
+    assert_int_equal(mkdir(keydir, 0700), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    static const char *const key_files[] = {"keydir", "fifo"};
+    for (size_t i = 0; i < 2; i++) {
+        FILE *f = fopen(exp_path, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "version: 1\n"
+                "name: t\n"
+                "inventory:\n"
+                "  key_file: %s\n"
+                "  hosts: { web1: { address: 127.0.0.1 } }\n"
+                "faults:\n"
+                "  - name: k\n"
+                "    target: { hosts: [web1] }\n"
+                "    kill_process: { name: no-such-process-xyz }\n"
+                "    duration: 1s\n",
+                key_files[i]);
+        assert_int_equal(fclose(f), 0);
+        char *validate[] = {arg(FL_CTL_BIN), arg("validate"), exp_path, NULL};
+        assert_int_equal(proc_run(validate, out, sizeof(out), 10000), 64);
+        assert_non_null(strstr(out, ", not a regular file"));
+        assert_non_null(strstr(out, key_files[i]));
+        char *dry[] = {arg(FL_CTL_BIN), arg("run"), arg("--dry-run"), exp_path, NULL};
+        assert_int_equal(proc_run(dry, out, sizeof(out), 10000), 64);
+        assert_non_null(strstr(out, ", not a regular file"));
+    }
+    /* the experiment itself a FIFO: refused, not waited on */
+    char *validate[] = {arg(FL_CTL_BIN), arg("validate"), fifo, NULL};
+    assert_int_equal(proc_run(validate, out, sizeof(out), 10000), 64);
+    assert_non_null(strstr(out, "is a FIFO, not a regular file"));
+    unlink(exp_path);
+    unlink(fifo);
+    rmdir(keydir);
+}
+
 /* A restart storm: whatever matches the pattern is killed again and again. */
 static void test_kill_repeat(void **state)
 {
@@ -535,6 +640,8 @@ int main(void)
         cmocka_unit_test(test_duration_ends_it),
         cmocka_unit_test(test_kill_once_and_no_match),
         cmocka_unit_test(test_kill_repeat),
+        cmocka_unit_test(test_kill_refuses_stop_signals),
+        cmocka_unit_test(test_cli_refuses_not_regular_files),
         cmocka_unit_test(test_guardrails),
         cmocka_unit_test(test_lease),
         cmocka_unit_test(test_kill9_agent_guardian_reverts),

@@ -738,6 +738,81 @@ static void unreadable_file(void **state)
     assert_null(e);
 }
 
+/* Not regular files: refused at load, by what they are, without waiting on a
+ * FIFO for a writer that never comes. */
+static void not_regular_files(void **state)
+{
+    (void)state;
+    struct fl_experiment *e = NULL;
+    char err[1024] = "", path[512], want[1100];
+    alarm(10); /* a hang fails the test instead of stalling it */
+
+    /* the experiment itself */
+    snprintf(path, sizeof(path), "%s/fifo.yaml", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(fl_experiment_load(path, NULL, &e, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s is a FIFO, not a regular file", path);
+    assert_string_equal(err, want);
+    assert_null(e);
+
+    /* an inventory, named by the experiment or given on its own */
+    assert_int_equal(fl_experiment_load(write_file("e.yaml", "version: 1\n"
+                                                             "name: t\n"
+                                                             "inventory: fifo.yaml\n" FAULT),
+                                        NULL, &e, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, want));
+    assert_null(e);
+    struct fl_inventory *inv = NULL;
+    assert_int_equal(fl_inventory_load(path, &inv, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, want);
+    assert_null(inv);
+
+    /* key_file: a directory, or a FIFO, at the value */
+    snprintf(path, sizeof(path), "%s/keydir", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(want, sizeof(want), "4:13: key file %s is a directory, not a regular file", path);
+    fails_with("version: 1\n"
+               "name: t\n"
+               "inventory:\n"
+               "  key_file: keydir\n"
+               "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT,
+               NULL, want);
+    snprintf(path, sizeof(path), "%s/fifo.yaml", dir);
+    snprintf(want, sizeof(want), "4:13: key file %s is a FIFO, not a regular file", path);
+    fails_with("version: 1\n"
+               "name: t\n"
+               "inventory:\n"
+               "  key_file: fifo.yaml\n"
+               "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT,
+               NULL, want);
+    const char *hosts = write_file("hosts.yaml", "key_file: keydir\n"
+                                                 "hosts: { web1: { address: 10.77.0.2 } }\n");
+    assert_int_equal(fl_inventory_load(hosts, &inv, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:1:11: key file %s/keydir is a directory, not a regular file",
+             hosts, dir);
+    assert_string_equal(err, want);
+    assert_null(inv);
+
+    /* a regular key file, or one not written yet, is fine */
+    write_file("fl.key", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    e = load_ok(write_file("e.yaml", "version: 1\n"
+                                     "name: t\n"
+                                     "inventory:\n"
+                                     "  key_file: fl.key\n"
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                NULL);
+    fl_experiment_free(&e);
+    e = load_ok(write_file("e.yaml", "version: 1\n"
+                                     "name: t\n"
+                                     "inventory:\n"
+                                     "  key_file: not-yet.key\n"
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                NULL);
+    fl_experiment_free(&e);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +840,7 @@ int main(void)
         cmocka_unit_test(key_file_relative),
         cmocka_unit_test(probe_and_host_values),
         cmocka_unit_test(unreadable_file),
+        cmocka_unit_test(not_regular_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -473,10 +473,19 @@ static void test_bad_values(void **state)
         {"kill_process", "signal", "TERMINATE", "signal=TERMINATE: not a signal", "KILL, TERM"},
         {"kill_process", "signal", "0", "not a signal", NULL},
         {"kill_process", "signal", "32", "not a signal", NULL},
-        {"kill_process", "signal", "STOP", "signal=STOP: kill_process does not send STOP or CONT",
+        {"kill_process", "signal", "STOP", "signal=STOP: kill_process does not send STOP, TSTP,",
          "pause_process pauses"},
-        {"kill_process", "signal", "SIGCONT", "does not send STOP or CONT", NULL},
-        {"kill_process", "signal", "19", "does not send STOP or CONT", NULL},
+        {"kill_process", "signal", "SIGCONT", "does not send STOP, TSTP, TTIN, TTOU or CONT", NULL},
+        {"kill_process", "signal", "19", "does not send STOP, TSTP, TTIN, TTOU or CONT", NULL},
+        /* the other stop signals: a pause nothing would end */
+        {"kill_process", "signal", "TSTP", "signal=TSTP: kill_process does not send STOP, TSTP,",
+         "pause_process pauses"},
+        {"kill_process", "signal", "SIGTTIN", "signal=SIGTTIN: kill_process does not send",
+         "pause_process"},
+        {"kill_process", "signal", "ttou", "signal=ttou: kill_process does not send", NULL},
+        {"kill_process", "signal", "20", "signal=20: kill_process does not send", NULL},
+        {"kill_process", "signal", "21", "signal=21: kill_process does not send", NULL},
+        {"kill_process", "signal", "22", "signal=22: kill_process does not send", NULL},
         {"kill_process", "mode", "twice", "mode=twice: not a mode", "once or repeat"},
         {"kill_process", "every", "5ms", "every=5ms: too short", "at least 10ms"},
         {"kill_process", "every", "0ms", "zero", NULL},
@@ -700,6 +709,17 @@ static void test_check_foreign(void **state)
     kill.signal = SIGSTOP;
     assert_int_equal(fl_faultspec_check(&spec, err, sizeof(err)), -EINVAL);
     assert_err_has(err, "signal 19 is not one kill_process sends", NULL);
+    /* every stop signal, not STOP alone: nothing would resume the process */
+    static const int stops[] = {SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT};
+    for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
+        kill.signal = stops[i];
+        assert_int_equal(fl_faultspec_check(&spec, err, sizeof(err)), -EINVAL);
+        assert_err_has(err, "is not one kill_process sends", "pause_process");
+    }
+    kill.signal = SIGHUP; /* the neighbours of the stop signals still go */
+    assert_int_equal(fl_faultspec_check(&spec, err, sizeof(err)), 0);
+    kill.signal = SIGURG;
+    assert_int_equal(fl_faultspec_check(&spec, err, sizeof(err)), 0);
     kill.signal = 64;
     assert_int_equal(fl_faultspec_check(&spec, err, sizeof(err)), -EINVAL);
     kill.signal = -1;

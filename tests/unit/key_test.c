@@ -128,8 +128,32 @@ static void test_missing_and_not_regular(void **state)
     path_of(path, sizeof(path), "nope");
     assert_int_equal(fl_key_load(path, &k, err, sizeof(err)), -ENOENT);
     assert_non_null(strstr(err, path));
-    assert_int_equal(fl_key_load(dir, &k, err, sizeof(err)), -EINVAL); /* 0700 directory */
-    assert_non_null(strstr(err, "not a regular file"));
+    assert_int_equal(fl_key_load(dir, &k, err, sizeof(err)), -EISDIR); /* 0700 directory */
+    char want[400];
+    snprintf(want, sizeof(want), "key file %s is a directory, not a regular file", dir);
+    assert_string_equal(err, want);
+
+    /* a FIFO: refused by what it is, without waiting for a writer */
+    path_of(path, sizeof(path), "fifo");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(5); /* a hang fails the test instead of stalling it */
+    int rc = fl_key_load(path, &k, err, sizeof(err));
+    alarm(0);
+    assert_int_equal(rc, -EINVAL);
+    snprintf(want, sizeof(want), "key file %s is a FIFO, not a regular file", path);
+    assert_string_equal(err, want);
+
+    /* the same, by name alone, for a loader that only names the file */
+    assert_int_equal(fl_key_check_path(path, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, want);
+    assert_int_equal(fl_key_check_path(dir, err, sizeof(err)), -EISDIR);
+    assert_non_null(strstr(err, "is a directory, not a regular file"));
+    path_of(path, sizeof(path), "nope");
+    assert_int_equal(fl_key_check_path(path, err, sizeof(err)), -ENOENT);
+    assert_non_null(strstr(err, path));
+    path_of(path, sizeof(path), "good");
+    write_file(path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
+    assert_int_equal(fl_key_check_path(path, err, sizeof(err)), 0);
 }
 
 int main(void)

@@ -280,12 +280,70 @@ static void test_invalid(void **state)
     expect_invalid(&r, "65 port ranges are over the limit of 64");
 }
 
+/* The control exemption: the agent's own connections by their local end, in
+ * the chain each direction crosses; never "the port on either side". */
+static void test_exemptions(void **state)
+{
+    (void)state;
+    struct fl_netplan_exemption ex[FL_NETPLAN_MAX_EXEMPTIONS];
+    static const struct {
+        int chain;
+        const char *match;
+    } any[] = {
+        {0, "tcp dport 7411"},
+        {0, "iif lo tcp sport 7411"},
+        {1, "tcp sport 7411"},
+        {1, "oif lo tcp dport 7411"},
+    };
+    assert_int_equal(fl_netplan_exemptions(7411, NULL, ex), 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(ex[i].chain, any[i].chain);
+        assert_string_equal(ex[i].match, any[i].match);
+        char comment[200];
+        snprintf(comment, sizeof(comment), "faultline:control %s", any[i].match);
+        assert_string_equal(ex[i].comment, comment);
+        /* a remote port 7411 is never enough: in input, "sport 7411" only on
+         * loopback; in output, "dport 7411" only on loopback */
+        if ((ex[i].chain == 0 && strstr(ex[i].match, "sport") != NULL) ||
+            (ex[i].chain == 1 && strstr(ex[i].match, "dport") != NULL))
+            assert_non_null(strstr(ex[i].match, "if lo "));
+    }
+
+    /* a specific listening address: the local end is that address */
+    struct fl_cidr a;
+    assert_int_equal(fl_cidr_parse("10.1.2.3", &a), 0);
+    assert_int_equal(fl_netplan_exemptions(9000, &a, ex), 4);
+    assert_string_equal(ex[0].match, "ip daddr 10.1.2.3 tcp dport 9000");
+    assert_string_equal(ex[1].match, "iif lo ip saddr 10.1.2.3 tcp sport 9000");
+    assert_string_equal(ex[2].match, "ip saddr 10.1.2.3 tcp sport 9000");
+    assert_string_equal(ex[3].match, "oif lo ip daddr 10.1.2.3 tcp dport 9000");
+    assert_int_equal(fl_cidr_parse("fd00::7", &a), 0);
+    assert_int_equal(fl_netplan_exemptions(7411, &a, ex), 4);
+    assert_string_equal(ex[0].match, "ip6 daddr fd00::7 tcp dport 7411");
+    assert_string_equal(ex[3].comment, "faultline:control oif lo ip6 daddr fd00::7 tcp dport 7411");
+
+    /* refused: no port, a network, a wildcard (that is NULL) */
+    assert_int_equal(fl_netplan_exemptions(0, NULL, ex), -EINVAL);
+    assert_int_equal(fl_cidr_parse("10.1.2.0/24", &a), 0);
+    assert_int_equal(fl_netplan_exemptions(7411, &a, ex), -EINVAL);
+    assert_int_equal(fl_cidr_parse("0.0.0.0", &a), 0);
+    assert_int_equal(fl_netplan_exemptions(7411, &a, ex), -EINVAL);
+    assert_int_equal(fl_cidr_parse("::", &a), 0);
+    assert_int_equal(fl_netplan_exemptions(7411, &a, ex), -EINVAL);
+    /* the longest: fits its buffers whole */
+    assert_int_equal(fl_cidr_parse("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", &a), 0);
+    assert_int_equal(fl_netplan_exemptions(65535, &a, ex), 4);
+    assert_string_equal(ex[1].comment, "faultline:control iif lo ip6 saddr "
+                                       "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff tcp sport 65535");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_everything),     cmocka_unit_test(test_normalise),
         cmocka_unit_test(test_egress_percent), cmocka_unit_test(test_reject),
         cmocka_unit_test(test_most_rules),     cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_exemptions),
     };
     return cmocka_run_group_tests_name("netplan", tests, NULL, NULL);
 }

@@ -347,13 +347,52 @@ static void test_load_file(void **state)
     assert_null(doc);
 
     assert_int_equal(fl_yaml_load_file(dir, &doc, err, sizeof(err)), -EISDIR);
-    snprintf(want, sizeof(want), "%s: Is a directory", dir);
+    snprintf(want, sizeof(want), "%s is a directory, not a regular file", dir);
     assert_string_equal(err, want);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(fl_yaml_load_file(path, &doc, err, sizeof(err)), -ENOENT);
     snprintf(want, sizeof(want), "%s: No such file or directory", path);
     assert_string_equal(err, want);
     assert_null(doc);
+}
+
+/* A FIFO (or a device) is refused by what it is, at once: opening a FIFO
+ * for reading would wait for a writer forever. */
+static void test_load_not_regular(void **state)
+{
+    (void)state;
+    char err[512], want[600];
+    struct fl_yaml_doc *doc = NULL;
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(5); /* a hang fails the test instead of stalling it */
+    int rc = fl_yaml_load_file(path, &doc, err, sizeof(err));
+    alarm(0);
+    assert_int_equal(rc, -EINVAL);
+    snprintf(want, sizeof(want), "%s is a FIFO, not a regular file", path);
+    assert_string_equal(err, want);
+    assert_null(doc);
+
+    alarm(5);
+    rc = fl_yaml_load_file("/dev/null", &doc, err, sizeof(err));
+    alarm(0);
+    assert_int_equal(rc, -EINVAL);
+    assert_string_equal(err, "/dev/null is a character device, not a regular file");
+    assert_null(doc);
+
+    /* a symbolic link to a regular file is that file */
+    char link[160];
+    snprintf(link, sizeof(link), "%s/link.yaml", dir);
+    assert_int_equal(unlink(path), 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("a: 1\n", f);
+    fclose(f);
+    assert_int_equal(symlink(path, link), 0);
+    rc = fl_yaml_load_file(link, &doc, err, sizeof(err));
+    unlink(link);
+    assert_int_equal(rc, 0);
+    assert_non_null(fl_yaml_get(doc->root, "a"));
+    fl_yaml_free(&doc);
 }
 
 static void test_check_keys(void **state)
@@ -721,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_refused_constructs),
         cmocka_unit_test(test_depth_and_size_bounds),
         cmocka_unit_test_setup_teardown(test_load_file, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(test_load_not_regular, make_dir, remove_dir),
         cmocka_unit_test(test_check_keys),
         cmocka_unit_test(test_expect),
         cmocka_unit_test(test_string),
