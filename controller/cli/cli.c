@@ -3,6 +3,7 @@
 #include "controller/cli/cli.h"
 
 #include <stdarg.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -139,4 +140,60 @@ void fl_cli_free_specs(char **specs)
     for (size_t i = 0; specs != NULL && specs[i] != NULL; i++)
         free(specs[i]);
     free(specs);
+}
+
+int fl_cli_fleet_args(const char *cmd, const char *help, uint64_t timeout_ms, int argc, char **argv,
+                      struct fl_cli_fleet *f)
+{
+    static const struct option options[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"timeout", required_argument, NULL, 't'},
+        {"inventory", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(f, 0, sizeof(*f));
+    f->timeout_ms = timeout_ms;
+    const char *inventory = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'k':
+            f->key_path = optarg;
+            break;
+        case 't':
+            if (fl_cli_timeout(cmd, optarg, &f->timeout_ms) != 0)
+                return FL_EXIT_USAGE;
+            break;
+        case 'i':
+            inventory = optarg;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return 0;
+        default:
+            return fl_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    f->n = argc - optind;
+    if ((f->n <= 0) == (inventory == NULL))
+        return fl_cli_usage_error(cmd, "name HOSTs or --inventory FILE (one of them)");
+    f->hosts = argv + optind;
+    if (inventory != NULL) {
+        int rc = fl_cli_inventory_hosts(cmd, inventory, &f->inv, &f->owned, &f->n);
+        if (rc != 0)
+            return rc;
+        f->hosts = f->owned;
+        f->key_path = fl_cli_key_path(f->key_path, f->inv->key_file);
+    }
+    return -1;
+}
+
+void fl_cli_fleet_free(struct fl_cli_fleet *f)
+{
+    fl_cli_free_specs(f->owned);
+    f->owned = NULL;
+    f->hosts = NULL;
+    fl_inventory_free(&f->inv);
 }

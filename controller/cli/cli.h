@@ -62,6 +62,28 @@ int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_inventor
                            char ***specs, int *n);
 void fl_cli_free_specs(char **specs);
 
+/* What a command over a set of agents was given:
+ *   [--key FILE] [--timeout DURATION] (HOST... | --inventory FILE)
+ * With --inventory, hosts are its hosts' "address:port" specs, inv is the
+ * inventory (hosts[i] is inv->hosts[i]) and the key falls back to its
+ * key_file. */
+struct fl_cli_fleet {
+    const char *key_path;
+    uint64_t timeout_ms;
+    char **hosts;
+    int n;
+    struct fl_inventory *inv; /* NULL without --inventory */
+    char **owned;             /* hosts, when made from the inventory */
+};
+
+/* Parses argv for cmd (help: its --help text; timeout_ms: the default).
+ * Returns -1 when the command goes on with *f (free with
+ * fl_cli_fleet_free), else the exit code to return at once (0 after --help,
+ * FL_EXIT_USAGE, or a load error's code, each said on stderr). */
+int fl_cli_fleet_args(const char *cmd, const char *help, uint64_t timeout_ms, int argc, char **argv,
+                      struct fl_cli_fleet *f);
+void fl_cli_fleet_free(struct fl_cli_fleet *f);
+
 int fl_cmd_keygen(int argc, char **argv);
 int fl_cmd_agents(int argc, char **argv);
 int fl_cmd_validate(int argc, char **argv);

@@ -53,57 +53,19 @@ static void keep_status(struct fl_oneshot_target *t, const Faultline__Envelope *
 
 int fl_cmd_agents(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"timeout", required_argument, NULL, 't'},
-        {"inventory", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *key_path = NULL, *inventory = NULL;
-    uint64_t timeout_ms = 3000;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'k':
-            key_path = optarg;
-            break;
-        case 't':
-            if (fl_cli_timeout("agents", optarg, &timeout_ms) != 0)
-                return FL_EXIT_USAGE;
-            break;
-        case 'i':
-            inventory = optarg;
-            break;
-        case 'h':
-            fputs(agents_help, stdout);
-            return 0;
-        default:
-            return fl_cli_usage_error("agents", "unknown option");
-        }
-    }
-    int n = argc - optind;
-    if ((n <= 0) == (inventory == NULL))
-        return fl_cli_usage_error("agents", "name HOSTs or --inventory FILE (one of them)");
-    char **hosts = argv + optind;
-    char **from_inventory = NULL;
-    struct fl_inventory *inv = NULL;
-    if (inventory != NULL) {
-        int irc = fl_cli_inventory_hosts("agents", inventory, &inv, &from_inventory, &n);
-        if (irc != 0)
-            return irc;
-        hosts = from_inventory;
-        key_path = fl_cli_key_path(key_path, inv->key_file);
-    }
+    struct fl_cli_fleet f;
+    int rc = fl_cli_fleet_args("agents", agents_help, 3000, argc, argv, &f);
+    if (rc >= 0)
+        return rc;
+    int n = f.n;
+    struct fl_inventory *inv = f.inv;
     static const struct fl_oneshot_ops ops = {build_status, keep_status};
     struct fl_oneshot_target *targets;
     int failed;
-    int rc =
-        fl_cli_oneshot("agents", hosts, n, key_path, timeout_ms, &ops, NULL, &targets, &failed);
+    rc = fl_cli_oneshot("agents", f.hosts, n, f.key_path, f.timeout_ms, &ops, NULL, &targets,
+                        &failed);
     if (rc != 0) {
-        fl_cli_free_specs(from_inventory);
-        fl_inventory_free(&inv);
+        fl_cli_fleet_free(&f);
         return rc;
     }
 
@@ -131,8 +93,7 @@ int fl_cmd_agents(int argc, char **argv)
             faultline__status__free_unpacked(st, NULL);
     }
     free(targets);
-    fl_cli_free_specs(from_inventory);
-    fl_inventory_free(&inv);
+    fl_cli_fleet_free(&f);
     fflush(stdout); /* the table first, then any complaint */
     if (failed > 0) {
         fprintf(stderr, "faultline agents: %d of %d agents did not answer\n", failed, n);
