@@ -21,7 +21,8 @@ PACKAGES = build-essential cmake pkg-config \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
 	nftables iproute2 procps mount \
 	libssh2-1-dev openssh-server openssh-client \
-	haproxy nginx-light curl
+	haproxy nginx-light curl \
+	clang-format
 
 .PHONY: all deps build test test-asan demo fuzz clean
 
