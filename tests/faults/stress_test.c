@@ -1,9 +1,10 @@
 /* cpu_stress and memory_stress against a real kernel: workers are measured
  * through /proc (CPU time, VmRSS, names), killed by revert, and killed with
  * the process that applied them. The teardown reverts whatever a failed test
- * left running; workers also die with this process (PR_SET_PDEATHSIG). The
- * CPU bands are wide on purpose: they check the duty cycle, not the
- * scheduler. */
+ * left running; workers also die with this process (PR_SET_PDEATHSIG). A
+ * worker's CPU time is compared with a 100 % burner's measured in the same
+ * windows, never with a core: on a busy host both get less, in proportion,
+ * so the checks see the duty cycle, not the host's load. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -26,12 +27,48 @@
 
 #define MiB (1024ull * 1024)
 
+/* How much a worker runs, relative to a 100 % burner beside it. A 50 % worker
+ * spins for 50 ms of wall time in every 100: about half what the burner gets,
+ * a little more when the host is busy (the scheduler favours a task that
+ * slept). Wrong duty cycles, 10 % or 100 %, land near 0.1 or 1.0. */
+#define HALF_LO 0.20
+#define HALF_HI 0.75
+#define FULL_LO 0.75
+#define FULL_HI 1.60
+
 static struct fl_guardrails guard;
 static struct fl_agent_ctx ctx;
 static struct fl_fault fault;
 static Faultline__FaultSpec spec;
 static Faultline__CpuStress cpu;
 static Faultline__MemoryStress mem;
+
+/* The yardstick: a process that only spins, forked by us, so that it runs at
+ * the workers' priority, in their cgroup, and dies with us. */
+static pid_t burner;
+
+static void start_burner(void)
+{
+    pid_t self = getpid();
+    burner = fork();
+    assert_true(burner >= 0);
+    if (burner == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != self)
+            _exit(0);
+        prctl(PR_SET_NAME, "fl-test-burner");
+        for (volatile unsigned long spin = 0;; spin++)
+            ;
+    }
+}
+
+static void stop_burner(void)
+{
+    if (burner > 0) {
+        kill(burner, SIGKILL);
+        waitpid(burner, NULL, 0);
+    }
+    burner = 0;
+}
 
 static int setup(void **state)
 {
@@ -53,6 +90,7 @@ static int teardown(void **state)
         char err[256];
         fault.kind->revert(fault.undo, err, sizeof(err));
     }
+    stop_burner();
     json_decref(fault.undo);
     fault.undo = NULL;
     fl_guardrails_free(&guard);
@@ -154,37 +192,66 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Each worker's share of a core over about a second. */
-static void measure(const pid_t *pids, size_t n, double *share)
+/* CPU time a process has run, in seconds: the scheduler's own nanosecond
+ * count (/proc/PID/schedstat), else utime + stime in clock ticks. */
+static double cpu_time(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f != NULL) {
+        unsigned long long ns = 0;
+        int got = fscanf(f, "%llu", &ns);
+        fclose(f);
+        if (got == 1)
+            return (double)ns / 1e9;
+    }
+    return cpu_seconds(pid);
+}
+
+/* What each worker ran over about a second, as a fraction of what the
+ * burner ran in the same window: the duty cycle a worker imposes, whatever
+ * else the host is doing. Other work shares the cores with both alike. */
+static void measure(const pid_t *pids, size_t n, double *rel, double *share, double *burnt)
 {
     double before[64];
     for (size_t i = 0; i < n; i++)
-        before[i] = cpu_seconds(pids[i]);
+        before[i] = cpu_time(pids[i]);
+    double b0 = cpu_time(burner);
     uint64_t t0 = fl_mono_ns();
     sleep_ms(1000);
+    double b1 = cpu_time(burner);
     double wall = (double)(fl_mono_ns() - t0) / 1e9;
-    for (size_t i = 0; i < n; i++)
-        share[i] = (cpu_seconds(pids[i]) - before[i]) / wall;
+    *burnt = (b1 - b0) / wall;
+    for (size_t i = 0; i < n; i++) {
+        double ran = cpu_time(pids[i]) - before[i];
+        share[i] = ran / wall;
+        rel[i] = b1 > b0 ? ran / (b1 - b0) : 0.0;
+    }
 }
 
-/* Whether every worker's share lies in [lo, hi] over one second. Other load
- * on the host (a parallel build) can starve the workers for a while, so a
- * window out of the band is measured again, three windows at most. */
-static bool shares_within(const pid_t *pids, size_t n, double lo, double hi)
+/* Whether every worker ran between lo and hi times what the burner did, over
+ * one second. A window out of the band is measured again, three at most:
+ * one burst of other work can favour one process over another for a while,
+ * but a wrong duty cycle is wrong in every window. */
+static bool relative_within(const pid_t *pids, size_t n, double lo, double hi)
 {
-    for (int attempt = 0; attempt < 3; attempt++) {
-        double share[64];
-        measure(pids, n, share);
-        bool ok = true;
-        for (size_t i = 0; i < n; i++)
-            ok = ok && share[i] >= lo && share[i] <= hi;
-        if (ok)
-            return true;
-        for (size_t i = 0; i < n; i++)
-            print_message("window %d: worker %d burnt %.2f of a core (want %.2f to %.2f)\n",
-                          attempt + 1, (int)pids[i], share[i], lo, hi);
+    start_burner();
+    sleep_ms(500); /* the burner settles in; the workers are already running */
+    bool ok = false;
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        double rel[64], share[64], burnt;
+        measure(pids, n, rel, share, &burnt);
+        ok = burnt > 0.0;
+        for (size_t i = 0; i < n; i++) {
+            ok = ok && rel[i] >= lo && rel[i] <= hi;
+            print_message("[ measured ] window %d: worker %d ran %.2f of a core, the burner "
+                          "%.2f: %.2f of the burner (want %.2f to %.2f)\n",
+                          attempt + 1, (int)pids[i], share[i], burnt, rel[i], lo, hi);
+        }
     }
-    return false;
+    stop_burner();
+    return ok;
 }
 
 static void test_cpu_half_load(void **state)
@@ -211,15 +278,15 @@ static void test_cpu_half_load(void **state)
         assert_string_equal(name, "fl-cpu-stress");
     }
     assert_non_null(strstr(fault.detail, "50%"));
-    assert_true(shares_within(fault.pids, 2, 0.25, 0.8));
+    assert_true(relative_within(fault.pids, 2, HALF_LO, HALF_HI));
     assert_int_equal(fl_kind_cpu_stress.revert(fault.undo, err, sizeof(err)), 0);
     for (size_t i = 0; i < 2; i++)
         assert_true(gone(fault.pids[i]));
     assert_int_equal(fl_kind_cpu_stress.revert(fault.undo, err, sizeof(err)), 0);
 }
 
-/* load 0 means 100; revert works from the journaled JSON alone. One worker,
- * so that one busy process elsewhere on a two-core host does not starve it. */
+/* load 0 means 100: the worker runs as much as the burner beside it; revert
+ * works from the journaled JSON alone. */
 static void test_cpu_full_load_revert_from_json(void **state)
 {
     (void)state;
@@ -231,7 +298,7 @@ static void test_cpu_full_load_revert_from_json(void **state)
         fail_msg("apply: %s", err);
     assert_int_equal(fault.n_pids, 1);
     assert_non_null(strstr(fault.detail, "100%"));
-    assert_true(shares_within(fault.pids, 1, 0.7, 1.05));
+    assert_true(relative_within(fault.pids, 1, FULL_LO, FULL_HI));
 
     char *text = json_dumps(fault.undo, JSON_COMPACT);
     assert_non_null(text);
