@@ -28,9 +28,11 @@
 #define MiB (1024ull * 1024)
 
 /* How much a worker runs, relative to a 100 % burner beside it. A 50 % worker
- * spins for 50 ms of wall time in every 100: about half what the burner gets,
- * a little more when the host is busy (the scheduler favours a task that
- * slept). Wrong duty cycles, 10 % or 100 %, land near 0.1 or 1.0. */
+ * spins for 50 ms of wall time in every 100, and those are the contended
+ * milliseconds (the other worker spins then too), so it gets somewhat less
+ * than half what the burner gets: 0.34 to 0.46 on two cores, idle and under
+ * stress-ng --cpu 2. Wrong duty cycles land near 0.1 (10 %) or 1.0 (100 %);
+ * a full-load worker near 1.0, up to 1.4 while the burner settles in. */
 #define HALF_LO 0.20
 #define HALF_HI 0.75
 #define FULL_LO 0.75
