@@ -38,7 +38,8 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # ctest keeps a passing test's output to itself: the game-day known answers
-# (measured against HAProxy's log, several runs each) are printed after it.
+# (measured against HAProxy's log, several runs each) and the CPU workers'
+# duty cycles (against a burner beside them) are printed after it.
 # (in braces: a failing ctest must fail the recipe, never be masked by || true)
 SPREADS = { grep -h '^\[ \(spread\|measured\) *\] ' Testing/Temporary/LastTest.log || true; }
 
