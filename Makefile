@@ -21,7 +21,8 @@ PACKAGES = build-essential cmake pkg-config \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
 	nftables iproute2 procps mount \
 	libssh2-1-dev openssh-server openssh-client \
-	haproxy nginx-light curl
+	haproxy nginx-light curl \
+	clang-format
 
 .PHONY: all deps build test test-asan demo fuzz clean
 
@@ -37,7 +38,8 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # ctest keeps a passing test's output to itself: the game-day known answers
-# (measured against HAProxy's log, several runs each) are printed after it.
+# (measured against HAProxy's log, several runs each) and the CPU workers'
+# duty cycles (against a burner beside them) are printed after it.
 # (in braces: a failing ctest must fail the recipe, never be masked by || true)
 SPREADS = { grep -h '^\[ \(spread\|measured\) *\] ' Testing/Temporary/LastTest.log || true; }
 

@@ -1,9 +1,10 @@
 /* cpu_stress and memory_stress against a real kernel: workers are measured
  * through /proc (CPU time, VmRSS, names), killed by revert, and killed with
  * the process that applied them. The teardown reverts whatever a failed test
- * left running; workers also die with this process (PR_SET_PDEATHSIG). The
- * CPU bands are wide on purpose: they check the duty cycle, not the
- * scheduler. */
+ * left running; workers also die with this process (PR_SET_PDEATHSIG). A
+ * worker's CPU time, and the time it wanted a CPU, are compared with a 100 %
+ * burner's measured in the same windows, never with a core: on a busy host
+ * both get less, alike, so the checks see the duty cycle, not the load. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -26,12 +27,65 @@
 
 #define MiB (1024ull * 1024)
 
+/* Each worker is compared with a 100 % burner beside it, in the same windows,
+ * in two ways (schedstat's counts):
+ *
+ *   ran     the CPU time it got over the burner's. A 50 % worker's busy
+ *           milliseconds are the contended ones (the other worker spins then
+ *           too), so it gets less than half what the burner gets: seen 0.29 to
+ *           0.67, idle and under stress-ng --cpu 2 with builds running. A 10 %
+ *           worker: 0.08 to 0.13. A 100 % worker: 0.72 to 1.38, too noisy on a
+ *           busy host to tell from 50 % by this alone.
+ *   wanted  the time it wanted a CPU (running, or runnable and waiting for
+ *           one) over the burner's, which wants one all the time: the duty
+ *           cycle itself, which other load hardly changes. Seen: 100 % 0.99 to
+ *           1.01; 50 % 0.50 to 0.58 (a wake-up that waits for a CPU lengthens
+ *           that period's busy part); 10 % 0.12 to 0.17.
+ *
+ * So a 50 % worker must run at least RAN_HALF_LO and want at most
+ * WANT_HALF_HI; a 100 % worker must want at least WANT_FULL_LO and run within
+ * RAN_FULL_LO to RAN_FULL_HI. */
+#define RAN_HALF_LO 0.20
+#define WANT_HALF_HI 0.80
+#define WANT_FULL_LO 0.90
+#define RAN_FULL_LO 0.60
+#define RAN_FULL_HI 1.60
+/* One window: 20 duty cycles of 100 ms, so one late wake-up weighs little. */
+#define WINDOW_MS 2000
+
 static struct fl_guardrails guard;
 static struct fl_agent_ctx ctx;
 static struct fl_fault fault;
 static Faultline__FaultSpec spec;
 static Faultline__CpuStress cpu;
 static Faultline__MemoryStress mem;
+
+/* The yardstick: a process that only spins, forked by us, so that it runs at
+ * the workers' priority, in their cgroup, and dies with us. */
+static pid_t burner;
+
+static void start_burner(void)
+{
+    pid_t self = getpid();
+    burner = fork();
+    assert_true(burner >= 0);
+    if (burner == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != self)
+            _exit(0);
+        prctl(PR_SET_NAME, "fl-test-burner");
+        for (volatile unsigned long spin = 0;; spin++)
+            ;
+    }
+}
+
+static void stop_burner(void)
+{
+    if (burner > 0) {
+        kill(burner, SIGKILL);
+        waitpid(burner, NULL, 0);
+    }
+    burner = 0;
+}
 
 static int setup(void **state)
 {
@@ -53,6 +107,7 @@ static int teardown(void **state)
         char err[256];
         fault.kind->revert(fault.undo, err, sizeof(err));
     }
+    stop_burner();
     json_decref(fault.undo);
     fault.undo = NULL;
     fl_guardrails_free(&guard);
@@ -112,26 +167,6 @@ static void comm_of(pid_t pid, char *buf, size_t len)
     fclose(f);
 }
 
-/* utime + stime, in seconds. */
-static double cpu_seconds(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    assert_non_null(p);
-    unsigned long long ut = 0, st = 0;
-    /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-     * utime(14) stime(15) */
-    assert_int_equal(
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st), 2);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static long status_kib(pid_t pid, const char *field)
 {
     char path[64], line[256];
@@ -154,38 +189,102 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Each worker's share of a core over about a second. */
-static void measure(const pid_t *pids, size_t n, double *share)
+/* The scheduler's counts for a process, in seconds: time on a CPU and time
+ * runnable but waiting for one (/proc/PID/schedstat). */
+struct sched {
+    double ran, waited;
+};
+
+static bool sched_of(pid_t pid, struct sched *out)
 {
-    double before[64];
-    for (size_t i = 0; i < n; i++)
-        before[i] = cpu_seconds(pids[i]);
-    uint64_t t0 = fl_mono_ns();
-    sleep_ms(1000);
-    double wall = (double)(fl_mono_ns() - t0) / 1e9;
-    for (size_t i = 0; i < n; i++)
-        share[i] = (cpu_seconds(pids[i]) - before[i]) / wall;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    unsigned long long run = 0, wait = 0;
+    int got = fscanf(f, "%llu %llu", &run, &wait);
+    fclose(f);
+    if (got != 2)
+        return false;
+    out->ran = (double)run / 1e9;
+    out->waited = (double)wait / 1e9;
+    return true;
 }
 
-/* Whether every worker's share lies in [lo, hi] over one second. Other load
- * on the host (a parallel build) can starve the workers for a while, so a
- * window out of the band is measured again, three windows at most. */
-static bool shares_within(const pid_t *pids, size_t n, double lo, double hi)
+static struct sched sched_at(pid_t pid)
 {
-    for (int attempt = 0; attempt < 3; attempt++) {
-        double share[64];
-        measure(pids, n, share);
-        bool ok = true;
-        for (size_t i = 0; i < n; i++)
-            ok = ok && share[i] >= lo && share[i] <= hi;
-        if (ok)
-            return true;
-        for (size_t i = 0; i < n; i++)
-            print_message("window %d: worker %d burnt %.2f of a core (want %.2f to %.2f)\n",
-                          attempt + 1, (int)pids[i], share[i], lo, hi);
-    }
-    return false;
+    struct sched s;
+    if (!sched_of(pid, &s))
+        fail_msg("no /proc/%d/schedstat", (int)pid);
+    return s;
 }
+
+/* What acceptable looks like, relative to the burner. */
+struct band {
+    double ran_lo, ran_hi, want_lo, want_hi;
+};
+
+/* One window (WINDOW_MS): what each worker ran and wanted, over what the
+ * burner ran and wanted in the same window. Other work on the host shares
+ * the cores with both alike. */
+static void measure(const pid_t *pids, size_t n, double *ran, double *wanted, double *share,
+                    double *burnt)
+{
+    struct sched before[64], b0, b1;
+    for (size_t i = 0; i < n; i++)
+        before[i] = sched_at(pids[i]);
+    b0 = sched_at(burner);
+    uint64_t t0 = fl_mono_ns();
+    sleep_ms(WINDOW_MS);
+    b1 = sched_at(burner);
+    double wall = (double)(fl_mono_ns() - t0) / 1e9;
+    double b_ran = b1.ran - b0.ran, b_want = b_ran + b1.waited - b0.waited;
+    *burnt = b_ran / wall;
+    for (size_t i = 0; i < n; i++) {
+        struct sched now = sched_at(pids[i]);
+        double r = now.ran - before[i].ran, w = r + now.waited - before[i].waited;
+        share[i] = r / wall;
+        ran[i] = b_ran > 0 ? r / b_ran : 0.0;
+        wanted[i] = b_want > 0 ? w / b_want : 0.0;
+    }
+}
+
+/* Whether every worker lies in the band over one window. A window out of
+ * the band is measured again, three at most: one burst of other work can
+ * favour one process over another for a while, but a wrong duty cycle is
+ * wrong in every window. */
+static bool relative_within(const pid_t *pids, size_t n, const struct band *b)
+{
+    struct sched probe;
+    if (!sched_of(getpid(), &probe)) {
+        print_message("this kernel has no /proc/PID/schedstat (CONFIG_SCHED_INFO): the duty "
+                      "cycle cannot be measured\n");
+        skip();
+    }
+    start_burner();
+    sleep_ms(500); /* the burner settles in; the workers are already running */
+    bool ok = false;
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        double ran[64], wanted[64], share[64], burnt;
+        measure(pids, n, ran, wanted, share, &burnt);
+        ok = burnt > 0.0;
+        for (size_t i = 0; i < n; i++) {
+            ok = ok && ran[i] >= b->ran_lo && ran[i] <= b->ran_hi && wanted[i] >= b->want_lo &&
+                 wanted[i] <= b->want_hi;
+            print_message("[ measured ] window %d: worker %d ran %.2f of a core, the burner "
+                          "%.2f; of the burner's, it ran %.2f (want %.2f to %.2f) and wanted "
+                          "a CPU %.2f (want %.2f to %.2f)\n",
+                          attempt + 1, (int)pids[i], share[i], burnt, ran[i], b->ran_lo, b->ran_hi,
+                          wanted[i], b->want_lo, b->want_hi);
+        }
+    }
+    stop_burner();
+    return ok;
+}
+
+static const struct band half_band = {RAN_HALF_LO, 1.60, 0.0, WANT_HALF_HI};
+static const struct band full_band = {RAN_FULL_LO, RAN_FULL_HI, WANT_FULL_LO, 1.10};
 
 static void test_cpu_half_load(void **state)
 {
@@ -211,15 +310,15 @@ static void test_cpu_half_load(void **state)
         assert_string_equal(name, "fl-cpu-stress");
     }
     assert_non_null(strstr(fault.detail, "50%"));
-    assert_true(shares_within(fault.pids, 2, 0.25, 0.8));
+    assert_true(relative_within(fault.pids, 2, &half_band));
     assert_int_equal(fl_kind_cpu_stress.revert(fault.undo, err, sizeof(err)), 0);
     for (size_t i = 0; i < 2; i++)
         assert_true(gone(fault.pids[i]));
     assert_int_equal(fl_kind_cpu_stress.revert(fault.undo, err, sizeof(err)), 0);
 }
 
-/* load 0 means 100; revert works from the journaled JSON alone. One worker,
- * so that one busy process elsewhere on a two-core host does not starve it. */
+/* load 0 means 100: the worker runs as much as the burner beside it; revert
+ * works from the journaled JSON alone. */
 static void test_cpu_full_load_revert_from_json(void **state)
 {
     (void)state;
@@ -231,7 +330,7 @@ static void test_cpu_full_load_revert_from_json(void **state)
         fail_msg("apply: %s", err);
     assert_int_equal(fault.n_pids, 1);
     assert_non_null(strstr(fault.detail, "100%"));
-    assert_true(shares_within(fault.pids, 1, 0.7, 1.05));
+    assert_true(relative_within(fault.pids, 1, &full_band));
 
     char *text = json_dumps(fault.undo, JSON_COMPACT);
     assert_non_null(text);
