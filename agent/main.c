@@ -55,6 +55,7 @@ struct agent {
     char journal_path[4096];
     int stopping;
     int exit_code;
+    size_t unadopted; /* journal entries start-up could neither revert nor adopt */
 };
 
 /* Every fault is reverted before the agent goes: a clean stop leaves an
@@ -83,9 +84,18 @@ static void on_all_reverted(void *arg, const struct fl_record *const *recs, size
                  "guardian and the next start",
                  left, fl_strerror(status));
     char err[512];
-    /* the registry left no fault active: what is not in keep was reverted */
+    /* Compaction rewrites the journal to keep alone: only safe when every
+     * other entry is known reverted. A fault still active in the registry
+     * (a revert that could not be queued) or a journal entry the registry
+     * never held (refused at adoption) would be erased, so then the journal
+     * is left whole for the guardian and the next start. */
+    size_t active = fl_registry_active_count(a->registry);
     if (keep == NULL)
         fl_error("stopping: out of memory; the journal is left as it is");
+    else if (active > 0 || a->unadopted > 0)
+        fl_error("stopping: %zu fault(s) still active and %zu journal entr%s never adopted; the "
+                 "journal is left as it is for the guardian and the next start",
+                 active, a->unadopted, a->unadopted == 1 ? "y" : "ies");
     else if (fl_journal_compact(a->journal, keep, err, sizeof(err)) < 0)
         fl_warn("%s", err);
     json_decref(keep);
@@ -332,8 +342,10 @@ int main(int argc, char **argv)
         json_array_foreach(rc == 0 ? a.leftovers : NULL, i, undo)
         {
             int arc = fl_registry_adopt(a.registry, undo);
-            if (arc < 0) /* it stays in the journal all the same */
+            if (arc < 0) { /* it stays in the journal: a clean stop must not compact it away */
+                a.unadopted++;
                 fl_error("cannot keep trying journal entry %zu: %s", i, fl_strerror(arc));
+            }
         }
     }
     json_decref(a.leftovers);

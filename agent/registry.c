@@ -712,6 +712,11 @@ int fl_registry_adopt(struct fl_registry *reg, const json_t *undo)
     r->f.kind = kind;
     r->f.ctx = reg->ctx;
     r->f.undo = json_deep_copy(undo);
+    if (r->f.undo == NULL) { /* a NULL undo would read as nothing to revert */
+        faultline__fault_spec__free_unpacked(spec, NULL);
+        free(r);
+        return -ENOMEM;
+    }
     snprintf(r->f.id, sizeof(r->f.id), "%s", id);
     r->detached = true;
     r->revert_wanted = true;
