@@ -85,27 +85,33 @@ int fl_guardian_revert_journal(const char *journal_path, const char *who)
     return failed;
 }
 
-/* Everything but stderr, the pipe and the lock: the guardian must not keep
- * the agent's sockets open. */
+/* Everything but stdio, the pipe and the lock: the guardian must not keep
+ * the agent's sockets open. A batch at a time: a batch that filled up is
+ * followed by another scan, so no count of inherited descriptors is too
+ * many. */
 static void close_other_fds(int keep_a, int keep_b)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return;
-    int dfd = dirfd(d);
-    struct dirent *e;
-    int fds[1024];
-    size_t n = 0;
-    while ((e = readdir(d)) != NULL && n < sizeof(fds) / sizeof(fds[0])) {
-        char *end;
-        long fd = strtol(e->d_name, &end, 10);
-        if (*end != '\0' || fd <= STDERR_FILENO || fd == dfd || fd == keep_a || fd == keep_b)
-            continue;
-        fds[n++] = (int)fd;
-    }
-    closedir(d);
-    for (size_t i = 0; i < n; i++)
-        close(fds[i]);
+    enum { BATCH = 1024 };
+    size_t n;
+    do {
+        DIR *d = opendir("/proc/self/fd");
+        if (d == NULL)
+            return;
+        int dfd = dirfd(d);
+        struct dirent *e;
+        int fds[BATCH];
+        n = 0;
+        while (n < BATCH && (e = readdir(d)) != NULL) {
+            char *end;
+            long fd = strtol(e->d_name, &end, 10);
+            if (*end != '\0' || fd <= STDERR_FILENO || fd == dfd || fd == keep_a || fd == keep_b)
+                continue;
+            fds[n++] = (int)fd;
+        }
+        closedir(d);
+        for (size_t i = 0; i < n; i++)
+            close(fds[i]);
+    } while (n == BATCH);
 }
 
 static void guardian_main(const char *journal_path, int pipe_fd, int keep_fd)
