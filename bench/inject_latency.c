@@ -129,9 +129,11 @@ int main(int argc, char **argv)
         faultline__envelope__free_unpacked(reply, NULL);
     }
     qsort(us, (size_t)n, sizeof(*us), cmp_u64);
-    printf("%-13s n=%d  median %.2f ms  p90 %.2f ms  min %.2f ms  max %.2f ms\n", kind, n,
-           (double)us[n / 2] / 1000.0, (double)us[n * 9 / 10] / 1000.0, (double)us[0] / 1000.0,
-           (double)us[n - 1] / 1000.0);
+    /* nearest-rank percentiles: the value below which P % of the n samples lie */
+#define PCT(P) ((double)us[((size_t)n * (P) + 99) / 100 - 1] / 1000.0)
+    printf("%-13s n=%d  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", kind, n, PCT(50),
+           PCT(90), PCT(99), (double)us[n - 1] / 1000.0);
+#undef PCT
     free(us);
     raw_close(&p);
     return 0;
