@@ -984,6 +984,11 @@ size_t fl_registry_active_count(const struct fl_registry *reg)
     return reg->n_active;
 }
 
+size_t fl_registry_count(const struct fl_registry *reg, bool ended)
+{
+    return reg->n_active + (ended ? reg->n_ended : 0);
+}
+
 size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out,
                         size_t cap)
 {

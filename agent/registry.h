@@ -85,6 +85,9 @@ void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id);
 size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out,
                         size_t cap);
 size_t fl_registry_active_count(const struct fl_registry *reg);
+/* How many records fl_registry_list would write with that ended and no cap:
+ * the active ones, plus with ended the ended ones kept for listings. */
+size_t fl_registry_count(const struct fl_registry *reg, bool ended);
 
 /* Fills out to describe rec; out's pointers point into rec. */
 void fl_record_describe(const struct fl_record *rec, Faultline__Fault *out);
