@@ -177,10 +177,12 @@ static void send_env(struct raw_peer *p, Faultline__Envelope *env)
     assert_int_equal(raw_send_bytes(p, buf, n), 0);
 }
 
-/* Sends an inject of spec, detached, without waiting for the reply. */
+/* Sends an inject of spec, detached, without waiting for the reply; 60 s
+ * unless spec names a duration. */
 static void send_inject(struct raw_peer *p, Faultline__FaultSpec *spec)
 {
-    spec->duration_ms = 60000;
+    if (spec->duration_ms == 0)
+        spec->duration_ms = 60000;
     Faultline__InjectRequest ir = FAULTLINE__INJECT_REQUEST__INIT;
     ir.spec = spec;
     ir.detached = 1;
@@ -296,6 +298,26 @@ static void revert_one(const char *id)
     assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_REVERTED);
     faultline__envelope__free_unpacked(reply, NULL);
     raw_close(&p);
+}
+
+/* How many faults the agent lists as active (its active list). */
+static size_t active_count(void)
+{
+    struct raw_peer p;
+    connect_peer(&p);
+    Faultline__ListRequest lr = FAULTLINE__LIST_REQUEST__INIT;
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.id = 7;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_LIST;
+    env.list = &lr;
+    send_env(&p, &env);
+    Faultline__Envelope *reply = raw_recv_envelope(&p, 10000);
+    assert_non_null(reply);
+    assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_FAULTS);
+    size_t n = reply->faults->n_faults;
+    faultline__envelope__free_unpacked(reply, NULL);
+    raw_close(&p);
+    return n;
 }
 
 /* One inject on its own connection; its outcome. */
@@ -469,6 +491,39 @@ static void pause_twice(void **state)
     assert_true(proc_state_of(pid) != 'T');
 }
 
+/* The same, the first ending by its duration rather than a request: the
+ * process stays stopped until then, and runs after. */
+static void pause_twice_expiry(void **state)
+{
+    (void)state;
+    assert_int_equal(start_agent("pause-expiry", NULL), 0);
+    pid_t pid = start_sleeper();
+    Faultline__FaultSpec s1, s2;
+    Faultline__PauseProcess p1, p2;
+    Faultline__ProcessSelector sel1, sel2;
+    pause_spec(&s1, &p1, &sel1, pid);
+    pause_spec(&s2, &p2, &sel2, pid);
+    s1.duration_ms = 1500;
+    struct outcome first, second;
+    inject_one(&s1, &first);
+    assert_int_equal(first.injected, 1);
+    inject_one(&s2, &second);
+    assert_int_equal(second.injected, 0);
+    assert_int_equal(second.code, FAULTLINE__ERROR_CODE__ERROR_BUSY);
+    assert_non_null(strstr(second.error, first.ids[0]));
+    assert_int_equal(proc_state_of(pid), 'T');
+    /* the first expires: the process runs, and the second is accepted */
+    for (int i = 0; i < 300 && active_count() > 0; i++)
+        sleep_ms(50);
+    assert_int_equal(active_count(), 0);
+    assert_true(proc_state_of(pid) != 'T');
+    inject_one(&s2, &second);
+    assert_int_equal(second.injected, 1);
+    assert_int_equal(proc_state_of(pid), 'T');
+    revert_all();
+    assert_true(proc_state_of(pid) != 'T');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +532,7 @@ int main(void)
         cmocka_unit_test_teardown(memory_race, teardown),
         cmocka_unit_test_teardown(max_faults_cap, teardown),
         cmocka_unit_test_teardown(pause_twice, teardown),
+        cmocka_unit_test_teardown(pause_twice_expiry, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
