@@ -81,9 +81,9 @@ int fl_guard_check_fill_path(const struct fl_guardrails *g, const char *path, ch
  *
  * A kind's prepare, once its own checks pass, records what the fault will
  * hold, under its fault id; the checks of later requests count it. The
- * registry marks the fault's holds applied once apply succeeded and
- * releases them, exactly once, when the record leaves the active list
- * (ended, or left in the journal at a stop) or is refused after prepare.
+ * registry marks the fault's holds applied once its apply is over (done, or
+ * failed and so taking no more) and releases them, exactly once, when the record leaves the active
+ * list (ended, or left in the journal at a stop) or is refused after prepare.
  *
  *   disk     bytes on one file system (st_dev). Until applied, what the fill
  *            file does not hold yet is counted; once applied the file
@@ -117,7 +117,8 @@ uint64_t fl_ledger_memory_pending(const struct fl_ledger *l, size_t *n_faults);
 /* The id of the fault that holds this process, or NULL. */
 const char *fl_ledger_process_holder(const struct fl_ledger *l, pid_t pid, uint64_t start);
 
-/* The fault id's holds: applied (disk and memory stop counting), or gone.
+/* The fault id's holds: applied -- its apply is over, so disk and memory
+ * stop counting -- or gone.
  * Release returns how many holds it removed (0 on a second call). */
 void fl_ledger_applied(struct fl_ledger *l, const char *id);
 size_t fl_ledger_release(struct fl_ledger *l, const char *id);

@@ -479,6 +479,10 @@ static void on_update_journaled(int status, void *arg)
 static void after_apply(struct fl_record *r, int rc, const char *err)
 {
     struct fl_registry *reg = r->reg;
+    /* apply is over, done or failed: whatever it took now shows on the host
+     * and it takes no more, so the ledger stops counting its bytes (a
+     * process it holds stays held until it ends) */
+    fl_ledger_applied(&reg->ledger, r->f.id);
     if (rc < 0) {
         fl_warn("fault %s (%s): apply failed: %s", r->f.id, r->f.kind->name, err);
         r->failed = true;
@@ -491,8 +495,6 @@ static void after_apply(struct fl_record *r, int rc, const char *err)
     r->applied_at_ms = fl_now_ms();
     r->ends_at_mono_ms = fl_mono_ms() + r->f.duration_ms;
     set_state(r, REC_ACTIVE);
-    /* what it took now shows on the host: the ledger stops counting it */
-    fl_ledger_applied(&reg->ledger, r->f.id);
     fl_info("fault %s (%s) applied for %llu ms: %s", r->f.id, r->f.kind->name,
             (unsigned long long)r->f.duration_ms, r->f.detail);
 
