@@ -19,7 +19,13 @@
  * whose revert failed is never forgotten while the agent runs: it is tried
  * again with a backoff that doubles from REVERT_BACKOFF_MS up to
  * REVERT_BACKOFF_MAX_MS (so a try at least every minute, for as long as the agent
- * runs), and listed as FAULT_STATE_REVERT_FAILED with its error. */
+ * runs), and listed as FAULT_STATE_REVERT_FAILED with its error.
+ *
+ * The reservation ledger (agent/guardrails.h): prepare holds what a fault
+ * will take; apply being over (after_apply) marks its holds applied; retire
+ * releases them -- the one place a record leaves the active list, so exactly
+ * once. A REVERT_FAILED or adopted record keeps only its process holds: its
+ * fill file or worker is on the host, where the guardrails measure it. */
 #include "agent/registry.h"
 
 #include <assert.h>
