@@ -28,9 +28,17 @@ static const char *const top_keys[] = {
 };
 
 static const char *const guard_keys[] = {
-    "protected_processes", "fill_paths",   "max_fill",        "fill_reserve",
-    "memory_reserve",      "max_duration", "max_cpu_workers", "allowed_controllers",
-    "process_scope",       NULL,
+    "protected_processes",
+    "fill_paths",
+    "max_fill",
+    "fill_reserve",
+    "memory_reserve",
+    "max_duration",
+    "max_cpu_workers",
+    "allowed_controllers",
+    "process_scope",
+    "max_faults",
+    NULL,
 };
 
 /* ---- single values ----------------------------------------------------- */
@@ -297,6 +305,11 @@ static int parse_guardrails(const struct fl_yaml_node *map, struct fl_guardrails
                 g->max_cpu_workers = (uint32_t)w;
         } else if (strcmp(key, "process_scope") == 0) {
             rc = parse_process_scope(v, &g->scope_netns, err, errlen);
+        } else if (strcmp(key, "max_faults") == 0) {
+            uint64_t m;
+            rc = fl_yaml_uint(v, 1, FL_GUARD_MAX_FAULTS_MAX, &m, err, errlen);
+            if (rc == 0)
+                g->max_faults = (uint32_t)m;
         }
     }
     return rc;

@@ -15,6 +15,7 @@
  *       max_cpu_workers: 8
  *       allowed_controllers: [10.0.0.0/8, 127.0.0.1, "fd00::/8"]
  *       process_scope: netns   # only processes in the agent's network namespace
+ *       max_faults: 256        # active faults at once (1 .. 65536); more: ERROR_BUSY
  *
  * Every key is optional; an empty file means all defaults. Process names
  * are kept as the kernel keeps a process's name (comm): the first 15 bytes,

@@ -21,7 +21,12 @@
  * Functions return 0 or a negative errno; on failure err holds a sentence for
  * the person who asked (it goes back in the error reply). prepare returns
  * -EPERM when, and only when, a guardrail refuses (the reply's code is then
- * ERROR_GUARDRAIL), and -ESRCH when a selector matched nothing. */
+ * ERROR_GUARDRAIL), -ESRCH when a selector matched nothing, and -EBUSY when
+ * what it would act on is held by another active fault (ERROR_BUSY).
+ *
+ * What a fault will hold (bytes on a file system, memory, a paused process)
+ * prepare records in f->ledger, as its last step and only when it succeeds:
+ * later requests are checked against it before this one is applied. */
 #ifndef FL_AGENT_FAULT_H
 #define FL_AGENT_FAULT_H
 
@@ -35,6 +40,7 @@
 #include "faultline.pb-c.h"
 
 struct fl_guardrails;
+struct fl_ledger;
 
 #define FL_FAULT_ID_LEN (FL_FAULT_ID_MAX + 1) /* common/faultid.h: the one rule for ids */
 
@@ -56,6 +62,10 @@ struct fl_fault {
     char detail[512];               /* what was done, for people */
     int32_t pids[64];               /* processes hit, for the reply */
     size_t n_pids;
+    /* the registry's reservation ledger (agent/guardrails.h), set before
+     * prepare; NULL outside the agent (tests, the guardian): nothing is
+     * counted or held then */
+    struct fl_ledger *ledger;
 };
 
 struct fl_fault_kind {

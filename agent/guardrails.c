@@ -1,6 +1,7 @@
 #include "agent/guardrails.h"
 
 #include "agent/procstat.h"
+#include "common/faultid.h"
 #include "common/text.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@ void fl_guardrails_defaults(struct fl_guardrails *g)
     g->max_duration_ms = 3600ull * 1000;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     g->max_cpu_workers = (uint32_t)(cores > 0 ? cores * 4 : 4);
+    g->max_faults = FL_GUARD_MAX_FAULTS;
     g->agent_pid = getpid();
 }
 
@@ -204,4 +206,153 @@ int fl_guard_check_fill_path(const struct fl_guardrails *g, const char *path, ch
              "%s is not",
              list[0] ? list : "(nothing allowed)", real);
     return -EPERM;
+}
+
+/* ---------------------------------------------------------------- ledger */
+
+enum hold_kind { HOLD_DISK, HOLD_MEMORY, HOLD_PROCESS };
+
+struct fl_hold {
+    struct fl_hold *next;
+    char id[FL_FAULT_ID_MAX + 1];
+    enum hold_kind kind;
+    bool applied;
+    uint64_t dev;   /* disk */
+    uint64_t bytes; /* disk, memory */
+    char *file;     /* disk */
+    pid_t pid;      /* process */
+    uint64_t start; /* process */
+};
+
+void fl_ledger_init(struct fl_ledger *l)
+{
+    l->holds = NULL;
+}
+
+static void hold_free(struct fl_hold *h)
+{
+    free(h->file);
+    free(h);
+}
+
+void fl_ledger_free(struct fl_ledger *l)
+{
+    while (l->holds) {
+        struct fl_hold *h = l->holds;
+        l->holds = h->next;
+        hold_free(h);
+    }
+}
+
+static struct fl_hold *hold_new(struct fl_ledger *l, const char *id, enum hold_kind kind)
+{
+    struct fl_hold *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    snprintf(h->id, sizeof(h->id), "%s", id);
+    h->kind = kind;
+    h->next = l->holds;
+    l->holds = h;
+    return h;
+}
+
+int fl_ledger_hold_disk(struct fl_ledger *l, const char *id, uint64_t dev, uint64_t bytes,
+                        const char *file)
+{
+    char *copy = strdup(file);
+    struct fl_hold *h = copy ? hold_new(l, id, HOLD_DISK) : NULL;
+    if (h == NULL) {
+        free(copy);
+        return -ENOMEM;
+    }
+    h->dev = dev;
+    h->bytes = bytes;
+    h->file = copy;
+    return 0;
+}
+
+int fl_ledger_hold_memory(struct fl_ledger *l, const char *id, uint64_t bytes)
+{
+    struct fl_hold *h = hold_new(l, id, HOLD_MEMORY);
+    if (h == NULL)
+        return -ENOMEM;
+    h->bytes = bytes;
+    return 0;
+}
+
+int fl_ledger_hold_process(struct fl_ledger *l, const char *id, pid_t pid, uint64_t start)
+{
+    struct fl_hold *h = hold_new(l, id, HOLD_PROCESS);
+    if (h == NULL)
+        return -ENOMEM;
+    h->pid = pid;
+    h->start = start;
+    return 0;
+}
+
+uint64_t fl_ledger_disk_pending(const struct fl_ledger *l, uint64_t dev, size_t *n_faults)
+{
+    uint64_t sum = 0;
+    size_t n = 0;
+    for (const struct fl_hold *h = l->holds; h; h = h->next) {
+        if (h->kind != HOLD_DISK || h->applied || h->dev != dev)
+            continue;
+        /* apply may be under way: what the file holds already shows as used */
+        struct stat st;
+        uint64_t taken = lstat(h->file, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+        if (taken < h->bytes) {
+            sum += h->bytes - taken;
+            n++;
+        }
+    }
+    if (n_faults)
+        *n_faults = n;
+    return sum;
+}
+
+uint64_t fl_ledger_memory_pending(const struct fl_ledger *l, size_t *n_faults)
+{
+    uint64_t sum = 0;
+    size_t n = 0;
+    for (const struct fl_hold *h = l->holds; h; h = h->next) {
+        if (h->kind == HOLD_MEMORY && !h->applied) {
+            sum += h->bytes;
+            n++;
+        }
+    }
+    if (n_faults)
+        *n_faults = n;
+    return sum;
+}
+
+const char *fl_ledger_process_holder(const struct fl_ledger *l, pid_t pid, uint64_t start)
+{
+    for (const struct fl_hold *h = l->holds; h; h = h->next)
+        if (h->kind == HOLD_PROCESS && h->pid == pid && h->start == start)
+            return h->id;
+    return NULL;
+}
+
+void fl_ledger_applied(struct fl_ledger *l, const char *id)
+{
+    for (struct fl_hold *h = l->holds; h; h = h->next)
+        if (strcmp(h->id, id) == 0)
+            h->applied = true;
+}
+
+size_t fl_ledger_release(struct fl_ledger *l, const char *id)
+{
+    size_t n = 0;
+    struct fl_hold **ph = &l->holds;
+    while (*ph) {
+        struct fl_hold *h = *ph;
+        if (strcmp(h->id, id) == 0) {
+            *ph = h->next;
+            hold_free(h);
+            n++;
+        } else {
+            ph = &h->next;
+        }
+    }
+    return n;
 }

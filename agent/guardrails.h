@@ -10,6 +10,8 @@
 #include <sys/types.h>
 
 #define FL_GUARD_MAX_LIST 32
+#define FL_GUARD_MAX_FAULTS 256       /* max_faults by default */
+#define FL_GUARD_MAX_FAULTS_MAX 65536 /* the most max_faults may be set to */
 
 struct fl_guardrails {
     /* processes never signalled, by exact name (comm); default: sshd */
@@ -23,6 +25,7 @@ struct fl_guardrails {
     uint64_t memory_reserve_bytes; /* MemAvailable never pushed below this; default 256 MiB */
     uint64_t max_duration_ms;      /* every fault ends by then; default 1 h */
     uint32_t max_cpu_workers;      /* default 4 x cores */
+    uint32_t max_faults;           /* active faults at once; default FL_GUARD_MAX_FAULTS */
     /* controller addresses allowed to connect (CIDRs); empty: any */
     char *allowed_controllers[FL_GUARD_MAX_LIST];
     size_t n_allowed_controllers;
@@ -68,5 +71,56 @@ int fl_guard_own_netns(uint64_t *ino);
  * resolved path. */
 int fl_guard_check_fill_path(const struct fl_guardrails *g, const char *path, char *canonical,
                              size_t canonical_len, char *err, size_t errlen);
+
+/* ---- the reservation ledger ------------------------------------------------
+ *
+ * A guardrail measured on the host (statvfs, MemAvailable) cannot see a
+ * fault that was accepted but is not applied yet: its journal record is
+ * being written, or apply is still running. Without the ledger, requests
+ * that arrive together all pass the check and together pass the limit.
+ *
+ * A kind's prepare, once its own checks pass, records what the fault will
+ * hold, under its fault id; the checks of later requests count it. The
+ * registry marks the fault's holds applied once its apply is over (done, or
+ * failed and so taking no more) and releases them, exactly once, when the record leaves the active
+ * list (ended, or left in the journal at a stop) or is refused after prepare.
+ *
+ *   disk     bytes on one file system (st_dev). Until applied, what the fill
+ *            file does not hold yet is counted; once applied the file
+ *            system's own use shows the fill and nothing more is counted.
+ *   memory   bytes; counted in full until applied (apply returns once the
+ *            memory is resident: MemAvailable shows it from then on).
+ *   process  a (pid, start time) a fault holds until it ends, applied or
+ *            not (pause_process: one pause per process at a time).
+ *
+ * What a REVERT_FAILED or adopted fault still holds (a fill file, a memory
+ * worker) is on the host and measured there; its process holds stay until
+ * it ends. The ledger lives on the loop: no locking. */
+struct fl_hold;
+struct fl_ledger {
+    struct fl_hold *holds;
+};
+
+void fl_ledger_init(struct fl_ledger *l);
+void fl_ledger_free(struct fl_ledger *l);
+
+/* 0 or -ENOMEM. file: the fill file, which may not exist yet. */
+int fl_ledger_hold_disk(struct fl_ledger *l, const char *id, uint64_t dev, uint64_t bytes,
+                        const char *file);
+int fl_ledger_hold_memory(struct fl_ledger *l, const char *id, uint64_t bytes);
+int fl_ledger_hold_process(struct fl_ledger *l, const char *id, pid_t pid, uint64_t start);
+
+/* What faults not yet applied will still take: on file system dev, and of
+ * memory. *n_faults (may be NULL) receives how many faults that is. */
+uint64_t fl_ledger_disk_pending(const struct fl_ledger *l, uint64_t dev, size_t *n_faults);
+uint64_t fl_ledger_memory_pending(const struct fl_ledger *l, size_t *n_faults);
+/* The id of the fault that holds this process, or NULL. */
+const char *fl_ledger_process_holder(const struct fl_ledger *l, pid_t pid, uint64_t start);
+
+/* The fault id's holds: applied -- its apply is over, so disk and memory
+ * stop counting -- or gone.
+ * Release returns how many holds it removed (0 on a second call). */
+void fl_ledger_applied(struct fl_ledger *l, const char *id);
+size_t fl_ledger_release(struct fl_ledger *l, const char *id);
 
 #endif

@@ -19,7 +19,13 @@
  * whose revert failed is never forgotten while the agent runs: it is tried
  * again with a backoff that doubles from REVERT_BACKOFF_MS up to
  * REVERT_BACKOFF_MAX_MS (so a try at least every minute, for as long as the agent
- * runs), and listed as FAULT_STATE_REVERT_FAILED with its error. */
+ * runs), and listed as FAULT_STATE_REVERT_FAILED with its error.
+ *
+ * The reservation ledger (agent/guardrails.h): prepare holds what a fault
+ * will take; apply being over (after_apply) marks its holds applied; retire
+ * releases them -- the one place a record leaves the active list, so exactly
+ * once. A REVERT_FAILED or adopted record keeps only its process holds: its
+ * fill file or worker is on the host, where the guardrails measure it. */
 #include "agent/registry.h"
 
 #include <assert.h>
@@ -66,6 +72,8 @@ struct waiter {
 
 /* A revert of one or more faults that reports once all have ended. */
 struct batch {
+    struct fl_registry *reg;
+    bool wait_journal; /* report only once no journal write is in flight */
     size_t outstanding;
     struct fl_record **recs;
     size_t n;
@@ -124,6 +132,13 @@ struct fl_registry {
     bool stopping; /* a failed revert is left in the journal, not retried */
     struct lease *leases;
     uv_timer_t lease_timer;
+    /* what faults accepted but not yet applied will take (agent/guardrails.h) */
+    struct fl_ledger ledger;
+    /* journal writes queued and not yet called back; a stop's batch waits
+     * for none to be left (parked), so that compacting the journal never
+     * races an update record still being fsynced */
+    size_t journal_pending;
+    struct batch *parked;
 };
 
 static void start_revert(struct fl_record *r);
@@ -233,15 +248,66 @@ const json_t *fl_record_undo(const struct fl_record *rec)
 
 /* ---------------------------------------------------------------- ending */
 
-static void batch_done_one(struct batch *b)
+static void batch_report(struct batch *b)
 {
-    if (--b->outstanding > 0)
-        return;
     b->cb(b->arg, (const struct fl_record *const *)b->recs, b->n, b->status);
     for (size_t i = 0; i < b->n; i++)
         rec_unref(b->recs[i]);
     free(b->recs);
     free(b);
+}
+
+static void batch_done_one(struct batch *b)
+{
+    if (--b->outstanding > 0)
+        return;
+    if (b->wait_journal && b->reg->journal_pending > 0) {
+        assert(b->reg->parked == NULL); /* one stop at a time */
+        b->reg->parked = b;             /* on_journaled reports it */
+        return;
+    }
+    batch_report(b);
+}
+
+/* ---------------------------------------------------------------- journal */
+
+/* Every journal write of the registry goes through here, so that it knows
+ * when none is in flight. */
+struct jwrite {
+    struct fl_registry *reg;
+    fl_journal_cb cb;
+    void *arg;
+};
+
+static void on_journaled(int status, void *arg)
+{
+    struct jwrite *w = arg;
+    struct fl_registry *reg = w->reg;
+    fl_journal_cb cb = w->cb;
+    void *cb_arg = w->arg;
+    free(w);
+    cb(status, cb_arg);
+    assert(reg->journal_pending > 0);
+    if (--reg->journal_pending == 0 && reg->parked != NULL) {
+        struct batch *b = reg->parked;
+        reg->parked = NULL;
+        batch_report(b); /* last: the stop's callback may close the registry */
+    }
+}
+
+static int journal_append(struct fl_registry *reg, json_t *rec, fl_journal_cb cb, void *arg)
+{
+    struct jwrite *w = malloc(sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    *w = (struct jwrite){reg, cb, arg};
+    reg->journal_pending++; /* before: the callback may run before the call returns */
+    int rc = fl_journal_append_async(reg->journal, reg->loop, rec, on_journaled, w);
+    if (rc < 0) {
+        reg->journal_pending--;
+        free(w);
+    }
+    return rc;
 }
 
 /* The record has ended (status 0) or its revert failed (status < 0). */
@@ -276,6 +342,7 @@ static void retire(struct fl_record *r, enum rec_state to)
     uv_timer_stop(&r->tick);
     list_remove(&reg->active, r);
     reg->n_active--;
+    fl_ledger_release(&reg->ledger, r->f.id); /* the one release of what it held */
     list_push(&reg->ended, r);
     reg->n_ended++;
     if (reg->n_ended > ENDED_KEPT) {
@@ -324,9 +391,7 @@ static void journal_revert(struct fl_record *r, int ok, const char *error)
 {
     set_state(r, REC_ENDING);
     json_t *rec = fl_journal_revert_record(r->f.id, ok, error);
-    int rc =
-        rec ? fl_journal_append_async(r->reg->journal, r->reg->loop, rec, on_revert_journaled, r)
-            : -ENOMEM;
+    int rc = rec ? journal_append(r->reg, rec, on_revert_journaled, r) : -ENOMEM;
     json_decref(rec);
     if (rc < 0)
         on_revert_journaled(rc, r);
@@ -420,6 +485,10 @@ static void on_update_journaled(int status, void *arg)
 static void after_apply(struct fl_record *r, int rc, const char *err)
 {
     struct fl_registry *reg = r->reg;
+    /* apply is over, done or failed: whatever it took now shows on the host
+     * and it takes no more, so the ledger stops counting its bytes (a
+     * process it holds stays held until it ends) */
+    fl_ledger_applied(&reg->ledger, r->f.id);
     if (rc < 0) {
         fl_warn("fault %s (%s): apply failed: %s", r->f.id, r->f.kind->name, err);
         r->failed = true;
@@ -438,8 +507,7 @@ static void after_apply(struct fl_record *r, int rc, const char *err)
     /* apply may have learnt more (worker pids): journal the undo as it is now */
     json_t *upd = fl_journal_update_record(r->f.id, r->f.undo);
     r->refs++;
-    if (upd == NULL ||
-        fl_journal_append_async(reg->journal, reg->loop, upd, on_update_journaled, r) < 0)
+    if (upd == NULL || journal_append(reg, upd, on_update_journaled, r) < 0)
         on_update_journaled(-ENOMEM, r);
     json_decref(upd);
 
@@ -617,6 +685,17 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
         cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL, err);
         return;
     }
+    /* every record on the active list counts: accepted and not yet applied,
+     * active, and those whose revert failed, which still hold the host */
+    if (reg->n_active >= g->max_faults) {
+        snprintf(err, sizeof(err),
+                 "the agent already holds %zu active fault%s, its limit (max_faults: %u in the "
+                 "agent's config); revert some, or wait for them to end",
+                 reg->n_active, reg->n_active == 1 ? "" : "s", g->max_faults);
+        fl_info("fault refused (%s): %s", kind->name, err);
+        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_BUSY, err);
+        return;
+    }
 
     struct fl_record *r = calloc(1, sizeof(*r));
     Faultline__FaultSpec *copy = r ? FL_PB_COPY(Faultline__FaultSpec, spec) : NULL;
@@ -629,6 +708,7 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     r->f.spec = copy;
     r->f.kind = kind;
     r->f.ctx = reg->ctx;
+    r->f.ledger = &reg->ledger;
     r->f.duration_ms = spec->duration_ms;
     make_id(r->f.id, sizeof(r->f.id));
     r->detached = detached;
@@ -642,14 +722,18 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
             code = FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL;
         else if (rc == -ESRCH)
             code = FAULTLINE__ERROR_CODE__ERROR_NO_MATCH;
+        else if (rc == -EBUSY)
+            code = FAULTLINE__ERROR_CODE__ERROR_BUSY;
         fl_info("fault refused (%s): %s", kind->name, err[0] ? err : fl_strerror(rc));
         cb(arg, NULL, code, err[0] ? err : fl_strerror(rc));
+        fl_ledger_release(&reg->ledger, r->f.id); /* a kind holds nothing on failure; be sure */
         rec_free(r);
         return;
     }
     if (!json_is_object(r->f.undo)) {
         cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_INTERNAL,
            "internal error: prepare left no undo");
+        fl_ledger_release(&reg->ledger, r->f.id);
         rec_free(r);
         return;
     }
@@ -668,8 +752,7 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
         fl_registry_heartbeat(reg, session_id);
 
     json_t *rec = fl_journal_apply_record(r->f.id, r->f.undo);
-    rc = rec ? fl_journal_append_async(reg->journal, reg->loop, rec, on_apply_journaled, r)
-             : -ENOMEM;
+    rc = rec ? journal_append(reg, rec, on_apply_journaled, r) : -ENOMEM;
     json_decref(rec);
     if (rc < 0)
         on_apply_journaled(rc, r);
@@ -744,7 +827,7 @@ int fl_registry_adopt(struct fl_registry *reg, const json_t *undo)
 
 /* ---------------------------------------------------------------- revert */
 
-static struct batch *batch_new(fl_revert_cb cb, void *arg, size_t cap)
+static struct batch *batch_new(struct fl_registry *reg, fl_revert_cb cb, void *arg, size_t cap)
 {
     struct batch *b = calloc(1, sizeof(*b));
     if (b == NULL)
@@ -754,6 +837,7 @@ static struct batch *batch_new(fl_revert_cb cb, void *arg, size_t cap)
         free(b);
         return NULL;
     }
+    b->reg = reg;
     b->cb = cb;
     b->arg = arg;
     b->outstanding = 1; /* released by batch_done_one at the end of setup */
@@ -795,7 +879,7 @@ void fl_registry_revert(struct fl_registry *reg, const char *id, enum fl_end why
         }
         return;
     }
-    struct batch *b = batch_new(cb, arg, 1);
+    struct batch *b = batch_new(reg, cb, arg, 1);
     if (b == NULL) {
         cb(arg, NULL, 0, -ENOMEM);
         return;
@@ -808,14 +892,21 @@ void fl_registry_revert_all(struct fl_registry *reg, enum fl_end why, fl_revert_
 {
     if (why == FL_END_SHUTDOWN)
         reg->stopping = true;
-    struct batch *b = batch_new(cb, arg, reg->n_active);
+    struct batch *b = batch_new(reg, cb, arg, reg->n_active);
     if (b == NULL) {
         cb(arg, NULL, 0, -ENOMEM);
         return;
     }
-    /* batch_add may retire nothing synchronously: starting a revert is async */
-    for (struct fl_record *r = reg->active; r; r = r->next)
+    /* A stop compacts the journal in its callback: report only once no
+     * write of ours is in flight (an update record can still be fsyncing
+     * after its fault's revert failed and left it). */
+    b->wait_journal = why == FL_END_SHUTDOWN;
+    /* next is read before batch_add: whatever batch_add sets off must not
+     * leave the walk holding a record that moved lists */
+    for (struct fl_record *r = reg->active, *next; r; r = next) {
+        next = r->next;
         batch_add(b, r, why);
+    }
     batch_done_one(b);
 }
 
@@ -863,6 +954,7 @@ int fl_registry_new(const struct fl_registry_config *cfg, struct fl_registry **o
     reg->journal = cfg->journal;
     reg->ctx = cfg->ctx;
     reg->lease_ms = cfg->lease_ms;
+    fl_ledger_init(&reg->ledger);
     uv_timer_init(reg->loop, &reg->lease_timer);
     reg->lease_timer.data = reg;
     uv_timer_start(&reg->lease_timer, on_lease_check, LEASE_CHECK_MS, LEASE_CHECK_MS);
@@ -878,6 +970,7 @@ static void on_registry_closed(uv_handle_t *h)
         reg->leases = l->next;
         free(l);
     }
+    fl_ledger_free(&reg->ledger);
     free(reg);
 }
 
@@ -897,6 +990,11 @@ void fl_registry_close(struct fl_registry *reg)
 size_t fl_registry_active_count(const struct fl_registry *reg)
 {
     return reg->n_active;
+}
+
+size_t fl_registry_count(const struct fl_registry *reg, bool ended)
+{
+    return reg->n_active + (ended ? reg->n_ended : 0);
 }
 
 size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out,

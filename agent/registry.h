@@ -53,7 +53,11 @@ int fl_registry_new(const struct fl_registry_config *cfg, struct fl_registry **o
 void fl_registry_close(struct fl_registry *reg);
 
 /* Inject: cb runs once, with the record when the fault is active (valid for
- * the duration of the callback), or with an error code and message. */
+ * the duration of the callback), or with an error code and message.
+ * ERROR_BUSY when max_faults (guardrails) records are on the active list
+ * already, or when the kind's prepare says another fault holds its target.
+ * What prepare reserved in the ledger (agent/guardrails.h) the registry
+ * releases exactly once, when the record leaves the active list. */
 typedef void (*fl_inject_cb)(void *arg, const struct fl_record *rec, Faultline__ErrorCode code,
                              const char *error);
 void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
@@ -85,6 +89,9 @@ void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id);
 size_t fl_registry_list(struct fl_registry *reg, bool ended, const struct fl_record **out,
                         size_t cap);
 size_t fl_registry_active_count(const struct fl_registry *reg);
+/* How many records fl_registry_list would write with that ended and no cap:
+ * the active ones, plus with ended the ended ones kept for listings. */
+size_t fl_registry_count(const struct fl_registry *reg, bool ended);
 
 /* Fills out to describe rec; out's pointers point into rec. */
 void fl_record_describe(const struct fl_record *rec, Faultline__Fault *out);

@@ -4,12 +4,19 @@
  * directory the request names (after fl_guard_check_fill_path resolved it and
  * found it under an allowed path). prepare works out how many bytes to take
  * from statvfs and refuses, rather than shrinks, a request that would pass
- * max_fill_percent or eat into fill_reserve_bytes; the undo object is
+ * max_fill or eat into fill_reserve (the config keys); the undo object is
  * {"kind", "id", "file", "bytes", "dir"}, of which revert reads only "id"
  * and "file".
  *
  * "Used" is what df shows: used / (used + available to unprivileged users),
  * so "95%" means what an SRE reading df expects.
+ *
+ * Other disk_fill faults accepted but not applied yet count as used already
+ * (the reservation ledger, agent/guardrails.h): what they will still take on
+ * the same file system is added to its use before the checks, so requests
+ * that arrive together cannot together pass max_fill or fill_reserve, and
+ * fill=90% means the file system ends at 90% whether the fault before it is
+ * applied yet or not. prepare then reserves what it will take.
  *
  * apply creates the file with O_EXCL|O_NOFOLLOW (never someone else's
  * file, never through a link), relative to the directory opened and checked
@@ -88,19 +95,40 @@ static uint64_t round_up(uint64_t n, uint64_t block)
     return r ? n + (block - r) : n;
 }
 
-/* How many bytes the request takes from a file system in use u, or a refusal. */
-static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrails *g,
-                        const char *dir, const struct usage *u, uint64_t *take, char *err,
-                        size_t errlen)
+/* What other faults not yet applied will still take, for a message: "" when
+ * nothing, else ", counting 60MiB reserved by 1 disk_fill fault not yet
+ * applied". */
+static void reserved_text(uint64_t pending, size_t n_pending, char *out, size_t len)
 {
-    char a[32], b[32], c[32];
+    char r[32];
+    out[0] = '\0';
+    if (pending > 0)
+        snprintf(out, len, ", counting %s reserved by %zu disk_fill fault%s not yet applied",
+                 fl_bytes_text(pending, r, sizeof(r)), n_pending, n_pending == 1 ? "" : "s");
+}
+
+/* How many bytes the request takes from a file system in use u, of which
+ * pending bytes are reserved by n_pending faults not yet applied, or a
+ * refusal. */
+static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrails *g,
+                        const char *dir, const struct usage *now_u, uint64_t pending,
+                        size_t n_pending, uint64_t *take, char *err, size_t errlen)
+{
+    char a[32], b[32], c[32], resv[160];
     uint64_t need;
+    /* the reserved bytes count as used already */
+    struct usage uu = *now_u;
+    uint64_t held = pending < uu.avail ? pending : uu.avail;
+    uu.used += held;
+    uu.avail -= held;
+    const struct usage *u = &uu;
+    reserved_text(pending, n_pending, resv, sizeof(resv));
     double now = percent_of(u->used, u->size);
     if (u->size == 0) {
         snprintf(err, errlen, "disk_fill: the file system under %s has no usable space", dir);
         return -ENOSPC;
     }
-    /* the most max_fill_percent lets this file system hold */
+    /* the most max_fill lets this file system hold */
     uint64_t max_used = (uint64_t)((double)u->size * g->max_fill_percent / 100.0);
     if (req->amount_case == FAULTLINE__DISK_FILL__AMOUNT_PERCENT) {
         if (req->percent == 0 || req->percent > 100) {
@@ -109,7 +137,7 @@ static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrai
         }
         if ((double)req->percent > g->max_fill_percent) {
             snprintf(err, errlen,
-                     "guardrail: disk_fill to %u%% is past max_fill_percent (%g%%) in the "
+                     "guardrail: disk_fill to %u%% is past max_fill (%g%%) in the "
                      "agent's config; at most %g%% is allowed",
                      req->percent, g->max_fill_percent, g->max_fill_percent);
             return -EPERM;
@@ -117,9 +145,9 @@ static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrai
         uint64_t target = (uint64_t)((double)u->size * req->percent / 100.0 + 0.999999);
         if (target <= u->used) {
             snprintf(err, errlen,
-                     "disk_fill: the file system under %s is already %.1f%% used, at or past "
+                     "disk_fill: the file system under %s is already %.1f%% used%s, at or past "
                      "the %u%% asked for; ask for more, or for bytes",
-                     dir, now, req->percent);
+                     dir, now, resv, req->percent);
             return -EALREADY;
         }
         need = round_up(target - u->used, u->block);
@@ -138,9 +166,9 @@ static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrai
             fl_bytes_text(req->bytes, a, sizeof(a));
             fl_bytes_text(max_used > u->used ? max_used - u->used : 0, b, sizeof(b));
             snprintf(err, errlen,
-                     "guardrail: taking %s under %s would fill its file system to %.1f%%, past "
-                     "max_fill_percent (%g%%) in the agent's config; at most %s can be taken",
-                     a, dir, percent_of(u->used + need, u->size), g->max_fill_percent, b);
+                     "guardrail: taking %s under %s would fill its file system to %.1f%%%s, "
+                     "past max_fill (%g%%) in the agent's config; at most %s can be taken now",
+                     a, dir, percent_of(u->used + need, u->size), resv, g->max_fill_percent, b);
             return -EPERM;
         }
     } else {
@@ -153,9 +181,9 @@ static int compute_take(const Faultline__DiskFill *req, const struct fl_guardrai
         fl_bytes_text(g->fill_reserve_bytes, b, sizeof(b));
         fl_bytes_text(allowed, c, sizeof(c));
         snprintf(err, errlen,
-                 "guardrail: taking %s under %s would leave less than fill_reserve_bytes (%s, "
-                 "agent's config) free; at most %s can be taken (up to %.1f%% used)",
-                 a, dir, b, c, percent_of(u->used + allowed, u->size));
+                 "guardrail: taking %s under %s would leave less than fill_reserve (%s, "
+                 "agent's config) free%s; at most %s can be taken now (up to %.1f%% used)",
+                 a, dir, b, resv, c, percent_of(u->used + allowed, u->size));
         return -EPERM;
     }
     *take = need;
@@ -193,13 +221,27 @@ static int disk_prepare(struct fl_fault *f, const struct fl_agent_ctx *ctx, char
         snprintf(err, errlen, "disk_fill: the file system under %s reports nonsense sizes", dir);
         return -EIO;
     }
+    struct stat dst;
+    if (stat(dir, &dst) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "disk_fill: stat %s: %s", dir, fl_strerror(rc));
+        return rc;
+    }
+    size_t n_pending = 0;
+    uint64_t pending =
+        f->ledger ? fl_ledger_disk_pending(f->ledger, (uint64_t)dst.st_dev, &n_pending) : 0;
     uint64_t take;
-    rc = compute_take(req, ctx->guard, dir, &u, &take, err, errlen);
+    rc = compute_take(req, ctx->guard, dir, &u, pending, n_pending, &take, err, errlen);
     if (rc < 0)
         return rc;
     json_t *undo = json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", "disk_fill", "id", f->id, "file",
                              file, "bytes", (json_int_t)take, "dir", dir);
     if (undo == NULL) {
+        snprintf(err, errlen, "disk_fill: out of memory");
+        return -ENOMEM;
+    }
+    if (f->ledger && fl_ledger_hold_disk(f->ledger, f->id, (uint64_t)dst.st_dev, take, file) < 0) {
+        json_decref(undo);
         snprintf(err, errlen, "disk_fill: out of memory");
         return -ENOMEM;
     }

@@ -15,7 +15,12 @@
  *                 repeat: every `every_ms` the selector is resolved again and
  *                 whatever matches now is killed (a restart storm).
  *   pause_process SIGSTOP in apply; revert sends SIGCONT to the same
- *                 (pid, start time) pairs, which tolerates processes that died. */
+ *                 (pid, start time) pairs, which tolerates processes that died.
+ *                 One pause per process at a time: prepare holds each target
+ *                 in the reservation ledger (agent/guardrails.h) until the
+ *                 fault has ended, and refuses (-EBUSY) a target another
+ *                 pause holds -- otherwise the first to end would resume a
+ *                 process the other still claims is stopped. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -410,9 +415,30 @@ static int pause_prepare(struct fl_fault *f, const struct fl_agent_ctx *ctx, cha
     int rc = resolve(f->spec->pause_process->target, ctx->guard, t, &n, err, errlen);
     if (rc < 0)
         return rc;
+    for (size_t i = 0; f->ledger && i < n; i++) {
+        const char *holder = fl_ledger_process_holder(f->ledger, t[i].pid, t[i].start);
+        if (holder != NULL) {
+            char comm[32];
+            proc_comm(t[i].pid, comm, sizeof(comm));
+            snprintf(err, errlen,
+                     "pause_process: %s[%d] is already paused by fault %s; one pause per "
+                     "process at a time (revert %s first, or wait for it to end)",
+                     comm[0] ? comm : "?", (int)t[i].pid, holder, holder);
+            return -EBUSY;
+        }
+    }
     f->undo = json_pack("{s:s,s:s,s:o}", "kind", "pause_process", "id", f->id, "targets",
                         targets_json(t, n));
-    return f->undo ? 0 : -ENOMEM;
+    if (f->undo == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; f->ledger && i < n; i++) {
+        if (fl_ledger_hold_process(f->ledger, f->id, t[i].pid, t[i].start) < 0) {
+            fl_ledger_release(f->ledger, f->id);
+            snprintf(err, errlen, "pause_process: out of memory");
+            return -ENOMEM;
+        }
+    }
+    return 0;
 }
 
 static int pause_apply(struct fl_fault *f, char *err, size_t errlen)

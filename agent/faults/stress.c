@@ -23,6 +23,9 @@
  * anonymous memory, writes to every page so it is really resident, and only
  * then reports ready; apply waits for that (60 s at most), so "applied"
  * means the memory is taken.
+ * Until then the fault's bytes are held in the reservation ledger
+ * (agent/guardrails.h) and count against memory_reserve as if taken, so
+ * requests that arrive together cannot together pass it.
  *
  * The undo object lists the workers as {"pid", "start"}, start being the
  * process start time (fl_proc_start_time), recorded right after each fork.
@@ -387,16 +390,24 @@ static int mem_prepare(struct fl_fault *f, const struct fl_agent_ctx *ctx, char 
         return rc;
     }
     uint64_t reserve = ctx->guard->memory_reserve_bytes;
-    if (avail <= reserve || bytes > avail - reserve) {
-        char a[32], b[32], c[32], d[32];
+    /* memory_stress faults accepted but not yet resident count as taken */
+    size_t n_pending = 0;
+    uint64_t pending = f->ledger ? fl_ledger_memory_pending(f->ledger, &n_pending) : 0;
+    uint64_t left = avail > pending ? avail - pending : 0;
+    if (left <= reserve || bytes > left - reserve) {
+        char a[32], b[32], c[32], d[32], e[32], resv[160] = "";
         fl_bytes_text(bytes, a, sizeof(a));
         fl_bytes_text(avail, b, sizeof(b));
         fl_bytes_text(reserve, c, sizeof(c));
-        fl_bytes_text(avail > reserve ? avail - reserve : 0, d, sizeof(d));
+        fl_bytes_text(left > reserve ? left - reserve : 0, d, sizeof(d));
+        if (pending > 0)
+            snprintf(resv, sizeof(resv),
+                     ", less %s reserved by %zu memory_stress fault%s not yet applied",
+                     fl_bytes_text(pending, e, sizeof(e)), n_pending, n_pending == 1 ? "" : "s");
         snprintf(err, errlen,
-                 "guardrail: memory_stress of %s would push MemAvailable (%s) below "
-                 "memory_reserve_bytes (%s) in the agent's config; at most %s can be taken now",
-                 a, b, c, d);
+                 "guardrail: memory_stress of %s would push MemAvailable (%s%s) below "
+                 "memory_reserve (%s) in the agent's config; at most %s can be taken now",
+                 a, b, resv, c, d);
         return -EPERM;
     }
     if (bytes > (uint64_t)INT64_MAX || bytes > SIZE_MAX) {
@@ -406,6 +417,11 @@ static int mem_prepare(struct fl_fault *f, const struct fl_agent_ctx *ctx, char 
     json_t *undo = json_pack("{s:s, s:s, s:I, s:[]}", "kind", "memory_stress", "id", f->id, "bytes",
                              (json_int_t)bytes, "workers");
     if (undo == NULL) {
+        snprintf(err, errlen, "memory_stress: out of memory");
+        return -ENOMEM;
+    }
+    if (f->ledger && fl_ledger_hold_memory(f->ledger, f->id, bytes) < 0) {
+        json_decref(undo);
         snprintf(err, errlen, "memory_stress: out of memory");
         return -ENOMEM;
     }

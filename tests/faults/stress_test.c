@@ -514,7 +514,7 @@ static void test_memory_refusals(void **state)
     ask_mem("f-00000000000000d2", avail - guard.memory_reserve_bytes + 64 * MiB);
     assert_int_equal(fl_kind_memory_stress.prepare(&fault, &ctx, err, sizeof(err)), -EPERM);
     assert_non_null(strstr(err, "guardrail:"));
-    assert_non_null(strstr(err, "memory_reserve_bytes (256MiB)"));
+    assert_non_null(strstr(err, "memory_reserve (256MiB)"));
     assert_non_null(strstr(err, "at most"));
     assert_null(fault.undo);
     guard.memory_reserve_bytes = avail + 1024 * MiB;

@@ -64,6 +64,7 @@ static void assert_defaults(const struct fl_guardrails *g)
     assert_true(g->memory_reserve_bytes == d.memory_reserve_bytes);
     assert_true(g->max_duration_ms == d.max_duration_ms);
     assert_int_equal(g->max_cpu_workers, d.max_cpu_workers);
+    assert_int_equal(g->max_faults, 256);
     assert_false(g->scope_netns);
     fl_guardrails_free(&d);
 }
@@ -92,6 +93,7 @@ static void test_full_file(void **state)
                  "  memory_reserve: 1GiB\n"
                  "  max_duration: 30m\n"
                  "  max_cpu_workers: 8\n"
+                 "  max_faults: 10\n"
                  "  allowed_controllers: [10.0.0.0/8, 127.0.0.1, \"fd00::/8\", \"::1\"]\n"
                  "  process_scope: netns\n");
     struct fl_guardrails g;
@@ -120,6 +122,7 @@ static void test_full_file(void **state)
     assert_true(g.memory_reserve_bytes == 1ull << 30);
     assert_true(g.max_duration_ms == 30ull * 60 * 1000);
     assert_int_equal(g.max_cpu_workers, 8);
+    assert_int_equal(g.max_faults, 10);
     assert_true(g.scope_netns);
     static const char *const ctls[] = {"10.0.0.0/8", "127.0.0.1", "fd00::/8", "::1"};
     assert_list(g.allowed_controllers, g.n_allowed_controllers, ctls, 4);
@@ -236,7 +239,7 @@ static void test_bad_values(void **state)
         {"guardrails:\n  max_memory: 1GiB\n",
          "2:3: unknown key 'max_memory'; known keys here: protected_processes, fill_paths, "
          "max_fill, fill_reserve, memory_reserve, max_duration, max_cpu_workers, "
-         "allowed_controllers, process_scope"},
+         "allowed_controllers, process_scope, max_faults"},
         {"guardrails:\n  process_scope: container\n",
          "2:18: process_scope is host (every process) or netns (only processes in the agent's "
          "network namespace), not 'container'"},
@@ -314,6 +317,11 @@ static void test_bad_values(void **state)
          "2:20: '0' is out of range: expected a whole number from 1 to 4096"},
         {"guardrails:\n  max_cpu_workers: -1\n",
          "2:20: expected a whole number from 1 to 4096, found '-1'"},
+        /* max_faults */
+        {"guardrails:\n  max_faults: 0\n",
+         "2:15: '0' is out of range: expected a whole number from 1 to 65536"},
+        {"guardrails:\n  max_faults: 65537\n",
+         "2:15: '65537' is out of range: expected a whole number from 1 to 65536"},
         /* allowed_controllers */
         {"guardrails:\n  allowed_controllers: [controller.example.com]\n",
          "2:25: allowed_controllers: 'controller.example.com' is not an IP address or CIDR such "

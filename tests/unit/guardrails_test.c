@@ -106,11 +106,92 @@ static void test_fill_paths(void **state)
     fl_guardrails_free(&g);
 }
 
+/* The reservation ledger: what it counts, when it stops counting, and that
+ * a release is exactly once. */
+static void test_ledger(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fl-guard-ledger.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[64];
+    snprintf(file, sizeof(file), "%s/fill", dir);
+
+    struct fl_ledger l;
+    fl_ledger_init(&l);
+    size_t n = 99;
+    assert_int_equal(fl_ledger_disk_pending(&l, 7, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(fl_ledger_hold_disk(&l, "f-a", 7, 1 << 20, file), 0);
+    assert_int_equal(fl_ledger_hold_disk(&l, "f-b", 7, 2 << 20, "/nonexistent/x"), 0);
+    assert_int_equal(fl_ledger_hold_disk(&l, "f-c", 8, 4 << 20, "/nonexistent/y"), 0);
+    assert_int_equal(fl_ledger_disk_pending(&l, 7, &n), 3 << 20);
+    assert_int_equal(n, 2);
+    assert_int_equal(fl_ledger_disk_pending(&l, 8, NULL), 4 << 20);
+
+    /* what the fill file already holds shows as used: not counted twice */
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    static char block[256 << 10];
+    memset(block, 1, sizeof(block));
+    assert_int_equal(fwrite(block, 1, sizeof(block), f), sizeof(block));
+    assert_int_equal(fclose(f), 0);
+    struct stat st;
+    assert_int_equal(stat(file, &st), 0);
+    uint64_t taken = (uint64_t)st.st_blocks * 512;
+    assert_true(taken >= sizeof(block));
+    assert_int_equal(fl_ledger_disk_pending(&l, 7, NULL), (3 << 20) - taken);
+
+    /* applied: the file system's own use shows it */
+    fl_ledger_applied(&l, "f-a");
+    assert_int_equal(fl_ledger_disk_pending(&l, 7, &n), 2 << 20);
+    assert_int_equal(n, 1);
+
+    /* memory counts until applied */
+    assert_int_equal(fl_ledger_hold_memory(&l, "f-m", 256 << 20), 0);
+    assert_int_equal(fl_ledger_hold_memory(&l, "f-n", 128 << 20), 0);
+    assert_int_equal(fl_ledger_memory_pending(&l, &n), 384 << 20);
+    assert_int_equal(n, 2);
+    fl_ledger_applied(&l, "f-m");
+    assert_int_equal(fl_ledger_memory_pending(&l, &n), 128 << 20);
+    assert_int_equal(n, 1);
+
+    /* a process hold counts until released, applied or not */
+    assert_int_equal(fl_ledger_hold_process(&l, "f-p", 1234, 99), 0);
+    assert_int_equal(fl_ledger_hold_process(&l, "f-p", 1235, 100), 0);
+    fl_ledger_applied(&l, "f-p");
+    assert_string_equal(fl_ledger_process_holder(&l, 1234, 99), "f-p");
+    assert_null(fl_ledger_process_holder(&l, 1234, 98)); /* the pid, reused */
+    assert_int_equal(fl_ledger_release(&l, "f-p"), 2);
+    assert_int_equal(fl_ledger_release(&l, "f-p"), 0); /* exactly once */
+    assert_null(fl_ledger_process_holder(&l, 1235, 100));
+
+    assert_int_equal(fl_ledger_release(&l, "f-b"), 1);
+    assert_int_equal(fl_ledger_disk_pending(&l, 7, NULL), 0);
+    assert_int_equal(fl_ledger_release(&l, "f-n"), 1);
+    assert_int_equal(fl_ledger_memory_pending(&l, NULL), 0);
+    assert_int_equal(fl_ledger_release(&l, "f-unknown"), 0);
+    fl_ledger_free(&l); /* frees what is left (f-a, f-c, f-m) */
+    unlink(file);
+    rmdir(dir);
+}
+
+static void test_max_faults_default(void **state)
+{
+    (void)state;
+    struct fl_guardrails g;
+    fl_guardrails_defaults(&g);
+    assert_int_equal(g.max_faults, FL_GUARD_MAX_FAULTS);
+    assert_int_equal(FL_GUARD_MAX_FAULTS, 256);
+    fl_guardrails_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pids),
         cmocka_unit_test(test_fill_paths),
+        cmocka_unit_test(test_ledger),
+        cmocka_unit_test(test_max_faults_default),
     };
     return cmocka_run_group_tests_name("guardrails", tests, NULL, NULL);
 }
