@@ -632,6 +632,8 @@ static void make_id(char *out, size_t len)
              b[6], b[7]);
 }
 
+static void on_lease_check(uv_timer_t *t);
+
 static struct lease *lease_for(struct fl_registry *reg, uint64_t session_id, bool create)
 {
     for (struct lease *l = reg->leases; l; l = l->next)
@@ -649,11 +651,19 @@ static struct lease *lease_for(struct fl_registry *reg, uint64_t session_id, boo
     return l;
 }
 
-void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id)
+/* A session's heartbeat renews its lease if one of its faults needs it.
+ * Only an inject makes a lease (renew_lease with create): a controller that
+ * only watches needs none, and an idle agent keeps no lease and no timer. */
+static void renew_lease(struct fl_registry *reg, uint64_t session_id, bool create)
 {
-    struct lease *l = lease_for(reg, session_id, true);
+    struct lease *l = lease_for(reg, session_id, create);
     if (l)
         l->last_mono_ms = fl_mono_ms();
+}
+
+void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id)
+{
+    renew_lease(reg, session_id, false);
 }
 
 void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
@@ -748,8 +758,12 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     r->state = REC_JOURNALING; /* the first state: set_state moves it from here */
     list_push(&reg->active, r);
     reg->n_active++;
-    if (!detached)
-        fl_registry_heartbeat(reg, session_id);
+    if (!detached) {
+        renew_lease(reg, session_id, true);
+        /* the lease check runs only while a leased fault exists */
+        if (!uv_is_active((uv_handle_t *)&reg->lease_timer))
+            uv_timer_start(&reg->lease_timer, on_lease_check, LEASE_CHECK_MS, LEASE_CHECK_MS);
+    }
 
     json_t *rec = fl_journal_apply_record(r->f.id, r->f.undo);
     rc = rec ? journal_append(reg, rec, on_apply_journaled, r) : -ENOMEM;
@@ -928,17 +942,29 @@ static void on_lease_check(uv_timer_t *t)
         }
     }
     /* forget leases that no fault needs and that have run out */
+    bool leased = false;
     struct lease **pl = &reg->leases;
     while (*pl) {
         struct lease *l = *pl;
         bool needed = false;
         for (struct fl_record *r = reg->active; r && !needed; r = r->next)
             needed = !r->detached && r->session_id == l->session_id;
+        leased = leased || needed;
         if (!needed && now - l->last_mono_ms > reg->lease_ms) {
             *pl = l->next;
             free(l);
         } else {
             pl = &l->next;
+        }
+    }
+    /* no leased fault left: the agent sleeps until the next inject (an idle
+     * agent has no timer: docs/design.md §9); leases no fault needs go too */
+    if (!leased) {
+        uv_timer_stop(&reg->lease_timer);
+        while (reg->leases) {
+            struct lease *l = reg->leases;
+            reg->leases = l->next;
+            free(l);
         }
     }
 }
@@ -956,8 +982,7 @@ int fl_registry_new(const struct fl_registry_config *cfg, struct fl_registry **o
     reg->lease_ms = cfg->lease_ms;
     fl_ledger_init(&reg->ledger);
     uv_timer_init(reg->loop, &reg->lease_timer);
-    reg->lease_timer.data = reg;
-    uv_timer_start(&reg->lease_timer, on_lease_check, LEASE_CHECK_MS, LEASE_CHECK_MS);
+    reg->lease_timer.data = reg; /* started by the first leased inject */
     *out = reg;
     return 0;
 }

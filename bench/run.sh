@@ -7,7 +7,7 @@
 # on the host's loopback, which that program starts and removes itself.
 # usage (as root): bench/run.sh [BUILD_DIR] [N]
 # (SSH_N, default 50, and SSH_R, default 3, set the SSH benchmark's counts;
-# BENCH_SSH=0 skips it.)
+# BENCH_SSH=0 skips it; IDLE_SECONDS, default 60, is the idle wake-up window.)
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 n=${2:-200}
@@ -46,6 +46,17 @@ for where in disk tmpfs; do
     sleep 0.5
     rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$agent/status"; }
     echo "  agent idle RSS:            $(rss)"
+    if [ "$where" = disk ]; then
+        # an idle agent sleeps: wake-ups are context switches of every thread
+        wakeups() {
+            cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'
+        }
+        guardian=$(pgrep -P "$agent" | head -1)
+        a0=$(wakeups "$agent"); g0=$(wakeups "$guardian")
+        sleep "${IDLE_SECONDS:-60}"
+        a1=$(wakeups "$agent"); g1=$(wakeups "$guardian")
+        echo "  idle wake-ups in ${IDLE_SECONDS:-60} s: agent $((a1 - a0)), guardian $((g1 - g0))"
+    fi
     for kind in kill_process network_drop; do
         echo -n "  "
         ip netns exec "$ns" "$build/bench/inject_latency" "$port" "$work/key" "$kind" "$n"
