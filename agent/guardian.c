@@ -53,7 +53,7 @@ int fl_guardian_revert_journal(const char *journal_path, const char *who)
     if (fl_journal_open(journal_path, &j, err, sizeof(err)) < 0)
         fl_error("%s: %s (reverting anyway)", who, err);
 
-    int failed = 0;
+    int failed = 0, unjournaled = 0;
     json_t *still = json_array();
     size_t i;
     json_t *undo;
@@ -73,10 +73,22 @@ int fl_guardian_revert_journal(const char *journal_path, const char *who)
         }
         if (j != NULL && id != NULL) {
             json_t *rec = fl_journal_revert_record(id, rc == 0, rc < 0 ? err : NULL);
-            if (rec == NULL || fl_journal_append(j, rec) < 0)
+            if (rec == NULL || fl_journal_append(j, rec) < 0) {
                 fl_error("%s: cannot journal the revert of %s", who, id);
+                unjournaled++;
+            }
             json_decref(rec);
         }
+    }
+    /* A revert that happened but could not be journaled (a full file
+     * system) must not be done again by the next reader: it could wake a
+     * process someone else has stopped since. Rewrite the journal to what
+     * is still active: cutting it to nothing needs no space. */
+    if (j != NULL && unjournaled > 0) {
+        int crc = json_array_size(still) == 0 ? fl_journal_clear(j)
+                                              : fl_journal_compact(j, still, err, sizeof(err));
+        if (crc < 0)
+            fl_error("%s: cannot rewrite the journal after reverting: %s", who, fl_strerror(crc));
     }
     fl_journal_close(&j);
     failed += remove_table_if_unused(still, who);

@@ -5,17 +5,22 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/journalrec.h"
 #include "common/clock.h"
+#include "common/log.h"
 
 struct job {
     uv_work_t work;
     struct fl_journal *j;
     char *line;
+    size_t len;
     int status;
     fl_journal_cb cb;
     void *arg;
@@ -30,6 +35,10 @@ struct fl_journal {
     struct job *queue_tail;
     int in_flight;
     uv_loop_t *loop;
+    /* an append failed and could not be taken back: the file may end in a
+     * partial record, so nothing more is appended until a compaction has
+     * rewritten it (written by the one append in flight, read by the next) */
+    bool broken;
 };
 
 int fl_journal_open(const char *path, struct fl_journal **out, char *err, size_t errlen)
@@ -81,101 +90,161 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-static char *record_line(const json_t *record)
+/* All or nothing: a record that could not be written whole and fsynced is
+ * taken back (the file is cut to its length before), so a full file system
+ * never leaves half a record for the next one to be glued to. */
+static int append_line(struct fl_journal *j, const char *line, size_t len)
 {
-    char *text = json_dumps(record, JSON_COMPACT | JSON_SORT_KEYS);
-    if (text == NULL)
-        return NULL;
-    size_t n = strlen(text);
-    char *line = realloc(text, n + 2);
-    if (line == NULL) {
-        free(text);
-        return NULL;
-    }
-    line[n] = '\n';
-    line[n + 1] = '\0';
-    return line;
-}
-
-static int append_line(int fd, const char *line)
-{
-    int rc = write_all(fd, line, strlen(line));
-    if (rc == 0 && fdatasync(fd) != 0)
+    if (j->broken)
+        return -EIO;
+    struct stat st;
+    if (fstat(j->fd, &st) != 0)
+        return -errno;
+    int rc = write_all(j->fd, line, len);
+    if (rc == 0 && fdatasync(j->fd) != 0)
         rc = -errno;
+    if (rc < 0) {
+        if (ftruncate(j->fd, st.st_size) != 0 || fdatasync(j->fd) != 0) {
+            j->broken = true;
+            fl_error("journal %s: an append failed (%s) and could not be taken back: no more "
+                     "faults until it is rewritten",
+                     j->path, strerror(-rc));
+        }
+    }
     return rc;
 }
 
 int fl_journal_append(struct fl_journal *j, const json_t *record)
 {
-    char *line = record_line(record);
+    size_t len = 0;
+    int rc = 0;
+    char *line = fl_journalrec_encode(record, &len, &rc);
     if (line == NULL)
-        return -ENOMEM;
-    int rc = append_line(j->fd, line);
+        return rc;
+    rc = append_line(j, line, len);
     free(line);
     return rc;
 }
 
+struct replay {
+    json_t *order; /* ids in apply order */
+    json_t *undos; /* id -> undo */
+};
+
+static void on_record(json_t *rec, void *arg)
+{
+    struct replay *r = arg;
+    const char *op = json_string_value(json_object_get(rec, "op"));
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    if (op == NULL || id == NULL)
+        return;
+    json_t *undo = json_object_get(rec, "undo");
+    if (strcmp(op, "apply") == 0 && json_is_object(undo)) {
+        if (json_object_get(r->undos, id) == NULL)
+            json_array_append_new(r->order, json_string(id));
+        json_object_set(r->undos, id, undo);
+    } else if (strcmp(op, "update") == 0 && json_is_object(undo)) {
+        if (json_object_get(r->undos, id) != NULL)
+            json_object_set(r->undos, id, undo);
+    } else if (strcmp(op, "revert") == 0 && json_is_true(json_object_get(rec, "ok"))) {
+        json_object_del(r->undos, id);
+    }
+}
+
+/* Opens the journal for reading without following a symbolic link, and
+ * checks the file it opened (not the name): a regular file of ours that
+ * nobody else can write. *fd is -1 for a journal that does not exist. */
+static int open_checked(const char *path, int *fd, char *err, size_t errlen)
+{
+    *fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return 0;
+        if (e == ELOOP)
+            snprintf(err, errlen, "journal %s is a symbolic link: refused, not read", path);
+        else
+            snprintf(err, errlen, "cannot read journal %s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    const char *why = NULL;
+    if (fstat(*fd, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (st.st_uid != geteuid())
+        why = "owned by another user";
+    else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        why = "writable by others";
+    if (why != NULL) {
+        snprintf(err, errlen, "journal %s: %s: refused, not read", path, why);
+        close(*fd);
+        *fd = -1;
+        return -EPERM;
+    }
+    return 0;
+}
+
 int fl_journal_read_active(const char *path, json_t **active, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    int open_errno = errno;
-    json_t *order = json_array();  /* ids in apply order */
-    json_t *undos = json_object(); /* id -> undo */
-    if (order == NULL || undos == NULL) {
-        json_decref(order);
-        json_decref(undos);
+    int fd = -1;
+    int rc = open_checked(path, &fd, err, errlen);
+    if (rc < 0)
+        return rc;
+    struct replay r = {json_array(), json_object()};
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (r.order == NULL || r.undos == NULL || (fd >= 0 && f == NULL)) {
+        json_decref(r.order);
+        json_decref(r.undos);
         if (f)
             fclose(f);
+        else if (fd >= 0)
+            close(fd);
+        snprintf(err, errlen, "out of memory reading journal %s", path);
         return -ENOMEM;
     }
-    if (f == NULL && open_errno != ENOENT) {
-        int rc = -open_errno;
-        snprintf(err, errlen, "cannot read journal %s: %s", path, strerror(open_errno));
-        json_decref(order);
-        json_decref(undos);
-        return rc;
-    }
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, damaged = 0, damaged_lines = 0;
+    long long offset = 0, first_damage = -1;
     ssize_t n;
     while (f && (n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] != '\n')
-            break; /* torn last line: never acknowledged */
-        json_t *rec = json_loads(line, 0, NULL);
-        const char *op = json_string_value(json_object_get(rec, "op"));
-        const char *id = json_string_value(json_object_get(rec, "id"));
-        if (op == NULL || id == NULL) {
-            json_decref(rec);
-            continue;
+        if (line[n - 1] != '\n') {
+            /* a torn last record: the write never finished, so its fault
+             * was never applied (appends are all or nothing) */
+            fl_warn("journal %s: a torn record of %zd byte(s) at its end, at offset %lld: "
+                    "ignored (never acknowledged)",
+                    path, n, offset);
+            break;
         }
-        json_t *undo = json_object_get(rec, "undo");
-        if (strcmp(op, "apply") == 0 && json_is_object(undo)) {
-            if (json_object_get(undos, id) == NULL)
-                json_array_append_new(order, json_string(id));
-            json_object_set(undos, id, undo);
-        } else if (strcmp(op, "update") == 0 && json_is_object(undo)) {
-            if (json_object_get(undos, id) != NULL)
-                json_object_set(undos, id, undo);
-        } else if (strcmp(op, "revert") == 0 && json_is_true(json_object_get(rec, "ok"))) {
-            json_object_del(undos, id);
+        size_t skipped = fl_journalrec_scan(line, (size_t)n - 1, on_record, &r);
+        if (skipped > 0) {
+            damaged += skipped;
+            damaged_lines++;
+            if (first_damage < 0)
+                first_damage = offset;
         }
-        json_decref(rec);
+        offset += n;
     }
     free(line);
     if (f)
         fclose(f);
+    if (damaged > 0)
+        fl_error("journal %s: %zu damaged byte(s) in %zu line(s), the first at offset %lld: "
+                 "skipped; every whole record after them was read",
+                 path, damaged, damaged_lines, first_damage);
 
     json_t *out = json_array();
     size_t i;
     json_t *idv;
-    json_array_foreach(order, i, idv)
+    json_array_foreach(r.order, i, idv)
     {
-        json_t *undo = json_object_get(undos, json_string_value(idv));
+        json_t *undo = json_object_get(r.undos, json_string_value(idv));
         if (undo != NULL)
             json_array_append(out, undo);
     }
-    json_decref(order);
-    json_decref(undos);
+    json_decref(r.order);
+    json_decref(r.undos);
     *active = out;
     return 0;
 }
@@ -199,13 +268,14 @@ int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err
     {
         const char *id = json_string_value(json_object_get(undo, "id"));
         json_t *rec = fl_journal_apply_record(id ? id : "?", undo);
-        char *line = record_line(rec);
+        size_t len = 0;
+        char *line = rec ? fl_journalrec_encode(rec, &len, &rc) : NULL;
         json_decref(rec);
         if (line == NULL) {
-            rc = -ENOMEM;
+            rc = rc < 0 ? rc : -ENOMEM;
             break;
         }
-        rc = write_all(fd, line, strlen(line));
+        rc = write_all(fd, line, len);
         free(line);
         if (rc < 0)
             break;
@@ -237,6 +307,16 @@ int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err
     }
     close(j->fd);
     j->fd = nfd;
+    j->broken = false; /* rewritten whole */
+    return 0;
+}
+
+int fl_journal_clear(struct fl_journal *j)
+{
+    assert(!j->in_flight && j->queue_head == NULL);
+    if (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0)
+        return -errno;
+    j->broken = false;
     return 0;
 }
 
@@ -247,7 +327,7 @@ static void start_next(struct fl_journal *j);
 static void work_append(uv_work_t *w)
 {
     struct job *job = w->data;
-    job->status = append_line(job->j->fd, job->line);
+    job->status = append_line(job->j, job->line, job->len);
 }
 
 static void after_append(uv_work_t *w, int status)
@@ -283,10 +363,11 @@ int fl_journal_append_async(struct fl_journal *j, uv_loop_t *loop, json_t *recor
     struct job *job = calloc(1, sizeof(*job));
     if (job == NULL)
         return -ENOMEM;
-    job->line = record_line(record);
+    int rc = 0;
+    job->line = fl_journalrec_encode(record, &job->len, &rc);
     if (job->line == NULL) {
         free(job);
-        return -ENOMEM;
+        return rc;
     }
     job->j = j;
     job->cb = cb;

@@ -7,8 +7,14 @@
  *   {"op":"revert", "id":ID, "at":MS, "ok":true}      after it was reverted
  *
  * A fault is active from its apply record until a revert record with ok:true.
- * Every record is fsynced before the caller is told it is written. A torn
- * last line (a crash mid-write) is ignored: its fault was never applied. */
+ * Each record is framed with its length and a checksum (agent/journalrec.h).
+ * An append is all or nothing: it is fsynced before the caller is told it is
+ * written, and a write that fails (a full file system) is cut back off, so
+ * the fault it announced is refused and never applied. The reader takes only
+ * whole records, finds a whole record after a damaged one on the same line,
+ * and logs what it skipped; a torn last line (a crash mid-write) is ignored:
+ * its fault was never applied. The reader opens the file without following
+ * a symbolic link and refuses one that is not a regular file of ours. */
 #ifndef FL_AGENT_JOURNAL_H
 #define FL_AGENT_JOURNAL_H
 
@@ -34,6 +40,11 @@ int fl_journal_append(struct fl_journal *j, const json_t *record);
  * still active), atomically (write a temporary file, fsync, rename, fsync the
  * directory). Blocking. */
 int fl_journal_compact(struct fl_journal *j, const json_t *keep_undos, char *err, size_t errlen);
+
+/* Cuts the journal to nothing and fsyncs it: for when every fault it names
+ * is known reverted but the revert records could not be written (a full
+ * file system: truncating needs no space). Blocking. */
+int fl_journal_clear(struct fl_journal *j);
 
 /* Appends on libuv's thread pool; cb runs on the loop once the record is on
  * disk (status 0) or failed. Records are written in the order queued. */

@@ -261,6 +261,10 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit makes a journal write fail (EFBIG), like a full file
+     * system: the append is taken back and the inject refused, not the agent
+     * killed */
+    signal(SIGXFSZ, SIG_IGN);
     fl_guardrails_defaults(&a.guard);
     if (config_path != NULL &&
         fl_agent_config_load(config_path, &filecfg, &a.guard, err, sizeof(err)) < 0) {
