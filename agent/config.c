@@ -24,7 +24,9 @@
 #define COMM_MAX 15
 
 static const char *const top_keys[] = {
-    "listen", "state_dir", "lease", "max_connections", "guardrails", NULL,
+    "listen",          "state_dir",           "lease",
+    "max_connections", "max_unauthenticated", "max_unauthenticated_per_address",
+    "idle_timeout",    "guardrails",          NULL,
 };
 
 static const char *const guard_keys[] = {
@@ -139,6 +141,34 @@ static int parse_max_connections(const struct fl_yaml_node *n, struct fl_agent_f
         return rc;
     fc->max_connections = (unsigned)v;
     fc->max_connections_set = true;
+    return 0;
+}
+
+static int parse_connection_limit(const struct fl_yaml_node *n, unsigned *out, bool *set, char *err,
+                                  size_t errlen)
+{
+    uint64_t v;
+    int rc = fl_yaml_uint(n, 1, FL_AGENT_MAX_CONNECTIONS, &v, err, errlen);
+    if (rc < 0)
+        return rc;
+    *out = (unsigned)v;
+    *set = true;
+    return 0;
+}
+
+static int parse_idle_timeout(const struct fl_yaml_node *n, struct fl_agent_file_config *fc,
+                              char *err, size_t errlen)
+{
+    uint64_t ms;
+    int rc = fl_yaml_duration(n, &ms, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (ms < FL_AGENT_IDLE_MIN_MS || ms > FL_AGENT_IDLE_MAX_MS)
+        return fl_yaml_errorf(n, err, errlen,
+                              "idle_timeout takes a duration from 1s to 1h: an authenticated "
+                              "session that sends nothing for this long is closed");
+    fc->idle_timeout_ms = ms;
+    fc->idle_timeout_set = true;
     return 0;
 }
 
@@ -332,6 +362,14 @@ static int parse_root(const struct fl_yaml_node *root, struct fl_agent_file_conf
             rc = parse_lease(v, fc, err, errlen);
         else if (strcmp(key, "max_connections") == 0)
             rc = parse_max_connections(v, fc, err, errlen);
+        else if (strcmp(key, "max_unauthenticated") == 0)
+            rc = parse_connection_limit(v, &fc->max_unauthenticated, &fc->max_unauthenticated_set,
+                                        err, errlen);
+        else if (strcmp(key, "max_unauthenticated_per_address") == 0)
+            rc = parse_connection_limit(v, &fc->max_unauthenticated_per_address,
+                                        &fc->max_unauthenticated_per_address_set, err, errlen);
+        else if (strcmp(key, "idle_timeout") == 0)
+            rc = parse_idle_timeout(v, fc, err, errlen);
         else if (strcmp(key, "guardrails") == 0)
             rc = parse_guardrails(v, g, nl, err, errlen);
     }

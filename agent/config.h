@@ -5,6 +5,9 @@
  *     state_dir: /var/lib/faultline
  *     lease: 5s
  *     max_connections: 16
+ *     max_unauthenticated: 8               # handshakes at once (default max_connections / 2)
+ *     max_unauthenticated_per_address: 2   # handshakes at once from one address
+ *     idle_timeout: 60s                    # an authenticated session silent this long is closed
  *     guardrails:
  *       protected_processes: [sshd, systemd-journald]   # replaces the default list
  *       fill_paths: [/var/tmp, /tmp]                    # absolute paths only
@@ -32,6 +35,8 @@
 #define FL_AGENT_LEASE_MIN_MS 1000u
 #define FL_AGENT_LEASE_MAX_MS 3600000u
 #define FL_AGENT_MAX_CONNECTIONS 65536u
+#define FL_AGENT_IDLE_MIN_MS 1000u
+#define FL_AGENT_IDLE_MAX_MS 3600000u
 #define FL_AGENT_MAX_CPU_WORKERS 4096u
 
 /* The settings that are not guardrails. Each has a set flag: the caller
@@ -46,6 +51,12 @@ struct fl_agent_file_config {
     bool lease_set;
     unsigned max_connections; /* 1 .. FL_AGENT_MAX_CONNECTIONS */
     bool max_connections_set;
+    unsigned max_unauthenticated; /* 1 .. FL_AGENT_MAX_CONNECTIONS */
+    bool max_unauthenticated_set;
+    unsigned max_unauthenticated_per_address; /* 1 .. FL_AGENT_MAX_CONNECTIONS */
+    bool max_unauthenticated_per_address_set;
+    uint64_t idle_timeout_ms; /* FL_AGENT_IDLE_MIN_MS .. FL_AGENT_IDLE_MAX_MS */
+    bool idle_timeout_set;
 };
 
 /* Loads FILE into g (which holds defaults from fl_guardrails_defaults, and

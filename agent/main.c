@@ -174,6 +174,8 @@ int main(int argc, char **argv)
     a.config.listen = "0.0.0.0:7411";
     a.config.max_connections = 16;
     a.config.handshake_timeout_ms = 5000;
+    a.config.max_unauthenticated_per_address = 2;
+    a.config.idle_timeout_ms = 60000;
     a.config.lease_ms = 5000;
     a.state_dir = "/var/lib/faultline";
     const char *key_path = getenv("FAULTLINE_KEY");
@@ -280,6 +282,10 @@ int main(int argc, char **argv)
         a.config.lease_ms = filecfg.lease_ms;
     if (filecfg.max_connections_set)
         a.config.max_connections = filecfg.max_connections;
+    if (filecfg.max_unauthenticated_per_address_set)
+        a.config.max_unauthenticated_per_address = filecfg.max_unauthenticated_per_address;
+    if (filecfg.idle_timeout_set)
+        a.config.idle_timeout_ms = filecfg.idle_timeout_ms;
     if (cli_listen)
         a.config.listen = cli_listen;
     if (cli_state_dir)
@@ -288,6 +294,20 @@ int main(int argc, char **argv)
         a.config.lease_ms = cli_lease_ms;
     if (cli_max_connections)
         a.config.max_connections = cli_max_connections;
+    /* handshake slots: by default half the connections, so that the other
+     * half is kept for authenticated controllers (a flood of connections
+     * that never authenticate cannot lock `faultline halt` out) */
+    a.config.max_unauthenticated = a.config.max_connections > 1 ? a.config.max_connections / 2 : 1;
+    if (filecfg.max_unauthenticated_set) {
+        if (filecfg.max_unauthenticated >= a.config.max_connections) {
+            fl_error("%s: max_unauthenticated (%u) must be less than max_connections (%u): the "
+                     "difference is kept for authenticated controllers",
+                     config_path, filecfg.max_unauthenticated, a.config.max_connections);
+            fl_guardrails_free(&a.guard);
+            return EXIT_USAGE;
+        }
+        a.config.max_unauthenticated = filecfg.max_unauthenticated;
+    }
     if (cli_scope_netns >= 0)
         a.guard.scope_netns = cli_scope_netns;
     if (a.guard.scope_netns) {

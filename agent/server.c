@@ -1,5 +1,6 @@
 #include "agent/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,22 +24,201 @@ static int resolve_listen(const char *spec, struct sockaddr_storage *ss)
     return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
-static void on_refused_closed(uv_handle_t *h)
+/* ---------------------------------------------------------------- notes */
+
+static const char *const note_what[FL_NOTE_KINDS] = {
+    [FL_NOTE_REFUSED] = "refused (every slot held by authenticated controllers)",
+    [FL_NOTE_EVICTED] = "evicted before authenticating (a newer handshake took the slot)",
+    [FL_NOTE_NOT_ALLOWED] = "refused (not in allowed_controllers)",
+    [FL_NOTE_UNAUTHENTICATED_CLOSED] = "closed before authenticating",
+};
+
+static void note_flush(struct fl_server *srv)
 {
-    free(h);
+    char line[1024];
+    size_t len = 0;
+    unsigned total = 0;
+    for (int k = 0; k < FL_NOTE_KINDS; k++) {
+        if (srv->note_count[k] == 0)
+            continue;
+        len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%u %s", total ? ", " : "",
+                                srv->note_count[k], note_what[k]);
+        total += srv->note_count[k];
+        if (len >= sizeof(line))
+            len = sizeof(line) - 1;
+    }
+    if (total == 0)
+        return;
+    int top = -1;
+    for (int i = 0; i < FL_NOTE_ADDRS; i++)
+        if (srv->note_addrs[i].count > 0 &&
+            (top < 0 || srv->note_addrs[i].count > srv->note_addrs[top].count))
+            top = i;
+    fl_warn("connections in the last %u s: %s; most from %s (%u)%s; last reason: %s",
+            FL_NOTE_INTERVAL_MS / 1000, line, top >= 0 ? srv->note_addrs[top].addr : "?",
+            top >= 0 ? srv->note_addrs[top].count : 0,
+            srv->note_other_addrs ? " and more addresses" : "", srv->note_detail);
+    memset(srv->note_count, 0, sizeof(srv->note_count));
+    memset(srv->note_addrs, 0, sizeof(srv->note_addrs));
+    srv->note_other_addrs = 0;
+    srv->note_last_ms = fl_mono_ms();
 }
 
-/* Over the cap: accept and hang up at once, so the peer is not left waiting
- * in the backlog and the backlog does not fill. */
-static void refuse(struct fl_server *srv, unsigned open)
+static void on_note_timer(uv_timer_t *t)
 {
-    uv_tcp_t *t = malloc(sizeof(*t));
-    if (t == NULL)
+    note_flush(t->data);
+}
+
+void fl_server_note(struct fl_server *srv, enum fl_note what, const char *addr, const char *detail)
+{
+    assert(what < FL_NOTE_KINDS);
+    uint64_t now = fl_mono_ms();
+    if (now - srv->note_last_ms >= FL_NOTE_INTERVAL_MS &&
+        !uv_is_active((uv_handle_t *)&srv->note_timer)) {
+        /* the first in an interval is logged as it happens */
+        fl_warn("connection from %s %s: %s", addr, note_what[what], detail);
+        srv->note_last_ms = now;
         return;
-    uv_tcp_init(srv->loop, t);
-    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)t) == 0)
-        fl_warn("connection refused: %u connections open (the maximum)", open);
-    uv_close((uv_handle_t *)t, on_refused_closed);
+    }
+    srv->note_count[what]++;
+    snprintf(srv->note_detail, sizeof(srv->note_detail), "%s", detail);
+    int slot = -1;
+    for (int i = 0; i < FL_NOTE_ADDRS && slot < 0; i++)
+        if (srv->note_addrs[i].count == 0 || strcmp(srv->note_addrs[i].addr, addr) == 0)
+            slot = i;
+    if (slot < 0) {
+        srv->note_other_addrs++;
+    } else {
+        snprintf(srv->note_addrs[slot].addr, sizeof(srv->note_addrs[slot].addr), "%s", addr);
+        srv->note_addrs[slot].count++;
+    }
+    if (!uv_is_active((uv_handle_t *)&srv->note_timer) && srv->timers_open) {
+        uint64_t due = srv->note_last_ms + FL_NOTE_INTERVAL_MS;
+        uv_timer_start(&srv->note_timer, on_note_timer, due > now ? due - now : 0, 0);
+    }
+}
+
+/* ---------------------------------------------------------------- idle */
+
+static void on_idle_check(uv_timer_t *t)
+{
+    struct fl_server *srv = t->data;
+    uint64_t now = fl_mono_ms();
+    bool any = false;
+    for (struct fl_session *s = srv->sessions; s != NULL; s = s->next) {
+        if (!s->authenticated || fl_conn_is_closing(s->conn))
+            continue;
+        if (now - s->last_rx_ms > srv->config->idle_timeout_ms) {
+            fl_warn("session %llu (%s): nothing received for %llu ms (idle_timeout): closing",
+                    (unsigned long long)s->id, fl_conn_peer(s->conn),
+                    (unsigned long long)(now - s->last_rx_ms));
+            fl_conn_close(s->conn, -ETIME);
+        } else {
+            any = true;
+        }
+    }
+    if (!any)
+        uv_timer_stop(t); /* nothing to watch: an idle agent has no timer */
+}
+
+void fl_server_session_authenticated(struct fl_server *srv)
+{
+    if (!srv->timers_open || uv_is_active((uv_handle_t *)&srv->idle_timer))
+        return;
+    uint64_t every = srv->config->idle_timeout_ms / 4;
+    if (every < 250)
+        every = 250;
+    uv_timer_start(&srv->idle_timer, on_idle_check, every, every);
+}
+
+/* ---------------------------------------------------------------- admission */
+
+/* The oldest connection still in its handshake, from addr (any when NULL),
+ * other than but; and how many there are. */
+static struct fl_session *oldest_unauthenticated(struct fl_server *srv, const char *addr,
+                                                 const struct fl_session *but, unsigned *count)
+{
+    struct fl_session *oldest = NULL;
+    *count = 0;
+    for (struct fl_session *s = srv->sessions; s != NULL; s = s->next) {
+        if (s == but || s->authenticated || fl_conn_is_closing(s->conn))
+            continue;
+        if (addr != NULL && strcmp(s->addr, addr) != 0)
+            continue;
+        (*count)++;
+        if (oldest == NULL || s->id < oldest->id)
+            oldest = s;
+    }
+    return oldest;
+}
+
+static unsigned open_sessions(struct fl_server *srv, const struct fl_session *but)
+{
+    unsigned open = 0;
+    for (struct fl_session *s = srv->sessions; s != NULL; s = s->next)
+        open += s != but && !fl_conn_is_closing(s->conn);
+    return open;
+}
+
+static void evict(struct fl_server *srv, struct fl_session *victim, const char *why)
+{
+    fl_server_note(srv, FL_NOTE_EVICTED, victim->addr, why);
+    fl_conn_close(victim->conn, -ECONNABORTED);
+}
+
+/* A new connection s gets a slot: handshakes are capped per address and in
+ * all, and the oldest handshake makes room for the newest, so a flood from
+ * one address holds at most max_unauthenticated_per_address slots and can
+ * never take those kept for authenticated controllers. */
+static void admit(struct fl_server *srv, struct fl_session *s)
+{
+    const struct fl_agent_config *cfg = srv->config;
+    unsigned n;
+    struct fl_session *old = oldest_unauthenticated(srv, s->addr, s, &n);
+    if (n >= cfg->max_unauthenticated_per_address)
+        evict(srv, old, "max_unauthenticated_per_address reached");
+    old = oldest_unauthenticated(srv, NULL, s, &n);
+    if (n >= cfg->max_unauthenticated)
+        evict(srv, old, "max_unauthenticated reached");
+    if (open_sessions(srv, s) >= cfg->max_connections) {
+        old = oldest_unauthenticated(srv, NULL, s, &n);
+        if (old != NULL) {
+            evict(srv, old, "max_connections reached");
+        } else {
+            fl_server_note(srv, FL_NOTE_REFUSED, s->addr, "max_connections reached");
+            fl_conn_close(s->conn, -ECONNABORTED);
+        }
+    }
+}
+
+static void accept_one(struct fl_server *srv)
+{
+    /* accepted first, so that the peer's address is known and the backlog
+     * never fills; admission may close it again at once */
+    struct fl_session *s = fl_session_accept(srv);
+    if (s != NULL)
+        admit(srv, s);
+}
+
+/* Each loop iteration, after polling: a new budget of accepts. */
+static void on_accept_check(uv_check_t *h)
+{
+    struct fl_server *srv = h->data;
+    srv->accept_budget = FL_ACCEPT_BUDGET;
+}
+
+/* The next iteration: the connection libuv holds for us is taken, which
+ * also makes libuv watch the listener again. */
+static void on_accept_idle(uv_idle_t *h)
+{
+    struct fl_server *srv = h->data;
+    uv_idle_stop(h);
+    if (!srv->accept_deferred || !srv->listening)
+        return;
+    srv->accept_deferred = false;
+    if (srv->accept_budget > 0)
+        srv->accept_budget--;
+    accept_one(srv);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -48,16 +228,15 @@ static void on_connection(uv_stream_t *listener, int status)
         fl_warn("accept: %s", fl_strerror(status));
         return;
     }
-    /* count what is open: a session closing in this same loop iteration has
-     * already hung up, though its close callback is still to come */
-    unsigned open = 0;
-    for (struct fl_session *s = srv->sessions; s != NULL; s = s->next)
-        open += !fl_conn_is_closing(s->conn);
-    if (open >= srv->config->max_connections) {
-        refuse(srv, open);
+    if (srv->accept_budget == 0) {
+        /* not accepted now: libuv stops watching the listener until we do,
+         * and the loop goes on to the handshakes it has read */
+        srv->accept_deferred = true;
+        uv_idle_start(&srv->accept_idle, on_accept_idle);
         return;
     }
-    fl_session_accept(srv);
+    srv->accept_budget--;
+    accept_one(srv);
 }
 
 int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agent_config *config)
@@ -77,6 +256,17 @@ int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agen
         fl_error("--listen %s: expected ADDRESS:PORT with a numeric address", config->listen);
         return -EINVAL;
     }
+    uv_timer_init(loop, &srv->idle_timer);
+    uv_timer_init(loop, &srv->note_timer);
+    srv->idle_timer.data = srv->note_timer.data = srv;
+    uv_check_init(loop, &srv->accept_check);
+    uv_idle_init(loop, &srv->accept_idle);
+    srv->accept_check.data = srv->accept_idle.data = srv;
+    srv->accept_budget = FL_ACCEPT_BUDGET;
+    uv_check_start(&srv->accept_check, on_accept_check);
+    uv_unref((uv_handle_t *)&srv->accept_check); /* never keeps the loop alive, never wakes it */
+    srv->timers_open = true;
+    srv->note_last_ms = fl_mono_ms() - FL_NOTE_INTERVAL_MS;
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
     srv->listening = true;
@@ -108,6 +298,14 @@ int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agen
 
 void fl_server_stop(struct fl_server *srv)
 {
+    if (srv->timers_open) {
+        srv->timers_open = false;
+        note_flush(srv);
+        uv_close((uv_handle_t *)&srv->idle_timer, NULL);
+        uv_close((uv_handle_t *)&srv->note_timer, NULL);
+        uv_close((uv_handle_t *)&srv->accept_check, NULL);
+        uv_close((uv_handle_t *)&srv->accept_idle, NULL);
+    }
     if (srv->listening) {
         srv->listening = false;
         uv_close((uv_handle_t *)&srv->listener, NULL);

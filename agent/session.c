@@ -1,14 +1,20 @@
 #include "agent/session.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "agent/guardrails.h"
 #include "agent/registry.h"
 #include "agent/server.h"
 #include "common/cidr.h"
 #include "common/clock.h"
+#include "common/frame.h"
 #include "common/log.h"
 #include "common/pbutil.h"
 
@@ -41,12 +47,50 @@ static bool peer_allowed(const struct fl_server *srv, struct fl_conn *c)
     return false;
 }
 
-void fl_session_accept(struct fl_server *srv)
+/* A peer that vanishes (its host powered off, its network gone) sends no
+ * FIN: keepalive probes find it. First probe after 10 s of silence, then
+ * every 5 s; after 3 unanswered the kernel closes the connection. Data left
+ * unacknowledged for 30 s does the same (TCP_USER_TIMEOUT). The idle timeout
+ * (agent/server.c) closes a session whose peer still answers probes but
+ * sends nothing. */
+#define KEEPALIVE_IDLE_S 10
+#define KEEPALIVE_INTERVAL_S 5
+#define KEEPALIVE_COUNT 3
+#define USER_TIMEOUT_MS 30000
+
+static void set_keepalive(uv_tcp_t *tcp)
+{
+    uv_tcp_keepalive(tcp, 1, KEEPALIVE_IDLE_S);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0)
+        return;
+    int v = KEEPALIVE_INTERVAL_S;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+    v = KEEPALIVE_COUNT;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+    unsigned t = USER_TIMEOUT_MS;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &t, sizeof(t));
+}
+
+static void peer_address(struct fl_session *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    snprintf(s->addr, sizeof(s->addr), "?");
+    if (uv_tcp_getpeername((uv_tcp_t *)fl_conn_stream(s->conn), (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, s->addr, sizeof(s->addr));
+    else
+        uv_ip4_name((struct sockaddr_in *)&ss, s->addr, sizeof(s->addr));
+}
+
+struct fl_session *fl_session_accept(struct fl_server *srv)
 {
     struct fl_session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         fl_error("out of memory accepting a connection");
-        return;
+        return NULL;
     }
     s->server = srv;
     s->id = srv->next_session_id++;
@@ -54,7 +98,7 @@ void fl_session_accept(struct fl_server *srv)
     if (s->conn == NULL) {
         free(s);
         fl_error("out of memory accepting a connection");
-        return;
+        return NULL;
     }
     /* linked before anything can fail: on_closed unlinks and frees */
     s->next = srv->sessions;
@@ -68,14 +112,17 @@ void fl_session_accept(struct fl_server *srv)
     if (rc < 0) {
         fl_warn("accept: %s", fl_strerror(rc));
         fl_conn_close(s->conn, rc);
-        return;
+        return NULL;
     }
+    peer_address(s);
     if (!peer_allowed(srv, s->conn)) {
-        fl_warn("connection from %s refused: not in allowed_controllers", fl_conn_peer(s->conn));
+        fl_server_note(srv, FL_NOTE_NOT_ALLOWED, s->addr, "not in allowed_controllers");
         fl_conn_close(s->conn, -EPERM);
-        return;
+        return NULL;
     }
+    set_keepalive((uv_tcp_t *)fl_conn_stream(s->conn));
     fl_debug("session %llu: connection from %s", (unsigned long long)s->id, fl_conn_peer(s->conn));
+    return s;
 }
 
 void fl_session_close(struct fl_session *s)
@@ -111,6 +158,8 @@ static void on_ready(struct fl_conn *c, const Faultline__Welcome *unused)
     struct fl_server *srv = s->server;
     (void)unused;
     s->authenticated = true;
+    s->last_rx_ms = fl_mono_ms();
+    fl_server_session_authenticated(srv);
     fl_info("session %llu: controller %s authenticated", (unsigned long long)s->id,
             fl_conn_peer(c));
 
@@ -165,7 +214,35 @@ static struct fl_session *pending_take(struct pending_reply *p)
     return s;
 }
 
-#define MAX_LISTED 256
+/* Every record the registry holds (active, or also the ended ones it
+ * remembers), in a heap array: a listing never leaves one out. NULL (and
+ * *n 0) when out of memory. */
+static const struct fl_record **list_records(struct fl_registry *reg, bool ended, size_t *n)
+{
+    size_t cap = fl_registry_count(reg, ended);
+    const struct fl_record **recs = malloc((cap ? cap : 1) * sizeof(*recs));
+    *n = recs ? fl_registry_list(reg, ended, recs, cap) : 0;
+    assert(recs == NULL || *n == cap);
+    return recs;
+}
+
+/* A reply must fit in one frame (FL_FRAME_MAX): a list that does not is
+ * refused loudly, never cut short. */
+static bool fits_in_frame(struct fl_session *s, uint64_t id, const Faultline__Envelope *env,
+                          size_t n)
+{
+    size_t size = faultline__envelope__get_packed_size(env);
+    if (size + 64 <= FL_FRAME_MAX)
+        return true;
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "the list of %zu faults takes %zu bytes, over the %u-byte frame limit: revert some, "
+             "or lower max_faults",
+             n, size, FL_FRAME_MAX);
+    fl_error("session %llu: %s", (unsigned long long)s->id, msg);
+    reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, msg);
+    return false;
+}
 
 /* The records as Fault messages, in one allocation: n pointers, then the n
  * messages they point to (whose strings point into the records). NULL when
@@ -208,16 +285,18 @@ static void send_fault_list(struct fl_session *s, uint64_t id, Faultline__Envelo
         env.reverted = &list;
         break;
     }
-    send_or_close(s, &env);
+    if (fits_in_frame(s, id, &env, n))
+        send_or_close(s, &env);
     free(ptrs);
 }
 
 static void handle_status(struct fl_session *s, uint64_t id)
 {
     struct fl_server *srv = s->server;
-    const struct fl_record *recs[MAX_LISTED];
-    size_t n = fl_registry_list(srv->registry, false, recs, MAX_LISTED);
-    Faultline__Fault **ptrs = describe_all(recs, n);
+    size_t n;
+    const struct fl_record **recs = list_records(srv->registry, false, &n);
+    Faultline__Fault **ptrs = recs ? describe_all(recs, n) : NULL;
+    free(recs);
     if (ptrs == NULL) {
         reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
         return;
@@ -234,7 +313,8 @@ static void handle_status(struct fl_session *s, uint64_t id)
     env.id = id;
     env.msg_case = FAULTLINE__ENVELOPE__MSG_STATUS;
     env.status = &st;
-    send_or_close(s, &env);
+    if (fits_in_frame(s, id, &env, n))
+        send_or_close(s, &env);
     free(ptrs);
 }
 
@@ -298,6 +378,7 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
     struct fl_registry *reg = s->server->registry;
     uint64_t id = env->id;
     struct pending_reply *p;
+    s->last_rx_ms = fl_mono_ms(); /* not idle (agent/server.c) */
 
     switch (env->msg_case) {
     case FAULTLINE__ENVELOPE__MSG_PING: {
@@ -341,9 +422,13 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
             fl_registry_revert(reg, env->revert->fault_id, FL_END_REQUESTED, on_reverted, p);
         break;
     case FAULTLINE__ENVELOPE__MSG_LIST: {
-        const struct fl_record *recs[MAX_LISTED];
-        size_t n = fl_registry_list(reg, env->list->include_ended, recs, MAX_LISTED);
-        send_fault_list(s, id, FAULTLINE__ENVELOPE__MSG_FAULTS, recs, n);
+        size_t n;
+        const struct fl_record **recs = list_records(reg, env->list->include_ended, &n);
+        if (recs == NULL)
+            reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+        else
+            send_fault_list(s, id, FAULTLINE__ENVELOPE__MSG_FAULTS, recs, n);
+        free(recs);
         break;
     }
     case FAULTLINE__ENVELOPE__MSG_HALT:
@@ -366,6 +451,10 @@ static const char *close_reason(int reason)
         return "closed";
     case UV_EOF:
         return "controller hung up";
+    case -ETIME:
+        return "idle: nothing received within idle_timeout";
+    case -ECONNABORTED:
+        return "closed to make room (connection limits)";
     case -ETIMEDOUT:
         return "no handshake in time";
     case -EACCES:
@@ -395,10 +484,12 @@ static void on_closed(struct fl_conn *c, int reason)
     if (s->authenticated || reason == 0)
         fl_info("session %llu (%s): %s", (unsigned long long)s->id, fl_conn_peer(c),
                 close_reason(reason));
-    else
-        fl_warn("connection from %s closed before it authenticated: %s", fl_conn_peer(c),
-                reason == UV_EOF ? "it hung up (a controller with another key?)"
-                                 : close_reason(reason));
+    else if (reason != -EPERM && reason != -ECONNABORTED)
+        /* counted and logged at most once per interval: a flood of
+         * connections that never authenticate must not flood the log */
+        fl_server_note(srv, FL_NOTE_UNAUTHENTICATED_CLOSED, s->addr,
+                       reason == UV_EOF ? "it hung up (a controller with another key?)"
+                                        : close_reason(reason));
 
     for (struct pending_reply *p = s->pending; p; p = p->next)
         p->s = NULL; /* the registry still calls back; the reply is dropped */

@@ -303,7 +303,9 @@ static void test_silent_client_closed_after_5s(void **state)
     raw_close(&p);
 }
 
-/* One connection over the cap is hung up on at once; the others stay. */
+/* Connections that never authenticate, all from one address, hold at most
+ * max_unauthenticated_per_address (2) slots: each new one closes the oldest.
+ * An authenticated controller still gets in. */
 static void test_connection_cap(void **state)
 {
     (void)state;
@@ -318,13 +320,32 @@ static void test_connection_cap(void **state)
         if (raw_wait_closed(&conns[i], 1, &got) == 0) {
             closed++;
             assert_int_equal(got, 0);
+            assert_true(i < MAX_CONNECTIONS + 1 - 2); /* the oldest went */
         }
     }
-    assert_int_equal(closed, 1);
+    assert_int_equal(closed, MAX_CONNECTIONS + 1 - 2);
     char out[4096];
-    assert_int_equal(agents(key_path, agent_where, out, sizeof(out)), 2);
+    assert_int_equal(agents(key_path, agent_where, out, sizeof(out)), 0);
 
     for (int i = 0; i <= MAX_CONNECTIONS; i++)
+        raw_close(&conns[i]);
+    usleep(200 * 1000);
+    assert_agent_serves();
+}
+
+/* Every slot held by an authenticated controller: one more is refused at
+ * once (a controller is never evicted). */
+static void test_authenticated_cap(void **state)
+{
+    (void)state;
+    struct raw_peer conns[MAX_CONNECTIONS];
+    for (int i = 0; i < MAX_CONNECTIONS; i++) {
+        assert_int_equal(raw_connect(&conns[i], agent_port), 0);
+        assert_int_equal(raw_handshake(&conns[i], &key), 0);
+    }
+    char out[4096];
+    assert_int_equal(agents(key_path, agent_where, out, sizeof(out)), 2);
+    for (int i = 0; i < MAX_CONNECTIONS; i++)
         raw_close(&conns[i]);
     usleep(200 * 1000);
     assert_agent_serves();
@@ -456,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_oversize_frame),
         cmocka_unit_test(test_silent_client_closed_after_5s),
         cmocka_unit_test(test_connection_cap),
+        cmocka_unit_test(test_authenticated_cap),
         cmocka_unit_test(test_key_file_checks),
         cmocka_unit_test(test_sigterm_stops_cleanly),
         cmocka_unit_test(test_allowed_controllers),

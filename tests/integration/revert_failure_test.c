@@ -417,6 +417,45 @@ static void test_product_agent_refuses_test_kind(void **state)
     assert_int_equal(stop_agent(), 0);
 }
 
+/* More faults than the old fixed listing (256): status and `faultline
+ * agents` list every one, never a silent first 256 (issue 11 item 5). */
+#define MANY_FAULTS 300
+static void test_listing_is_never_cut(void **state)
+{
+    (void)state;
+    char config[400];
+    snprintf(config, sizeof(config), "%s/many.yaml", dir);
+    FILE *c = fopen(config, "w");
+    assert_non_null(c);
+    fprintf(c, "guardrails:\n  max_faults: %d\n", MANY_FAULTS + 10);
+    assert_int_equal(fclose(c), 0);
+    const char *extra[] = {"--config", config, NULL};
+    assert_int_equal(
+        test_agent_start(&agent, FL_AGENT_TEST_BIN, key_path, dir, "many", NULL, extra), 0);
+    struct raw_peer p;
+    connect_peer(&p);
+    for (int i = 0; i < MANY_FAULTS; i++) {
+        struct files f;
+        char name[32];
+        snprintf(name, sizeof(name), "many%d", i);
+        files_for(&f, name);
+        Faultline__Envelope *reply = inject(&p, &f, 600000);
+        assert_non_null(reply);
+        assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_INJECTED);
+        faultline__envelope__free_unpacked(reply, NULL);
+    }
+    raw_close(&p);
+    static char out[1 << 17];
+    agents_listing(out, sizeof(out));
+    int rows = 0;
+    for (const char *q = out; (q = strstr(q, "test_fault")) != NULL; q++)
+        rows++;
+    if (rows != MANY_FAULTS)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rows, MANY_FAULTS);
+    assert_int_equal(stop_agent(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_revert_fails_forever),
         cmocka_unit_test(test_apply_fails_is_undone),
         cmocka_unit_test(test_product_agent_refuses_test_kind),
+        cmocka_unit_test(test_listing_is_never_cut),
     };
     return cmocka_run_group_tests_name("revert failure", tests, setup, teardown);
 }

@@ -51,15 +51,24 @@ int test_agent_start(struct test_agent *a, const char *bin, const char *key, con
         size_t got = fread(buf, 1, sizeof(buf) - 1, lf);
         fclose(lf);
         buf[got] = 0;
-        p = strstr(from, "listening on 127.0.0.1:");
+        p = strstr(from, "listening on ");
+        if (p != NULL && strchr(p, '\n') == NULL)
+            p = NULL; /* the line is not whole yet */
     }
     if (p == NULL)
         return -1;
-    a->port = (uint16_t)strtoul(p + strlen("listening on 127.0.0.1:"), NULL, 10);
+    /* "listening on ADDR:PORT": the port after the address's last ':' */
+    p += strlen("listening on ");
+    const char *eol = strchr(p, '\n');
+    const char *colon = p;
+    for (const char *q = p; q < eol; q++)
+        if (*q == ':')
+            colon = q;
+    a->port = (uint16_t)strtoul(colon + 1, NULL, 10);
     const char *g = strstr(buf, "guardian is PID ");
     if (g)
         a->guardian_pid = (pid_t)strtol(g + strlen("guardian is PID "), NULL, 10);
-    snprintf(a->where, sizeof(a->where), "127.0.0.1:%u", (unsigned)a->port);
+    snprintf(a->where, sizeof(a->where), "%.*s", (int)(eol - p), p);
     return 0;
 }
 

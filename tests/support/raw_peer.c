@@ -15,12 +15,29 @@
 
 int raw_connect(struct raw_peer *p, uint16_t port)
 {
+    return raw_connect_from(p, NULL, "127.0.0.1", port);
+}
+
+int raw_connect_from(struct raw_peer *p, const char *from, const char *to, uint16_t port)
+{
     memset(p, 0, sizeof(*p));
     p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (p->fd < 0)
         return -errno;
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    if (from != NULL && (inet_pton(AF_INET, from, &src.sin_addr) != 1 ||
+                         bind(p->fd, (struct sockaddr *)&src, sizeof(src)) != 0)) {
+        int rc = errno ? -errno : -EINVAL;
+        close(p->fd);
+        p->fd = -1;
+        return rc;
+    }
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, to, &sin.sin_addr) != 1) {
+        close(p->fd);
+        p->fd = -1;
+        return -EINVAL;
+    }
     if (connect(p->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
         int rc = -errno;
         close(p->fd);

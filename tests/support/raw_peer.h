@@ -16,6 +16,8 @@ struct raw_peer {
 
 /* Connects to 127.0.0.1:port. Returns 0 or -errno. */
 int raw_connect(struct raw_peer *p, uint16_t port);
+/* Connects to to:port (IPv4), from the address from when not NULL. */
+int raw_connect_from(struct raw_peer *p, const char *from, const char *to, uint16_t port);
 void raw_close(struct raw_peer *p);
 
 int raw_send_bytes(struct raw_peer *p, const void *data, size_t len);
