@@ -49,6 +49,10 @@ struct fl_agent_ctx {
     const struct fl_guardrails *guard;
     const char *state_dir; /* the agent's own directory, 0700 */
     uint16_t control_port; /* the agent's listening port: never cut */
+    /* the agent's listening address when it is one host ("10.0.0.5"); ""
+     * when it listens on every address: network faults then exempt the
+     * control port on any local address */
+    char control_addr[64];
 };
 
 struct fl_fault {

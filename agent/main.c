@@ -351,6 +351,7 @@ int main(int argc, char **argv)
         a.ctx.guard = &a.guard;
         a.ctx.state_dir = a.state_dir;
         a.ctx.control_port = a.server.port;
+        fl_server_local_host(&a.server, a.ctx.control_addr, sizeof(a.ctx.control_addr));
         struct fl_registry_config rcfg = {
             .loop = &a.loop,
             .journal = a.journal,

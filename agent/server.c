@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,22 @@ int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agen
     fl_addr_join(ip, port, where, sizeof(where));
     fl_info("listening on %s", where);
     return 0;
+}
+
+void fl_server_local_host(struct fl_server *srv, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    out[0] = '\0';
+    if (!srv->listening || uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        if (!IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+            uv_ip6_name(s6, out, len);
+    } else if (((const struct sockaddr_in *)&ss)->sin_addr.s_addr != htonl(INADDR_ANY)) {
+        uv_ip4_name((const struct sockaddr_in *)&ss, out, len);
+    }
 }
 
 void fl_server_stop(struct fl_server *srv)

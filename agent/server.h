@@ -85,6 +85,10 @@ void fl_server_session_authenticated(struct fl_server *srv);
  * bound. Returns 0 or a negative errno; on error nothing is left open. */
 int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agent_config *config);
 
+/* The address the listener is bound to, when it is one host ("10.0.0.5",
+ * "fd00::5"); "" for a wildcard (0.0.0.0, ::). */
+void fl_server_local_host(struct fl_server *srv, char *out, size_t len);
+
 /* Closes the listener and every session. Idempotent. */
 void fl_server_stop(struct fl_server *srv);
 

@@ -307,11 +307,15 @@ static bool is_rule_of(const json_t *rule, const char *id)
  * exemption of earlier agents (comment exactly CONTROL_COMMENT) goes: it let
  * through anything with the control port on either side. Another agent's
  * exemptions (another port) stay. */
-static void add_setup(struct fl_sbuf *b, const json_t *listing, uint16_t control_port)
+static void add_setup(struct fl_sbuf *b, const json_t *listing, uint16_t control_port,
+                      const struct fl_cidr *control_addr)
 {
     struct fl_netplan_exemption ex[FL_NETPLAN_MAX_EXEMPTIONS];
-    /* the agent's listening address is not known here: any local address */
-    int n_ex = control_port != 0 ? fl_netplan_exemptions(control_port, NULL, ex) : 0;
+    /* control_addr NULL (an agent listening on every address): any local
+     * address */
+    int n_ex = control_port != 0 ? fl_netplan_exemptions(control_port, control_addr, ex) : 0;
+    if (n_ex < 0)
+        n_ex = 0;
     if (listing == NULL)
         fl_sbuf_add(b, "add table " TABLE "\n");
     size_t i = 0;
@@ -386,6 +390,11 @@ static int network_prepare(struct fl_fault *f, const struct fl_agent_ctx *ctx, c
     if (rc == 0) {
         undo = json_pack("{s:s,s:s,s:i,s:O,s:s}", "kind", "network_drop", "id", f->id,
                          "control_port", (int)port, "rules", rules, "detail", detail);
+        if (undo != NULL && ctx != NULL && ctx->control_addr[0] != '\0' &&
+            json_object_set_new(undo, "control_addr", json_string(ctx->control_addr)) != 0) {
+            json_decref(undo);
+            undo = NULL;
+        }
         if (undo == NULL)
             rc = -ENOMEM;
     }
@@ -406,7 +415,12 @@ static int network_apply(struct fl_fault *f, char *err, size_t errlen)
     const json_t *jport = json_object_get(f->undo, "control_port");
     const char *id = json_string_value(json_object_get(f->undo, "id"));
     json_int_t port = json_integer_value(jport);
-    bool ok = json_is_array(rules) && json_array_size(rules) > 0 &&
+    /* the agent's own address when it listens on one (absent: any) */
+    const json_t *jaddr = json_object_get(f->undo, "control_addr");
+    struct fl_cidr addr;
+    bool addr_ok = jaddr == NULL ||
+                   (json_is_string(jaddr) && fl_cidr_parse(json_string_value(jaddr), &addr) == 0);
+    bool ok = addr_ok && json_is_array(rules) && json_array_size(rules) > 0 &&
               json_array_size(rules) <= FL_NETPLAN_MAX_RULES && json_is_integer(jport) &&
               port >= 0 && port <= 65535 && fl_fault_id_ok(id) && strcmp(id, f->id) == 0;
     size_t i;
@@ -445,7 +459,7 @@ static int network_apply(struct fl_fault *f, char *err, size_t errlen)
         }
     }
     if (rc == 0) {
-        add_setup(&batch, listing, (uint16_t)port);
+        add_setup(&batch, listing, (uint16_t)port, jaddr != NULL ? &addr : NULL);
         json_array_foreach(rules, i, r)
             fl_sbuf_add(&batch, "add rule " TABLE " %s\n", json_string_value(r));
         char what[96];

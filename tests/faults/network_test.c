@@ -756,6 +756,35 @@ static void test_normalise(void **state)
     assert_ruleset_is_baseline();
 }
 
+/* An agent that listens on one address exempts its control port on that
+ * address only (issue 11 item 6): the rules name it as the local end. */
+static void test_exemption_names_the_listening_address(void **state)
+{
+    (void)state;
+    NEED_ENV();
+    struct req r;
+    req_init(&r, FAULTLINE__DIRECTION__DIRECTION_INGRESS, FAULTLINE__PROTOCOL__PROTOCOL_TCP,
+             FAULTLINE__DROP_ACTION__DROP_ACTION_DROP, 0);
+    req_peer(&r, "192.0.2.7");
+    req_port(&r, 80, 0);
+    struct fl_fault *f = fault_new(&r);
+    struct fl_agent_ctx ctx = {
+        .guard = &guard, .state_dir = "/nonexistent", .control_port = CONTROL};
+    snprintf(ctx.control_addr, sizeof(ctx.control_addr), "10.99.0.1");
+    char err[512] = "";
+    assert_in_srv();
+    assert_int_equal(fl_kind_network_drop.prepare(f, &ctx, err, sizeof(err)), 0);
+    assert_string_equal(json_string_value(json_object_get(f->undo, "control_addr")), "10.99.0.1");
+    assert_int_equal(fl_kind_network_drop.apply(f, err, sizeof(err)), 0);
+    char now[sizeof(baseline)];
+    ruleset(now, sizeof(now));
+    assert_int_equal(count(now, "faultline:control ip daddr 10.99.0.1 tcp dport 7411"), 1);
+    assert_int_equal(count(now, "faultline:control ip saddr 10.99.0.1 tcp sport 7411"), 1);
+    assert_int_equal(count(now, "faultline:control tcp dport 7411"), 0); /* not any address */
+    revert(f->undo);
+    assert_ruleset_is_baseline();
+}
+
 static void test_drop_port(void **state)
 {
     (void)state;
@@ -1292,6 +1321,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peers, test_teardown),
         cmocka_unit_test_teardown(test_drop_everything_spares_control, test_teardown),
         cmocka_unit_test_teardown(test_control_exemption_is_the_agents_only, test_teardown),
+        cmocka_unit_test_teardown(test_exemption_names_the_listening_address, test_teardown),
         cmocka_unit_test_teardown(test_wide_exemption_replaced, test_teardown),
         cmocka_unit_test_teardown(test_percent, test_teardown),
         cmocka_unit_test_teardown(test_concurrent, test_teardown),
