@@ -4,6 +4,7 @@
 #   make demo    install, build, run a real (small) demonstration
 #   make test    install, build, run every test; then again under ASan/UBSan
 #   make build   build into build/
+#   make crash-trials N=1000   the long crash-trial series (0 leftovers expected)
 #   make clean   remove the build directories
 
 BUILD      ?= build
@@ -24,7 +25,7 @@ PACKAGES = build-essential cmake pkg-config \
 	haproxy nginx-light curl \
 	clang-format
 
-.PHONY: all deps build test test-asan demo fuzz clean
+.PHONY: all deps build test test-asan demo fuzz crash-trials clean
 
 all: build
 
@@ -54,6 +55,12 @@ test-asan: deps
 
 demo: build
 	scripts/demo.sh $(BUILD)
+
+# The long series of crash trials (make test runs 60): N=1000 by default,
+# SEED=... to replay one.
+N ?= 1000
+crash-trials: build
+	scripts/crash-trials.sh $(N) $(or $(SEED),$$(date +%s)) $(BUILD)
 
 # libFuzzer needs clang and its runtime.
 fuzz:
