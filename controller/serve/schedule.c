@@ -177,12 +177,42 @@ static int64_t next_wall(const struct fl_cron *c, int64_t w, int64_t wall_limit)
     return INT64_MAX;
 }
 
+/* The largest offset change at a transition in [lo, hi], plus a minute:
+ * how far wall order and UTC order can disagree between those instants. */
+static int64_t shift_near(const struct fl_tz *tz, int64_t lo, int64_t hi)
+{
+    size_t a = 0, b = tz->n;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (tz->at[mid] < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    int64_t d = 0;
+    for (size_t i = a; i < tz->n && tz->at[i] <= hi; i++) {
+        int64_t x = (int64_t)tz->off[i] - (i ? tz->off[i - 1] : tz->off0);
+        if (x < 0)
+            x = -x;
+        if (x > d)
+            d = x;
+    }
+    return d + 60;
+}
+
+/* Candidates are walked in wall order from wall(after) - D. An instant u >
+ * after whose wall time is earlier than wall(after) needs an offset change
+ * between after and u, at most a day and two hours later (offsets span less
+ * than that), so D is the largest change near after; the search stops once a
+ * wall time is past the best instant's wall time plus the largest change
+ * between after and that instant (an earlier instant with a later wall time
+ * needs one). Far from transitions both are a minute: no wasted candidates. */
 static int cron_next(const struct fl_cron *c, const struct fl_tz *tz, int64_t after, int64_t *out)
 {
     if (after >= tz->limit)
         return -ERANGE;
     bool fixed = fl_cron_fixed_time(c);
-    int64_t D = tz->max_shift + 60;
+    int64_t D = shift_near(tz, after - 2 * 86400, after + 2 * 86400);
     int64_t wall_limit = tz->limit + tz->off_max;
     int64_t w = floor_div(fl_tz_wall(tz, after) - D, 60) * 60;
     int64_t best = INT64_MAX, best_wall = 0;
@@ -204,6 +234,7 @@ static int cron_next(const struct fl_cron *c, const struct fl_tz *tz, int64_t af
             if (u[i] > after && u[i] < best) {
                 best = u[i];
                 best_wall = fl_tz_wall(tz, best);
+                D = shift_near(tz, after - 2 * 86400, best + 2 * 86400);
             }
         w += 60;
     }
