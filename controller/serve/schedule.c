@@ -334,6 +334,21 @@ int fl_schedule_missed(const struct fl_schedule *s, const struct fl_tz *tz, int6
     return 0;
 }
 
+int fl_schedule_start_at(const struct fl_schedule *s, const struct fl_tz *tz,
+                         const char *experiment, int64_t due, int64_t *start)
+{
+    int64_t t = due + fl_schedule_jitter(s, fl_schedule_seed(experiment, due));
+    if (s->has_window) {
+        int rc = fl_window_next(&s->window, tz, t, &t);
+        if (rc < 0)
+            return rc;
+    }
+    if (t - due > s->starting_deadline_s)
+        return -ETIMEDOUT;
+    *start = t;
+    return 0;
+}
+
 /* --- jitter -------------------------------------------------------------- */
 
 static uint64_t mix64(uint64_t z)

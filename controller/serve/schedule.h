@@ -89,6 +89,13 @@ struct fl_missed_plan {
 int fl_schedule_missed(const struct fl_schedule *s, const struct fl_tz *tz, int64_t origin,
                        int64_t last_due, int64_t now, struct fl_missed_plan *plan);
 
+/* When a due time may start: due + jitter (seeded by experiment and due),
+ * then deferred to the window's next opening if there is a window. 0 with
+ * *start, or -ETIMEDOUT when that is more than starting_deadline after due
+ * (the daemon records the due time as missed), or -ERANGE. */
+int fl_schedule_start_at(const struct fl_schedule *s, const struct fl_tz *tz,
+                         const char *experiment, int64_t due, int64_t *start);
+
 /* Jitter: a delay in [0, jitter] seconds, uniform, a pure function of seed,
  * so the jittered time of a due time is the same across restarts. */
 uint64_t fl_schedule_seed(const char *experiment, int64_t due);

@@ -415,6 +415,24 @@ int fl_tz_from_tzif(const char *name, const unsigned char *buf, size_t len, stru
     return 0;
 }
 
+static int load_path(const char *name, const char *path, struct fl_tz *out, char *err,
+                     size_t errlen);
+
+int fl_tz_load_local(struct fl_tz *out, char *err, size_t errlen)
+{
+    char link[512], name[FL_TZ_NAME_MAX + 1] = "localtime";
+    ssize_t n = readlink(FL_TZ_LOCALTIME, link, sizeof link - 1);
+    if (n > 0) {
+        link[n] = '\0';
+        const char *z = strstr(link, "zoneinfo/");
+        if (z && strlen(z + 9) <= FL_TZ_NAME_MAX)
+            snprintf(name, sizeof name, "%s", z + 9);
+    }
+    if (access(FL_TZ_LOCALTIME, F_OK) < 0 && errno == ENOENT)
+        return fl_tz_from_posix("UTC", "UTC0", out, err, errlen);
+    return load_path(name, FL_TZ_LOCALTIME, out, err, errlen);
+}
+
 int fl_tz_load(const char *dir, const char *name, struct fl_tz *out, char *err, size_t errlen)
 {
     int rc = fl_tz_name_check(name, err, errlen);
@@ -424,6 +442,13 @@ int fl_tz_load(const char *dir, const char *name, struct fl_tz *out, char *err, 
         return fl_tz_from_posix(name, "UTC0", out, err, errlen);
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir ? dir : FL_TZ_DIR, name);
+    return load_path(name, path, out, err, errlen);
+}
+
+static int load_path(const char *name, const char *path, struct fl_tz *out, char *err,
+                     size_t errlen)
+{
+    int rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ELOOP) /* tzdata links some zones; the name was checked */
         fd = open(path, O_RDONLY | O_CLOEXEC);

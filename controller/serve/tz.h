@@ -34,6 +34,11 @@ int fl_tz_name_check(const char *name, char *err, size_t errlen);
 /* Loads name from dir (NULL: FL_TZ_DIR). "UTC" works without a file. 0, or a
  * negative errno with err naming the zone and the problem. */
 int fl_tz_load(const char *dir, const char *name, struct fl_tz *out, char *err, size_t errlen);
+/* The server's own zone: /etc/localtime (FL_TZ_LOCALTIME), named after the
+ * zoneinfo path it links to when it is a link, else "localtime"; UTC when the
+ * file does not exist (as glibc). */
+#define FL_TZ_LOCALTIME "/etc/localtime"
+int fl_tz_load_local(struct fl_tz *out, char *err, size_t errlen);
 /* Parses TZif bytes (for tests and fl_tz_load). */
 int fl_tz_from_tzif(const char *name, const unsigned char *buf, size_t len, struct fl_tz *out,
                     char *err, size_t errlen);

@@ -144,11 +144,12 @@ int fl_window_next(const struct fl_window *w, const struct fl_tz *tz, int64_t t,
         return 0;
     }
     /* Candidates: each range's opening, as UTC (every occurrence, or the jump
-     * when it falls in a gap), over the next eight days; the earliest at or
+     * when it falls in a gap), over the next fifteen days (a weekly window
+     * lost to a spring-forward gap opens the week after); the earliest at or
      * after t that is inside wins. */
     int64_t best = INT64_MAX;
     int64_t day0 = floor_div(fl_tz_wall(tz, t), 86400) - 1;
-    for (int64_t day = day0; day <= day0 + 9; day++)
+    for (int64_t day = day0; day <= day0 + 16; day++)
         for (size_t i = 0; i < w->n; i++) {
             int64_t u[2], gap = 0;
             int k = fl_tz_from_wall(tz, day * 86400 + w->start[i] * 60, u, &gap);

@@ -299,9 +299,90 @@ static void test_window(void **state)
     assert_int_equal(fl_window_parse("Sun 02:10-02:50", &w, &col, err, sizeof err), 0);
     assert_int_equal(fl_window_next(&w, &tz, utc("2026-03-28T12:00Z"), &t), 0);
     assert_int_equal(t, utc("2026-04-05T00:10Z"));
+    /* a weekly window wholly lost to the gap opens the week after (found by
+     * the property test: the search looked only eight days ahead) */
+    assert_int_equal(fl_window_parse("Sun 02:00-03:00", &w, &col, err, sizeof err), 0);
+    assert_int_equal(fl_window_next(&w, &tz, utc("2026-03-26T19:52Z"), &t), 0);
+    assert_int_equal(t, utc("2026-04-05T00:00Z"));
     /* every day */
     assert_int_equal(fl_window_parse("09:00-17:00", &w, &col, err, sizeof err), 0);
     assert_int_equal(w.days, 0x7f);
+    fl_tz_free(&tz);
+}
+
+/* Windows, brute force: the next opening is inside, and no minute before it
+ * (from t) is. */
+static uint64_t wrng = 0x1234567u;
+static unsigned wrnd(unsigned n)
+{
+    wrng ^= wrng << 13;
+    wrng ^= wrng >> 7;
+    wrng ^= wrng << 17;
+    return (unsigned)(wrng % n);
+}
+
+static void test_window_property(void **state)
+{
+    (void)state;
+    static const char *const zones[] = {"Europe/Berlin", "America/New_York", "Australia/Lord_Howe"};
+    static const char *const texts[] = {
+        "Mon-Fri 09:00-17:00", "Sun 02:00-03:00", "Sat,Sun 01:15-02:45,20:00-24:00",
+        "Fri-Mon 02:30-02:40", "00:00-00:01",     "Tue 01:30-02:10"};
+    static const char *const around[] = {"2026-03-29T01:00Z", "2026-10-25T01:00Z",
+                                         "2026-03-08T07:00Z", "2026-11-01T06:00Z",
+                                         "2026-10-03T15:30Z", "2026-04-04T15:00Z"};
+    for (int zi = 0; zi < 3; zi++) {
+        struct fl_tz tz;
+        load(zones[zi], &tz);
+        for (int i = 0; i < 300; i++) {
+            struct fl_window w;
+            char err[256];
+            size_t col;
+            const char *wt = texts[wrnd(6)];
+            assert_int_equal(fl_window_parse(wt, &w, &col, err, sizeof err), 0);
+            int64_t t = utc(around[wrnd(6)]) - 3 * 86400 + (int64_t)wrnd(6 * 86400), got;
+            if (fl_window_next(&w, &tz, t, &got) != 0)
+                fail_msg("%s: window %s from %lld: none", zones[zi], wt, (long long)t);
+            assert_true(got >= t);
+            assert_true(fl_window_contains(&w, &tz, got));
+            for (int64_t u = t; u < got; u += 60 - (u % 60 ? u % 60 : 0))
+                if (fl_window_contains(&w, &tz, u))
+                    fail_msg("%s: %lld inside, before next %lld (from %lld)", zones[zi],
+                             (long long)u, (long long)got, (long long)t);
+        }
+        fl_tz_free(&tz);
+    }
+}
+
+static void test_start_at(void **state)
+{
+    (void)state;
+    struct fl_tz tz;
+    load("Europe/Berlin", &tz);
+    struct fl_schedule s = cron_sched("30 2 * * *");
+    char err[256];
+    size_t col;
+    assert_int_equal(fl_window_parse("Mon-Fri 09:00-17:00", &s.window, &col, err, sizeof err), 0);
+    s.has_window = true;
+    s.starting_deadline_s = 30 * 60;
+    int64_t start;
+    /* 02:30 is outside the window, which opens 6.5 h later: past the deadline */
+    assert_int_equal(fl_schedule_start_at(&s, &tz, "x", utc("2026-11-30T01:30Z"), &start),
+                     -ETIMEDOUT);
+    s.starting_deadline_s = 7 * 3600;
+    assert_int_equal(fl_schedule_start_at(&s, &tz, "x", utc("2026-11-30T01:30Z"), &start), 0);
+    assert_int_equal(start, utc("2026-11-30T08:00Z"));
+    /* jitter inside the window: due + the same jitter every time */
+    s.has_window = false;
+    s.jitter_s = 600;
+    int64_t due = utc("2026-11-30T10:00Z"), a, b;
+    assert_int_equal(fl_schedule_start_at(&s, &tz, "exp", due, &a), 0);
+    assert_int_equal(fl_schedule_start_at(&s, &tz, "exp", due, &b), 0);
+    assert_int_equal(a, b);
+    assert_true(a >= due && a <= due + 600);
+    fl_tz_free(&tz);
+    /* the server's own zone loads */
+    assert_int_equal(fl_tz_load_local(&tz, err, sizeof err), 0);
     fl_tz_free(&tz);
 }
 
@@ -631,7 +712,8 @@ int main(void)
         cmocka_unit_test(test_utc_helper),    cmocka_unit_test(test_tz_offsets),
         cmocka_unit_test(test_tz_names),      cmocka_unit_test(test_tzif_damaged),
         cmocka_unit_test(test_known_answers), cmocka_unit_test(test_every),
-        cmocka_unit_test(test_window),        cmocka_unit_test(test_missed),
+        cmocka_unit_test(test_window),        cmocka_unit_test(test_window_property),
+        cmocka_unit_test(test_start_at),      cmocka_unit_test(test_missed),
         cmocka_unit_test(test_jitter),        cmocka_unit_test(test_parse_ok),
         cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_property),
     };
