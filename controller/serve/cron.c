@@ -119,6 +119,8 @@ static int parse_field(struct ctx *c, const struct field *f, const char *p, cons
             if (q < tokend && *q == '-') {
                 if (!(q = value(c, f, q + 1, tokend, &hi)))
                     return -EINVAL;
+                if (hi == 0 && lo > hi && f->hi == 7) /* "fri-sun": 5-7, as cronie */
+                    hi = 7;
                 if (hi < lo)
                     return fail(c, p, "range goes backwards", f->what, p, (size_t)(tokend - p));
             }
@@ -131,8 +133,11 @@ static int parse_field(struct ctx *c, const struct field *f, const char *p, cons
             if (s == q + 1 || s != tokend || step == 0 || step > f->hi)
                 return fail(c, q, "bad step (a number from 1 to the field's maximum)", f->what, p,
                             (size_t)(tokend - p));
-            if (hi == lo && *p != '*') /* "5/10" means 5-max/10, as cronie */
-                hi = f->hi == 7 ? 6 : f->hi;
+            if (*p != '*' && !memchr(p, '-', (size_t)(q - p)))
+                return fail(c, p,
+                            "a step needs a range or '*' (write 5-59/10, not 5/10; cronie "
+                            "refuses it too)",
+                            f->what, p, (size_t)(tokend - p));
             q = s;
         }
         if (q != tokend)

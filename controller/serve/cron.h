@@ -2,7 +2,10 @@
  * day-of-week) with '*', numbers, ranges, lists, steps ("*\/7", "1-20/3"),
  * month and weekday names in any case (JAN, mon), 7 = Sunday, and the
  * macros @yearly @annually @monthly @weekly @daily @midnight @hourly, as
- * cronie reads them. @reboot is refused (serve has no boot).
+ * cronie reads them (src/entry.c get_range): a weekday range ending in 0 ends
+ * in Sunday ("fri-sun"); a step needs '*' or a range ("5/10" is refused, as
+ * cronie does). @reboot and cronie's random "~" are refused (serve has no
+ * boot, and jitter does what "~" is for).
  *
  * Day-of-month and day-of-week, as cronie: when either field starts with '*'
  * (including "*\/2") a day must match both; when both are restricted, a day
