@@ -1,11 +1,16 @@
 /* For the fuzz targets whose parser reads a file: one private directory per
- * process (mkdtemp under $TMPDIR or /tmp, "fl-fuzz-"), removed with what it
- * holds when the process exits, so that parallel fuzzers (-jobs, -fork) and
- * the replay tests never share or leave a file. */
+ * process (mkdtemp under $TMPDIR or /tmp, "fl-fuzz-PID-"), removed with what
+ * it holds when the process exits, so that parallel fuzzers (-jobs, -fork)
+ * and the replay tests never share or leave a file. A fuzzer that dies
+ * without exit() (a crash, libFuzzer's SIGTERM/SIGINT handling, -timeout)
+ * leaves its directory: the next target to start removes those whose
+ * process is gone. */
 #ifndef FL_TESTS_FUZZ_TMP_H
 #define FL_TESTS_FUZZ_TMP_H
 
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,9 +21,10 @@
 
 static char fuzz_tmp_dir[4096];
 
-static void fuzz_tmp_cleanup(void)
+/* Removes dir and the files in it (the targets make no subdirectories). */
+static void fuzz_tmp_remove(const char *dir)
 {
-    DIR *d = opendir(fuzz_tmp_dir);
+    DIR *d = opendir(dir);
     if (d != NULL) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
@@ -27,7 +33,35 @@ static void fuzz_tmp_cleanup(void)
         }
         closedir(d);
     }
-    rmdir(fuzz_tmp_dir);
+    rmdir(dir);
+}
+
+static void fuzz_tmp_cleanup(void)
+{
+    fuzz_tmp_remove(fuzz_tmp_dir);
+}
+
+/* Removes base/fl-fuzz-PID-* whose process no longer exists. */
+static void fuzz_tmp_sweep(const char *base)
+{
+    DIR *d = opendir(base);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        if (strncmp(e->d_name, "fl-fuzz-", 8) != 0)
+            continue;
+        long pid = strtol(e->d_name + 8, &end, 10);
+        if (end == e->d_name + 8 || *end != '-' || pid <= 0)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char stale[4096];
+        snprintf(stale, sizeof(stale), "%s/%s", base, e->d_name);
+        fuzz_tmp_remove(stale);
+    }
+    closedir(d);
 }
 
 /* The process's directory, made on first use. Aborts when it cannot be made:
@@ -36,8 +70,10 @@ static inline const char *fuzz_tmp(void)
 {
     if (fuzz_tmp_dir[0] == '\0') {
         const char *base = getenv("TMPDIR");
-        snprintf(fuzz_tmp_dir, sizeof(fuzz_tmp_dir), "%s/fl-fuzz-XXXXXX",
-                 base != NULL && base[0] != '\0' ? base : "/tmp");
+        if (base == NULL || base[0] == '\0')
+            base = "/tmp";
+        fuzz_tmp_sweep(base);
+        snprintf(fuzz_tmp_dir, sizeof(fuzz_tmp_dir), "%s/fl-fuzz-%ld-XXXXXX", base, (long)getpid());
         if (mkdtemp(fuzz_tmp_dir) == NULL) {
             perror(fuzz_tmp_dir);
             abort();
