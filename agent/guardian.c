@@ -38,15 +38,25 @@ static int remove_table_if_unused(const json_t *still_active, const char *who)
 
 int fl_guardian_revert_journal(const char *journal_path, const char *who)
 {
+    return fl_guardian_revert_journal_still(journal_path, who, NULL);
+}
+
+int fl_guardian_revert_journal_still(const char *journal_path, const char *who, json_t **left)
+{
     char err[512];
     json_t *active = NULL;
+    if (left != NULL)
+        *left = NULL;
     int rc = fl_journal_read_active(journal_path, &active, err, sizeof(err));
     if (rc < 0) {
         fl_error("%s: %s", who, err);
         return rc;
     }
     if (json_array_size(active) == 0) {
-        json_decref(active);
+        if (left != NULL)
+            *left = active;
+        else
+            json_decref(active);
         return remove_table_if_unused(NULL, who);
     }
     struct fl_journal *j = NULL;
@@ -92,7 +102,10 @@ int fl_guardian_revert_journal(const char *journal_path, const char *who)
     }
     fl_journal_close(&j);
     failed += remove_table_if_unused(still, who);
-    json_decref(still);
+    if (left != NULL)
+        *left = still;
+    else
+        json_decref(still);
     json_decref(active);
     return failed;
 }

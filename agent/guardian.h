@@ -14,6 +14,7 @@
 #define FL_AGENT_GUARDIAN_H
 
 #include <stddef.h>
+#include <jansson.h>
 #include <sys/types.h>
 
 /* Forks the guardian. keep_fd (the state lock, or -1) stays open in it.
@@ -26,5 +27,12 @@ int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *e
  * all were), or a negative errno when the journal could not be read. Used by
  * the guardian and by the agent at start. */
 int fl_guardian_revert_journal(const char *journal_path, const char *who);
+
+/* The same, and *left receives (a new reference) the undo objects of the
+ * faults whose revert failed: what the journal must keep. Start-up compacts
+ * to exactly that, never to a second read of the journal, which would still
+ * name a fault that was reverted but whose revert record could not be
+ * written (a full disk), and revert it again. */
+int fl_guardian_revert_journal_still(const char *journal_path, const char *who, json_t **left);
 
 #endif

@@ -121,11 +121,13 @@ static void on_signal(uv_signal_t *h, int signum)
 static int recover(struct agent *a)
 {
     char err[512];
-    int failed = fl_guardian_revert_journal(a->journal_path, "start-up");
+    json_t *active = NULL; /* what could not be reverted */
+    int failed = fl_guardian_revert_journal_still(a->journal_path, "start-up", &active);
     if (failed < 0)
         return failed;
-    json_t *active = NULL;
-    int rc = fl_journal_read_active(a->journal_path, &active, err, sizeof(err));
+    int rc = active != NULL ? 0 : -ENOMEM;
+    if (rc < 0)
+        snprintf(err, sizeof(err), "out of memory");
     if (rc == 0)
         rc = fl_journal_open(a->journal_path, &a->journal, err, sizeof(err));
     if (rc == 0)
