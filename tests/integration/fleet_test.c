@@ -381,8 +381,9 @@ static int group_setup(void **state)
         char addr[32], pid[32], out[2048];
         agent_addr(i, addr, sizeof(addr));
         snprintf(pid, sizeof(pid), "pid=%d", (int)victims[i]);
-        char *argv[] = {ctl,   (char *)"inject",         (char *)"--key",      key, addr,
-                        (char *)"pause_process", pid, (char *)"--duration", (char *)"10m", NULL};
+        char *argv[] = {
+            ctl, (char *)"inject",     (char *)"--key", key, addr, (char *)"pause_process",
+            pid, (char *)"--duration", (char *)"10m",   NULL};
         int rc = proc_run(argv, out, sizeof(out), 30000);
         if (rc != 0) {
             fprintf(stderr, "inject on agent %d: exit %d: %s\n", i, rc, out);
