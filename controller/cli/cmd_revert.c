@@ -78,7 +78,8 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* "N of N hosts confirmed in S (per host: p50 .., p90 .., p99 ..)" on
+/* "N of N hosts confirmed; over after S (confirmed per host after: p50 ..,
+ * p90 .., p99 ..)" on
  * stdout, for the record and for bench/fleet_halt. */
 static void print_summary(const char *cmd, const struct fl_oneshot_target *t, int n, int failed)
 {
@@ -91,11 +92,13 @@ static void print_summary(const char *cmd, const struct fl_oneshot_target *t, in
         if (ms != NULL && t[i].status == 0)
             ms[k++] = t[i].done_ms;
     }
-    printf("%s: %d of %d host(s) confirmed in %.2fs", cmd, n - failed, n, (double)last / 1000.0);
+    printf("%s: %d of %d host(s) confirmed; over after %.2fs", cmd, n - failed, n,
+           (double)last / 1000.0);
     if (k > 0) {
         qsort(ms, k, sizeof(*ms), cmp_u64);
-        printf(" (per host: p50 %.3fs, p90 %.3fs, p99 %.3fs)", (double)ms[(k - 1) * 50 / 100] / 1e3,
-               (double)ms[(k - 1) * 90 / 100] / 1e3, (double)ms[(k - 1) * 99 / 100] / 1e3);
+        printf(" (confirmed per host after: p50 %.3fs, p90 %.3fs, p99 %.3fs)",
+               (double)ms[(k - 1) * 50 / 100] / 1e3, (double)ms[(k - 1) * 90 / 100] / 1e3,
+               (double)ms[(k - 1) * 99 / 100] / 1e3);
     }
     printf("\n");
     free(ms);

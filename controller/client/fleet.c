@@ -234,6 +234,11 @@ void fl_fleet_done(struct fl_fleet *f, size_t i)
 static void wait_then_queue(struct fl_fleet *f, size_t i, uint64_t delay_ms)
 {
     uint64_t now = fl_mono_ms();
+    /* a wait that would end past the deadline ends FL_FLEET_LAST_TRY_MS
+     * before it instead, so that the last try is made at all */
+    if (f->deadline_at != 0 && now + delay_ms >= f->deadline_at &&
+        f->deadline_at > now + 2 * FL_FLEET_LAST_TRY_MS)
+        delay_ms = f->deadline_at - FL_FLEET_LAST_TRY_MS - now;
     if (f->deadline_at != 0 && now + delay_ms >= f->deadline_at) {
         set_host(f, i, H_DONE);
         f->ops->expired(f, i, f->ctx);

@@ -31,6 +31,8 @@
 /* A host that found no descriptor while nothing else of ours was open waits
  * this long before it is tried again (the shortage is someone else's). */
 #define FL_FLEET_FD_WAIT_MS 100
+/* A retry that would wait past the deadline is made this long before it. */
+#define FL_FLEET_LAST_TRY_MS 500
 
 struct fl_fleet;
 

@@ -195,8 +195,7 @@ static void expired(struct fl_fleet *f, size_t i, void *ctx)
     }
     char last[sizeof(t->error)];
     snprintf(last, sizeof(last), "%s", t->error);
-    if (t->status == 0)
-        t->status = -ETIME;
+    t->status = -ETIME;
     snprintf(t->error, sizeof(t->error), "gave up at the deadline (%s) after %u tr%s; last: %.500s",
              deadline, t->attempts, t->attempts == 1 ? "y" : "ies", last);
 }

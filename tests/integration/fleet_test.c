@@ -457,11 +457,39 @@ static void test_halt_every_host(void **state)
     free(text);
 }
 
+/* A host that never confirms: halt tries it until the deadline, then names
+ * it under a loud heading with the reason, and exits 2; the host that did
+ * confirm is listed as such. */
+static void test_halt_names_unreachable(void **state)
+{
+    (void)state;
+    char ctl[] = FL_CTL_BIN, out[128], good[32], bad[40];
+    agent_addr(0, good, sizeof(good));
+    snprintf(bad, sizeof(bad), "%s:7412", good); /* nothing listens there */
+    snprintf(out, sizeof(out), "%s/halt-bad.out", dir);
+    char *argv[] = {
+        ctl, (char *)"halt", (char *)"--key", key, (char *)"--deadline", (char *)"3s", good, bad,
+        NULL};
+    int rc = run_ctl_limited(argv, nofile, out, 120000);
+    char *text = slurp(out);
+    assert_non_null(text);
+    fprintf(stderr, "%s", text);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(text, "1 of 2 host(s) did NOT confirm"));
+    char line[128];
+    snprintf(line, sizeof(line), "NOT CONFIRMED: %s: ", bad);
+    assert_non_null(strstr(text, line));
+    assert_non_null(strstr(text, "gave up at the deadline"));
+    assert_non_null(strstr(text, "connection refused"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agents_all_up),
         cmocka_unit_test(test_halt_every_host),
+        cmocka_unit_test(test_halt_names_unreachable),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
