@@ -28,7 +28,7 @@ struct fl_fleet {
     uint64_t started_ms;
     uint64_t deadline_at; /* fl_mono_ms(); 0: none */
     uint64_t deadline_ms;
-    bool started, pumping;
+    bool started, pumping, stopped;
 };
 
 static void pump(struct fl_fleet *f);
@@ -65,7 +65,7 @@ static size_t count_open_fds(void)
     return n > 0 ? n - 1 : 0; /* less the directory's own */
 }
 
-size_t fl_fleet_window(size_t reserve)
+size_t fl_fleet_fd_budget(size_t reserve)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -75,14 +75,16 @@ size_t fl_fleet_window(size_t reserve)
     size_t open = count_open_fds();
     size_t avail = limit > open ? limit - open : 0;
     size_t keep = reserve < avail / 2 ? reserve : avail / 2;
-    size_t w = avail - keep;
-    if (w < 1)
-        w = 1;
-    if (w > FL_FLEET_MAX_IN_FLIGHT)
-        w = FL_FLEET_MAX_IN_FLIGHT;
-    fl_debug("fleet window: %zu hosts in flight (descriptor limit %zu, %zu open, %zu kept free)", w,
-             limit, open, keep);
-    return w;
+    size_t b = avail - keep;
+    fl_debug("descriptors: limit %zu, %zu open, %zu kept free, %zu for hosts", limit, open, keep,
+             b);
+    return b > 0 ? b : 1;
+}
+
+size_t fl_fleet_window(size_t reserve)
+{
+    size_t w = fl_fleet_fd_budget(reserve);
+    return w < FL_FLEET_MAX_IN_FLIGHT ? w : FL_FLEET_MAX_IN_FLIGHT;
 }
 
 uint64_t fl_fleet_raise_nofile(void)
@@ -195,6 +197,10 @@ static void arm_timer(struct fl_fleet *f)
 
 static void pump(struct fl_fleet *f)
 {
+    if (f->stopped) {
+        arm_timer(f);
+        return;
+    }
     if (f->pumping)
         return; /* a start that finished at once: the loop below goes on */
     f->pumping = true;
@@ -224,6 +230,18 @@ void fl_fleet_start(struct fl_fleet *f)
     pump(f);
 }
 
+void fl_fleet_stop(struct fl_fleet *f)
+{
+    if (f->stopped)
+        return;
+    f->stopped = true;
+    f->len = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->state[i] == H_QUEUED || f->state[i] == H_WAITING)
+            set_host(f, i, H_DONE);
+    arm_timer(f);
+}
+
 void fl_fleet_done(struct fl_fleet *f, size_t i)
 {
     assert(i < f->n && f->state[i] == H_FLIGHT);
@@ -233,6 +251,10 @@ void fl_fleet_done(struct fl_fleet *f, size_t i)
 
 static void wait_then_queue(struct fl_fleet *f, size_t i, uint64_t delay_ms)
 {
+    if (f->stopped) {
+        set_host(f, i, H_DONE);
+        return;
+    }
     uint64_t now = fl_mono_ms();
     /* a wait that would end past the deadline ends FL_FLEET_LAST_TRY_MS
      * before it instead, so that the last try is made at all */
@@ -265,7 +287,9 @@ void fl_fleet_no_descriptor(struct fl_fleet *f, size_t i)
                  f->window, w);
         f->window = w;
     }
-    if (others > 0)
+    if (f->stopped)
+        set_host(f, i, H_DONE);
+    else if (others > 0)
         set_host(f, i, H_QUEUED); /* a slot frees when one of them ends */
     else
         wait_then_queue(f, i, FL_FLEET_FD_WAIT_MS);

@@ -47,10 +47,12 @@ struct fl_fleet_ops {
     void (*expired)(struct fl_fleet *f, size_t i, void *ctx);
 };
 
-/* How many hosts may be in flight with the descriptor limit in force now:
- * the soft RLIMIT_NOFILE less the descriptors open now and reserve (at most
- * half of what is free), each host counted as one descriptor; at least 1, at
- * most FL_FLEET_MAX_IN_FLIGHT. */
+/* How many more descriptors this process may open with the limit in force
+ * now: the soft RLIMIT_NOFILE less the descriptors open now and reserve (at
+ * most half of what is free); at least 1. */
+size_t fl_fleet_fd_budget(size_t reserve);
+/* How many hosts may be in flight: fl_fleet_fd_budget, each host counted as
+ * one descriptor, at most FL_FLEET_MAX_IN_FLIGHT. */
 size_t fl_fleet_window(size_t reserve);
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit (once, at start). Returns
@@ -62,6 +64,10 @@ uint64_t fl_fleet_raise_nofile(void);
 int fl_fleet_new(uv_loop_t *loop, size_t n, size_t window, uint64_t deadline_ms,
                  const struct fl_fleet_ops *ops, void *ctx, struct fl_fleet **out);
 void fl_fleet_start(struct fl_fleet *f);
+/* Nothing more starts: hosts queued or waiting are done at once (without
+ * ops->expired); those in flight end as usual, and a retry or a shortage of
+ * theirs ends them too. For a command that gave up (run's abort). */
+void fl_fleet_stop(struct fl_fleet *f);
 /* Host i (in flight) is finished. */
 void fl_fleet_done(struct fl_fleet *f, size_t i);
 /* Host i (in flight) is to be tried again after delay_ms; past the deadline

@@ -446,6 +446,9 @@ static void test_halt_every_host(void **state)
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, ended);
     if (rc != 0 || ended != n_agents)
         fprintf(stderr, "%s\n", text ? text : "(no output)");
+    const char *summary = text ? strstr(text, "halt: ") : NULL; /* for bench/fleet_halt.sh */
+    if (summary != NULL)
+        fprintf(stderr, "%.*s\n", (int)strcspn(summary, "\n"), summary);
     int still_paused = 0;
     for (int i = 0; i < n_agents; i++)
         still_paused += proc_state_of(victims[i]) == 'T';
