@@ -12,7 +12,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 
-enum host_state { H_QUEUED, H_WAITING, H_FLIGHT, H_DONE };
+/* H_OFF: taken off the queue (or not yet on it), for the moment before a move */
+enum host_state { H_OFF, H_QUEUED, H_WAITING, H_FLIGHT, H_DONE };
 
 struct fl_fleet {
     uv_loop_t *loop;
@@ -20,7 +21,7 @@ struct fl_fleet {
     bool timer_closed;
     const struct fl_fleet_ops *ops;
     void *ctx;
-    size_t n, window, in_flight, n_done;
+    size_t n, window, in_flight, n_done, n_waiting;
     unsigned char *state;
     uint64_t *wake_at; /* WAITING: fl_mono_ms() when it is queued again */
     size_t *queue;     /* a ring of QUEUED hosts; each host is in it at most once */
@@ -38,9 +39,13 @@ static void set_host(struct fl_fleet *f, size_t i, enum host_state to)
 {
     enum host_state from = f->state[i];
     assert(from != H_DONE);
-    assert(to != from || to == H_QUEUED);
+    assert(to != from);
     if (from == H_FLIGHT)
         f->in_flight--;
+    if (from == H_WAITING)
+        f->n_waiting--;
+    if (to == H_WAITING)
+        f->n_waiting++;
     if (to == H_FLIGHT)
         f->in_flight++;
     if (to == H_DONE)
@@ -130,7 +135,7 @@ int fl_fleet_new(uv_loop_t *loop, size_t n, size_t window, uint64_t deadline_ms,
     f->window = window ? window : 1;
     f->deadline_ms = deadline_ms;
     for (size_t i = 0; i < n; i++) {
-        f->state[i] = H_WAITING; /* not a move: queued below */
+        f->state[i] = H_OFF; /* not a move: queued below */
         set_host(f, i, H_QUEUED);
     }
     uv_timer_init(loop, &f->timer); /* cannot fail */
@@ -184,7 +189,7 @@ static void arm_timer(struct fl_fleet *f)
         return;
     }
     uint64_t next = f->deadline_at;
-    for (size_t i = 0; i < f->n; i++)
+    for (size_t i = 0; f->n_waiting > 0 && i < f->n; i++) /* O(n) only while some wait */
         if (f->state[i] == H_WAITING && (next == 0 || f->wake_at[i] < next))
             next = f->wake_at[i];
     if (next == 0) {
@@ -208,7 +213,7 @@ static void pump(struct fl_fleet *f)
         size_t i = f->queue[f->head];
         f->head = (f->head + 1) % f->n;
         f->len--;
-        f->state[i] = H_WAITING; /* off the queue; the move is to H_FLIGHT */
+        f->state[i] = H_OFF; /* off the queue; the move is to H_FLIGHT */
         set_host(f, i, H_FLIGHT);
         int rc = f->ops->start(f, i, f->ctx);
         if (fl_fleet_is_fd_shortage(rc))
