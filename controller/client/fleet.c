@@ -30,6 +30,7 @@ struct fl_fleet {
     uint64_t deadline_at; /* fl_mono_ms(); 0: none */
     uint64_t deadline_ms;
     bool started, pumping, stopped;
+    bool past_deadline; /* everything queued or waiting then has expired */
 };
 
 static void pump(struct fl_fleet *f);
@@ -168,6 +169,7 @@ static void on_timer(uv_timer_t *t)
     if (f->deadline_at != 0 && now >= f->deadline_at) {
         fl_debug("fleet: deadline of %llu ms passed; %zu host(s) in flight",
                  (unsigned long long)f->deadline_ms, f->in_flight);
+        f->past_deadline = true;
         expire_waiting(f);
     } else {
         for (size_t i = 0; i < f->n; i++)
@@ -188,7 +190,7 @@ static void arm_timer(struct fl_fleet *f)
         uv_close((uv_handle_t *)&f->timer, NULL);
         return;
     }
-    uint64_t next = f->deadline_at;
+    uint64_t next = f->past_deadline ? 0 : f->deadline_at;
     for (size_t i = 0; f->n_waiting > 0 && i < f->n; i++) /* O(n) only while some wait */
         if (f->state[i] == H_WAITING && (next == 0 || f->wake_at[i] < next))
             next = f->wake_at[i];
@@ -292,11 +294,14 @@ void fl_fleet_no_descriptor(struct fl_fleet *f, size_t i)
                  f->window, w);
         f->window = w;
     }
-    if (f->stopped)
+    if (f->stopped) {
         set_host(f, i, H_DONE);
-    else if (others > 0)
+    } else if (f->past_deadline) {
+        set_host(f, i, H_DONE);
+        f->ops->expired(f, i, f->ctx);
+    } else if (others > 0) {
         set_host(f, i, H_QUEUED); /* a slot frees when one of them ends */
-    else
+    } else
         wait_then_queue(f, i, FL_FLEET_FD_WAIT_MS);
     pump(f);
 }

@@ -56,6 +56,21 @@ static void agent_addr(int i, char *buf, size_t len)
     snprintf(buf, len, "10.%d.%d.%d", SUBNET_BASE + k, j / 250, j % 250 + 1);
 }
 
+/* Fixed link addresses, for the static neighbour entries below. */
+static const char *agent_mac(int i)
+{
+    static char buf[32];
+    snprintf(buf, sizeof(buf), "02:00:00:00:%02x:%02x", (i >> 8) & 0xff, i & 0xff);
+    return buf;
+}
+
+static const char *ctl_mac(int k)
+{
+    static char buf[32];
+    snprintf(buf, sizeof(buf), "02:00:00:ff:00:%02x", k & 0xff);
+    return buf;
+}
+
 static int n_bridges(void)
 {
     return (n_agents + FLEET_PER_BRIDGE - 1) / FLEET_PER_BRIDGE;
@@ -130,11 +145,11 @@ static int make_network(void)
     snprintf(path, sizeof(path), "%s/veth.batch", dir);
     f = fopen(path, "w");
     for (int k = 0; k < n_bridges(); k++)
-        fprintf(f, "link add c%d netns %s-br type veth peer name eth%d netns %s-ctl\n", k, PREFIX,
-                k, PREFIX);
+        fprintf(f, "link add c%d netns %s-br type veth peer name eth%d netns %s-ctl address %s\n",
+                k, PREFIX, k, PREFIX, ctl_mac(k));
     for (int i = 0; i < n_agents; i++)
-        fprintf(f, "link add a%d netns %s-br type veth peer name eth0 netns %s-a%d\n", i, PREFIX,
-                PREFIX, i);
+        fprintf(f, "link add a%d netns %s-br type veth peer name eth0 netns %s-a%d address %s\n", i,
+                PREFIX, PREFIX, i, agent_mac(i));
     fclose(f);
     if (ip_batch(NULL, path) != 0)
         return -1;
@@ -158,6 +173,15 @@ static int make_network(void)
     for (int k = 0; k < n_bridges(); k++)
         fprintf(f, "addr add 10.%d.255.254/16 dev eth%d\nlink set eth%d up\n", SUBNET_BASE + k, k,
                 k);
+    /* Static neighbours: the kernel's ARP table counts entries of every
+     * namespace against one gc_thresh3 (1024 by default), and a fleet of
+     * thousands overflows it; permanent entries are not counted. */
+    for (int i = 0; i < n_agents; i++) {
+        char addr[32];
+        agent_addr(i, addr, sizeof(addr));
+        fprintf(f, "neigh replace %s dev eth%d lladdr %s nud permanent\n", addr,
+                i / FLEET_PER_BRIDGE, agent_mac(i));
+    }
     fclose(f);
     snprintf(ns, sizeof(ns), "%s-ctl", PREFIX);
     if (ip_batch(ns, path) != 0)
@@ -165,12 +189,14 @@ static int make_network(void)
 
     /* one `ip` per agent namespace (-n is global in a batch), a few at a time */
     for (int i = 0; i < n_agents; i++) {
-        char cmd[256], addr[32];
+        char cmd[640], addr[32];
         agent_addr(i, addr, sizeof(addr));
         snprintf(cmd, sizeof(cmd),
                  "ip -n %s-a%d addr add %s/16 dev eth0 && ip -n %s-a%d link set eth0 up && "
-                 "ip -n %s-a%d link set lo up",
-                 PREFIX, i, addr, PREFIX, i, PREFIX, i);
+                 "ip -n %s-a%d link set lo up && "
+                 "ip -n %s-a%d neigh replace 10.%d.255.254 dev eth0 lladdr %s nud permanent",
+                 PREFIX, i, addr, PREFIX, i, PREFIX, i, PREFIX, i,
+                 SUBNET_BASE + i / FLEET_PER_BRIDGE, ctl_mac(i / FLEET_PER_BRIDGE));
         if (system(cmd) != 0)
             return -1;
     }

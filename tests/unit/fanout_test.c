@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <uv.h>
 
 #include <cmocka.h>
@@ -34,6 +35,7 @@ struct world {
     int emfile_left;   /* this many starts fail with EMFILE (as a connect would) */
     int fail_first[N]; /* this many tries of host i end in fl_fleet_retry */
     uint64_t work_ms;
+    uint64_t slow_ms[N]; /* this host's try takes this long instead */
     size_t final_window;
 };
 
@@ -63,7 +65,7 @@ static int start(struct fl_fleet *f, size_t i, void *ctx)
     if (w->in_flight > w->max_in_flight)
         w->max_in_flight = w->in_flight;
     w->h[i].f = f;
-    uv_timer_start(&w->h[i].timer, on_work_done, w->work_ms, 0);
+    uv_timer_start(&w->h[i].timer, on_work_done, w->slow_ms[i] ? w->slow_ms[i] : w->work_ms, 0);
     return 0;
 }
 
@@ -176,6 +178,35 @@ static void test_window_from_rlimit(void **state)
     assert_true(fl_fleet_window(FL_FLEET_FD_RESERVE) <= FL_FLEET_MAX_IN_FLIGHT);
 }
 
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* After the deadline, a try still in flight is waited for without spinning:
+ * the loop sleeps (CPU time far below the wall time it waits). */
+static void test_no_spin_after_deadline(void **state)
+{
+    (void)state;
+    static struct world w;
+    memset(&w, 0, sizeof(w));
+    w.work_ms = 1;
+    w.slow_ms[0] = 1000; /* in flight for 900 ms after the deadline */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double c0 = cpu_s();
+    run_world(&w, 4, 100);
+    double cpu = cpu_s() - c0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_int_equal(w.done[0], 1);
+    assert_true(wall >= 0.9);
+    assert_true(cpu < wall / 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_no_descriptor_requeues),
         cmocka_unit_test(test_retry_and_deadline),
         cmocka_unit_test(test_window_from_rlimit),
+        cmocka_unit_test(test_no_spin_after_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
