@@ -12,6 +12,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "controller/client/client.h"
 #include "controller/client/fleet.h"
 
@@ -183,7 +184,7 @@ static void expired(struct fl_fleet *f, size_t i, void *ctx)
     struct slot *s = &((struct slot *)ctx)[i];
     struct fl_oneshot_target *t = s->t;
     char deadline[32];
-    snprintf(deadline, sizeof(deadline), "%.1fs", (double)s->run->o->deadline_ms / 1000.0);
+    fl_format_duration(s->run->o->deadline_ms, deadline, sizeof(deadline));
     t->done_ms = fl_fleet_elapsed_ms(f);
     if (t->attempts == 0) {
         t->status = -ETIME;
