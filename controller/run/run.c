@@ -853,11 +853,13 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     size_t reserve = FL_FLEET_FD_RESERVE + 2 * e->n_probes;
     size_t budget = rc == 0 ? fl_fleet_fd_budget(reserve) : 0;
     if (rc == 0 && r->n_agents > budget) {
-        abort_run(r,
-                  "%zu agents need %zu connections open for the whole run, but the descriptor "
-                  "limit leaves room for %zu (RLIMIT_NOFILE, less %zu kept for probes and files): "
-                  "raise `ulimit -n` (the hard limit); nothing was injected",
-                  r->n_agents, r->n_agents, budget, reserve);
+        abort_run(
+            r,
+            "%zu agents need %zu connections open for the whole run, but the descriptor "
+            "limit leaves room for %zu (RLIMIT_NOFILE less what is open and up to %zu kept for "
+            "probes and files): "
+            "raise `ulimit -n` (the hard limit); nothing was injected",
+            r->n_agents, r->n_agents, budget, reserve);
     }
     if (rc == 0 && r->phase != PHASE_DONE && !r->aborting) {
         uint64_t connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 5000;
