@@ -51,7 +51,7 @@ int fl_cli_timeout(const char *cmd, const char *arg, uint64_t *ms)
 }
 
 int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_path,
-                   uint64_t timeout_ms, const struct fl_oneshot_ops *ops, void *ctx,
+                   const struct fl_oneshot_opts *o, const struct fl_oneshot_ops *ops, void *ctx,
                    struct fl_oneshot_target **targets, int *failed)
 {
     struct fl_oneshot_target *t = calloc((size_t)n, sizeof(*t));
@@ -70,7 +70,7 @@ int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_p
         free(t);
         return krc;
     }
-    *failed = fl_oneshot_run(t, n, &key, timeout_ms, ops, ctx);
+    *failed = fl_oneshot_run(t, n, &key, o, ops, ctx);
     fl_key_wipe(&key);
     *targets = t;
     return 0;
@@ -142,18 +142,17 @@ void fl_cli_free_specs(char **specs)
     free(specs);
 }
 
-int fl_cli_fleet_args(const char *cmd, const char *help, uint64_t timeout_ms, int argc, char **argv,
-                      struct fl_cli_fleet *f)
+int fl_cli_fleet_args(const char *cmd, const char *help, uint64_t timeout_ms, uint64_t deadline_ms,
+                      int argc, char **argv, struct fl_cli_fleet *f)
 {
     static const struct option options[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"timeout", required_argument, NULL, 't'},
-        {"inventory", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"key", required_argument, NULL, 'k'},      {"timeout", required_argument, NULL, 't'},
+        {"deadline", required_argument, NULL, 'd'}, {"inventory", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     memset(f, 0, sizeof(*f));
     f->timeout_ms = timeout_ms;
+    f->deadline_ms = deadline_ms;
     const char *inventory = NULL;
     int opt;
     optind = 1;
@@ -165,6 +164,11 @@ int fl_cli_fleet_args(const char *cmd, const char *help, uint64_t timeout_ms, in
         case 't':
             if (fl_cli_timeout(cmd, optarg, &f->timeout_ms) != 0)
                 return FL_EXIT_USAGE;
+            break;
+        case 'd':
+            if (fl_parse_duration(optarg, &f->deadline_ms) < 0 || f->deadline_ms == 0)
+                return fl_cli_usage_error(
+                    cmd, "--deadline '%s': expected a duration like 30s or 2m", optarg);
             break;
         case 'i':
             inventory = optarg;

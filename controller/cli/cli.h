@@ -34,10 +34,11 @@ int fl_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 int fl_cli_timeout(const char *cmd, const char *arg, uint64_t *ms);
 
 /* Parses the HOST specs, loads the key, and runs one request on each agent
- * (fl_oneshot_run). Returns 0 with *targets (n entries; the caller frees it)
- * and *failed set, or an exit code after saying why on stderr. */
+ * (fl_oneshot_run: through the fleet fan-out, any number of hosts). Returns
+ * 0 with *targets (n entries; the caller frees it) and *failed set, or an
+ * exit code after saying why on stderr. */
 int fl_cli_oneshot(const char *cmd, char *const *specs, int n, const char *key_path,
-                   uint64_t timeout_ms, const struct fl_oneshot_ops *ops, void *ctx,
+                   const struct fl_oneshot_opts *o, const struct fl_oneshot_ops *ops, void *ctx,
                    struct fl_oneshot_target **targets, int *failed);
 
 /* The key file to use: --key, else $FAULTLINE_KEY, else the inventory's
@@ -63,25 +64,30 @@ int fl_cli_inventory_hosts(const char *cmd, const char *path, struct fl_inventor
 void fl_cli_free_specs(char **specs);
 
 /* What a command over a set of agents was given:
- *   [--key FILE] [--timeout DURATION] (HOST... | --inventory FILE)
+ *   [--key FILE] [--timeout DURATION] [--deadline DURATION]
+ *   (HOST... | --inventory FILE)
+ * --timeout bounds each try of a host; --deadline the whole command (hosts
+ * not reached by then are named as such, never as down).
  * With --inventory, hosts are its hosts' "address:port" specs, inv is the
  * inventory (hosts[i] is inv->hosts[i]) and the key falls back to its
  * key_file. */
 struct fl_cli_fleet {
     const char *key_path;
     uint64_t timeout_ms;
+    uint64_t deadline_ms;
     char **hosts;
     int n;
     struct fl_inventory *inv; /* NULL without --inventory */
     char **owned;             /* hosts, when made from the inventory */
 };
 
-/* Parses argv for cmd (help: its --help text; timeout_ms: the default).
+/* Parses argv for cmd (help: its --help text; timeout_ms, deadline_ms: the
+ * defaults).
  * Returns -1 when the command goes on with *f (free with
  * fl_cli_fleet_free), else the exit code to return at once (0 after --help,
  * FL_EXIT_USAGE, or a load error's code, each said on stderr). */
-int fl_cli_fleet_args(const char *cmd, const char *help, uint64_t timeout_ms, int argc, char **argv,
-                      struct fl_cli_fleet *f);
+int fl_cli_fleet_args(const char *cmd, const char *help, uint64_t timeout_ms, uint64_t deadline_ms,
+                      int argc, char **argv, struct fl_cli_fleet *f);
 void fl_cli_fleet_free(struct fl_cli_fleet *f);
 
 int fl_cmd_keygen(int argc, char **argv);

@@ -23,8 +23,18 @@ static const char agents_help[] =
     "options:\n"
     "  --key FILE            pre-shared key; default $FAULTLINE_KEY\n"
     "  --timeout DURATION    for connecting and each request (default 3s)\n"
+    "  --deadline DURATION   for the whole command (default 60s); a host not\n"
+    "                        yet tried by then is listed NOT CHECKED, not DOWN\n"
+    "\n"
+    "Any number of hosts: a window of them at a time, sized from the\n"
+    "descriptor limit; a host never counts as DOWN because this controller ran\n"
+    "out of descriptors.\n"
     "\n"
     "Exit status: 0 when every agent answered, 2 when any did not.\n";
+
+/* Each host is tried once; the whole command ends by this deadline. */
+#define AGENTS_TIMEOUT_MS 3000
+#define AGENTS_DEADLINE_MS 60000
 
 static void build_status(struct fl_oneshot_target *t, Faultline__Envelope *req, void *ctx)
 {
@@ -54,16 +64,17 @@ static void keep_status(struct fl_oneshot_target *t, const Faultline__Envelope *
 int fl_cmd_agents(int argc, char **argv)
 {
     struct fl_cli_fleet f;
-    int rc = fl_cli_fleet_args("agents", agents_help, 3000, argc, argv, &f);
+    int rc = fl_cli_fleet_args("agents", agents_help, AGENTS_TIMEOUT_MS, AGENTS_DEADLINE_MS, argc,
+                               argv, &f);
     if (rc >= 0)
         return rc;
     int n = f.n;
     struct fl_inventory *inv = f.inv;
     static const struct fl_oneshot_ops ops = {build_status, keep_status};
     struct fl_oneshot_target *targets;
-    int failed;
-    rc = fl_cli_oneshot("agents", f.hosts, n, f.key_path, f.timeout_ms, &ops, NULL, &targets,
-                        &failed);
+    int failed, unchecked = 0;
+    const struct fl_oneshot_opts o = {.timeout_ms = f.timeout_ms, .deadline_ms = f.deadline_ms};
+    rc = fl_cli_oneshot("agents", f.hosts, n, f.key_path, &o, &ops, NULL, &targets, &failed);
     if (rc != 0) {
         fl_cli_fleet_free(&f);
         return rc;
@@ -86,6 +97,9 @@ int fl_cmd_agents(int argc, char **argv)
                    st->n_faults, st->hostname);
             for (size_t k = 0; k < st->n_faults; k++)
                 fl_print_fault(stdout, "    ", st->faults[k]);
+        } else if (!t->reached) {
+            unchecked++;
+            printf("%-24s %-5s %s\n", label, "NOT CHECKED", t->error);
         } else {
             printf("%-24s %-5s %s\n", label, "DOWN", t->error);
         }
@@ -96,7 +110,11 @@ int fl_cmd_agents(int argc, char **argv)
     fl_cli_fleet_free(&f);
     fflush(stdout); /* the table first, then any complaint */
     if (failed > 0) {
-        fprintf(stderr, "faultline agents: %d of %d agents did not answer\n", failed, n);
+        fprintf(stderr, "faultline agents: %d of %d agents did not answer", failed, n);
+        if (unchecked > 0)
+            fprintf(stderr, " (%d of them NOT CHECKED before the deadline: raise --deadline)",
+                    unchecked);
+        fputc('\n', stderr);
         return FL_EXIT_ERROR;
     }
     return 0;

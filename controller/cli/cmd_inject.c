@@ -141,7 +141,8 @@ int fl_cmd_inject(int argc, char **argv)
     static const struct fl_oneshot_ops ops = {build_inject, print_injected};
     struct fl_oneshot_target *target;
     int failed;
-    rc = fl_cli_oneshot("inject", &host, 1, key_path, timeout_ms, &ops, spec, &target, &failed);
+    const struct fl_oneshot_opts o = {.timeout_ms = timeout_ms}; /* one try: never two faults */
+    rc = fl_cli_oneshot("inject", &host, 1, key_path, &o, &ops, spec, &target, &failed);
     fl_faultspec_free(spec);
     if (rc != 0)
         return rc;

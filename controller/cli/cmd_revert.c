@@ -56,7 +56,10 @@ static void print_ended(struct fl_oneshot_target *t, const Faultline__Envelope *
         return;
     }
     int bad = 0;
-    printf("%s: %zu fault(s) ended\n", t->spec, list->n_faults);
+    if (t->attempts > 1)
+        printf("%s: %zu fault(s) ended (try %u)\n", t->spec, list->n_faults, t->attempts);
+    else
+        printf("%s: %zu fault(s) ended\n", t->spec, list->n_faults);
     for (size_t i = 0; i < list->n_faults; i++) {
         fl_print_fault(stdout, "    ", list->faults[i]);
         if (list->faults[i]->state == FAULTLINE__FAULT_STATE__FAULT_STATE_FAILED)
@@ -69,20 +72,65 @@ static void print_ended(struct fl_oneshot_target *t, const Faultline__Envelope *
     }
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* "N of N hosts confirmed; over after S (confirmed per host after: p50 ..,
+ * p90 .., p99 ..)" on
+ * stdout, for the record and for bench/fleet_halt. */
+static void print_summary(const char *cmd, const struct fl_oneshot_target *t, int n, int failed)
+{
+    uint64_t *ms = calloc(n > 0 ? (size_t)n : 1, sizeof(*ms));
+    size_t k = 0;
+    uint64_t last = 0;
+    for (int i = 0; i < n; i++) {
+        if (t[i].done_ms > last)
+            last = t[i].done_ms;
+        if (ms != NULL && t[i].status == 0)
+            ms[k++] = t[i].done_ms;
+    }
+    printf("%s: %d of %d host(s) confirmed; over after %.2fs", cmd, n - failed, n,
+           (double)last / 1000.0);
+    if (k > 0) {
+        qsort(ms, k, sizeof(*ms), cmp_u64);
+        printf(" (confirmed per host after: p50 %.3fs, p90 %.3fs, p99 %.3fs)",
+               (double)ms[(k - 1) * 50 / 100] / 1e3, (double)ms[(k - 1) * 90 / 100] / 1e3,
+               (double)ms[(k - 1) * 99 / 100] / 1e3);
+    }
+    printf("\n");
+    free(ms);
+}
+
 int fl_cli_end_faults(const char *cmd, char *const *hosts, int n, const char *key_path,
-                      uint64_t timeout_ms, const struct fl_end_faults *what)
+                      const struct fl_oneshot_opts *o, const struct fl_end_faults *what)
 {
     static const struct fl_oneshot_ops ops = {build_request, print_ended};
     struct fl_oneshot_target *targets;
     int failed;
-    int rc =
-        fl_cli_oneshot(cmd, hosts, n, key_path, timeout_ms, &ops, (void *)what, &targets, &failed);
+    int rc = fl_cli_oneshot(cmd, hosts, n, key_path, o, &ops, (void *)what, &targets, &failed);
     if (rc != 0)
         return rc;
+    if (n > 1)
+        print_summary(cmd, targets, n, failed);
     fflush(stdout);
-    for (int i = 0; i < n; i++)
-        if (targets[i].status != 0)
-            fprintf(stderr, "faultline %s: %s: %s\n", cmd, targets[i].spec, targets[i].error);
+    if (failed > 0 && n > 1)
+        fprintf(stderr,
+                "faultline %s: %d of %d host(s) did NOT confirm; their faults may still be "
+                "active:\n",
+                cmd, failed, n);
+    for (int i = 0; i < n; i++) {
+        const struct fl_oneshot_target *t = &targets[i];
+        if (t->status == 0)
+            continue;
+        fprintf(stderr, "%s%s: %s: %s", n > 1 ? "  " : "", n > 1 ? "NOT CONFIRMED" : cmd, t->spec,
+                t->error);
+        if (t->attempts > 1 && t->status != -ETIME)
+            fprintf(stderr, " (%u tries)", t->attempts);
+        fputc('\n', stderr);
+    }
     free(targets);
     return failed > 0 ? FL_EXIT_ERROR : 0;
 }
@@ -125,5 +173,6 @@ int fl_cmd_revert(int argc, char **argv)
     if (argc - optind != (all ? 1 : 2))
         return fl_cli_usage_error("revert", "takes HOST and FAULT_ID, or HOST --all");
     struct fl_end_faults what = {.halt = false, .fault_id = all ? NULL : argv[optind + 1]};
-    return fl_cli_end_faults("revert", argv + optind, 1, key_path, timeout_ms, &what);
+    const struct fl_oneshot_opts o = {.timeout_ms = timeout_ms}; /* one try, as asked */
+    return fl_cli_end_faults("revert", argv + optind, 1, key_path, &o, &what);
 }

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "controller/cli/cli.h"
+#include "controller/client/fleet.h"
 #include "controller/deploy/deploy.h"
 
 static const struct fl_command commands[] = {
@@ -37,6 +38,9 @@ int main(int argc, char **argv)
 {
     fl_log_init("faultline", FL_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
+    /* every fleet-wide command sizes its window from this (fleet.h) */
+    uint64_t nofile = fl_fleet_raise_nofile();
+    fl_debug("descriptor limit (RLIMIT_NOFILE, soft): %llu", (unsigned long long)nofile);
     if (argc < 2) {
         usage(stderr);
         return FL_EXIT_USAGE;

@@ -17,6 +17,13 @@
  *    ├─uninstall─► REMOVE ─removed, nothing there, or fails─────────────┤
  *    └─deploy_dir not a plain path──────────────────────────────────────┘
  *
+ *   CHECK or REMOVE ─no descriptor for the session (EMFILE)─► NEW, queued again
+ *
+ * Jobs run through the controller's fleet fan-out (client/fleet.h): a window
+ * of them at a time, sized from the descriptor limit (each holds an SSH
+ * socket and, while verifying, a ping's), the rest queued; a job leaves the
+ * window when its session is closed.
+ *
  *   CHECK   (pool) open the session, inspect; unless everything is up to date
  *           and running: stop, copy what differs, start
  *   RESTART (pool) stop, copy, start: the agent looked up to date but was silent
@@ -32,6 +39,7 @@
  * whose files all match and whose agent answers is left alone. */
 #include "controller/deploy/deploy.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -43,6 +51,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "controller/client/client.h"
+#include "controller/client/fleet.h"
 #include "controller/client/threadpool.h"
 #include "controller/deploy/artifacts.h"
 #include "controller/deploy/remote.h"
@@ -81,6 +90,8 @@ struct deploy;
 
 struct job {
     struct deploy *d;
+    size_t index;
+    bool laid_out;             /* r.lay is made (once, also when queued again) */
     struct fl_deploy_remote r; /* the host, its session and what is on it */
     uv_work_t work;
     enum state state;
@@ -103,6 +114,7 @@ struct deploy {
     FILE *out;
     struct job *jobs;
     size_t n_jobs;
+    struct fl_fleet *fleet;
     size_t name_width;
     unsigned counts[OUT_COUNT];
     void *binary;
@@ -121,10 +133,11 @@ static bool legal(enum state from, enum state to)
     case ST_NEW:
         return to == ST_CHECK || to == ST_REMOVE || to == ST_DONE;
     case ST_CHECK:
+        return to == ST_VERIFY || to == ST_DONE || to == ST_NEW;
     case ST_RESTART:
         return to == ST_VERIFY || to == ST_DONE;
     case ST_REMOVE:
-        return to == ST_DONE;
+        return to == ST_DONE || to == ST_NEW;
     case ST_VERIFY:
         return to == ST_RESTART || to == ST_DONE;
     case ST_DONE:
@@ -215,6 +228,8 @@ static void finish(struct job *j)
     }
     if (j->r.s != NULL)
         queue(j, ST_CLOSE);
+    else if (j->d->fleet != NULL)
+        fl_fleet_done(j->d->fleet, j->index);
 }
 
 static void fail_job(struct job *j)
@@ -227,6 +242,12 @@ static void after_work(uv_work_t *w, int status)
 {
     struct job *j = w->data;
     (void)status;
+    if ((j->state == ST_CHECK || j->state == ST_REMOVE) && fl_fleet_is_fd_shortage(j->rc) &&
+        j->r.s == NULL) {
+        set_state(j, ST_NEW); /* ours, not the host's: queued again */
+        fl_fleet_no_descriptor(j->d->fleet, j->index);
+        return;
+    }
     switch (j->state) {
     case ST_REMOVE:
         if (j->rc < 0)
@@ -244,8 +265,9 @@ static void after_work(uv_work_t *w, int status)
         j->ping_deadline_ns = fl_mono_ns() + j->d->o->verify_ms * 1000000ull;
         ping(j);
         return;
-    default:
-        return; /* ST_CLOSE: the job is over */
+    default: /* ST_CLOSE: the job is over */
+        fl_fleet_done(j->d->fleet, j->index);
+        return;
     }
 }
 
@@ -260,6 +282,7 @@ static void queue(struct job *j, enum state to)
         fail_job(j);
     } else if (rc < 0) {
         fl_ssh_close(&j->r.s);
+        fl_fleet_done(j->d->fleet, j->index);
     }
 }
 
@@ -344,6 +367,31 @@ static void ping(struct job *j)
 
 /* ------------------------------------------------------------------ run */
 
+/* The fleet fan-out starts job i (client/fleet.h). */
+static int start_job(struct fl_fleet *f, size_t i, void *ctx)
+{
+    struct deploy *d = ctx;
+    struct job *j = &d->jobs[i];
+    (void)f;
+    j->started_ns = fl_mono_ns();
+    if (!j->laid_out && fl_deploy_layout_init(&j->r.lay, j->r.h, d->binary, d->binary_len, d->key,
+                                              d->key_len, j->r.err, sizeof(j->r.err)) < 0) {
+        fail_job(j); /* done in the fleet too: it holds no session */
+        return 0;
+    }
+    j->laid_out = true;
+    queue(j, d->o->uninstall ? ST_REMOVE : ST_CHECK);
+    return 0;
+}
+
+static void job_never_started(struct fl_fleet *f, size_t i, void *ctx)
+{
+    (void)f, (void)ctx, (void)i; /* no deadline: never called */
+    assert(false);
+}
+
+static const struct fl_fleet_ops job_fleet_ops = {.start = start_job, .expired = job_never_started};
+
 /* Two hosts of one inventory that name the same directory on the same
  * machine (address, ssh port, deploy_dir) would install, start and remove
  * one agent twice, each job undoing the other: refused before anything runs. */
@@ -406,7 +454,11 @@ int fl_deploy_run(const struct fl_inventory *inv, const struct fl_deploy_opts *o
         size_t w = strlen(inv->hosts[i].name);
         d->name_width = w > d->name_width ? w : d->name_width;
     }
-    fl_threadpool_size(inv->n_hosts); /* one thread per host's ssh session */
+    /* a window of hosts at a time (two descriptors each: ssh and ping), one
+     * pool thread per host's ssh session in it */
+    size_t window = fl_fleet_fd_budget(FL_FLEET_FD_RESERVE) / 2;
+    window = window < 1 ? 1 : window > FL_FLEET_MAX_IN_FLIGHT ? FL_FLEET_MAX_IN_FLIGHT : window;
+    fl_threadpool_size(inv->n_hosts < window ? inv->n_hosts : window);
     if ((rc = uv_loop_init(&d->loop)) < 0) {
         snprintf(err, errlen, "cannot start an event loop: %s", uv_strerror(rc));
         free(d->jobs);
@@ -420,23 +472,29 @@ int fl_deploy_run(const struct fl_inventory *inv, const struct fl_deploy_opts *o
     uint64_t t0 = fl_mono_ns();
     for (size_t i = 0; i < inv->n_hosts; i++) {
         struct job *j = &d->jobs[i];
+        j->index = i;
         j->started_ns = t0;
         j->d = d;
         j->r.h = &inv->hosts[i];
         j->r.o = o;
-        if (fl_deploy_layout_init(&j->r.lay, j->r.h, d->binary, d->binary_len, d->key, d->key_len,
-                                  j->r.err, sizeof(j->r.err)) < 0) {
-            fail_job(j);
-            continue;
-        }
         uv_timer_init(&d->loop, &j->timer);
         j->timer.data = j;
         j->timer_open = true;
-        queue(j, o->uninstall ? ST_REMOVE : ST_CHECK);
+    }
+    rc = fl_fleet_new(&d->loop, inv->n_hosts, window, 0, &job_fleet_ops, d, &d->fleet);
+    if (rc < 0) {
+        for (size_t i = 0; i < inv->n_hosts; i++) {
+            snprintf(d->jobs[i].r.err, sizeof(d->jobs[i].r.err), "nothing done: %s",
+                     fl_strerror(rc));
+            fail_job(&d->jobs[i]); /* said on each host's line */
+        }
+    } else {
+        fl_fleet_start(d->fleet);
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&d->loop) != 0)
         fl_error("internal error: handles left open");
+    fl_fleet_free(d->fleet);
 
     unsigned failed = d->counts[OUT_FAILED];
     fprintf(out, "%zu host%s in %.1fs:", d->n_jobs, d->n_jobs == 1 ? "" : "s",

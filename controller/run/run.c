@@ -36,6 +36,7 @@
 #include "common/pbutil.h"
 #include "common/units.h"
 #include "controller/client/client.h"
+#include "controller/client/fleet.h"
 #include "controller/client/threadpool.h"
 #include "controller/report/faultprint.h"
 #include "controller/probes/health.h"
@@ -72,8 +73,10 @@ static const bool allowed[N_PHASES][N_PHASES] = {
 
 struct agent {
     struct run *run;
+    size_t index;
     const struct fl_host *host;
     struct fl_client *client;
+    bool connecting; /* in flight in the fleet fan-out: until ready or closed */
     bool ready;
     bool gone;
     char error[512];
@@ -107,7 +110,8 @@ struct run {
     size_t n_agents;
     struct probe_slot *slots;
     struct job *jobs;
-    uv_timer_t tick; /* abort conditions, phase deadlines */
+    struct fl_fleet *fleet; /* the agents' connections: fleet.h */
+    uv_timer_t tick;        /* abort conditions, phase deadlines */
     uv_timer_t heartbeat;
     uv_signal_t sigint, sigterm;
     uint64_t deadline_ms; /* of the steady state or the recovery wait */
@@ -532,6 +536,8 @@ static void on_agent_ready(struct fl_client *cl, const Faultline__Welcome *w)
     struct agent *a = fl_client_data(cl);
     struct run *r = a->run;
     a->ready = true;
+    a->connecting = false;
+    fl_fleet_done(r->fleet, a->index); /* connected: its slot goes to the next */
     progress(r, "agent %s (%s) ready: faultline-agent %s on %s", a->host->name, fl_client_where(cl),
              w->version, w->hostname);
     for (size_t i = 0; i < r->n_agents; i++)
@@ -546,6 +552,14 @@ static void on_agent_closed(struct fl_client *cl, int reason)
     struct agent *a = fl_client_data(cl);
     struct run *r = a->run;
     a->client = NULL;
+    if (a->connecting) {
+        a->connecting = false;
+        if (fl_fleet_is_fd_shortage(reason) && !r->closing && !r->aborting) {
+            fl_fleet_no_descriptor(r->fleet, a->index); /* ours, not the agent's: again */
+            return;
+        }
+        fl_fleet_done(r->fleet, a->index);
+    }
     a->gone = true;
     if (r->closing)
         return;
@@ -568,6 +582,45 @@ static const struct fl_client_ops agent_ops = {
     .ready = on_agent_ready,
     .closed = on_agent_closed,
 };
+
+/* The fleet fan-out starts agent i's connection (fleet.h). An agent that
+ * cannot even be tried aborts the run, which then ends at once (nothing is
+ * injected yet): no more agents are tried after it. */
+static int start_agent(struct fl_fleet *f, size_t i, void *ctx)
+{
+    struct run *r = ctx;
+    struct agent *a = &r->agents[i];
+    (void)f;
+    if (r->aborting || r->phase == PHASE_DONE)
+        return -ECANCELED;
+    uint64_t connect_ms = r->o->connect_timeout_ms ? r->o->connect_timeout_ms : 5000;
+    int crc = fl_client_connect(&r->loop, a->host->name, a->host->address, a->host->port, r->key,
+                                connect_ms, &agent_ops, a, &a->client);
+    if (crc < 0) {
+        a->client = NULL;
+        if (fl_fleet_is_fd_shortage(crc))
+            return crc; /* queued again */
+        a->gone = true;
+        snprintf(a->error, sizeof(a->error), "%s", fl_strerror(crc));
+        abort_run(r, "agent %s unreachable: %s; nothing was injected", a->host->name, a->error);
+        return crc;
+    }
+    a->connecting = true;
+    return 0;
+}
+
+static void agent_expired(struct fl_fleet *f, size_t i, void *ctx)
+{
+    struct run *r = ctx;
+    struct agent *a = &r->agents[i];
+    (void)f;
+    a->gone = true;
+    snprintf(a->error, sizeof(a->error),
+             "not connected in time: this controller had no descriptor free for it");
+    abort_run(r, "agent %s unreachable: %s; nothing was injected", a->host->name, a->error);
+}
+
+static const struct fl_fleet_ops agent_fleet_ops = {.start = start_agent, .expired = agent_expired};
 
 /* ---------------------------------------------------------------- the end */
 
@@ -592,6 +645,8 @@ static void finish(struct run *r)
             r->slots[i].probe = NULL;
         }
     }
+    if (r->fleet != NULL)
+        fl_fleet_stop(r->fleet);
     for (size_t i = 0; i < r->n_agents; i++)
         if (r->agents[i].client)
             fl_client_close(r->agents[i].client);
@@ -640,7 +695,8 @@ static int plan_faults(struct run *r)
         for (size_t k = 0; k < f->target.count && k < n; k++) {
             size_t h = pick[k];
             if (agent_of_host[h] == 0) {
-                struct agent *a = &r->agents[r->n_agents++];
+                struct agent *a = &r->agents[r->n_agents];
+                a->index = r->n_agents++;
                 a->run = r;
                 a->host = &e->inventory.hosts[h];
                 agent_of_host[h] = r->n_agents; /* index + 1 */
@@ -791,19 +847,28 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     }
     progress(r, "experiment %s: %zu probe(s), %zu fault(s) on %zu agent(s)", e->name, e->n_probes,
              rec->n_faults, r->n_agents);
-    /* An agent that cannot even be tried aborts the run, which then ends at
-     * once (nothing is injected yet): no more agents are tried after it. */
-    for (size_t i = 0; rc == 0 && r->phase != PHASE_DONE && i < r->n_agents; i++) {
-        struct agent *a = &r->agents[i];
-        int crc = fl_client_connect(&r->loop, a->host->name, a->host->address, a->host->port, key,
-                                    o->connect_timeout_ms ? o->connect_timeout_ms : 5000,
-                                    &agent_ops, a, &a->client);
-        if (crc < 0) {
-            a->client = NULL;
-            a->gone = true;
-            snprintf(a->error, sizeof(a->error), "%s", fl_strerror(crc));
-            abort_run(r, "agent %s unreachable: %s; nothing was injected", a->host->name, a->error);
-        }
+    /* The agents connect through the fleet fan-out, a window at a time; each
+     * connection then stays open for the whole run, so they must all fit in
+     * the descriptor limit: refused before anything runs if they do not. */
+    size_t reserve = FL_FLEET_FD_RESERVE + 2 * e->n_probes;
+    size_t budget = rc == 0 ? fl_fleet_fd_budget(reserve) : 0;
+    if (rc == 0 && r->n_agents > budget) {
+        abort_run(
+            r,
+            "%zu agents need %zu connections open for the whole run, but the descriptor "
+            "limit leaves room for %zu (RLIMIT_NOFILE less what is open and up to %zu kept for "
+            "probes and files): "
+            "raise `ulimit -n` (the hard limit); nothing was injected",
+            r->n_agents, r->n_agents, budget, reserve);
+    }
+    if (rc == 0 && r->phase != PHASE_DONE && !r->aborting) {
+        uint64_t connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 5000;
+        size_t window = fl_fleet_window(reserve);
+        /* every agent gets its connect timeout, a window after another */
+        uint64_t deadline = connect_ms * (1 + r->n_agents / window);
+        rc = fl_fleet_new(&r->loop, r->n_agents, window, deadline, &agent_fleet_ops, r, &r->fleet);
+        if (rc == 0)
+            fl_fleet_start(r->fleet);
     }
     if (rc != 0) {
         snprintf(rec->abort_reason, sizeof(rec->abort_reason), "cannot start: %s", fl_strerror(rc));
@@ -823,6 +888,7 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     if (uv_loop_close(&r->loop) != 0)
         fl_error("internal error: handles left open after the run");
     measure(r);
+    fl_fleet_free(r->fleet);
     free(r->agents);
     free(r->jobs);
     free(r->slots);
