@@ -9,6 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* RFC 8536: a transition names its local time type with one octet, so a
+ * TZif file has at most 256 types; a file that says more is refused
+ * ("TZif counts out of range"), never cut. */
+#define TZIF_MAX_TYPES 256
+
 int64_t fl_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
@@ -348,8 +353,8 @@ int fl_tz_from_tzif(const char *name, const unsigned char *buf, size_t len, stru
     uint32_t c[6];
     for (int i = 0; i < 6; i++)
         c[i] = be32(buf + 20 + 4 * i); /* isut, isstd, leap, time, type, char */
-    if (c[0] > 256 || c[1] > 256 || c[2] > 10000 || c[3] > 100000 || c[4] == 0 || c[4] > 256 ||
-        c[5] > 10000)
+    if (c[0] > 256 || c[1] > 256 || c[2] > 10000 || c[3] > 100000 || c[4] == 0 ||
+        c[4] > TZIF_MAX_TYPES || c[5] > 10000)
         TZIF_BAD("TZif counts out of range");
     size_t skip = 44 + (size_t)c[3] * 5 + c[4] * 6 + c[5] + c[2] * 8 + c[1] + c[0];
     if (len < skip + 44 || memcmp(buf + skip, "TZif", 4) != 0)
@@ -357,8 +362,8 @@ int fl_tz_from_tzif(const char *name, const unsigned char *buf, size_t len, stru
     const unsigned char *h = buf + skip;
     for (int i = 0; i < 6; i++)
         c[i] = be32(h + 20 + 4 * i);
-    if (c[0] > 256 || c[1] > 256 || c[2] > 10000 || c[3] > 100000 || c[4] == 0 || c[4] > 256 ||
-        c[5] > 10000)
+    if (c[0] > 256 || c[1] > 256 || c[2] > 10000 || c[3] > 100000 || c[4] == 0 ||
+        c[4] > TZIF_MAX_TYPES || c[5] > 10000)
         TZIF_BAD("TZif counts out of range");
     if (c[2] != 0)
         TZIF_BAD("leap-second zone files are not supported (use the plain zone, not right/)");
@@ -368,7 +373,7 @@ int fl_tz_from_tzif(const char *name, const unsigned char *buf, size_t len, stru
     size_t body = 44 + (size_t)c[3] * 9 + c[4] * 6 + c[5] + c[1] + c[0];
     if (len < skip + body + 1)
         TZIF_BAD("truncated TZif file");
-    int32_t offs[256];
+    int32_t offs[TZIF_MAX_TYPES];
     for (uint32_t i = 0; i < c[4]; i++) {
         offs[i] = (int32_t)be32(types + 6 * i);
         if (offs[i] <= -25 * 3600 || offs[i] >= 26 * 3600)

@@ -463,18 +463,6 @@ static pid_t start_sleeper(void)
     return pid;
 }
 
-/* SIGSTOP takes effect once the target is next scheduled: on a busy machine
- * /proc can still say R for a moment after the agent sent it. */
-static char stopped_soon(pid_t pid)
-{
-    char st = proc_state_of(pid);
-    for (int i = 0; i < 200 && st != 'T'; i++) {
-        sleep_ms(5);
-        st = proc_state_of(pid);
-    }
-    return st;
-}
-
 static void pause_twice(void **state)
 {
     (void)state;
@@ -491,14 +479,14 @@ static void pause_twice(void **state)
     assert_int_equal(o.injected, 1);
     assert_int_equal(o.code, FAULTLINE__ERROR_CODE__ERROR_BUSY);
     assert_non_null(strstr(o.error, o.ids[0]));
-    assert_int_equal(stopped_soon(pid), 'T');
+    assert_int_equal(proc_wait_state(pid, 'T', 1000), 'T');
     /* the first ends: the process runs, and may be paused again */
     revert_one(o.ids[0]);
     assert_true(proc_state_of(pid) != 'T');
     struct outcome again;
     inject_one(&s2, &again);
     assert_int_equal(again.injected, 1);
-    assert_int_equal(stopped_soon(pid), 'T');
+    assert_int_equal(proc_wait_state(pid, 'T', 1000), 'T');
     revert_all();
     assert_true(proc_state_of(pid) != 'T');
 }
@@ -523,7 +511,7 @@ static void pause_twice_expiry(void **state)
     assert_int_equal(second.injected, 0);
     assert_int_equal(second.code, FAULTLINE__ERROR_CODE__ERROR_BUSY);
     assert_non_null(strstr(second.error, first.ids[0]));
-    assert_int_equal(stopped_soon(pid), 'T');
+    assert_int_equal(proc_wait_state(pid, 'T', 1000), 'T');
     /* the first expires: the process runs, and the second is accepted */
     for (int i = 0; i < 300 && active_count() > 0; i++)
         sleep_ms(50);
@@ -531,7 +519,7 @@ static void pause_twice_expiry(void **state)
     assert_true(proc_state_of(pid) != 'T');
     inject_one(&s2, &second);
     assert_int_equal(second.injected, 1);
-    assert_int_equal(stopped_soon(pid), 'T');
+    assert_int_equal(proc_wait_state(pid, 'T', 1000), 'T');
     revert_all();
     assert_true(proc_state_of(pid) != 'T');
 }

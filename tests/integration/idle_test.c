@@ -23,6 +23,7 @@
 #include "common/key.h"
 #include "common/pbutil.h"
 #include "tests/support/agent_proc.h"
+#include "tests/support/proc.h"
 #include "tests/support/raw_peer.h"
 
 #define IDLE_WINDOW_MS 2000
@@ -31,13 +32,6 @@ static char dir[] = "/tmp/fl-idle-test.XXXXXX";
 static char key_path[300];
 static struct fl_key key;
 static struct test_agent agent;
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
 
 /* Context switches (voluntary + involuntary) of every thread of pid. */
 static unsigned long long switches(pid_t pid)
@@ -79,15 +73,6 @@ static void assert_sleeps(const char *when)
         test_agent_dump_log(&agent);
     assert_int_equal(a1 - a0, 0);
     assert_int_equal(g1 - g0, 0);
-}
-
-static Faultline__Envelope *roundtrip(struct raw_peer *p, Faultline__Envelope *env)
-{
-    static uint8_t buf[4096];
-    size_t n = raw_seal(p, env, buf, sizeof(buf));
-    if (n == 0 || raw_send_bytes(p, buf, n) < 0)
-        return NULL;
-    return raw_recv_envelope(p, 10000);
 }
 
 static int setup(void **state)
@@ -152,7 +137,7 @@ static void test_idle_after_leased_fault(void **state)
     env.id = 1;
     env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
     env.inject = &ir;
-    Faultline__Envelope *reply = roundtrip(&p, &env);
+    Faultline__Envelope *reply = raw_request(&p, &env, 10000);
     assert_non_null(reply);
     assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_INJECTED);
     char fid[32];
@@ -170,7 +155,7 @@ static void test_idle_after_leased_fault(void **state)
     rev.id = 2;
     rev.msg_case = FAULTLINE__ENVELOPE__MSG_REVERT;
     rev.revert = &rr;
-    reply = roundtrip(&p, &rev);
+    reply = raw_request(&p, &rev, 10000);
     assert_non_null(reply);
     assert_int_not_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_ERROR);
     faultline__envelope__free_unpacked(reply, NULL);

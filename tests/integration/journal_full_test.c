@@ -31,6 +31,7 @@
 #include "common/key.h"
 #include "common/pbutil.h"
 #include "tests/support/agent_proc.h"
+#include "tests/support/proc.h"
 #include "tests/support/raw_peer.h"
 
 static char dir[] = "/tmp/fl-journal-full.XXXXXX";
@@ -39,40 +40,6 @@ static struct fl_key key;
 static struct test_agent agent;
 static pid_t victim;
 static int mounted;
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* 'T' when stopped, 'S' when sleeping, ... */
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return '?';
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
-}
-
-/* SIGSTOP takes effect once the target is next scheduled: on a busy machine
- * /proc can still say R for a moment after the agent sent it. */
-static char stopped_soon(pid_t pid)
-{
-    char st = proc_state(pid);
-    for (int i = 0; i < 200 && st != 'T'; i++) {
-        sleep_ms(5);
-        st = proc_state(pid);
-    }
-    return st;
-}
 
 static off_t size_of(const char *path)
 {
@@ -122,11 +89,7 @@ static const char *inject_pause(struct raw_peer *p, uint64_t id)
     env.id = id;
     env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
     env.inject = &ir;
-    uint8_t buf[4096];
-    size_t n = raw_seal(p, &env, buf, sizeof(buf));
-    assert_true(n > 0);
-    assert_int_equal(raw_send_bytes(p, buf, n), 0);
-    Faultline__Envelope *reply = raw_recv_envelope(p, 10000);
+    Faultline__Envelope *reply = raw_request(p, &env, 10000);
     assert_non_null(reply);
     if (reply->msg_case == FAULTLINE__ENVELOPE__MSG_INJECTED)
         msg[0] = '\0';
@@ -190,14 +153,14 @@ static void test_write_stopped_at_every_byte(void **state)
         if (err[0] == '\0') {
             /* the limit is past the whole record: it was written whole */
             assert_true(k > 0);
-            assert_int_equal(stopped_soon(victim), 'T');
+            assert_int_equal(proc_wait_state(victim, 'T', 1000), 'T');
             break;
         }
         refused++;
         if (strstr(err, "journal") == NULL)
             fail_msg("inject at k=%lld refused for another reason: %s", (long long)k, err);
         assert_int_equal(size_of(journal), before); /* taken back whole */
-        assert_int_not_equal(proc_state(victim), 'T');
+        assert_int_not_equal(proc_state_of(victim), 'T');
         assert_true(k < 4096);
     }
     fprintf(stderr, "[ measured ] %u injects refused, one at each byte of the apply record\n",
@@ -206,11 +169,11 @@ static void test_write_stopped_at_every_byte(void **state)
 
     /* the fault is active and the journal whole: kill -9 everything */
     stop_agent(SIGKILL);
-    assert_int_equal(stopped_soon(victim), 'T');
+    assert_int_equal(proc_wait_state(victim, 'T', 1000), 'T');
     start_agent("limit");
-    for (int i = 0; i < 100 && proc_state(victim) == 'T'; i++)
+    for (int i = 0; i < 100 && proc_state_of(victim) == 'T'; i++)
         sleep_ms(20);
-    assert_int_not_equal(proc_state(victim), 'T');
+    assert_int_not_equal(proc_state_of(victim), 'T');
 
     /* someone else stops it now: no agent start may resume it again */
     kill(victim, SIGSTOP);
@@ -218,11 +181,11 @@ static void test_write_stopped_at_every_byte(void **state)
     stop_agent(SIGTERM);
     start_agent("limit");
     sleep_ms(200);
-    assert_int_equal(stopped_soon(victim), 'T');
+    assert_int_equal(proc_wait_state(victim, 'T', 1000), 'T');
     stop_agent(SIGKILL);
     start_agent("limit");
     sleep_ms(200);
-    assert_int_equal(stopped_soon(victim), 'T');
+    assert_int_equal(proc_wait_state(victim, 'T', 1000), 'T');
     kill(victim, SIGCONT);
     stop_agent(SIGTERM);
 }
@@ -254,18 +217,18 @@ static void test_full_tmpfs(void **state)
         fail_msg("inject on a full file system (journal %lld bytes): \"%s\"", (long long)before,
                  err);
     assert_int_equal(size_of(journal), before);
-    assert_int_not_equal(proc_state(victim), 'T');
+    assert_int_not_equal(proc_state_of(victim), 'T');
 
     unlink(filler);
     err = inject_pause(&p, 2);
     assert_string_equal(err, "");
-    assert_int_equal(stopped_soon(victim), 'T');
+    assert_int_equal(proc_wait_state(victim, 'T', 1000), 'T');
     raw_close(&p);
     stop_agent(SIGKILL); /* agent and guardian */
     start_agent("full");
-    for (int i = 0; i < 100 && proc_state(victim) == 'T'; i++)
+    for (int i = 0; i < 100 && proc_state_of(victim) == 'T'; i++)
         sleep_ms(20);
-    assert_int_not_equal(proc_state(victim), 'T');
+    assert_int_not_equal(proc_state_of(victim), 'T');
     pid_t guardian = agent.guardian_pid;
     stop_agent(SIGTERM);
     for (int i = 0; i < 250 && guardian > 0 && kill(guardian, 0) == 0; i++)

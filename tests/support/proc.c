@@ -149,6 +149,17 @@ char proc_state_of(pid_t pid)
     return p && p[1] == ' ' ? p[2] : 0;
 }
 
+char proc_wait_state(pid_t pid, char want, int ms)
+{
+    uint64_t deadline = fl_mono_ms() + (uint64_t)ms;
+    char st = proc_state_of(pid);
+    while (st != want && fl_mono_ms() < deadline) {
+        sleep_ms(5);
+        st = proc_state_of(pid);
+    }
+    return st;
+}
+
 void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

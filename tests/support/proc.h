@@ -31,6 +31,10 @@ const char *file_wait_for(const char *path, const char *needle, char *buf, size_
 
 /* A process's one-letter state ('S', 'T' for stopped, 'Z' ...), 0 when gone. */
 char proc_state_of(pid_t pid);
+/* Polls pid's state until it is want or ms have passed; the last state read.
+ * (SIGSTOP takes effect once the target is next scheduled: on a busy machine
+ * /proc can still say R for a moment after the signal was sent.) */
+char proc_wait_state(pid_t pid, char want, int ms);
 
 void sleep_ms(int ms);
 

@@ -229,3 +229,12 @@ Faultline__Envelope *raw_recv_envelope(struct raw_peer *p, int timeout_ms)
         return NULL;
     return faultline__envelope__unpack(NULL, plen, payload);
 }
+
+Faultline__Envelope *raw_request(struct raw_peer *p, const Faultline__Envelope *env, int timeout_ms)
+{
+    uint8_t buf[8192];
+    size_t n = raw_seal(p, env, buf, sizeof(buf));
+    if (n == 0 || raw_send_bytes(p, buf, n) < 0)
+        return NULL;
+    return raw_recv_envelope(p, timeout_ms);
+}

@@ -43,4 +43,8 @@ size_t raw_seal(struct raw_peer *p, const Faultline__Envelope *env, uint8_t *out
 /* Receives and opens one sealed envelope; NULL on any failure. */
 Faultline__Envelope *raw_recv_envelope(struct raw_peer *p, int timeout_ms);
 
+/* Seals and sends env, then receives the reply; NULL on any failure. */
+Faultline__Envelope *raw_request(struct raw_peer *p, const Faultline__Envelope *env,
+                                 int timeout_ms);
+
 #endif

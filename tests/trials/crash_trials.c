@@ -97,20 +97,6 @@ static void on_signal(int sig)
     _exit(2);
 }
 
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 'X';
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
-}
-
 static pid_t spawn_victim(void)
 {
     pid_t pid = fork();
@@ -155,13 +141,13 @@ static int start_agent(void)
     return 0;
 }
 
-/* Until pid has exited (a zombie nobody reaps counts as gone: its parent,
+/* Until pid has exited (gone from /proc, or a zombie nobody reaps: its parent,
  * the agent, is dead, and init may be slow to reap it). */
 static void wait_gone(pid_t pid, int ms)
 {
     for (int i = 0; i < ms / 5 && pid > 0; i++) {
-        char st = proc_state(pid);
-        if (st == 'X' || st == 'Z')
+        char st = proc_state_of(pid);
+        if (st == 0 || st == 'Z')
             return;
         sleep_ms(5);
     }
@@ -328,8 +314,8 @@ static int count_procs(const char *comm)
         fclose(f);
         name[strcspn(name, "\n")] = 0;
         if (strcmp(name, comm) == 0) {
-            char st = proc_state((pid_t)pid);
-            n += st != 'Z' && st != 'X';
+            char st = proc_state_of((pid_t)pid);
+            n += st != 'Z' && st != 0;
         }
     }
     closedir(d);
@@ -366,7 +352,7 @@ static void look_for_leftovers(pid_t victim, enum kind k, char *out, size_t cap)
     } while (0)
     if (sh("ip netns exec %s nft list table inet faultline >/dev/null 2>&1", ns) == 0)
         LEFT(" nft table inet faultline still there;");
-    if (k != K_KILL && proc_state(victim) == 'T')
+    if (k != K_KILL && proc_state_of(victim) == 'T')
         LEFT(" victim %d still stopped;", (int)victim);
     if (fill_files_left() > 0)
         LEFT(" a fill file on the disk;");
@@ -466,18 +452,18 @@ static int trial(unsigned n, uint64_t seed, struct tally *t)
         snprintf(why, sizeof(why), " the next agent did not start or stop cleanly;");
     } else {
         look_for_leftovers(victim, k, why, sizeof(why));
-        if (second > 0 && proc_state(second) == 'T' && why[0] == 0)
+        if (second > 0 && proc_state_of(second) == 'T' && why[0] == 0)
             snprintf(why, sizeof(why), " the near-full pause's victim %d still stopped;",
                      (int)second);
         /* nothing is undone twice: a pause the test makes itself, after
          * every fault ended, survives the next start */
-        if (why[0] == 0 && k == K_PAUSE && proc_state(victim) != 'X') {
+        if (why[0] == 0 && k == K_PAUSE && proc_state_of(victim) != 0) {
             kill(victim, SIGSTOP);
-            for (int i = 0; i < 100 && proc_state(victim) != 'T'; i++)
+            for (int i = 0; i < 100 && proc_state_of(victim) != 'T'; i++)
                 sleep_ms(1);
             if (start_agent() != 0 || stop_agent() != 0)
                 snprintf(why, sizeof(why), " the third agent did not start or stop cleanly;");
-            else if (proc_state(victim) != 'T')
+            else if (proc_state_of(victim) != 'T')
                 snprintf(why, sizeof(why), " a pause was undone twice (the victim was resumed);");
         }
     }
