@@ -122,6 +122,11 @@ int fl_cmd_run(int argc, char **argv)
     }
 
     struct fl_run_options o = {.dry_run = dry_run, .progress = stdout, .connect_timeout_ms = 5000};
+    char attempts_path[4096];
+    if (report_dir != NULL && !dry_run) {
+        snprintf(attempts_path, sizeof(attempts_path), "%s/attempts.jsonl", report_dir);
+        o.attempts_path = attempts_path;
+    }
     struct fl_run_record rec;
     rc = fl_run(e, &key, &o, &rec);
     fl_key_wipe(&key);

@@ -124,6 +124,14 @@ static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
         rc = fl_objectives_recovery(c, e, fl_yaml_get(root, "recovery"));
     if (rc == 0)
         rc = check_windows(c, e, root);
+    if (rc == 0 && e->n_probes == 0) {
+        const struct fl_yaml_node *at = fl_yaml_get(root, "faults");
+        rc = fl_yaml_errorf(at != NULL ? at : root, c->err, c->errlen,
+                            "the experiment has no probes, so a run could only inject and revert "
+                            "and never measure a recovery: add probes (and list the ones that "
+                            "must hold in steady_state); for a scripted injection without a "
+                            "verdict use `faultline inject` and `faultline revert`/`halt`");
+    }
     return rc;
 }
 

@@ -100,6 +100,15 @@ int fl_objectives_recovery(struct fl_check *c, struct fl_experiment *e,
             return fl_check_nomem(c);
         memcpy(e->recovery.probes, e->steady_state, e->n_steady_state * sizeof(size_t));
         e->recovery.n_probes = e->n_steady_state;
+    } else if (rc == 0 && e->recovery.probes == NULL && e->n_probes > 0) {
+        /* no steady state named: every probe must recover, else nothing
+         * would be measured and every run would end ABORTED */
+        e->recovery.probes = calloc(e->n_probes, sizeof(size_t));
+        if (e->recovery.probes == NULL)
+            return fl_check_nomem(c);
+        for (size_t i = 0; i < e->n_probes; i++)
+            e->recovery.probes[i] = i;
+        e->recovery.n_probes = e->n_probes;
     }
     return rc;
 }

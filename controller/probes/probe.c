@@ -1,21 +1,35 @@
-/* The probe runner: schedule, timeout, report.
+/* The probe runner: schedule, timeout, judgement, report.
  *
- * A probe owns two timers: `tick` (repeating, every interval; the first tick
- * is due at once) and `deadline` (one shot, timeout after an attempt starts).
- * At most one attempt exists at a time; the kind (http.c, tcp.c, exec.c)
+ * A probe owns three timers: `tick` (one shot, re-armed for each due time:
+ * due times are phase + k * interval on the monotonic clock, fl_probe_phase_ms),
+ * `kick` (starts an owed attempt, or a once-probe's only one, on the next
+ * iteration) and `deadline` (the timeout of the attempt in flight). At most
+ * one attempt exists at a time; the kind (http.c, tcp.c, exec.c, ssh.c)
  * performs it and calls fl_probe_attempt_end() once it has released all it
- * held. A tick that finds an attempt still alive is owed: the next attempt
- * starts as soon as that one ends, and the schedule continues from there.
- * (With timeout == interval the tick and the deadline fall due together;
- * skipping the tick outright would halve the probe's resolution.)
+ * held. A due time that finds an attempt still alive is owed: the next
+ * attempt starts as soon as that one ends. A due time the controller reaches
+ * a whole interval late is skipped and counted, never made up in a burst.
  *
- *   tick ──► start ──► attempt ──► end(ok/fail) ──► report
+ *   tick ──► start ──► attempt ──► end(ok/fail) ──► judge ──► report
  *                         │
- *                 deadline│──► report "timeout after N ms", cancel ──► end (ignored)
+ *                 deadline│──► one more look (1 ms: the loop polls its sockets
+ *                         │    first) ──► still nothing ──► judge ──► report, cancel
+ *
+ * Judging (the controller never invents a failure): libuv runs expired
+ * timers before it polls for I/O, so after the loop has stalled (too much
+ * work, no CPU, a stopped process) a reply can be waiting in its socket when
+ * the deadline fires. Hence the one more look. A timeout during which the
+ * loop was stalled for fl_probe_late_threshold_ms (half the timeout) or more
+ * in all (lag.h), or whose deadline itself fired that late, is LATE: the
+ * service had less than half its timeout of the controller's attention, so
+ * the timeout may be the controller's doing. An outcome that arrives only in
+ * the one more look is judged the same way (LATE, or a TIMEOUT). An answer
+ * that is a failure (refused, 503, exit 1) is the service's own, whenever it
+ * was read: always FAILED.
  *
  * `resolved` says the current attempt's result has been reported; it makes
- * the timeout and a late end() race-free. Stopping closes both timers and
- * cancels the attempt; the probe is freed when both close callbacks have run
+ * the timeout and a late end() race-free. Stopping closes the timers and
+ * cancels the attempt; the probe is freed when every close callback has run
  * and the attempt has ended, whichever comes last. */
 #include "controller/probes/probe.h"
 
@@ -28,6 +42,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "controller/probes/lag.h"
 
 #define DEFAULT_INTERVAL_MS 1000u
 #define DEFAULT_TIMEOUT_MS 1000u
@@ -37,8 +52,16 @@ struct fl_probe {
     struct fl_probe_spec spec;
     const struct fl_probe_kind *kind;
     uv_timer_t tick;
+    uv_timer_t kick;
     uv_timer_t deadline;
     int open_handles;
+    struct fl_lag *lag; /* NULL: judged by the deadline's lateness only */
+    uint64_t interval_ns;
+    uint64_t due_ns;           /* the next due time (monotonic) */
+    bool overdue;              /* the deadline passed; the one more look is running */
+    uint64_t deadline_late_ns; /* how late the deadline timer fired */
+    uint32_t start_late_ms;    /* of the current attempt */
+    struct fl_probe_stats stats;
     bool once;
     bool attempted; /* once: the single attempt has begun */
     bool stopping;
@@ -264,14 +287,67 @@ static void on_closed(uv_handle_t *h)
     maybe_finish(p);
 }
 
-static void report(struct fl_probe *p, bool ok, const char *detail)
+const char *fl_probe_outcome_name(enum fl_probe_outcome o)
+{
+    switch (o) {
+    case FL_OUTCOME_OK:
+        return "ok";
+    case FL_OUTCOME_FAILED:
+        return "failed";
+    case FL_OUTCOME_TIMEOUT:
+        return "timeout";
+    case FL_OUTCOME_LATE:
+        return "late";
+    }
+    return "?";
+}
+
+uint64_t fl_probe_late_threshold_ms(uint64_t timeout_ms)
+{
+    uint64_t t = timeout_ms / 2;
+    return t < FL_PROBE_LATE_MIN_MS ? FL_PROBE_LATE_MIN_MS : t;
+}
+
+uint64_t fl_probe_late_start_ms(uint64_t interval_ms)
+{
+    uint64_t t = interval_ms / 2;
+    return t < FL_PROBE_LATE_MIN_MS ? FL_PROBE_LATE_MIN_MS : t;
+}
+
+uint64_t fl_probe_phase_ms(const char *name, uint64_t interval_ms)
+{
+    if (interval_ms == 0)
+        return 0;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, 64 bits */
+    for (const unsigned char *c = (const unsigned char *)(name != NULL ? name : ""); *c; c++) {
+        h ^= *c;
+        h *= 1099511628211ull;
+    }
+    return h % interval_ms;
+}
+
+void fl_probe_set_lag(struct fl_probe *p, struct fl_lag *lag)
+{
+    p->lag = lag;
+}
+
+void fl_probe_get_stats(const struct fl_probe *p, struct fl_probe_stats *out)
+{
+    *out = p->stats;
+}
+
+static void report(struct fl_probe *p, enum fl_probe_outcome outcome, uint64_t latency_ms,
+                   uint32_t stall_ms, const char *detail)
 {
     assert(!p->stopping); /* a stopped probe reports nothing more */
     struct fl_probe_result r;
     memset(&r, 0, sizeof(r));
     r.started_ms = p->started_ms;
-    r.latency_ms = (fl_mono_ns() - p->started_ns) / 1000000u;
-    r.ok = ok;
+    r.latency_ms = latency_ms;
+    r.outcome = outcome;
+    r.ok = outcome == FL_OUTCOME_OK;
+    r.start_late_ms = p->start_late_ms;
+    r.stall_ms = stall_ms;
     snprintf(r.detail, sizeof(r.detail), "%s", detail);
     p->cb(p, &r, p->arg);
 }
@@ -284,7 +360,53 @@ static void cancel_attempt(struct fl_probe *p)
     p->kind->cancel(p->attempt); /* may end the attempt right here */
 }
 
-static void on_tick(uv_timer_t *t);
+/* How long the controller was not looking during the current attempt: the
+ * loop's stalls in all, or the deadline timer's own lateness. In ms. */
+static uint32_t stall_during(struct fl_probe *p, uint64_t now_ns)
+{
+    uint64_t ns = p->lag != NULL ? fl_lag_stalled_between(p->lag, p->started_ns, now_ns) : 0;
+    if (p->overdue && p->deadline_late_ns > ns)
+        ns = p->deadline_late_ns;
+    uint64_t ms = ns / 1000000u;
+    return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+/* Reports a late attempt: text says what it would have read. */
+static void report_late(struct fl_probe *p, uint64_t latency_ms, uint32_t stall, const char *text)
+{
+    char detail[sizeof(((struct fl_probe_result *)0)->detail)];
+    snprintf(detail, sizeof(detail),
+             "late: the controller stalled %ums of the attempt's %llums (%s)", (unsigned)stall,
+             (unsigned long long)p->spec.timeout_ms, text);
+    report(p, FL_OUTCOME_LATE, latency_ms, stall, detail);
+}
+
+/* No outcome within the timeout, or one only in the one more look. */
+static void judge_timeout(struct fl_probe *p, uint32_t stall)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "timeout after %llums", (unsigned long long)p->spec.timeout_ms);
+    if (stall >= fl_probe_late_threshold_ms(p->spec.timeout_ms))
+        report_late(p, p->spec.timeout_ms, stall, text);
+    else
+        report(p, FL_OUTCOME_TIMEOUT, p->spec.timeout_ms, stall, text);
+}
+
+/* Judges the attempt the kind just ended (ok: its verdict) and reports it. */
+static void judge(struct fl_probe *p, bool ok, const char *detail)
+{
+    uint64_t now = fl_mono_ns();
+    uint64_t elapsed_ms = (now - p->started_ns) / 1000000u;
+    uint32_t stall = stall_during(p, now);
+    if (p->overdue)
+        judge_timeout(p, stall);
+    else if (ok)
+        report(p, FL_OUTCOME_OK, elapsed_ms, stall, detail);
+    else /* the service's own answer, whenever it was read */
+        report(p, FL_OUTCOME_FAILED, elapsed_ms, stall, detail);
+}
+
+static void on_kick(uv_timer_t *t);
 
 void fl_probe_attempt_end(struct fl_probe *p, bool ok, const char *fmt, ...)
 {
@@ -299,12 +421,12 @@ void fl_probe_attempt_end(struct fl_probe *p, bool ok, const char *fmt, ...)
     p->cancelled = false;
     if (p->owed && !p->stopping && !p->once) {
         p->owed = false;
-        uv_timer_start(&p->tick, on_tick, 0, p->spec.interval_ms); /* cannot fail: live timer */
+        uv_timer_start(&p->kick, on_kick, 0, 0); /* cannot fail: live timer */
     }
     if (!p->resolved) {
         p->resolved = true;
         uv_timer_stop(&p->deadline);
-        report(p, ok, detail); /* the owner may call fl_probe_stop() in there */
+        judge(p, ok, detail); /* the owner may call fl_probe_stop() in there */
     }
     maybe_finish(p);
 }
@@ -314,42 +436,46 @@ static void on_deadline(uv_timer_t *t)
     struct fl_probe *p = t->data;
     if (p->attempt == NULL || p->resolved)
         return;
-    char detail[64];
-    snprintf(detail, sizeof(detail), "timeout after %llums",
-             (unsigned long long)p->spec.timeout_ms);
+    if (!p->overdue) {
+        /* Timers run before the loop polls its sockets: look once more
+         * (1 ms, so that the poll comes first) before calling it a timeout. */
+        uint64_t due = p->started_ns + p->spec.timeout_ms * 1000000u;
+        uint64_t now = fl_mono_ns();
+        p->overdue = true;
+        p->deadline_late_ns = now > due ? now - due : 0;
+        uv_timer_start(&p->deadline, on_deadline, 1, 0); /* cannot fail: live timer */
+        return;
+    }
     p->resolved = true;
+    uint32_t stall = stall_during(p, fl_mono_ns()); /* before cancelling: it may end p's attempt */
     cancel_attempt(p); /* before reporting: the owner may stop p in report() */
-    report(p, false, detail);
+    judge_timeout(p, stall);
 }
 
-static void on_tick(uv_timer_t *t)
+static void start_attempt(struct fl_probe *p, uint64_t due_ns)
 {
-    struct fl_probe *p = t->data;
-    if (p->stopping)
-        return;
-    if (p->attempt != NULL) {
-        fl_debug("probe %s: previous attempt still running; the next starts when it ends",
-                 p->spec.name != NULL ? p->spec.name : "?");
-        p->owed = true;
-        return;
-    }
-    if (p->once) {
-        if (p->attempted)
-            return;
-        uv_timer_stop(&p->tick);
-    }
+    uint64_t now = fl_mono_ns();
+    uint64_t late_ms = now > due_ns ? (now - due_ns) / 1000000u : 0;
+    p->start_late_ms = late_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)late_ms;
+    p->stats.started++;
+    if (late_ms >= fl_probe_late_start_ms(p->spec.interval_ms))
+        p->stats.late_starts++;
+    if (late_ms > p->stats.max_start_late_ms)
+        p->stats.max_start_late_ms = late_ms;
     p->attempted = true;
     p->started_ms = fl_now_ms();
-    p->started_ns = fl_mono_ns();
+    p->started_ns = now;
     p->resolved = false;
     p->cancelled = false;
+    p->overdue = false;
+    p->deadline_late_ns = 0;
 
     char err[128] = "";
     void *attempt = NULL;
     int rc = p->kind->start(p, &attempt, err, sizeof(err));
     if (rc < 0) {
         p->resolved = true;
-        report(p, false, err[0] != '\0' ? err : fl_strerror(rc));
+        judge(p, false, err[0] != '\0' ? err : fl_strerror(rc));
         return;
     }
     p->attempt = attempt;
@@ -360,8 +486,56 @@ static void on_tick(uv_timer_t *t)
                  uv_strerror(rc));
         p->resolved = true;
         cancel_attempt(p);
-        report(p, false, "internal error: cannot arm timeout");
+        report(p, FL_OUTCOME_FAILED, 0, 0, "internal error: cannot arm timeout");
     }
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    struct fl_probe *p = t->data;
+    if (p->stopping || p->attempt != NULL)
+        return;
+    if (p->once && p->attempted)
+        return;
+    start_attempt(p, fl_mono_ns()); /* an owed attempt is due when it can start */
+}
+
+/* Arms tick for due_ns (monotonic), rounding up to the timer's ms. */
+static void arm_tick(struct fl_probe *p, uint64_t now_ns);
+
+static void on_tick(uv_timer_t *t)
+{
+    struct fl_probe *p = t->data;
+    if (p->stopping)
+        return;
+    uint64_t now = fl_mono_ns();
+    if (now < p->due_ns) { /* the timer's ms are coarser than the clock */
+        arm_tick(p, now);
+        return;
+    }
+    uint64_t this_due = p->due_ns;
+    uint64_t next = this_due + p->interval_ns;
+    if (next <= now) {
+        uint64_t missed = (now - next) / p->interval_ns + 1;
+        p->stats.skipped += missed;
+        next += missed * p->interval_ns;
+    }
+    p->due_ns = next;
+    arm_tick(p, now);
+    if (p->attempt != NULL) {
+        fl_debug("probe %s: previous attempt still running; the next starts when it ends",
+                 p->spec.name != NULL ? p->spec.name : "?");
+        p->owed = true;
+        return;
+    }
+    start_attempt(p, this_due);
+}
+
+static void arm_tick(struct fl_probe *p, uint64_t now_ns)
+{
+    uint64_t wait_ns = p->due_ns > now_ns ? p->due_ns - now_ns : 0;
+    uint64_t ms = (wait_ns + 999999u) / 1000000u;
+    uv_timer_start(&p->tick, on_tick, ms, 0); /* cannot fail: live timer */
 }
 
 static int probe_new(uv_loop_t *loop, const struct fl_probe_spec *spec, fl_probe_cb cb, void *arg,
@@ -392,27 +566,37 @@ static int probe_new(uv_loop_t *loop, const struct fl_probe_spec *spec, fl_probe
     p->cb = cb;
     p->arg = arg;
     p->once = once;
-    /* uv_timer_init cannot fail on Unix for a valid loop; checked anyway. */
-    rc = uv_timer_init(loop, &p->tick);
-    if (rc < 0) {
-        fl_probe_spec_free(&p->spec);
-        free(p);
-        return rc;
+    p->interval_ns = p->spec.interval_ms * 1000000u;
+    uv_timer_t *timers[] = {&p->tick, &p->kick, &p->deadline};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        /* uv_timer_init cannot fail on Unix for a valid loop; checked anyway. */
+        rc = uv_timer_init(loop, timers[i]);
+        if (rc < 0)
+            break;
+        timers[i]->data = p;
+        p->open_handles++;
     }
-    p->tick.data = p;
-    p->open_handles = 1;
-    rc = uv_timer_init(loop, &p->deadline);
-    if (rc == 0) {
-        p->deadline.data = p;
-        p->open_handles = 2;
-        rc = uv_timer_start(&p->tick, on_tick, 0, once ? 0 : p->spec.interval_ms);
+    if (rc == 0 && once) {
+        rc = uv_timer_start(&p->kick, on_kick, 0, 0);
+    } else if (rc == 0) {
+        uint64_t now = fl_mono_ns();
+        uint64_t now_ms = now / 1000000u;
+        uint64_t phase = fl_probe_phase_ms(p->spec.name, p->spec.interval_ms);
+        uint64_t into = (now_ms + p->spec.interval_ms - phase) % p->spec.interval_ms;
+        p->due_ns = (now_ms + (into == 0 ? 0 : p->spec.interval_ms - into)) * 1000000u;
+        if (p->due_ns < now)
+            p->due_ns = now;
+        arm_tick(p, now);
     }
     if (rc < 0) {
         /* Half built: close what was opened; freed in the close callbacks. */
         p->stopping = true;
-        uv_close((uv_handle_t *)&p->tick, on_closed);
-        if (p->open_handles == 2)
-            uv_close((uv_handle_t *)&p->deadline, on_closed);
+        for (int i = 0; i < p->open_handles; i++)
+            uv_close((uv_handle_t *)timers[i], on_closed);
+        if (p->open_handles == 0) {
+            fl_probe_spec_free(&p->spec);
+            free(p);
+        }
         return rc;
     }
     *out = p;
@@ -440,6 +624,7 @@ void fl_probe_stop(struct fl_probe *p, void (*stopped)(void *arg), void *arg)
     p->stopped_arg = arg;
     p->resolved = true; /* nothing more is reported */
     uv_close((uv_handle_t *)&p->tick, on_closed);
+    uv_close((uv_handle_t *)&p->kick, on_closed);
     uv_close((uv_handle_t *)&p->deadline, on_closed);
     cancel_attempt(p);
 }

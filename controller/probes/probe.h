@@ -84,12 +84,52 @@ struct fl_probe_spec {
 
 void fl_probe_spec_free(struct fl_probe_spec *spec); /* frees the strings, not spec itself */
 
+/* What an attempt says. LATE is the controller's own failure, never the
+ * service's: no outcome within the timeout, but the controller's loop was
+ * stalled for at least fl_probe_late_threshold_ms of it (lag.h), so the
+ * timeout may be the controller's doing. It counts neither as a failure nor
+ * as a success. */
+enum fl_probe_outcome {
+    FL_OUTCOME_OK,
+    FL_OUTCOME_FAILED,  /* the service said no: refused, 503, exit 1 ... */
+    FL_OUTCOME_TIMEOUT, /* no outcome within the timeout, the loop on time */
+    FL_OUTCOME_LATE,
+};
+
 /* One attempt's outcome: the unit of every timeline. */
 struct fl_probe_result {
     uint64_t started_ms; /* wall clock, ms since the epoch */
-    uint64_t latency_ms; /* until the outcome was known */
-    bool ok;
-    char detail[160]; /* "200", "connection refused", "timeout after 500ms", "exit 3" */
+    uint64_t latency_ms; /* until the outcome was known (a timeout: timeout_ms) */
+    bool ok;             /* outcome == FL_OUTCOME_OK */
+    enum fl_probe_outcome outcome;
+    uint32_t start_late_ms; /* started this long after it was due (controller lateness) */
+    uint32_t stall_ms;      /* how long the controller's loop was stalled during it */
+    char detail[160];       /* "200", "connection refused", "timeout after 500ms", "exit 3" */
+};
+
+/* "ok", "failed", "timeout", "late" (run.json's and attempts.jsonl's spelling). */
+const char *fl_probe_outcome_name(enum fl_probe_outcome o);
+
+/* A timeout is LATE when the loop was stalled for at least half the
+ * timeout during the attempt (at least FL_PROBE_LATE_MIN_MS). */
+#define FL_PROBE_LATE_MIN_MS 5u
+uint64_t fl_probe_late_threshold_ms(uint64_t timeout_ms);
+/* An attempt that starts half an interval or more after it was due is a
+ * late start: the controller lost its schedule (counted, never a failure). */
+uint64_t fl_probe_late_start_ms(uint64_t interval_ms);
+
+/* The phase of a probe: its attempts are due at monotonic times t with
+ * t mod interval_ms == phase, a stable offset from a hash of its name, so
+ * that many probes with one interval spread their attempts over it instead
+ * of firing together. */
+uint64_t fl_probe_phase_ms(const char *name, uint64_t interval_ms);
+
+/* What a probe's schedule saw, for the run's controller figures. */
+struct fl_probe_stats {
+    uint64_t started;     /* attempts started */
+    uint64_t skipped;     /* due times passed while the controller was behind */
+    uint64_t late_starts; /* attempts started at least the late threshold after due */
+    uint64_t max_start_late_ms;
 };
 
 /* ------------------------------------------------------------------ running
@@ -101,8 +141,10 @@ struct fl_probe;
  * fl_probe_stop() on this or any other probe. */
 typedef void (*fl_probe_cb)(struct fl_probe *p, const struct fl_probe_result *r, void *arg);
 
-/* Starts spec (deep-copied; the caller keeps its own): the first attempt on
- * the next loop iteration, then one every interval_ms; an attempt still
+/* Starts spec (deep-copied; the caller keeps its own): attempts due every
+ * interval_ms at the probe's phase (fl_probe_phase_ms), the first within one
+ * interval; a due time the controller was too late for by a whole interval
+ * is skipped (and counted), never made up in a burst; an attempt still
  * running when the next is due postpones that one until it ends (attempts
  * never overlap), and the schedule continues from there.
  * interval_ms and timeout_ms of 0 mean the 1 s defaults. Returns 0 or a
@@ -123,6 +165,14 @@ int fl_probe_once(uv_loop_t *loop, const struct fl_probe_spec *spec, fl_probe_cb
 void fl_probe_stop(struct fl_probe *p, void (*stopped)(void *arg), void *arg);
 
 const struct fl_probe_spec *fl_probe_get_spec(const struct fl_probe *p);
+
+/* The loop's own lateness monitor (lag.h), used to tell LATE from a failure;
+ * NULL (the default) judges by the deadline timer's own lateness only.
+ * Set it before the loop runs; it must outlive the probe. */
+struct fl_lag;
+void fl_probe_set_lag(struct fl_probe *p, struct fl_lag *lag);
+
+void fl_probe_get_stats(const struct fl_probe *p, struct fl_probe_stats *out);
 
 /* Deep copy of src into dst; on error dst is left zeroed. Returns 0 or -ENOMEM. */
 int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *src);

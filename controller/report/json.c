@@ -2,11 +2,20 @@
  * (docs/design.md section 8). Other tools read it, so its layout is part of the
  * interface:
  *
- *   format          1 (FL_REPORT_JSON_FORMAT); raised only when a field
- *                   changes meaning or goes away
+ *   format          2 (FL_REPORT_JSON_FORMAT); raised only when a field
+ *                   changes meaning or goes away (2: probes[].timeline[]
+ *                   became counts/health/failures/late + attempts.jsonl)
  *   experiment      {name, description (null when not given), path}
  *   verdict         "pass" | "fail" | "aborted";  reason: one sentence
  *   abort_reason    the stop condition that fired, or null
+ *   controller      the controller's own lateness: overloaded, attempts,
+ *                   late, late_starts, skipped, max_start_late_ms,
+ *                   longest_stall_ms, threshold_ms, overload_percent
+ *   controller_overloaded  the same object when it was overloaded, else null
+ *   attempts_file   "attempts.jsonl" (every attempt, one JSON line each:
+ *                   {p, t, l, o, d}, controller/run/attemptlog.h) or null;
+ *                   attempts_complete, attempts_error (null, or why the file
+ *                   stops early)
  *   started_at, ended_at
  *   measurements    combined over the recovery probes: injected_at,
  *                   reverted_at, impact_at, detected_at, recovered_at,
@@ -14,6 +23,7 @@
  *                   recovery_time_ms and resolution_ms (null unless it
  *                   recovered or was not impacted), no_impact,
  *                   recovered_after_revert, unobserved, n_results, n_failures,
+ *                   n_late (attempts the controller could not judge),
  *                   longest_unhealthy_ms, healthy_at_end,
  *                   steady_state_returned. rpo_ms appears only when a data
  *                   probe measured it; none exists yet, so it never does.
@@ -25,8 +35,13 @@
  *                   revert_failed, detail
  *   probes[]        name, kind, target, interval_ms, timeout_ms, rise, fall,
  *                   in_recovery, measurement (same fields as measurements,
- *                   null when not measured), timeline[] {started_at,
- *                   latency_ms, ok, detail}
+ *                   null when not measured), counts {attempts, ok, failed,
+ *                   timeout, late}, late_threshold_ms, schedule
+ *                   {late_starts, max_start_late_ms, skipped}, health[]
+ *                   {at, healthy} (every change), failures[] and late[]:
+ *                   runs of consecutive non-ok attempts {first_at, last_at,
+ *                   count, outcome, detail, last_detail}; every non-ok
+ *                   attempt is in one; attempts_file (as above)
  *
  * Every time is RFC 3339 UTC with milliseconds ("2026-11-25T16:51:00.123Z"),
  * controller wall clock. Numbers are integers in ms unless named otherwise.
@@ -237,6 +252,7 @@ static json_t *measurement(const struct fl_measurement *m, uint64_t injected_at,
     put(o, "unobserved", json_boolean(m->unobserved), &ok);
     put(o, "n_results", integer(m->n_results), &ok);
     put(o, "n_failures", integer(m->n_failures), &ok);
+    put(o, "n_late", integer(m->n_late), &ok);
     put(o, "longest_unhealthy_ms", integer(m->longest_unhealthy_ms), &ok);
     put(o, "healthy_at_end", json_boolean(m->healthy_at_end), &ok);
     if (!ok) {
@@ -546,19 +562,79 @@ static json_t *probe(const struct fl_run_record *r, const struct fl_run_probe *p
     put(o, "in_recovery", json_boolean(p->in_recovery), &ok);
     put(o, "measurement",
         p->measured ? measurement(&p->m, r->injected_at_ms, r->reverted_at_ms) : json_null(), &ok);
-    json_t *tl = json_array();
-    for (size_t i = 0; tl != NULL && i < p->n_results && ok; i++) {
-        const struct fl_probe_result *res = &p->results[i];
+    const struct fl_probe_counts *c = &p->tl.counts;
+    json_t *counts = json_object();
+    if (counts != NULL) {
+        put(counts, "attempts", integer(c->attempts), &ok);
+        put(counts, "ok", integer(c->ok), &ok);
+        put(counts, "failed", integer(c->failed), &ok);
+        put(counts, "timeout", integer(c->timeout), &ok);
+        put(counts, "late", integer(c->late), &ok);
+    }
+    put(o, "counts", counts, &ok);
+    put(o, "late_threshold_ms",
+        s ? integer(fl_probe_late_threshold_ms(s->timeout_ms ? s->timeout_ms : 1000)) : json_null(),
+        &ok);
+    json_t *sched = json_object();
+    if (sched != NULL) {
+        put(sched, "late_starts", integer(p->stats.late_starts), &ok);
+        put(sched, "max_start_late_ms", integer(p->stats.max_start_late_ms), &ok);
+        put(sched, "skipped", integer(p->stats.skipped), &ok);
+    }
+    put(o, "schedule", sched, &ok);
+    json_t *health = json_array();
+    for (size_t i = 0; health != NULL && i < p->tl.n_changes && ok; i++) {
         json_t *e = json_object();
         if (e != NULL) {
-            put(e, "started_at", when(res->started_ms), &ok);
-            put(e, "latency_ms", integer(res->latency_ms), &ok);
-            put(e, "ok", json_boolean(res->ok), &ok);
-            put(e, "detail", text(res->detail), &ok);
+            put(e, "at", when(p->tl.changes[i].at_ms), &ok);
+            put(e, "healthy", json_boolean(p->tl.changes[i].state == FL_HEALTH_HEALTHY), &ok);
         }
-        append(tl, e, &ok);
+        append(health, e, &ok);
     }
-    put(o, "timeline", tl, &ok);
+    put(o, "health", health, &ok);
+    /* every non-ok attempt, in runs: "failures" (failed, timeout) and "late" */
+    json_t *fails = json_array(), *late = json_array();
+    for (size_t i = 0; fails != NULL && late != NULL && i < p->tl.n_runs && ok; i++) {
+        const struct fl_attempt_run *run = &p->tl.runs[i];
+        json_t *e = json_object();
+        if (e != NULL) {
+            put(e, "first_at", when(run->first_at_ms), &ok);
+            put(e, "last_at", when(run->last_at_ms), &ok);
+            put(e, "count", integer(run->count), &ok);
+            put(e, "outcome", json_string(fl_probe_outcome_name(run->outcome)), &ok);
+            put(e, "detail", text(run->detail), &ok);
+            put(e, "last_detail", text(run->last_detail), &ok);
+        }
+        append(run->outcome == FL_OUTCOME_LATE ? late : fails, e, &ok);
+    }
+    put(o, "failures", fails, &ok);
+    put(o, "late", late, &ok);
+    put(o, "attempts_file",
+        r->attempts_lines > 0 || r->attempts_written ? json_string("attempts.jsonl") : json_null(),
+        &ok);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The controller's own lateness (runrecord.h, struct fl_controller_figures). */
+static json_t *controller(const struct fl_controller_figures *c)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    bool ok = true;
+    put(o, "overloaded", json_boolean(c->overloaded), &ok);
+    put(o, "attempts", integer(c->attempts), &ok);
+    put(o, "late", integer(c->late), &ok);
+    put(o, "late_starts", integer(c->late_starts), &ok);
+    put(o, "skipped", integer(c->skipped), &ok);
+    put(o, "max_start_late_ms", integer(c->max_start_late_ms), &ok);
+    put(o, "longest_stall_ms", integer(c->longest_stall_ms), &ok);
+    put(o, "threshold_ms", integer(c->late_threshold_ms), &ok);
+    put(o, "overload_percent", json_integer(FL_RUN_OVERLOAD_PERCENT), &ok);
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -592,6 +668,14 @@ static json_t *document(const struct fl_run_record *r)
     put(doc, "verdict", json_string(fl_measure_verdict_name(r->verdict)), &ok);
     put(doc, "reason", text(r->reason), &ok);
     put(doc, "abort_reason", r->abort_reason[0] ? text(r->abort_reason) : json_null(), &ok);
+    put(doc, "controller", controller(&r->controller), &ok);
+    put(doc, "controller_overloaded",
+        r->controller.overloaded ? controller(&r->controller) : json_null(), &ok);
+    put(doc, "attempts_file",
+        r->attempts_lines > 0 || r->attempts_written ? json_string("attempts.jsonl") : json_null(),
+        &ok);
+    put(doc, "attempts_complete", json_boolean(r->attempts_written), &ok);
+    put(doc, "attempts_error", r->attempts_error[0] ? text(r->attempts_error) : json_null(), &ok);
     put(doc, "started_at", when(r->started_at_ms), &ok);
     put(doc, "ended_at", when(r->ended_at_ms), &ok);
 

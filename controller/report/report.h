@@ -17,7 +17,7 @@
 
 /* The version of run.json's layout, its top-level "format". Raised only when
  * a field changes meaning or goes away; new fields do not raise it. */
-#define FL_REPORT_JSON_FORMAT 1
+#define FL_REPORT_JSON_FORMAT 2
 
 /* Writes the end-of-run summary to out: experiment, verdict and its reason,
  * impact / detection / recovery times relative to injection, the recovery

@@ -177,14 +177,35 @@ static void print_probes(const struct fl_run_record *r, FILE *out)
     fprintf(out, "probes:\n");
     for (size_t i = 0; i < r->n_probes; i++) {
         const struct fl_run_probe *p = &r->probes[i];
-        size_t failures = 0;
-        for (size_t k = 0; k < p->n_results; k++)
-            failures += !p->results[k].ok;
-        fprintf(out, "  %s (%s): %zu results, %zu failures%s\n",
+        const struct fl_probe_counts *c = &p->tl.counts;
+        fprintf(out, "  %s (%s): %llu results, %llu failures",
                 p->spec && p->spec->name ? p->spec->name : "?",
-                p->spec ? fl_probe_type_name(p->spec->type) : "?", p->n_results, failures,
-                p->in_recovery ? ", recovery probe" : "");
+                p->spec ? fl_probe_type_name(p->spec->type) : "?", (unsigned long long)c->attempts,
+                (unsigned long long)(c->failed + c->timeout));
+        if (c->timeout > 0)
+            fprintf(out, " (%llu timeouts)", (unsigned long long)c->timeout);
+        if (c->late > 0)
+            fprintf(out, ", %llu late (the controller's, not counted)",
+                    (unsigned long long)c->late);
+        fprintf(out, "%s\n", p->in_recovery ? ", recovery probe" : "");
     }
+}
+
+/* The controller's own lateness, when there was any. */
+static void print_controller(const struct fl_run_record *r, FILE *out)
+{
+    const struct fl_controller_figures *c = &r->controller;
+    if (c->late == 0 && c->late_starts == 0 && c->skipped == 0)
+        return;
+    fprintf(out,
+            "controller%s: %llu of %llu attempts late, %llu started %llu ms or more after due "
+            "(at most %llu ms), %llu due times skipped; its loop stalled up to %llu ms\n",
+            c->overloaded ? " OVERLOADED" : " was late", (unsigned long long)c->late,
+            (unsigned long long)c->attempts, (unsigned long long)c->late_starts,
+            (unsigned long long)c->late_threshold_ms, (unsigned long long)c->max_start_late_ms,
+            (unsigned long long)c->skipped, (unsigned long long)c->longest_stall_ms);
+    if (!r->attempts_written && r->attempts_error[0])
+        fprintf(out, "attempts.jsonl incomplete: %s\n", r->attempts_error);
 }
 
 int fl_report_text(const struct fl_run_record *r, FILE *out)
@@ -202,6 +223,7 @@ int fl_report_text(const struct fl_run_record *r, FILE *out)
     print_recovery(r, out);
     print_faults(r, out);
     print_probes(r, out);
+    print_controller(r, out);
     if (fflush(out) != 0 || ferror(out))
         return -EIO;
     return 0;

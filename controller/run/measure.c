@@ -59,6 +59,10 @@
  *     last_failure_at is the failure that ended the last short run.
  *   - Timeouts are failures like any other; only their time (started +
  *     latency) differs.
+ *   - LATE results (the controller stalled during the attempt, probe.c) are
+ *     skipped: they neither fail nor succeed, break no run of either, and
+ *     are counted in n_late. A recovery bracket that spans them is wider by
+ *     as much: the resolution says honestly what the controller could see.
  *   - Impact without detection (fewer than fall failures in a row) still
  *     needs a rise-long run of successes to count as recovered.
  *
@@ -92,6 +96,119 @@
 #include <stdio.h>
 #include <string.h>
 
+void fl_measure_stream_init(struct fl_measure_stream *s, unsigned rise, unsigned fall)
+{
+    memset(s, 0, sizeof(*s));
+    s->rise = rise;
+    s->fall = fall;
+    s->healthy = true;
+    if (rise == 0 || fall == 0)
+        s->error = -EINVAL;
+}
+
+void fl_measure_stream_inject(struct fl_measure_stream *s, uint64_t injected_at)
+{
+    if (s->injected)
+        return;
+    s->injected = true;
+    s->injected_at = injected_at;
+}
+
+int fl_measure_stream_feed(struct fl_measure_stream *s, const struct fl_probe_result *r)
+{
+    if (s->error != 0)
+        return s->error;
+    if (s->fed > 0 && r->started_ms < s->prev_started)
+        return s->error = -EINVAL;
+    if (r->latency_ms > UINT64_MAX - r->started_ms)
+        return s->error = -ERANGE;
+    s->fed++;
+    s->prev_started = r->started_ms;
+    struct fl_measurement *m = &s->m;
+    if (r->outcome == FL_OUTCOME_LATE) {
+        /* the controller's failure, not the service's: neither a failure
+         * nor a success; the bracket around it widens instead */
+        if (s->injected && r->started_ms + r->latency_ms >= s->injected_at)
+            m->n_late++;
+        return 0;
+    }
+    uint64_t known = r->started_ms + r->latency_ms;
+    if (known > s->t)
+        s->t = known;
+    uint64_t t = s->t;
+
+    s->trailing_ok = r->ok ? s->trailing_ok + 1 : 0;
+    if (!s->injected || t < s->injected_at)
+        return 0;
+
+    m->n_results++;
+    if (!r->ok) {
+        m->n_failures++;
+        if (!m->impacted) {
+            m->impacted = true;
+            m->impact_at = t;
+        }
+        s->last_failure = r->started_ms;
+        s->ok_run = 0;
+        if (s->fail_run < s->fall)
+            s->fail_run++;
+        if (s->fail_run == s->fall && !m->detected) {
+            m->detected = true;
+            m->detected_at = t;
+        }
+        if (s->healthy && s->fail_run == s->fall) {
+            s->healthy = false;
+            s->unhealthy_since = t;
+        }
+    } else {
+        s->fail_run = 0;
+        if (s->ok_run == 0)
+            s->ok_run_start = t;
+        if (s->ok_run < s->rise)
+            s->ok_run++;
+        if (s->ok_run == s->rise && m->impacted && !m->recovered) {
+            /* ok_run restarts at every failure, so this run began after
+             * the impact and last_failure is the failure just before it. */
+            m->recovered = true;
+            m->recovered_at = s->ok_run_start;
+            m->last_failure_at = s->last_failure;
+        }
+        if (!s->healthy && s->ok_run == s->rise) {
+            s->healthy = true;
+            if (t - s->unhealthy_since > m->longest_unhealthy_ms)
+                m->longest_unhealthy_ms = t - s->unhealthy_since;
+        }
+    }
+    return 0;
+}
+
+int fl_measure_stream_result(const struct fl_measure_stream *s, uint64_t reverted_at,
+                             uint64_t end_at, struct fl_measurement *out)
+{
+    if (s->error != 0)
+        return s->error;
+    if (!s->injected || s->injected_at > end_at)
+        return -EINVAL;
+    if (reverted_at != 0 && reverted_at < s->injected_at)
+        return -EINVAL;
+    struct fl_measurement m = s->m;
+    m.injected_at = s->injected_at;
+    m.reverted_at = reverted_at;
+    if (!s->healthy && end_at > s->unhealthy_since &&
+        end_at - s->unhealthy_since > m.longest_unhealthy_ms)
+        m.longest_unhealthy_ms = end_at - s->unhealthy_since;
+    m.unobserved = m.n_results == 0;
+    m.no_impact = !m.unobserved && !m.impacted;
+    if (m.recovered) {
+        m.recovery_time_ms = m.recovered_at - m.injected_at;
+        m.resolution_ms = m.recovered_at - m.last_failure_at;
+        m.recovered_after_revert = m.reverted_at != 0 && m.recovered_at >= m.reverted_at;
+    }
+    m.healthy_at_end = s->trailing_ok >= s->rise;
+    *out = m;
+    return 0;
+}
+
 int fl_measure_probe(const struct fl_probe_result *results, size_t n, unsigned rise, unsigned fall,
                      const struct fl_measure_window *window, struct fl_measurement *out)
 {
@@ -101,21 +218,10 @@ int fl_measure_probe(const struct fl_probe_result *results, size_t n, unsigned r
         return -EINVAL;
     if (window->reverted_at != 0 && window->reverted_at < window->injected_at)
         return -EINVAL;
-
-    struct fl_measurement m;
-    memset(&m, 0, sizeof(m));
-    m.injected_at = window->injected_at;
-    m.reverted_at = window->reverted_at;
-
-    uint64_t t = 0;         /* running maximum of outcome times */
-    size_t trailing_ok = 0; /* observed successes in a row, whole timeline */
-    unsigned fail_run = 0;  /* after injection */
-    unsigned ok_run = 0;    /* after injection */
-    uint64_t ok_run_start = 0;
-    uint64_t last_failure = 0;
-    bool healthy = true; /* load-balancer state, healthy at injection */
-    uint64_t unhealthy_since = 0;
-
+    struct fl_measure_stream s;
+    fl_measure_stream_init(&s, rise, fall);
+    fl_measure_stream_inject(&s, window->injected_at);
+    uint64_t t = 0; /* the running maximum of outcome times, as the stream keeps it */
     for (size_t i = 0; i < n; i++) {
         const struct fl_probe_result *r = &results[i];
         if (i > 0 && r->started_ms < results[i - 1].started_ms)
@@ -123,68 +229,16 @@ int fl_measure_probe(const struct fl_probe_result *results, size_t n, unsigned r
         if (r->latency_ms > UINT64_MAX - r->started_ms)
             return -ERANGE;
         uint64_t known = r->started_ms + r->latency_ms;
-        if (known > t)
+        if (r->outcome != FL_OUTCOME_LATE && known > t)
             t = known;
-        if (t > window->end_at)
-            continue; /* not observed; keep checking the order of the rest */
-
-        trailing_ok = r->ok ? trailing_ok + 1 : 0;
-        if (t < window->injected_at)
+        /* not observed: never fed; the order of the rest is still checked */
+        if ((r->outcome == FL_OUTCOME_LATE ? known : t) > window->end_at)
             continue;
-
-        m.n_results++;
-        if (!r->ok) {
-            m.n_failures++;
-            if (!m.impacted) {
-                m.impacted = true;
-                m.impact_at = t;
-            }
-            last_failure = r->started_ms;
-            ok_run = 0;
-            if (fail_run < fall)
-                fail_run++;
-            if (fail_run == fall && !m.detected) {
-                m.detected = true;
-                m.detected_at = t;
-            }
-            if (healthy && fail_run == fall) {
-                healthy = false;
-                unhealthy_since = t;
-            }
-        } else {
-            fail_run = 0;
-            if (ok_run == 0)
-                ok_run_start = t;
-            if (ok_run < rise)
-                ok_run++;
-            if (ok_run == rise && m.impacted && !m.recovered) {
-                /* ok_run restarts at every failure, so this run began after
-                 * the impact and last_failure is the failure just before it. */
-                m.recovered = true;
-                m.recovered_at = ok_run_start;
-                m.last_failure_at = last_failure;
-            }
-            if (!healthy && ok_run == rise) {
-                healthy = true;
-                if (t - unhealthy_since > m.longest_unhealthy_ms)
-                    m.longest_unhealthy_ms = t - unhealthy_since;
-            }
-        }
+        int rc = fl_measure_stream_feed(&s, r);
+        if (rc < 0)
+            return rc;
     }
-    if (!healthy && window->end_at - unhealthy_since > m.longest_unhealthy_ms)
-        m.longest_unhealthy_ms = window->end_at - unhealthy_since;
-
-    m.unobserved = m.n_results == 0;
-    m.no_impact = !m.unobserved && !m.impacted;
-    if (m.recovered) {
-        m.recovery_time_ms = m.recovered_at - m.injected_at;
-        m.resolution_ms = m.recovered_at - m.last_failure_at;
-        m.recovered_after_revert = m.reverted_at != 0 && m.recovered_at >= m.reverted_at;
-    }
-    m.healthy_at_end = trailing_ok >= rise;
-
-    *out = m;
-    return 0;
+    return fl_measure_stream_result(&s, window->reverted_at, window->end_at, out);
 }
 
 int fl_measure_combine(const struct fl_measurement *ms, size_t n, struct fl_measurement *out)
@@ -209,6 +263,7 @@ int fl_measure_combine(const struct fl_measurement *ms, size_t n, struct fl_meas
         const struct fl_measurement *m = &ms[i];
         c.n_results += m->n_results;
         c.n_failures += m->n_failures;
+        c.n_late += m->n_late;
         if (m->longest_unhealthy_ms > c.longest_unhealthy_ms)
             c.longest_unhealthy_ms = m->longest_unhealthy_ms;
         c.healthy_at_end = c.healthy_at_end && m->healthy_at_end;

@@ -49,6 +49,7 @@ struct fl_measurement {
 
     size_t n_results;              /* results at or after injection (up to end_at) */
     size_t n_failures;             /* of those, failures (timeouts included) */
+    size_t n_late;                 /* LATE results in the same span (not in n_results) */
     uint64_t longest_unhealthy_ms; /* longest unhealthy stretch after injection */
     bool healthy_at_end;           /* the last `rise` results all succeeded */
 };
@@ -61,6 +62,36 @@ struct fl_measurement {
  * overflows. *out is written only on success. */
 int fl_measure_probe(const struct fl_probe_result *results, size_t n, unsigned rise, unsigned fall,
                      const struct fl_measure_window *window, struct fl_measurement *out);
+
+/* The same measurement, fed one result at a time as a run produces them, so
+ * that no timeline has to be kept (issue 12 item 5): init, then feed every
+ * result in timeline order, calling inject once the fault is injected
+ * (results fed before it count as before injection, whatever their time);
+ * result may be called at any point, as often as wanted, and gives what
+ * fl_measure_probe would give for the results fed so far and this window.
+ * feed returns 0, or -EINVAL (unordered) / -ERANGE as fl_measure_probe does,
+ * and then keeps failing; so does result. */
+struct fl_measure_stream {
+    unsigned rise, fall;
+    bool injected;
+    uint64_t injected_at;
+    size_t fed;
+    uint64_t prev_started;
+    uint64_t t; /* running maximum of outcome times */
+    size_t trailing_ok;
+    unsigned fail_run, ok_run;
+    uint64_t ok_run_start, last_failure;
+    bool healthy;
+    uint64_t unhealthy_since;
+    struct fl_measurement m;
+    int error;
+};
+
+void fl_measure_stream_init(struct fl_measure_stream *s, unsigned rise, unsigned fall);
+void fl_measure_stream_inject(struct fl_measure_stream *s, uint64_t injected_at);
+int fl_measure_stream_feed(struct fl_measure_stream *s, const struct fl_probe_result *r);
+int fl_measure_stream_result(const struct fl_measure_stream *s, uint64_t reverted_at,
+                             uint64_t end_at, struct fl_measurement *out);
 
 /* Combines the measurements of an experiment's recovery probes (n >= 1, all
  * from the same window): impact and detection are the earliest of any;

@@ -40,6 +40,9 @@
 #include "controller/client/threadpool.h"
 #include "controller/report/faultprint.h"
 #include "controller/probes/health.h"
+#include "controller/probes/lag.h"
+#include "controller/run/attemptlog.h"
+#include "controller/run/timeline.h"
 
 #define HEARTBEAT_MS 1000
 #define REQUEST_TIMEOUT_MS 30000 /* an inject of a disk fill may take a while */
@@ -86,7 +89,6 @@ struct probe_slot {
     struct run *run;
     size_t index;
     struct fl_probe *probe;
-    struct fl_health health;
     uint64_t unhealthy_since_ms; /* 0 unless unhealthy */
 };
 
@@ -119,6 +121,12 @@ struct run {
     bool closing;
     size_t probes_open;
     uint64_t hb_id;
+    struct fl_lag lag; /* the loop's own stalls: tells LATE from a failure */
+    bool lag_open;
+    struct fl_attemptlog alog; /* attempts.jsonl */
+    bool alog_open;
+    uint64_t late_said_ms; /* the last live line about lateness (monotonic) */
+    uint64_t late_said;    /* the late attempts it counted */
 };
 
 static void progress(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -322,8 +330,12 @@ static void on_injected(struct fl_client *cl, const Faultline__Envelope *reply, 
     j->rf->agent_applied_at_ms = f->applied_at_ms;
     snprintf(j->rf->id, sizeof(j->rf->id), "%s", f->id);
     snprintf(j->rf->detail, sizeof(j->rf->detail), "%s", f->detail ? f->detail : "");
-    if (r->rec->injected_at_ms == 0 || j->rf->applied_at_ms < r->rec->injected_at_ms)
+    if (r->rec->injected_at_ms == 0) {
         r->rec->injected_at_ms = j->rf->applied_at_ms;
+        /* from here on, results count as after injection */
+        for (size_t i = 0; i < r->rec->n_probes; i++)
+            fl_timeline_inject(&r->rec->probes[i].tl, r->rec->injected_at_ms);
+    }
     progress(r, "injected %s (%s) on %s: %s", j->rf->fault->name, fl_fault_kind_name(f->spec),
              j->rf->host->name, j->rf->detail);
     if (r->aborting) {
@@ -385,9 +397,28 @@ static void print_plan(struct run *r)
 static bool all_healthy(const struct run *r, const size_t *idx, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (r->slots[idx[i]].health.state != FL_HEALTH_HEALTHY)
+        if (r->rec->probes[idx[i]].tl.health.state != FL_HEALTH_HEALTHY)
             return false;
     return true;
+}
+
+/* A live line when the controller is late: the first time, then at most
+ * once a second with the count so far. */
+static void say_late(struct run *r, const struct fl_run_probe *rp,
+                     const struct fl_probe_result *res)
+{
+    uint64_t late = 0;
+    for (size_t i = 0; i < r->rec->n_probes; i++)
+        late += r->rec->probes[i].tl.counts.late;
+    uint64_t now = fl_mono_ms();
+    if (r->late_said != 0 && now - r->late_said_ms < 1000)
+        return;
+    progress(r,
+             "controller late: %llu attempt(s) so far could not be judged (probe %s: %s); "
+             "not counted as failures",
+             (unsigned long long)late, rp->spec->name, res->detail);
+    r->late_said_ms = now;
+    r->late_said = late;
 }
 
 static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *res, void *arg)
@@ -399,23 +430,21 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
     /* finish() stops every probe, and a stopped probe reports nothing more:
      * the timeline is closed once the run is done. */
     assert(r->phase != PHASE_DONE);
-    assert(rp->n_results <= rp->cap);
-    if (rp->n_results == rp->cap) {
-        size_t cap = rp->cap ? rp->cap * 2 : 256;
-        struct fl_probe_result *grown = realloc(rp->results, cap * sizeof(*grown));
-        if (grown == NULL) {
-            abort_run(r, "out of memory keeping the timeline");
-            return;
-        }
-        rp->results = grown;
-        rp->cap = cap;
+    if (r->alog_open)
+        fl_attemptlog_add(&r->alog, s->index, res);
+    bool changed = false;
+    int rc = fl_timeline_add(&rp->tl, res, &changed);
+    if (rc < 0) {
+        abort_run(r, "cannot keep the timeline of probe %s: %s", rp->spec->name, fl_strerror(rc));
+        return;
     }
-    rp->results[rp->n_results++] = *res;
-    if (fl_health_update(&s->health, res->ok)) {
-        progress(r, "probe %s is %s (%s)", rp->spec->name, fl_health_state_name(s->health.state),
-                 res->detail);
-        s->unhealthy_since_ms = s->health.state == FL_HEALTH_UNHEALTHY ? fl_mono_ms() : 0;
+    if (changed) {
+        enum fl_health_state st = rp->tl.health.state;
+        progress(r, "probe %s is %s (%s)", rp->spec->name, fl_health_state_name(st), res->detail);
+        s->unhealthy_since_ms = st == FL_HEALTH_UNHEALTHY ? fl_mono_ms() : 0;
     }
+    if (res->outcome == FL_OUTCOME_LATE)
+        say_late(r, rp, res);
 }
 
 static void on_probe_stopped(void *arg)
@@ -641,6 +670,7 @@ static void finish(struct run *r)
         uv_close((uv_handle_t *)&r->jobs[i].timer, NULL);
     for (size_t i = 0; i < r->rec->n_probes; i++) {
         if (r->slots[i].probe) {
+            fl_probe_get_stats(r->slots[i].probe, &r->rec->probes[i].stats);
             fl_probe_stop(r->slots[i].probe, on_probe_stopped, r);
             r->slots[i].probe = NULL;
         }
@@ -650,6 +680,13 @@ static void finish(struct run *r)
     for (size_t i = 0; i < r->n_agents; i++)
         if (r->agents[i].client)
             fl_client_close(r->agents[i].client);
+    if (r->lag_open) {
+        r->rec->controller.longest_stall_ms = r->lag.longest_ns / 1000000u;
+        fl_lag_stop(&r->lag, NULL, NULL);
+        r->lag_open = false;
+    }
+    if (r->alog_open)
+        fl_attemptlog_close(&r->alog, NULL, NULL);
 }
 
 /* Which hosts each fault hits: all its targets, or count of them at random. */
@@ -719,15 +756,37 @@ static int plan_faults(struct run *r)
     return 0;
 }
 
+/* The controller's own figures, and whether it was too late, too often, for
+ * the run to judge the service (FL_RUN_OVERLOAD_PERCENT of the due times). */
+static void controller_figures(struct fl_run_record *rec)
+{
+    struct fl_controller_figures *c = &rec->controller;
+    c->late_threshold_ms = UINT64_MAX;
+    for (size_t i = 0; i < rec->n_probes; i++) {
+        const struct fl_run_probe *rp = &rec->probes[i];
+        c->attempts += rp->tl.counts.attempts;
+        c->late += rp->tl.counts.late;
+        c->late_starts += rp->stats.late_starts;
+        c->skipped += rp->stats.skipped;
+        if (rp->stats.max_start_late_ms > c->max_start_late_ms)
+            c->max_start_late_ms = rp->stats.max_start_late_ms;
+        uint64_t th =
+            fl_probe_late_threshold_ms(rp->spec->timeout_ms ? rp->spec->timeout_ms : 1000);
+        if (th < c->late_threshold_ms)
+            c->late_threshold_ms = th;
+    }
+    if (c->late_threshold_ms == UINT64_MAX)
+        c->late_threshold_ms = 0;
+    uint64_t due = c->attempts + c->skipped;
+    uint64_t affected = c->late + c->late_starts + c->skipped;
+    c->overloaded = due > 0 && affected * 100 > due * FL_RUN_OVERLOAD_PERCENT;
+}
+
 static void measure(struct run *r)
 {
     const struct fl_experiment *e = r->e;
     struct fl_run_record *rec = r->rec;
-    struct fl_measure_window w = {
-        .injected_at = rec->injected_at_ms,
-        .reverted_at = rec->reverted_at_ms,
-        .end_at = rec->ended_at_ms,
-    };
+    controller_figures(rec);
     /* one measurement per recovery probe, however many the experiment lists */
     struct fl_measurement *ms =
         calloc(e->recovery.n_probes ? e->recovery.n_probes : 1, sizeof(*ms));
@@ -740,8 +799,7 @@ static void measure(struct run *r)
     for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms; i++) {
         struct fl_run_probe *rp = &rec->probes[e->recovery.probes[i]];
         rp->in_recovery = true;
-        if (fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w,
-                             &rp->m) == 0) {
+        if (fl_timeline_measure(&rp->tl, rec->reverted_at_ms, rec->ended_at_ms, &rp->m) == 0) {
             rp->measured = true;
             ms[n++] = rp->m;
         }
@@ -754,10 +812,18 @@ static void measure(struct run *r)
         struct fl_run_probe *rp = &rec->probes[e->steady_state[i]];
         struct fl_measurement m;
         if (!rec->injected_at_ms ||
-            fl_measure_probe(rp->results, rp->n_results, rp->spec->rise, rp->spec->fall, &w, &m) <
-                0 ||
+            fl_timeline_measure(&rp->tl, rec->reverted_at_ms, rec->ended_at_ms, &m) < 0 ||
             !m.healthy_at_end)
             rec->steady_state_returned = false;
+    }
+    if (rec->controller.overloaded && rec->abort_reason[0] == '\0') {
+        const struct fl_controller_figures *c = &rec->controller;
+        snprintf(rec->abort_reason, sizeof(rec->abort_reason),
+                 "controller overloaded: %llu of %llu attempts were late, started %llu ms or more "
+                 "late, or skipped (its loop stalled up to %llu ms); the service was not judged",
+                 (unsigned long long)(c->late + c->late_starts + c->skipped),
+                 (unsigned long long)(c->attempts + c->skipped),
+                 (unsigned long long)c->late_threshold_ms, (unsigned long long)c->longest_stall_ms);
     }
 
     struct fl_measure_objectives obj = {
@@ -823,8 +889,21 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     } else {
         /* every probe in the record, also those a failure below never starts */
         rec->n_probes = e->n_probes;
-        for (size_t i = 0; i < e->n_probes; i++)
+        for (size_t i = 0; i < e->n_probes; i++) {
             rec->probes[i].spec = &e->probes[i];
+            fl_timeline_init(&rec->probes[i].tl, e->probes[i].rise, e->probes[i].fall);
+        }
+    }
+    if (rc == 0) {
+        rc = fl_lag_start(&r->lag, &r->loop);
+        r->lag_open = true; /* its handles are initialised even on failure: closed in finish */
+    }
+    if (rc == 0 && o->attempts_path != NULL) {
+        if (fl_attemptlog_open(&r->alog, &r->loop, o->attempts_path) == 0)
+            r->alog_open = true;
+        else
+            fl_error("%s", r->alog.error);
+        snprintf(rec->attempts_error, sizeof(rec->attempts_error), "%s", r->alog.error);
     }
 
     /* Neither can fail on a loop that is up: uv_loop_init made the signal pipe. */
@@ -838,11 +917,11 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         struct probe_slot *s = &r->slots[i];
         s->run = r;
         s->index = i;
-        fl_health_init(&s->health, e->probes[i].rise, e->probes[i].fall);
         rc = fl_probe_start(&r->loop, &e->probes[i], on_probe_result, s, &s->probe);
-        if (rc == 0)
+        if (rc == 0) {
             r->probes_open++;
-        else
+            fl_probe_set_lag(s->probe, &r->lag);
+        } else
             s->probe = NULL;
     }
     progress(r, "experiment %s: %zu probe(s), %zu fault(s) on %zu agent(s)", e->name, e->n_probes,
@@ -887,6 +966,11 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     assert(r->phase == PHASE_DONE && r->probes_open == 0);
     if (uv_loop_close(&r->loop) != 0)
         fl_error("internal error: handles left open after the run");
+    if (r->alog_open) {
+        rec->attempts_lines = r->alog.lines;
+        rec->attempts_written = !r->alog.failed;
+        snprintf(rec->attempts_error, sizeof(rec->attempts_error), "%s", r->alog.error);
+    }
     measure(r);
     fl_fleet_free(r->fleet);
     free(r->agents);
@@ -899,7 +983,7 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
 void fl_run_record_free(struct fl_run_record *rec)
 {
     for (size_t i = 0; i < rec->n_probes; i++)
-        free(rec->probes[i].results);
+        fl_timeline_free(&rec->probes[i].tl);
     free(rec->probes);
     free(rec->faults);
     memset(rec, 0, sizeof(*rec));

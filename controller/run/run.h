@@ -25,6 +25,7 @@ struct fl_run_options {
     bool dry_run;   /* connect, check the steady state, print the plan, inject nothing */
     FILE *progress; /* live progress lines; NULL for none */
     uint64_t connect_timeout_ms;
+    const char *attempts_path; /* attempts.jsonl, written as the run goes; NULL: none */
 };
 
 /* Runs e to its end and fills rec (which the caller frees with

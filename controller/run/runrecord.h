@@ -14,13 +14,13 @@
 #include "controller/experiment/experiment.h"
 #include "controller/run/measure.h"
 #include "controller/probes/probe.h"
+#include "controller/run/timeline.h"
 
 struct fl_run_probe {
     const struct fl_probe_spec *spec; /* the experiment's */
-    struct fl_probe_result *results;  /* the whole timeline, in order */
-    size_t n_results;
-    size_t cap;
-    bool in_recovery; /* one of recovery.probes: measured */
+    struct fl_timeline tl;            /* compact: counts, health changes, non-ok runs */
+    struct fl_probe_stats stats;      /* its schedule: late starts, skipped due times */
+    bool in_recovery;                 /* one of recovery.probes: measured */
     bool measured;
     struct fl_measurement m; /* when measured */
 };
@@ -40,6 +40,23 @@ struct fl_run_fault {
     char outcome[32];   /* "reverted", "expired", "apply failed", "not applied", "REVERT FAILED" */
 };
 
+/* A run is ABORTED "controller overloaded" when more than this share (in
+ * percent) of its probes' due times were skipped, started late or ended
+ * LATE: the controller could not watch the service well enough to judge it. */
+#define FL_RUN_OVERLOAD_PERCENT 5
+
+/* The controller's own lateness over the run (run.json "controller"). */
+struct fl_controller_figures {
+    uint64_t attempts;    /* every probe attempt */
+    uint64_t late;        /* ended LATE */
+    uint64_t late_starts; /* started late_threshold_ms or more after due */
+    uint64_t skipped;     /* due times passed while the controller was behind */
+    uint64_t max_start_late_ms;
+    uint64_t longest_stall_ms;  /* of the loop (lag.h) */
+    uint64_t late_threshold_ms; /* the smallest of the probes' */
+    bool overloaded;
+};
+
 struct fl_run_record {
     const struct fl_experiment *e;
     uint64_t started_at_ms;
@@ -57,6 +74,10 @@ struct fl_run_record {
     enum fl_verdict verdict;
     char reason[FL_MEASURE_REASON_MAX];
     char abort_reason[256]; /* "" unless aborted */
+    struct fl_controller_figures controller;
+    bool attempts_written;    /* attempts.jsonl is complete */
+    uint64_t attempts_lines;  /* lines in it */
+    char attempts_error[512]; /* why it is not complete; "" if it is or was never asked for */
 };
 
 #endif

@@ -278,6 +278,7 @@ static void test_cli_refuses_not_regular_files(void **state)
                 "inventory:\n"
                 "  key_file: %s\n"
                 "  hosts: { web1: { address: 127.0.0.1 } }\n"
+                "probes: [ { name: p, tcp: { address: \"127.0.0.1:9\" } } ]\n"
                 "faults:\n"
                 "  - name: k\n"
                 "    target: { hosts: [web1] }\n"

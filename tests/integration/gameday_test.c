@@ -170,6 +170,43 @@ static int bed_cmd(char *out, size_t cap, int timeout_ms, ...)
     return proc_run(argv, out, cap, timeout_ms);
 }
 
+/* run.json (format 2) keeps every attempt in attempts.jsonl beside it: each
+ * probe of *json gets them back as "timeline" [{started_ms, latency_ms, ok,
+ * outcome, detail}], in the order they were written. */
+static int attach_attempts(json_t *run, const char *reports)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/attempts.jsonl", reports);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    json_t *probes = json_object_get(run, "probes");
+    for (size_t i = 0; i < json_array_size(probes); i++)
+        json_object_set_new(json_array_get(probes, i), "timeline", json_array());
+    char line[2048];
+    int rc = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        json_t *a = json_loads(line, 0, NULL);
+        json_t *p =
+            a ? json_array_get(probes, (size_t)json_integer_value(json_object_get(a, "p"))) : NULL;
+        if (p == NULL) {
+            rc = -1;
+            json_decref(a);
+            break;
+        }
+        const char *o = json_string_value(json_object_get(a, "o"));
+        json_array_append_new(json_object_get(p, "timeline"),
+                              json_pack("{s:I, s:I, s:b, s:s, s:O}", "started_ms",
+                                        json_integer_value(json_object_get(a, "t")), "latency_ms",
+                                        json_integer_value(json_object_get(a, "l")), "ok",
+                                        strcmp(o, "ok") == 0, "outcome", o, "detail",
+                                        json_object_get(a, "d")));
+        json_decref(a);
+    }
+    fclose(f);
+    return rc;
+}
+
 /* Runs the experiment text from the client host; *json gets run.json. */
 static int run_experiment(const char *name, const char *yaml, json_t **json)
 {
@@ -190,7 +227,16 @@ static int run_experiment(const char *name, const char *yaml, json_t **json)
         fprintf(stderr, "%s: no run.json (%s); the run said:\n%s\n", name, jerr.text, out);
         return -1;
     }
+    if (attach_attempts(*json, reports) < 0) {
+        fprintf(stderr, "%s: no readable attempts.jsonl; the run said:\n%s\n", name, out);
+        return -1;
+    }
     return rc;
+}
+
+static uint64_t jms(json_t *obj, const char *key)
+{
+    return (uint64_t)json_integer_value(json_object_get(obj, key));
 }
 
 static const char *jstr(json_t *obj, const char *key)
@@ -257,9 +303,9 @@ static void read_bracket(json_t *j, struct bracket *b)
     size_t n = json_array_size(timeline), at = n;
     b->late_attempts = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t t = jtime(json_array_get(timeline, i), "started_at");
-        if (i > 0 && (int64_t)(t - jtime(json_array_get(timeline, i - 1), "started_at")) >
-                         interval + GRAIN_MS)
+        uint64_t t = jms(json_array_get(timeline, i), "started_ms");
+        if (i > 0 &&
+            (int64_t)(t - jms(json_array_get(timeline, i - 1), "started_ms")) > interval + GRAIN_MS)
             b->late_attempts++;
         if (t == last_failure && !json_is_true(json_object_get(json_array_get(timeline, i), "ok")))
             at = i; /* the last such: attempts can start in the same millisecond */
@@ -268,7 +314,7 @@ static void read_bracket(json_t *j, struct bracket *b)
         fail_msg("no failed attempt sent at last_failure_at, followed by another");
     json_t *success = json_array_get(timeline, at + 1);
     assert_true(json_is_true(json_object_get(success, "ok")));
-    uint64_t sent = jtime(success, "started_at");
+    uint64_t sent = jms(success, "started_ms");
     assert_int_equal(sent + (uint64_t)json_integer_value(json_object_get(success, "latency_ms")),
                      recovered);
     b->gap = (int64_t)(sent - last_failure);

@@ -117,8 +117,7 @@ static void write_experiment(const char *path)
             "abort_when:\n"
             "  - { max_duration: 1m }\n"
             "recovery: { probes: [service], timeout: 10s }\n",
-            key_path, (unsigned)agent.port, INTERVAL_MS, TIMEOUT_MS,
-            (int)dummy);
+            key_path, (unsigned)agent.port, INTERVAL_MS, TIMEOUT_MS, (int)dummy);
     fclose(f);
 }
 

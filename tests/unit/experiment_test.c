@@ -110,6 +110,9 @@ static void fails_with(const char *text, const char *inventory, const char *want
     "  - name: frontend\n"                                                                         \
     "    http: { url: \"http://10.77.0.1/health\" }\n"
 
+/* A probe for the tests whose head is not HEAD: an experiment needs one. */
+#define PROBE "probes: [ { name: p, tcp: { address: \"10.77.0.1:80\" } } ]\n"
+
 #define FAULT                                                                                      \
     "faults:\n"                                                                                    \
     "  - name: kill-nginx\n"                                                                       \
@@ -228,6 +231,42 @@ static void example_details(void **state)
     assert_string_equal(e->inventory.hosts[3].ssh.user, "admin");
     assert_int_equal(e->inventory.hosts[3].ssh.port, 22);
     assert_int_equal(e->faults[0].target.count, 2);
+    fl_experiment_free(&e);
+}
+
+/* Issue 12 item 9: an experiment without probes measures nothing; it is
+ * refused with what to use instead, at the faults key. */
+static void no_probes_refused(void **state)
+{
+    (void)state;
+    fails_with("version: 1\n"
+               "name: t\n"
+               "inventory:\n"
+               "  hosts: { web1: { address: 10.77.0.2 } }\n"
+               "faults:\n"
+               "  - name: kill-nginx\n"
+               "    target: { hosts: [web1] }\n"
+               "    kill_process: { name: nginx }\n"
+               "    duration: 30s\n",
+               NULL,
+               "6:3: the experiment has no probes, so a run could only inject and revert and "
+               "never measure a recovery: add probes (and list the ones that must hold in "
+               "steady_state); for a scripted injection without a verdict use `faultline "
+               "inject` and `faultline revert`/`halt`");
+}
+
+/* Probes but no steady_state and no recovery.probes: every probe must
+ * recover (else every run would end ABORTED, nothing measured). */
+static void recovery_defaults_to_every_probe(void **state)
+{
+    (void)state;
+    struct fl_experiment *e = load_ok(
+        write_file("e.yaml", HEAD "  - name: db\n    tcp: { address: \"10.77.0.1:5432\" }\n" FAULT),
+        NULL);
+    assert_int_equal(e->n_steady_state, 0);
+    assert_int_equal(e->recovery.n_probes, 2);
+    assert_int_equal(e->recovery.probes[0], 0);
+    assert_int_equal(e->recovery.probes[1], 1);
     fl_experiment_free(&e);
 }
 
@@ -661,10 +700,11 @@ static void key_file_relative(void **state)
                                  "hosts:\n"
                                  "  web1: { address: 10.77.0.2 }\n");
     /* a string inventory: relative to the experiment, key_file relative to it */
-    struct fl_experiment *e = load_ok(write_file("e.yaml", "version: 1\n"
-                                                           "name: t\n"
-                                                           "inventory: inv/hosts.yaml\n" FAULT),
-                                      NULL);
+    struct fl_experiment *e =
+        load_ok(write_file("e.yaml", "version: 1\n"
+                                     "name: t\n"
+                                     "inventory: inv/hosts.yaml\n" PROBE FAULT),
+                NULL);
     snprintf(key, sizeof(key), "%s/inv/keys/fl.key", dir);
     assert_string_equal(e->inventory.key_file, key);
     snprintf(key, sizeof(key), "%s/inv/id_ed25519", dir);
@@ -675,7 +715,7 @@ static void key_file_relative(void **state)
                                      "name: t\n"
                                      "inventory:\n"
                                      "  key_file: fl.key\n"
-                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" PROBE FAULT),
                 NULL);
     snprintf(key, sizeof(key), "%s/fl.key", dir);
     assert_string_equal(e->inventory.key_file, key);
@@ -684,7 +724,7 @@ static void key_file_relative(void **state)
                                      "name: t\n"
                                      "inventory:\n"
                                      "  key_file: /etc/faultline/fl.key\n"
-                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" PROBE FAULT),
                 NULL);
     assert_string_equal(e->inventory.key_file, "/etc/faultline/fl.key");
     fl_experiment_free(&e);
@@ -697,7 +737,7 @@ static void probe_and_host_values(void **state)
                "name: t\n"
                "inventory:\n"
                "  hosts:\n"
-               "    web1: { address: \"10.77.0.2:7000\", port: 7001 }\n" FAULT,
+               "    web1: { address: \"10.77.0.2:7000\", port: 7001 }\n" PROBE FAULT,
                NULL, "5:46: the port is given twice: in the address and here; keep one");
     fails_with(HEAD "  - name: db\n"
                     "    tcp: { address: 10.77.0.5 }\n" FAULT,
@@ -758,7 +798,7 @@ static void not_regular_files(void **state)
     /* an inventory, named by the experiment or given on its own */
     assert_int_equal(fl_experiment_load(write_file("e.yaml", "version: 1\n"
                                                              "name: t\n"
-                                                             "inventory: fifo.yaml\n" FAULT),
+                                                             "inventory: fifo.yaml\n" PROBE FAULT),
                                         NULL, &e, err, sizeof(err)),
                      -EINVAL);
     assert_non_null(strstr(err, want));
@@ -776,7 +816,7 @@ static void not_regular_files(void **state)
                "name: t\n"
                "inventory:\n"
                "  key_file: keydir\n"
-               "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT,
+               "  hosts: { web1: { address: 10.77.0.2 } }\n" PROBE FAULT,
                NULL, want);
     snprintf(path, sizeof(path), "%s/fifo.yaml", dir);
     snprintf(want, sizeof(want), "4:13: key file %s is a FIFO, not a regular file", path);
@@ -784,7 +824,7 @@ static void not_regular_files(void **state)
                "name: t\n"
                "inventory:\n"
                "  key_file: fifo.yaml\n"
-               "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT,
+               "  hosts: { web1: { address: 10.77.0.2 } }\n" PROBE FAULT,
                NULL, want);
     const char *hosts = write_file("hosts.yaml", "key_file: keydir\n"
                                                  "hosts: { web1: { address: 10.77.0.2 } }\n");
@@ -800,14 +840,14 @@ static void not_regular_files(void **state)
                                      "name: t\n"
                                      "inventory:\n"
                                      "  key_file: fl.key\n"
-                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" PROBE FAULT),
                 NULL);
     fl_experiment_free(&e);
     e = load_ok(write_file("e.yaml", "version: 1\n"
                                      "name: t\n"
                                      "inventory:\n"
                                      "  key_file: not-yet.key\n"
-                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" FAULT),
+                                     "  hosts: { web1: { address: 10.77.0.2 } }\n" PROBE FAULT),
                 NULL);
     fl_experiment_free(&e);
     alarm(0);
@@ -820,6 +860,8 @@ int main(void)
         cmocka_unit_test(example_web_primary_crash),
         cmocka_unit_test(example_details),
         cmocka_unit_test(minimal_defaults),
+        cmocka_unit_test(no_probes_refused),
+        cmocka_unit_test(recovery_defaults_to_every_probe),
         cmocka_unit_test(unknown_key),
         cmocka_unit_test(bad_duration),
         cmocka_unit_test(bad_size),

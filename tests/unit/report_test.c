@@ -35,6 +35,7 @@ struct fixture {
     struct fl_probe_spec probes[2];
     struct fl_experiment e;
     struct fl_probe_result results[2][64];
+    size_t n_results[2];
     struct fl_run_probe rprobes[2];
     struct fl_run_fault rfaults[2];
     struct fl_run_record r;
@@ -130,20 +131,20 @@ static void build(struct fixture *f, bool recovers)
     const char *front = recovers ? "++++++++++++++----------+++++++++++++++++"
                                  : "++++++++++++++---------------------------";
     const char *db = "+++++++++++++++++++++++++++++++++++++++++";
-    f->rprobes[0].results = f->results[0];
-    f->rprobes[0].n_results = timeline(f->results[0], front);
+    f->n_results[0] = timeline(f->results[0], front);
+    f->n_results[1] = timeline(f->results[1], db);
     f->rprobes[0].spec = &f->probes[0];
     f->rprobes[0].in_recovery = true;
-    f->rprobes[1].results = f->results[1];
-    f->rprobes[1].n_results = timeline(f->results[1], db);
     f->rprobes[1].spec = &f->probes[1];
-
-    struct fl_measure_window w = {
-        .injected_at = T0, .reverted_at = T0 + 30000, .end_at = T0 + 3000};
     for (size_t i = 0; i < 2; i++) {
         struct fl_run_probe *p = &f->rprobes[i];
-        assert_int_equal(
-            fl_measure_probe(p->results, p->n_results, p->spec->rise, p->spec->fall, &w, &p->m), 0);
+        fl_timeline_init(&p->tl, p->spec->rise, p->spec->fall);
+        fl_timeline_inject(&p->tl, T0);
+        for (size_t k = 0; k < f->n_results[i]; k++) {
+            f->results[i][k].outcome = f->results[i][k].ok ? FL_OUTCOME_OK : FL_OUTCOME_FAILED;
+            assert_int_equal(fl_timeline_add(&p->tl, &f->results[i][k], NULL), 0);
+        }
+        assert_int_equal(fl_timeline_measure(&p->tl, T0 + 30000, T0 + 3000, &p->m), 0);
         p->measured = true;
     }
 
@@ -185,6 +186,8 @@ static void destroy(struct fixture *f)
 {
     fl_faultspec_free(f->faults[0].spec);
     fl_faultspec_free(f->faults[1].spec);
+    fl_timeline_free(&f->rprobes[0].tl);
+    fl_timeline_free(&f->rprobes[1].tl);
     unlink(f->json_path);
     unlink(f->junit_path);
     assert_int_equal(rmdir(f->dir), 0); /* nothing else, no .tmp, was left */
@@ -272,7 +275,7 @@ static void test_json_recovered(void **state)
     assert_int_equal(st.st_mode & 07777, 0644);
 
     json_t *doc = load(f->json_path);
-    assert_int_equal(integer(doc, "format"), 1);
+    assert_int_equal(integer(doc, "format"), 2);
     json_t *ex = get(doc, "experiment");
     assert_string_equal(string(ex, "name"), NAME);
     assert_true(json_is_null(get(ex, "description")));
@@ -359,15 +362,30 @@ static void test_json_recovered(void **state)
         assert_int_equal(integer(p, "fall"), rp->spec->fall);
         assert_int_equal(boolean(p, "in_recovery"), i == 0);
         assert_true(json_is_object(get(p, "measurement")));
-        json_t *tl = get(p, "timeline");
-        assert_int_equal(json_array_size(tl), rp->n_results);
-        for (size_t k = 0; k < rp->n_results; k++) {
-            json_t *e = json_array_get(tl, k);
-            assert_rfc3339(get(e, "started_at"), rp->results[k].started_ms);
-            assert_int_equal(integer(e, "latency_ms"), 0);
-            assert_int_equal(boolean(e, "ok"), rp->results[k].ok);
-            assert_string_equal(string(e, "detail"), rp->results[k].detail);
+        /* format 2: counts, and every failure inside one run of failures */
+        assert_null(json_object_get(p, "timeline"));
+        assert_int_equal(integer(get(p, "counts"), "attempts"), f->n_results[i]);
+        size_t fails = 0, first_fail = SIZE_MAX;
+        for (size_t k = 0; k < f->n_results[i]; k++)
+            if (!f->results[i][k].ok) {
+                fails++;
+                if (first_fail == SIZE_MAX)
+                    first_fail = k;
+            }
+        assert_int_equal(integer(get(p, "counts"), "failed"), fails);
+        json_t *runs = get(p, "failures");
+        size_t counted = 0;
+        for (size_t k = 0; k < json_array_size(runs); k++)
+            counted += (size_t)integer(json_array_get(runs, k), "count");
+        assert_int_equal(counted, fails);
+        if (fails > 0) {
+            json_t *run0 = json_array_get(runs, 0);
+            assert_rfc3339(get(run0, "first_at"), f->results[i][first_fail].started_ms);
+            assert_string_equal(string(run0, "outcome"), "failed");
+            assert_string_equal(string(run0, "detail"), f->results[i][first_fail].detail);
         }
+        assert_int_equal(json_array_size(get(p, "late")), 0);
+        assert_true(json_is_array(get(p, "health")));
     }
     assert_string_equal(string(get(json_array_get(probes, 0), "target"), "url"),
                         "http://10.77.0.1:8080/health?a=1&b=2");
