@@ -8,6 +8,7 @@
 
 #include "common/units.h"
 #include "controller/cli/cli.h"
+#include "controller/probes/rate.h"
 #include "controller/experiment/experiment.h"
 #include "controller/experiment/faultspec.h"
 
@@ -96,6 +97,25 @@ static void print_fault(const struct fl_experiment *e, const struct fl_fault *f)
            dur(f->start_ms + f->duration_ms, b, sizeof(b)));
 }
 
+/* The probing this experiment asks of the controller, and a warning when it
+ * may be more than one loop can watch truthfully (controller/probes/rate.h). */
+static void print_probe_load(const struct fl_experiment *e)
+{
+    struct fl_probe_load l;
+    fl_probe_load_estimate(e->probes, e->n_probes, &l);
+    printf("probe load: %.0f attempts/s, about %.1f%% of one core of the controller",
+           l.attempts_per_s, l.core_percent);
+    if (l.ssh_attempts_per_s > 0)
+        printf(" (plus %.0f ssh attempts/s on the thread pool)", l.ssh_attempts_per_s);
+    putchar('\n');
+    if (l.core_percent > FL_PROBE_LOAD_WARN_PERCENT)
+        printf("  warning: above %u%% of a core the controller may fall behind its probes; the "
+               "attempts it cannot judge are recorded late, never as failures, and a run with "
+               "too many ends ABORTED \"controller overloaded\": lengthen the intervals or split "
+               "the probes over several controllers\n",
+               FL_PROBE_LOAD_WARN_PERCENT);
+}
+
 static void print_summary(const struct fl_experiment *e)
 {
     char a[32];
@@ -118,6 +138,7 @@ static void print_summary(const struct fl_experiment *e)
     printf("probes (%zu):\n", e->n_probes);
     for (size_t i = 0; i < e->n_probes; i++)
         print_probe(&e->probes[i]);
+    print_probe_load(e);
     printf("steady state:");
     print_probe_list(e, e->steady_state, e->n_steady_state);
     putchar('\n');

@@ -1,0 +1,31 @@
+/* How much probing an experiment asks of the controller (issue 12 item 4):
+ * attempts per second, and the share of one core they cost by the figures
+ * measured in bench/README.md ("Probe cost"). `faultline validate` prints it
+ * and warns above FL_PROBE_LOAD_WARN_PERCENT; `faultline run` says it too. */
+#ifndef FL_CONTROLLER_PROBES_RATE_H
+#define FL_CONTROLLER_PROBES_RATE_H
+
+#include <stddef.h>
+
+#include "controller/probes/probe.h"
+
+/* Controller CPU per attempt, in microseconds, measured on this project's
+ * test machine (bench/README.md, "Probe cost"). ssh attempts run on the
+ * thread pool and are bounded by its size, not by the loop: not counted. */
+#define FL_PROBE_COST_US_HTTP 150u
+#define FL_PROBE_COST_US_TCP 130u
+#define FL_PROBE_COST_US_EXEC 400u
+
+/* Above this share of one core, the controller may fall behind. */
+#define FL_PROBE_LOAD_WARN_PERCENT 50u
+
+struct fl_probe_load {
+    double attempts_per_s;     /* every probe, ssh included */
+    double ssh_attempts_per_s; /* of those, ssh */
+    double core_percent;       /* estimated share of one core (ssh not counted) */
+};
+
+void fl_probe_load_estimate(const struct fl_probe_spec *probes, size_t n,
+                            struct fl_probe_load *out);
+
+#endif
