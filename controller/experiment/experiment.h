@@ -27,6 +27,11 @@ struct fl_objectives {
     uint64_t rto_ms;
     bool has_rpo;
     uint64_t rpo_ms;
+    /* impact: required (a run whose faults had no visible effect FAILs) or
+     * optional (it passes as "PASS (no impact)"); default required when
+     * there is an rto, else optional. impact_set: written in the file. */
+    bool impact_required;
+    bool impact_set;
 };
 
 /* Which hosts a fault hits. hosts: [..] gives candidates = those hosts and

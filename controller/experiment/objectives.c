@@ -14,7 +14,7 @@
 
 int fl_objectives_parse(struct fl_check *c, struct fl_experiment *e, const struct fl_yaml_node *n)
 {
-    static const char *const keys[] = {"rto", "rpo", NULL};
+    static const char *const keys[] = {"rto", "rpo", "impact", NULL};
     struct fl_objectives *o = &e->objectives;
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
     const struct fl_yaml_node *v = NULL;
@@ -22,8 +22,32 @@ int fl_objectives_parse(struct fl_check *c, struct fl_experiment *e, const struc
         (rc = fl_yaml_duration(v, &o->rto_ms, c->err, c->errlen)) == 0)
         o->has_rto = true;
     if (rc == 0 && (v = fl_yaml_get(n, "rpo")) != NULL &&
-        (rc = fl_yaml_duration(v, &o->rpo_ms, c->err, c->errlen)) == 0)
+        (rc = fl_yaml_duration(v, &o->rpo_ms, c->err, c->errlen)) == 0) {
         o->has_rpo = true;
+        /* Nothing here can measure data loss yet (write probes: issue 15):
+         * refused before anything is injected, not ABORTED after. */
+        rc = fl_yaml_errorf(v, c->err, c->errlen,
+                            "rpo cannot be measured: it needs a probe that writes and reads back "
+                            "(a data probe), and this experiment has none; remove rpo, or keep "
+                            "the claim in a comment until data probes exist");
+    }
+    o->impact_required = o->has_rto;
+    if (rc == 0 && (v = fl_yaml_get(n, "impact")) != NULL) {
+        const char *s = NULL;
+        rc = fl_yaml_string(v, &s, c->err, c->errlen);
+        if (rc < 0) {
+            /* fl_yaml_string said why */
+        } else if (strcmp(s, "required") == 0) {
+            o->impact_required = true;
+        } else if (strcmp(s, "optional") == 0) {
+            o->impact_required = false;
+        } else {
+            rc = fl_yaml_errorf(v, c->err, c->errlen,
+                                "impact must be required (a run whose faults had no visible "
+                                "effect fails) or optional (it passes as \"PASS (no impact)\")");
+        }
+        o->impact_set = rc == 0;
+    }
     return rc;
 }
 

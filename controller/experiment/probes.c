@@ -172,7 +172,7 @@ static int parse_tcp(struct fl_check *c, const struct fl_yaml_node *n,
 static int parse_exec(struct fl_check *c, const struct fl_yaml_node *n,
                       const struct fl_yaml_node *probe_timeout, struct fl_probe_spec *p)
 {
-    static const char *const keys[] = {"argv", "expect_exit", "timeout", NULL};
+    static const char *const keys[] = {"argv", "expect_exit", "expect_output", "timeout", NULL};
     struct fl_probe_exec *x = &p->u.exec;
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
     const struct fl_yaml_node *v = NULL;
@@ -197,6 +197,8 @@ static int parse_exec(struct fl_check *c, const struct fl_yaml_node *n,
     if (rc == 0 && (v = fl_yaml_get(n, "expect_exit")) != NULL &&
         (rc = fl_yaml_uint(v, 0, 255, &code, c->err, c->errlen)) == 0)
         x->expect_exit = (int)code;
+    if (rc == 0 && (v = fl_yaml_get(n, "expect_output")) != NULL)
+        rc = fl_check_string(c, v, &x->expect_output);
     if (rc == 0)
         rc = kind_timeout(c, n, probe_timeout, p);
     return rc;

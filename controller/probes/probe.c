@@ -107,6 +107,7 @@ void fl_probe_spec_free(struct fl_probe_spec *spec)
         for (size_t i = 0; i < spec->u.exec.argc && i < FL_PROBE_MAX_ARGV; i++)
             free_str(&spec->u.exec.argv[i]);
         spec->u.exec.argc = 0;
+        free_str(&spec->u.exec.expect_output);
         break;
     case FL_PROBE_SSH:
         free_str(&spec->u.ssh.host);
@@ -146,6 +147,7 @@ int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *sr
         break;
     case FL_PROBE_EXEC:
         memset(dst->u.exec.argv, 0, sizeof(dst->u.exec.argv));
+        dst->u.exec.expect_output = NULL;
         break;
     case FL_PROBE_SSH:
         dst->u.ssh.host = dst->u.ssh.address = dst->u.ssh.user = NULL;
@@ -181,6 +183,8 @@ int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *sr
         for (size_t i = 0; i < src->u.exec.argc; i++)
             if ((rc = dup_str(&dst->u.exec.argv[i], src->u.exec.argv[i])) < 0)
                 goto fail;
+        if ((rc = dup_str(&dst->u.exec.expect_output, src->u.exec.expect_output)) < 0)
+            goto fail;
         dst->u.exec.argv[src->u.exec.argc] = NULL;
         break;
     case FL_PROBE_SSH:

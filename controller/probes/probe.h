@@ -50,8 +50,13 @@ struct fl_probe_tcp {
 struct fl_probe_exec {
     char *argv[FL_PROBE_MAX_ARGV + 1]; /* NULL-terminated; no shell */
     size_t argc;
-    int expect_exit; /* default 0 */
+    int expect_exit;     /* default 0 */
+    char *expect_output; /* NULL: not checked; else stdout+stderr must contain it */
 };
+
+/* An exec probe keeps the last this many bytes of its command's stdout and
+ * stderr, in the result's detail. */
+#define FL_PROBE_OUTPUT_KEPT 512
 
 /* A command run on a host over SSH (controller/probes/ssh.c), with the
  * host's ssh settings from the inventory copied in. */
@@ -104,7 +109,9 @@ struct fl_probe_result {
     enum fl_probe_outcome outcome;
     uint32_t start_late_ms; /* started this long after it was due (controller lateness) */
     uint32_t stall_ms;      /* how long the controller's loop was stalled during it */
-    char detail[160];       /* "200", "connection refused", "timeout after 500ms", "exit 3" */
+    /* "200", "connection refused", "timeout after 500ms", "exit 3 (expected
+     * 0): <the last FL_PROBE_OUTPUT_KEPT bytes of its output>" */
+    char detail[FL_PROBE_OUTPUT_KEPT + 200];
 };
 
 /* "ok", "failed", "timeout", "late" (run.json's and attempts.jsonl's spelling). */

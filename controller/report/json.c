@@ -27,7 +27,10 @@
  *                   longest_unhealthy_ms, healthy_at_end,
  *                   steady_state_returned. rpo_ms appears only when a data
  *                   probe measured it; none exists yet, so it never does.
- *   objectives      {rto_ms, rpo_ms}: the objective, or null when not set
+ *   objectives      {rto_ms, rpo_ms}: the objective, or null when not set;
+ *                   impact: "required" | "optional"
+ *   verdict         also "pass_no_impact": every objective held and the
+ *                   faults had no visible effect (impact: optional)
  *   faults[]        one per fault per host: name, host {name, address, port},
  *                   kind, parameters, start_ms, duration_ms, id (null if never
  *                   applied), scheduled_at, applied_at, reverted_at,
@@ -696,6 +699,8 @@ static json_t *document(const struct fl_run_record *r)
     if (obj != NULL) {
         put(obj, "rto_ms", objective(e->objectives.has_rto, e->objectives.rto_ms), &ok);
         put(obj, "rpo_ms", objective(e->objectives.has_rpo, e->objectives.rpo_ms), &ok);
+        put(obj, "impact", json_string(e->objectives.impact_required ? "required" : "optional"),
+            &ok);
     }
     put(doc, "objectives", obj, &ok);
 

@@ -6,6 +6,8 @@
  *       <properties> verdict, reason, experiment path </properties>
  *       <testcase classname="faultline.EXPERIMENT" name="rto">         when set
  *       <testcase ... name="rpo">                                       when set
+ *       <testcase ... name="impact">     failed when impact: required saw none;
+ *                                        <skipped> when optional saw none
  *       <testcase ... name="steady state returned">
  *       <system-out> the text report </system-out>
  *
@@ -97,10 +99,11 @@ struct testcase {
     const char *name;
     uint64_t time_ms;
     bool failed;
+    bool skipped; /* impact: optional and none: counted on its own */
     char message[320];
 };
 
-/* Fills the testcases; returns how many (at most 3). */
+/* Fills the testcases; returns how many (at most 4). */
 static size_t testcases(const struct fl_run_record *r, struct testcase *tc)
 {
     const struct fl_objectives *o = &r->e->objectives;
@@ -142,6 +145,23 @@ static size_t testcases(const struct fl_run_record *r, struct testcase *tc)
     }
     struct testcase *t = &tc[n++];
     memset(t, 0, sizeof(*t));
+    t->name = "impact";
+    if (!r->measured || m->unobserved) {
+        t->failed = o->impact_required;
+        snprintf(t->message, sizeof(t->message), "not measured");
+    } else if (m->impacted) {
+        snprintf(t->message, sizeof(t->message), "the faults had a visible effect");
+    } else if (o->impact_required) {
+        t->failed = true;
+        snprintf(t->message, sizeof(t->message),
+                 "the fault had no visible effect on any probe: check the targets (impact: "
+                 "required)");
+    } else {
+        t->skipped = true;
+        snprintf(t->message, sizeof(t->message), "no impact (impact: optional)");
+    }
+    t = &tc[n++];
+    memset(t, 0, sizeof(*t));
     t->name = "steady state returned";
     t->failed = !r->steady_state_returned;
     snprintf(t->message, sizeof(t->message), "%s",
@@ -153,14 +173,16 @@ static size_t testcases(const struct fl_run_record *r, struct testcase *tc)
 
 static void document(const struct fl_run_record *r, FILE *out)
 {
-    struct testcase tc[3];
+    struct testcase tc[4];
     size_t n = testcases(r, tc);
     bool aborted = r->verdict == FL_VERDICT_ABORTED;
     const char *abort_text = r->abort_reason[0] ? r->abort_reason : r->reason;
-    size_t failures = 0, errors = 0;
+    size_t failures = 0, errors = 0, skipped = 0;
     for (size_t i = 0; i < n; i++) {
         if (aborted)
             errors++;
+        else if (tc[i].skipped)
+            skipped++;
         else
             failures += tc[i].failed;
     }
@@ -179,9 +201,9 @@ static void document(const struct fl_run_record *r, FILE *out)
     fputs("  <testsuite name=\"", out);
     esc(out, name, true);
     fprintf(out,
-            "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"0\" "
+            "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
             "time=\"%llu.%03llu\"",
-            n, failures, errors, (unsigned long long)(dur / 1000u),
+            n, failures, errors, skipped, (unsigned long long)(dur / 1000u),
             (unsigned long long)(dur % 1000u));
     if (stamp[0])
         fprintf(out, " timestamp=\"%s\"", stamp);
@@ -201,6 +223,12 @@ static void document(const struct fl_run_record *r, FILE *out)
         esc(out, tc[i].name, true);
         fprintf(out, "\" time=\"%llu.%03llu\"", (unsigned long long)(tc[i].time_ms / 1000u),
                 (unsigned long long)(tc[i].time_ms % 1000u));
+        if (!aborted && tc[i].skipped) {
+            fputs(">\n      <skipped message=\"", out);
+            esc(out, tc[i].message, true);
+            fputs("\"/>\n    </testcase>\n", out);
+            continue;
+        }
         const char *tag = aborted ? "error" : tc[i].failed ? "failure" : NULL;
         if (tag == NULL) {
             fputs("/>\n", out);

@@ -66,15 +66,7 @@ static const char *clean(const char *s, char *buf, size_t len)
 
 static const char *verdict_caps(enum fl_verdict v)
 {
-    switch (v) {
-    case FL_VERDICT_PASS:
-        return "PASS";
-    case FL_VERDICT_FAIL:
-        return "FAIL";
-    case FL_VERDICT_ABORTED:
-        return "ABORTED";
-    }
-    return "ERROR";
+    return fl_measure_verdict_caps(v);
 }
 
 static void print_times(const struct fl_run_record *r, FILE *out)
@@ -109,37 +101,34 @@ static void print_times(const struct fl_run_record *r, FILE *out)
         fprintf(out, "  reverted   %s\n", rel(r->reverted_at_ms, inj, a, sizeof(a)));
 }
 
-static void print_recovery(const struct fl_run_record *r, FILE *out)
+/* Each objective, met or not, in one line: the recovery sentence itself is
+ * the verdict's reason, printed once above. */
+static void print_objectives(const struct fl_run_record *r, FILE *out)
 {
     const struct fl_objectives *o = &r->e->objectives;
     const struct fl_measurement *m = &r->m;
-    char t[32], res[32], obj[48];
-    if (o->has_rto)
-        snprintf(obj, sizeof(obj), "objective %s", secs(o->rto_ms, true, " ", t, sizeof(t)));
-    else
-        snprintf(obj, sizeof(obj), "no objective");
-
-    if (!r->measured || m->unobserved) {
-        fprintf(out, "recovery: not measured, %s%s\n", obj, o->has_rto ? ": NOT MEASURED" : "");
-    } else if (m->no_impact) {
-        fprintf(out, "recovery: no impact, recovery time 0 s, %s%s\n", obj,
-                o->has_rto ? ": PASS" : "");
-    } else if (m->recovered) {
-        fprintf(out, "recovered in %s (±%s), %s%s\n",
-                secs(m->recovery_time_ms, false, " ", t, sizeof(t)),
-                secs(m->resolution_ms, false, " ", res, sizeof(res)), obj,
-                !o->has_rto                        ? ""
-                : m->recovery_time_ms <= o->rto_ms ? ": PASS"
-                                                   : ": FAIL");
-        if (m->recovered_after_revert)
-            fprintf(out, "  note: recovered only after revert, not while the fault was active\n");
-    } else {
-        fprintf(out, "recovery: did not recover, %s%s\n", obj, o->has_rto ? ": FAIL" : "");
+    bool measured = r->measured && !m->unobserved;
+    bool aborted = r->verdict == FL_VERDICT_ABORTED;
+    char t[32];
+    fprintf(out, "objectives:");
+    if (o->has_rto) {
+        const char *st = !measured || aborted               ? "NOT JUDGED"
+                         : m->no_impact                     ? "met (no impact)"
+                         : !m->recovered                    ? "FAILED (did not recover)"
+                         : m->recovered_after_revert        ? "FAILED (healed only after revert)"
+                         : m->recovery_time_ms <= o->rto_ms ? "met"
+                                                            : "FAILED";
+        fprintf(out, " rto %s %s;", secs(o->rto_ms, true, " ", t, sizeof(t)), st);
     }
     if (o->has_rpo)
-        fprintf(out, "rpo: not measured (no data probe), objective %s: NOT MEASURED\n",
+        fprintf(out, " rpo %s NOT MEASURED (no data probe);",
                 secs(o->rpo_ms, true, " ", t, sizeof(t)));
-    fprintf(out, "steady state returned: %s\n", r->steady_state_returned ? "yes" : "NO");
+    fprintf(out, " impact %s: %s;", o->impact_required ? "required" : "optional",
+            !measured            ? "not measured"
+            : m->impacted        ? "seen"
+            : o->impact_required ? "NONE (the faults had no visible effect)"
+                                 : "none");
+    fprintf(out, " steady state returned: %s\n", r->steady_state_returned ? "yes" : "NO");
 }
 
 static void print_faults(const struct fl_run_record *r, FILE *out)
@@ -220,7 +209,7 @@ int fl_report_text(const struct fl_run_record *r, FILE *out)
         strstr(r->reason, r->abort_reason) == NULL)
         fprintf(out, "  aborted: %s\n", clean(r->abort_reason, buf, sizeof(buf)));
     print_times(r, out);
-    print_recovery(r, out);
+    print_objectives(r, out);
     print_faults(r, out);
     print_probes(r, out);
     print_controller(r, out);

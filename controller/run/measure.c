@@ -75,12 +75,13 @@
  * Verdict, checks in this order (the first that applies decides):
  *   1. aborted (an abort reason was given)                       ABORTED
  *   2. unobserved: no recovery probe result after injection      ABORTED
- *   3. impacted and did not recover                              FAIL
+ *   3. no impact and impact: required (the default with an RTO)  FAIL
+ *   3b. impacted and did not recover                             FAIL
  *   4. RTO objective and recovery_time_ms > rto_ms               FAIL
  *   5. RPO objective and not measured                            ABORTED
  *      RPO objective and observed rpo_ms > objective             FAIL
  *   6. the steady state did not return                           FAIL
- *   7. otherwise                                                 PASS
+ *   7. otherwise                  PASS, or PASS_NO_IMPACT when nothing failed
  * Recovering only after revert is reported in the reason ("recovered only
  * after revert in ..."), and fails only through the RTO objective: whether the
  * fault outlasts the RTO is the experiment's choice.
@@ -414,6 +415,10 @@ int fl_measure_verdict(const struct fl_verdict_input *in, enum fl_verdict *verdi
         v = FL_VERDICT_ABORTED;
         say(&s, "no recovery probe result after injection, nothing was measured: check that "
                 "the probes ran");
+    } else if (m->no_impact && obj != NULL && obj->impact_required) {
+        v = FL_VERDICT_FAIL;
+        say(&s, "the fault had no visible effect on any probe: check the targets (impact: "
+                "required; set impact: optional if the system masks this failure completely)");
     } else if (m->impacted && !m->recovered) {
         v = FL_VERDICT_FAIL;
         say(&s, "did not recover within the recovery timeout");
@@ -440,7 +445,7 @@ int fl_measure_verdict(const struct fl_verdict_input *in, enum fl_verdict *verdi
         say_outcome(&s, m, obj);
         say(&s, ", but the steady state did not return by the end of the run");
     } else {
-        v = FL_VERDICT_PASS;
+        v = m->no_impact ? FL_VERDICT_PASS_NO_IMPACT : FL_VERDICT_PASS;
         say_outcome(&s, m, obj);
         if (obj != NULL && obj->has_rpo) {
             say(&s, "; RPO ");
@@ -461,6 +466,7 @@ int fl_measure_exit_code(enum fl_verdict verdict)
 {
     switch (verdict) {
     case FL_VERDICT_PASS:
+    case FL_VERDICT_PASS_NO_IMPACT:
         return 0;
     case FL_VERDICT_FAIL:
         return 1;
@@ -479,6 +485,23 @@ const char *fl_measure_verdict_name(enum fl_verdict verdict)
         return "fail";
     case FL_VERDICT_ABORTED:
         return "aborted";
+    case FL_VERDICT_PASS_NO_IMPACT:
+        return "pass_no_impact";
     }
     return "error";
+}
+
+const char *fl_measure_verdict_caps(enum fl_verdict verdict)
+{
+    switch (verdict) {
+    case FL_VERDICT_PASS:
+        return "PASS";
+    case FL_VERDICT_FAIL:
+        return "FAIL";
+    case FL_VERDICT_ABORTED:
+        return "ABORTED";
+    case FL_VERDICT_PASS_NO_IMPACT:
+        return "PASS (no impact)";
+    }
+    return "ERROR";
 }

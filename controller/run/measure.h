@@ -109,12 +109,16 @@ struct fl_measure_objectives {
     uint64_t rto_ms;
     bool has_rpo;
     uint64_t rpo_ms;
+    bool impact_required; /* no impact FAILs; else it is PASS_NO_IMPACT */
 };
 
 enum fl_verdict {
     FL_VERDICT_PASS,
     FL_VERDICT_FAIL,
     FL_VERDICT_ABORTED,
+    /* every objective held, but the faults had no visible effect on any
+     * probe (impact: optional): a pass, counted on its own */
+    FL_VERDICT_PASS_NO_IMPACT,
 };
 
 struct fl_verdict_input {
@@ -140,12 +144,15 @@ struct fl_verdict_input {
 int fl_measure_verdict(const struct fl_verdict_input *in, enum fl_verdict *verdict, char *reason,
                        size_t len);
 
-/* The exit code of `faultline run` for a verdict: pass 0, fail 1, aborted 2
- * (and 2 for a value that is not a verdict). */
+/* The exit code of `faultline run` for a verdict: pass (with or without
+ * impact) 0, fail 1, aborted 2 (and 2 for a value that is not a verdict). */
 int fl_measure_exit_code(enum fl_verdict verdict);
 
-/* "pass", "fail", "aborted" (run.json's spelling), or "error" for a value that
- * is not a verdict. */
+/* "pass", "fail", "aborted", "pass_no_impact" (run.json's spelling), or
+ * "error" for a value that is not a verdict. */
 const char *fl_measure_verdict_name(enum fl_verdict verdict);
+
+/* "PASS", "FAIL", "ABORTED", "PASS (no impact)": the summary's spelling. */
+const char *fl_measure_verdict_caps(enum fl_verdict verdict);
 
 #endif

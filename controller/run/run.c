@@ -127,6 +127,7 @@ struct run {
     bool alog_open;
     uint64_t late_said_ms; /* the last live line about lateness (monotonic) */
     uint64_t late_said;    /* the late attempts it counted */
+    bool impact_said;      /* the live line for the first failure after injection */
 };
 
 static void progress(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -438,9 +439,24 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
         abort_run(r, "cannot keep the timeline of probe %s: %s", rp->spec->name, fl_strerror(rc));
         return;
     }
+    /* After injection the live lines use the summary's words: impact (the
+     * first failure), detected (unhealthy), recovered (healthy again). */
+    bool after =
+        r->rec->injected_at_ms != 0 && res->started_ms + res->latency_ms >= r->rec->injected_at_ms;
+    if (after && !r->impact_said &&
+        (res->outcome == FL_OUTCOME_FAILED || res->outcome == FL_OUTCOME_TIMEOUT)) {
+        r->impact_said = true;
+        progress(r, "impact: probe %s failed (%s)", rp->spec->name, res->detail);
+    }
     if (changed) {
         enum fl_health_state st = rp->tl.health.state;
-        progress(r, "probe %s is %s (%s)", rp->spec->name, fl_health_state_name(st), res->detail);
+        if (after && st == FL_HEALTH_UNHEALTHY)
+            progress(r, "detected: probe %s is unhealthy (%s)", rp->spec->name, res->detail);
+        else if (after && st == FL_HEALTH_HEALTHY)
+            progress(r, "recovered: probe %s is healthy again (%s)", rp->spec->name, res->detail);
+        else
+            progress(r, "probe %s is %s (%s)", rp->spec->name, fl_health_state_name(st),
+                     res->detail);
         s->unhealthy_since_ms = st == FL_HEALTH_UNHEALTHY ? fl_mono_ms() : 0;
     }
     if (res->outcome == FL_OUTCOME_LATE)
@@ -831,6 +847,7 @@ static void measure(struct run *r)
         .rto_ms = e->objectives.rto_ms,
         .has_rpo = e->objectives.has_rpo,
         .rpo_ms = e->objectives.rpo_ms,
+        .impact_required = e->objectives.impact_required,
     };
     struct fl_measurement none;
     memset(&none, 0, sizeof(none));

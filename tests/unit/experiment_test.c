@@ -270,6 +270,31 @@ static void recovery_defaults_to_every_probe(void **state)
     fl_experiment_free(&e);
 }
 
+/* objectives.impact, and an rpo nothing can measure (issue 13) */
+static void impact_and_rpo(void **state)
+{
+    (void)state;
+    struct fl_experiment *e =
+        load_ok(write_file("e.yaml", HEAD "objectives: { rto: 5s }\n" FAULT), NULL);
+    assert_true(e->objectives.impact_required); /* the default with an rto */
+    fl_experiment_free(&e);
+    e = load_ok(write_file("e.yaml", HEAD FAULT), NULL);
+    assert_false(e->objectives.impact_required); /* no rto: optional */
+    fl_experiment_free(&e);
+    e = load_ok(write_file("e.yaml", HEAD "objectives: { rto: 5s, impact: optional }\n" FAULT),
+                NULL);
+    assert_false(e->objectives.impact_required);
+    assert_true(e->objectives.impact_set);
+    fl_experiment_free(&e);
+    fails_with(HEAD "objectives: { rto: 5s, impact: maybe }\n" FAULT, NULL,
+               "10:32: impact must be required (a run whose faults had no visible effect fails) "
+               "or optional (it passes as \"PASS (no impact)\")");
+    fails_with(HEAD "objectives: { rto: 5s, rpo: 0s }\n" FAULT, NULL,
+               "10:29: rpo cannot be measured: it needs a probe that writes and reads back (a "
+               "data probe), and this experiment has none; remove rpo, or keep the claim in a "
+               "comment until data probes exist");
+}
+
 static void minimal_defaults(void **state)
 {
     (void)state;
@@ -861,6 +886,7 @@ int main(void)
         cmocka_unit_test(example_details),
         cmocka_unit_test(minimal_defaults),
         cmocka_unit_test(no_probes_refused),
+        cmocka_unit_test(impact_and_rpo),
         cmocka_unit_test(recovery_defaults_to_every_probe),
         cmocka_unit_test(unknown_key),
         cmocka_unit_test(bad_duration),

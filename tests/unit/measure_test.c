@@ -478,12 +478,30 @@ static void test_verdicts(void **state)
     m.recovered = false;
     expect(&in, FL_VERDICT_FAIL, "did not recover within the recovery timeout");
 
-    /* No impact. */
+    /* No impact: its own verdict when impact is optional, a FAIL when it is
+     * required (the default with an RTO: a run that tested nothing). */
     memset(&m, 0, sizeof(m));
     m.no_impact = true;
     m.n_results = 20;
     m.healthy_at_end = true;
-    expect(&in, FL_VERDICT_PASS, "no impact");
+    expect(&in, FL_VERDICT_PASS_NO_IMPACT, "no impact");
+    struct fl_measure_objectives required = rto5;
+    required.impact_required = true;
+    in.objectives = &required;
+    expect(&in, FL_VERDICT_FAIL,
+           "the fault had no visible effect on any probe: check the targets (impact: required; "
+           "set impact: optional if the system masks this failure completely)");
+    assert_int_equal(fl_measure_exit_code(FL_VERDICT_PASS_NO_IMPACT), 0);
+    assert_string_equal(fl_measure_verdict_name(FL_VERDICT_PASS_NO_IMPACT), "pass_no_impact");
+    assert_string_equal(fl_measure_verdict_caps(FL_VERDICT_PASS_NO_IMPACT), "PASS (no impact)");
+    /* required, and there was an impact: the usual verdicts */
+    m = recovered(1420, 100, false);
+    expect(&in, FL_VERDICT_PASS, "recovered in 1.42s (±0.10s), objective 5s");
+    in.objectives = &rto5;
+    memset(&m, 0, sizeof(m));
+    m.no_impact = true;
+    m.n_results = 20;
+    m.healthy_at_end = true;
 
     /* Steady state did not return. */
     in.steady_state_returned = false;

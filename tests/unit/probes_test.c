@@ -555,7 +555,7 @@ static void test_exec_true_false(void **state)
     s = exec_spec("/bin/false", NULL, NULL);
     r = once(&s);
     assert_false(r.ok);
-    assert_string_equal(r.detail, "exit 1, expected 0");
+    assert_string_equal(r.detail, "exit 1 (expected 0)");
     assert_no_children();
 }
 
@@ -571,7 +571,49 @@ static void test_exec_expect_exit(void **state)
     s.u.exec.expect_exit = 0;
     r = once(&s);
     assert_false(r.ok);
-    assert_string_equal(r.detail, "exit 3, expected 0");
+    assert_string_equal(r.detail, "exit 3 (expected 0)");
+}
+
+/* What the command said is in the detail (issue 13): stdout and stderr, on
+ * one line, the last FL_PROBE_OUTPUT_KEPT bytes; expect_output is matched
+ * against the whole output, across reads. */
+static void test_exec_output(void **state)
+{
+    (void)state;
+    struct fl_probe_spec s =
+        exec_spec("/bin/sh", "-c", "echo write to 10.88.0.11 failed:; echo READONLY >&2; exit 1");
+    struct fl_probe_result r = once(&s);
+    assert_false(r.ok);
+    assert_string_equal(r.detail, "exit 1 (expected 0): write to 10.88.0.11 failed: READONLY");
+
+    /* expect_output: found, not found */
+    s = exec_spec("/bin/sh", "-c", "printf 'role:\nmaster\n'");
+    s.u.exec.expect_output = (char *)"master";
+    r = once(&s);
+    assert_true(r.ok);
+    assert_string_equal(r.detail, "exit 0");
+    s.u.exec.expect_output = (char *)"slave";
+    r = once(&s);
+    assert_false(r.ok);
+    assert_string_equal(r.detail, "exit 0, but the output lacks \"slave\": role: master");
+
+    /* 100 kB of output: the match is found far before the end, the tail
+     * kept is the last 512 bytes, and nothing blocks on a full pipe */
+    s = exec_spec("/bin/sh", "-c",
+                  "echo NEEDLE; i=0; while [ $i -lt 2000 ]; do echo "
+                  "0123456789012345678901234567890123456789012345678; i=$((i+1)); done; "
+                  "echo THE-END; exit 2");
+    s.u.exec.expect_output = (char *)"NEEDLE";
+    r = once(&s);
+    assert_false(r.ok); /* exit 2 */
+    assert_non_null(strstr(r.detail, "exit 2 (expected 0): "));
+    assert_non_null(strstr(r.detail, "THE-END"));
+    assert_null(strstr(r.detail, "NEEDLE"));
+    assert_true(strlen(strstr(r.detail, ": ") + 2) <= FL_PROBE_OUTPUT_KEPT);
+    s.u.exec.expect_exit = 2;
+    r = once(&s);
+    assert_true(r.ok);
+    assert_no_children();
 }
 
 static void test_exec_missing(void **state)
@@ -734,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_tcp_interval),
         cmocka_unit_test(test_exec_true_false),
         cmocka_unit_test(test_exec_expect_exit),
+        cmocka_unit_test(test_exec_output),
         cmocka_unit_test(test_exec_missing),
         cmocka_unit_test(test_exec_timeout),
         cmocka_unit_test(test_exec_no_overlap),

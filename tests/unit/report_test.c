@@ -457,10 +457,11 @@ static void test_junit(void **state)
     char err[256] = "";
     assert_int_equal(fl_report_junit(&f->r, f->junit_path, err, sizeof(err)), 0);
     char *x = slurp(f->junit_path);
-    assert_non_null(strstr(x, "<testsuite name=\"web&lt;&amp;&gt;&quot;&apos;crash\" tests=\"3\" "
-                              "failures=\"1\" errors=\"0\""));
-    assert_int_equal(count(x, "<testcase "), 3);
-    assert_non_null(strstr(x, "name=\"rto\" time=\"1.400\"/>")); /* passed */
+    assert_non_null(strstr(x, "<testsuite name=\"web&lt;&amp;&gt;&quot;&apos;crash\" tests=\"4\" "
+                              "failures=\"1\" errors=\"0\" skipped=\"0\""));
+    assert_int_equal(count(x, "<testcase "), 4);
+    assert_non_null(strstr(x, "name=\"impact\" time=\"0.000\"/>")); /* seen */
+    assert_non_null(strstr(x, "name=\"rto\" time=\"1.400\"/>"));    /* passed */
     assert_non_null(strstr(x, "name=\"rpo\""));
     assert_int_equal(count(x, "<failure "), 1);
     assert_non_null(strstr(x, "<failure message=\"not measured: the experiment has no data "
@@ -497,8 +498,30 @@ static void test_junit_failed_and_aborted(void **state)
     assert_int_equal(count(x, "<failure "), 0);
     assert_int_equal(count(x, "<error message=\"probe &lt;front&amp;end&gt; unhealthy for 20s\" "
                               "type=\"aborted\">"),
-                     3);
-    assert_non_null(strstr(x, "tests=\"3\" failures=\"0\" errors=\"3\""));
+                     4);
+    assert_non_null(strstr(x, "tests=\"4\" failures=\"0\" errors=\"4\""));
+    free(x);
+
+    /* impact: optional and none: PASS (no impact), the impact case skipped */
+    f->r.verdict = FL_VERDICT_PASS_NO_IMPACT;
+    f->r.abort_reason[0] = '\0';
+    f->r.m.impacted = false;
+    f->r.m.no_impact = true;
+    f->r.steady_state_returned = true;
+    f->e.objectives.impact_required = false;
+    f->e.objectives.has_rpo = false;
+    assert_int_equal(fl_report_junit(&f->r, f->junit_path, err, sizeof(err)), 0);
+    x = slurp(f->junit_path);
+    assert_non_null(strstr(x, "skipped=\"1\""));
+    assert_non_null(strstr(x, "<skipped message=\"no impact (impact: optional)\"/>"));
+    assert_non_null(strstr(x, "value=\"pass_no_impact\""));
+    free(x);
+    /* impact: required and none: the impact case fails */
+    f->r.verdict = FL_VERDICT_FAIL;
+    f->e.objectives.impact_required = true;
+    assert_int_equal(fl_report_junit(&f->r, f->junit_path, err, sizeof(err)), 0);
+    x = slurp(f->junit_path);
+    assert_non_null(strstr(x, "type=\"impact\""));
     free(x);
     destroy(f);
     free(f);
@@ -528,8 +551,9 @@ static void test_text(void **state)
     assert_non_null(strstr(t, "impact     +0.40s"));
     assert_non_null(strstr(t, "detected   +0.60s"));
     assert_non_null(strstr(t, "recovered  +1.40s"));
-    assert_non_null(strstr(t, "recovered in 1.40 s (±0.10 s), objective 5 s: PASS"));
-    assert_non_null(strstr(t, "rpo: not measured"));
+    /* the recovery sentence once (the reason), then each objective */
+    assert_null(strstr(strstr(t, REASON) + 1, "recovered in"));
+    assert_non_null(strstr(t, "objectives: rto 5 s met; rpo 0 s NOT MEASURED"));
     assert_non_null(strstr(t, "web1 (10.77.0.2): kill_process f-0001"));
     assert_non_null(strstr(t, "!!! REVERT FAILED"));
     assert_non_null(strstr(t, "faultline revert db1 f-0002"));
@@ -541,7 +565,7 @@ static void test_text(void **state)
     f->r.verdict = FL_VERDICT_FAIL;
     t = text_report(&f->r);
     assert_non_null(strstr(t, ": FAIL\n"));
-    assert_non_null(strstr(t, "recovered in 6.42 s (±0.10 s), objective 5 s: FAIL"));
+    assert_non_null(strstr(t, "objectives: rto 5 s FAILED;"));
     free(t);
 
     destroy(f);
