@@ -124,7 +124,10 @@ static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
         rc = fl_objectives_recovery(c, e, fl_yaml_get(root, "recovery"));
     if (rc == 0)
         rc = check_windows(c, e, root);
-    if (rc == 0 && e->n_probes == 0) {
+    size_t watching = 0; /* probes that run on their own: not templates */
+    for (size_t i = 0; i < e->n_probes; i++)
+        watching += !e->probes[i].is_template;
+    if (rc == 0 && watching == 0) {
         const struct fl_yaml_node *at = fl_yaml_get(root, "faults");
         rc = fl_yaml_errorf(at != NULL ? at : root, c->err, c->errlen,
                             "the experiment has no probes, so a run could only inject and revert "

@@ -46,6 +46,10 @@ struct fl_target {
     char **tags; /* as written; empty for hosts: */
     size_t n_tags;
     double percent; /* 0 unless percent: was given */
+    /* where: a probe template (template.h) run once per candidate just
+     * before injection; only candidates where it succeeds are hit */
+    bool has_where;
+    size_t where_probe; /* index into probes */
 };
 
 struct fl_fault {

@@ -7,6 +7,7 @@
  * commas, but an error points at the item). faultspec's sentence is kept and
  * put at the parameter's position. */
 #include "controller/experiment/faults.h"
+#include "controller/experiment/probes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -126,10 +127,22 @@ static int target_by_tags(struct fl_check *c, const struct fl_experiment *e,
 static int parse_target(struct fl_check *c, const struct fl_experiment *e,
                         const struct fl_yaml_node *n, struct fl_target *t)
 {
-    static const char *const keys[] = {"hosts", "tags", "count", "percent", NULL};
+    static const char *const keys[] = {"hosts", "tags", "count", "percent", "where", NULL};
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
     if (rc < 0)
         return rc;
+    const struct fl_yaml_node *where = fl_yaml_get(n, "where");
+    if (where != NULL) {
+        rc = fl_probes_ref_any(c, e, where, &t->where_probe);
+        if (rc < 0)
+            return rc;
+        if (e->probes[t->where_probe].type == FL_PROBE_SSH)
+            return fl_yaml_errorf(where, c->err, c->errlen,
+                                  "where: needs an http, tcp or exec probe using {host} or "
+                                  "{address}; '%s' is an ssh probe, whose host is fixed",
+                                  e->probes[t->where_probe].name);
+        t->has_where = true;
+    }
     const struct fl_yaml_node *hosts = fl_yaml_get(n, "hosts");
     const struct fl_yaml_node *tags = fl_yaml_get(n, "tags");
     if (hosts != NULL && tags != NULL)

@@ -131,8 +131,8 @@ int fl_objectives_recovery(struct fl_check *c, struct fl_experiment *e,
         if (e->recovery.probes == NULL)
             return fl_check_nomem(c);
         for (size_t i = 0; i < e->n_probes; i++)
-            e->recovery.probes[i] = i;
-        e->recovery.n_probes = e->n_probes;
+            if (!e->probes[i].is_template) /* templates run only for where: */
+                e->recovery.probes[e->recovery.n_probes++] = i;
     }
     return rc;
 }

@@ -3,6 +3,7 @@
  * references to probes by name from steady_state, abort_when and recovery.
  * An ssh probe takes its host's ssh settings from the inventory. */
 #include "controller/experiment/probes.h"
+#include "controller/probes/template.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -302,21 +303,40 @@ static int parse_probe(struct fl_check *c, struct fl_experiment *e, size_t idx,
     switch (kind_i) {
     case 0:
         p->type = FL_PROBE_HTTP;
-        return parse_http(c, kind, timeout, p);
+        rc = parse_http(c, kind, timeout, p);
+        break;
     case 1:
         p->type = FL_PROBE_TCP;
-        return parse_tcp(c, kind, timeout, p);
+        rc = parse_tcp(c, kind, timeout, p);
+        break;
     case 2:
         p->type = FL_PROBE_EXEC;
-        return parse_exec(c, kind, timeout, p);
+        rc = parse_exec(c, kind, timeout, p);
+        break;
     default:
         p->type = FL_PROBE_SSH;
-        return parse_ssh_probe(c, e, kind, timeout, p);
+        rc = parse_ssh_probe(c, e, kind, timeout, p);
+        break;
     }
+    if (rc == 0)
+        p->is_template = fl_probe_spec_uses_vars(p);
+    return rc;
 }
 
 int fl_probes_ref(struct fl_check *c, const struct fl_experiment *e, const struct fl_yaml_node *n,
                   size_t *out)
+{
+    int rc = fl_probes_ref_any(c, e, n, out);
+    if (rc == 0 && e->probes[*out].is_template)
+        rc = fl_yaml_errorf(n, c->err, c->errlen,
+                            "probe '%s' is a template (it uses {host} or {address}): it runs "
+                            "once per candidate host for a fault's where:, never on its own",
+                            e->probes[*out].name);
+    return rc;
+}
+
+int fl_probes_ref_any(struct fl_check *c, const struct fl_experiment *e,
+                      const struct fl_yaml_node *n, size_t *out)
 {
     const char *name;
     int rc = fl_yaml_string(n, &name, c->err, c->errlen);

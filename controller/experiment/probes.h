@@ -15,9 +15,12 @@ struct fl_yaml_node;
 int fl_probes_parse(struct fl_check *c, struct fl_experiment *e, const struct fl_yaml_node *list);
 
 /* A probe name -> its index into e->probes, or an error with the nearest
- * name. */
+ * name; a template (template.h) is refused: it runs only for a where:. */
 int fl_probes_ref(struct fl_check *c, const struct fl_experiment *e, const struct fl_yaml_node *n,
                   size_t *out);
+/* The same, templates allowed (a fault's where:). */
+int fl_probes_ref_any(struct fl_check *c, const struct fl_experiment *e,
+                      const struct fl_yaml_node *n, size_t *out);
 
 /* A list of probe names (NULL or null: none) -> indices, each once; *out is
  * left alone when the list is empty. */

@@ -79,6 +79,7 @@ struct fl_probe_spec {
     uint64_t timeout_ms;  /* default 1s; also bounds each attempt */
     unsigned rise;        /* consecutive successes that make it healthy; default 2 */
     unsigned fall;        /* consecutive failures that make it unhealthy; default 3 */
+    bool is_template;     /* uses {host} / {address}: run only by where: (template.h) */
     union {
         struct fl_probe_http http;
         struct fl_probe_tcp tcp;

@@ -35,7 +35,9 @@
  *                   kind, parameters, start_ms, duration_ms, id (null if never
  *                   applied), scheduled_at, applied_at, reverted_at,
  *                   agent_applied_at, agent_reverted_at (the agent's clock), outcome,
- *                   revert_failed, detail
+ *                   revert_failed, detail, chosen (false: a where: candidate
+ *                   not hit), where (null, or {probe, checked, matched,
+ *                   detail}: the check of this candidate)
  *   probes[]        name, kind, target, interval_ms, timeout_ms, rise, fall,
  *                   in_recovery, measurement (same fields as measurements,
  *                   null when not measured), counts {attempts, ok, failed,
@@ -482,7 +484,7 @@ static json_t *host(const struct fl_host *h)
     return o;
 }
 
-static json_t *fault(const struct fl_run_fault *rf)
+static json_t *fault(const struct fl_run_record *r, const struct fl_run_fault *rf)
 {
     json_t *o = json_object();
     if (o == NULL)
@@ -505,6 +507,18 @@ static json_t *fault(const struct fl_run_fault *rf)
     put(o, "outcome", text(rf->outcome), &ok);
     put(o, "revert_failed", json_boolean(rf->revert_failed), &ok);
     put(o, "detail", text(rf->detail), &ok);
+    put(o, "chosen", json_boolean(rf->chosen), &ok);
+    json_t *wh = json_null();
+    if (rf->where && f != NULL) {
+        wh = json_object();
+        if (wh != NULL) {
+            put(wh, "probe", text(r->e->probes[f->target.where_probe].name), &ok);
+            put(wh, "checked", json_boolean(rf->where_checked), &ok);
+            put(wh, "matched", json_boolean(rf->where_ok), &ok);
+            put(wh, "detail", rf->where_checked ? text(rf->where_detail) : json_null(), &ok);
+        }
+    }
+    put(o, "where", wh, &ok);
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -533,6 +547,8 @@ static json_t *probe_target(const struct fl_probe_spec *s)
             append(a, text(s->u.exec.argv[i]), &ok);
         put(o, "argv", a, &ok);
         put(o, "expect_exit", json_integer(s->u.exec.expect_exit), &ok);
+        put(o, "expect_output",
+            s->u.exec.expect_output ? text(s->u.exec.expect_output) : json_null(), &ok);
         break;
     }
     case FL_PROBE_SSH:
@@ -563,6 +579,7 @@ static json_t *probe(const struct fl_run_record *r, const struct fl_run_probe *p
     put(o, "rise", s ? json_integer(s->rise) : json_null(), &ok);
     put(o, "fall", s ? json_integer(s->fall) : json_null(), &ok);
     put(o, "in_recovery", json_boolean(p->in_recovery), &ok);
+    put(o, "template", json_boolean(s != NULL && s->is_template), &ok);
     put(o, "measurement",
         p->measured ? measurement(&p->m, r->injected_at_ms, r->reverted_at_ms) : json_null(), &ok);
     const struct fl_probe_counts *c = &p->tl.counts;
@@ -706,7 +723,7 @@ static json_t *document(const struct fl_run_record *r)
 
     json_t *faults = json_array();
     for (size_t i = 0; faults != NULL && i < r->n_faults && ok; i++)
-        append(faults, fault(&r->faults[i]), &ok);
+        append(faults, fault(r, &r->faults[i]), &ok);
     put(doc, "faults", faults, &ok);
 
     json_t *probes = json_array();

@@ -43,6 +43,7 @@
 #include "controller/probes/lag.h"
 #include "controller/run/attemptlog.h"
 #include "controller/run/timeline.h"
+#include "controller/run/where.h"
 
 #define HEARTBEAT_MS 1000
 #define REQUEST_TIMEOUT_MS 30000 /* an inject of a disk fill may take a while */
@@ -128,6 +129,8 @@ struct run {
     uint64_t late_said_ms; /* the last live line about lateness (monotonic) */
     uint64_t late_said;    /* the late attempts it counted */
     bool impact_said;      /* the live line for the first failure after injection */
+    struct fl_where where; /* where: checks before injection */
+    bool targeting;        /* they are running */
 };
 
 static void progress(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -369,14 +372,79 @@ static void on_fault_start(uv_timer_t *t)
 
 static void start_injecting(struct run *r)
 {
-    set_phase(r, PHASE_INJECTING);
-    progress(r, "steady state holds; injecting %zu fault(s)", r->rec->n_faults);
+    size_t n = 0;
+    for (size_t i = 0; i < r->rec->n_faults; i++)
+        n += r->rec->faults[i].chosen;
+    progress(r, "injecting %zu fault(s)", n);
     for (size_t i = 0; i < r->rec->n_faults; i++) {
         struct job *j = &r->jobs[i];
+        if (!j->rf->chosen) {
+            j->done = true; /* a where: candidate not hit */
+            continue;
+        }
         uv_timer_start(&j->timer, on_fault_start, j->rf->fault->start_ms, 0);
     }
-    if (r->rec->n_faults == 0)
+    if (n == 0)
         abort_run(r, "the experiment injects nothing");
+}
+
+static void print_plan(struct run *r);
+
+static size_t random_below(size_t n)
+{
+    uint32_t rnd = 0;
+    RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+    return rnd % n;
+}
+
+/* The where: checks are in: choose the targets, then inject (or print the
+ * plan of a dry run). */
+static void on_targeted(void *arg)
+{
+    struct run *r = arg;
+    r->targeting = false;
+    if (r->phase == PHASE_DONE || r->aborting)
+        return;
+    char why[1024];
+    int rc = fl_where_choose(r->rec, random_below, why, sizeof(why));
+    if (rc == -ENOMEM) {
+        abort_run(r, "out of memory choosing the targets; nothing was injected");
+        return;
+    }
+    if (rc < 0) {
+        abort_run(r, "%s", why);
+        return;
+    }
+    for (size_t i = 0; i < r->rec->n_faults; i++) {
+        const struct fl_run_fault *rf = &r->rec->faults[i];
+        if (rf->where)
+            progress(r, "where: %s on %s (%s): %s (%s)", rf->fault->name, rf->host->name,
+                     rf->host->address, rf->chosen ? "TARGET" : rf->outcome, rf->where_detail);
+    }
+    if (r->o->dry_run) {
+        print_plan(r);
+        finish(r);
+    } else {
+        start_injecting(r);
+    }
+}
+
+/* The steady state holds: find the targets of where: faults, then go on. */
+static void start_targeting(struct run *r)
+{
+    set_phase(r, PHASE_INJECTING);
+    progress(r, "steady state holds");
+    int rc = fl_where_start(&r->where, &r->loop, r->rec, on_targeted, r);
+    if (rc < 0) {
+        abort_run(r, "cannot check the where: targets: %s; nothing was injected", fl_strerror(rc));
+        return;
+    }
+    if (rc == 0) {
+        on_targeted(r);
+        return;
+    }
+    r->targeting = true;
+    progress(r, "checking %d where: candidate(s)", rc);
 }
 
 static void print_plan(struct run *r)
@@ -384,6 +452,8 @@ static void print_plan(struct run *r)
     progress(r, "dry run: the steady state holds; this would be injected:");
     for (size_t i = 0; i < r->rec->n_faults; i++) {
         const struct fl_run_fault *rf = &r->rec->faults[i];
+        if (!rf->chosen)
+            continue;
         char start[32], dur[32];
         fl_format_duration(rf->fault->start_ms, start, sizeof(start));
         fl_format_duration(rf->fault->duration_ms, dur, sizeof(dur));
@@ -482,12 +552,7 @@ static void on_tick(uv_timer_t *t)
 
     if (r->phase == PHASE_STEADY_STATE) {
         if (all_healthy(r, e->steady_state, e->n_steady_state)) {
-            if (r->o->dry_run) {
-                print_plan(r);
-                finish(r);
-            } else {
-                start_injecting(r);
-            }
+            start_targeting(r);
         } else if (now >= r->deadline_ms) {
             abort_run(r, "the steady state does not hold: nothing was injected");
         }
@@ -696,6 +761,8 @@ static void finish(struct run *r)
     for (size_t i = 0; i < r->n_agents; i++)
         if (r->agents[i].client)
             fl_client_close(r->agents[i].client);
+    if (r->targeting)
+        fl_where_stop(&r->where);
     if (r->lag_open) {
         r->rec->controller.longest_stall_ms = r->lag.longest_ns / 1000000u;
         fl_lag_stop(&r->lag, NULL, NULL);
@@ -711,8 +778,9 @@ static int plan_faults(struct run *r)
     const struct fl_experiment *e = r->e;
     struct fl_run_record *rec = r->rec;
     size_t total = 0;
-    for (size_t i = 0; i < e->n_faults; i++)
-        total += e->faults[i].target.count;
+    for (size_t i = 0; i < e->n_faults; i++) /* where: every candidate, chosen later */
+        total +=
+            e->faults[i].target.has_where ? e->faults[i].target.n_hosts : e->faults[i].target.count;
     rec->faults = calloc(total ? total : 1, sizeof(*rec->faults));
     r->jobs = calloc(total ? total : 1, sizeof(*r->jobs));
     r->agents = calloc(e->inventory.n_hosts ? e->inventory.n_hosts : 1, sizeof(*r->agents));
@@ -737,7 +805,8 @@ static int plan_faults(struct run *r)
         if (n > 0)
             memcpy(pick, f->target.hosts, n * sizeof(*pick));
         /* a partial Fisher-Yates shuffle picks count of them */
-        for (size_t k = 0; k < f->target.count && k < n; k++) {
+        size_t take = f->target.has_where ? n : f->target.count;
+        for (size_t k = 0; !f->target.has_where && k < f->target.count && k < n; k++) {
             uint32_t rnd = 0;
             RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
             size_t o = k + rnd % (n - k);
@@ -745,7 +814,7 @@ static int plan_faults(struct run *r)
             pick[k] = pick[o];
             pick[o] = tmp;
         }
-        for (size_t k = 0; k < f->target.count && k < n; k++) {
+        for (size_t k = 0; k < take && k < n; k++) {
             size_t h = pick[k];
             if (agent_of_host[h] == 0) {
                 struct agent *a = &r->agents[r->n_agents];
@@ -758,6 +827,8 @@ static int plan_faults(struct run *r)
             struct job *j = &r->jobs[rec->n_faults];
             rf->fault = f;
             rf->host = &e->inventory.hosts[h];
+            rf->where = f->target.has_where;
+            rf->chosen = !rf->where;
             snprintf(rf->outcome, sizeof(rf->outcome), "not applied");
             j->run = r;
             j->rf = rf;
@@ -934,6 +1005,8 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         struct probe_slot *s = &r->slots[i];
         s->run = r;
         s->index = i;
+        if (e->probes[i].is_template)
+            continue; /* run only for where: */
         rc = fl_probe_start(&r->loop, &e->probes[i], on_probe_result, s, &s->probe);
         if (rc == 0) {
             r->probes_open++;
@@ -990,6 +1063,7 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     }
     measure(r);
     fl_fleet_free(r->fleet);
+    fl_where_free(&r->where);
     free(r->agents);
     free(r->jobs);
     free(r->slots);

@@ -37,7 +37,15 @@ struct fl_run_fault {
     uint64_t agent_reverted_at_ms;
     bool revert_failed; /* loud: the agent could not revert it */
     char detail[256];   /* the agent's description, or the error */
-    char outcome[32];   /* "reverted", "expired", "apply failed", "not applied", "REVERT FAILED" */
+    char outcome[32];   /* "reverted", "expired", "apply failed", "not applied", "REVERT FAILED",
+                           "no match", "not chosen" */
+    /* where: (controller/run/where.h): this host is a candidate, checked
+     * just before injection; chosen says it is hit (always true without
+     * where:) */
+    bool where;
+    bool where_checked, where_ok;
+    char where_detail[sizeof(((struct fl_probe_result *)0)->detail)];
+    bool chosen;
 };
 
 /* A run is ABORTED "controller overloaded" when more than this share (in
