@@ -80,7 +80,9 @@ experiment() {
       echo "$rc" >"$work/rc"; } | tee "$out"
     rc=$(cat "$work/rc")
     injected=$(sed -n 's/^  injected .*(\(.*\))$/\1/p' "$out")
-    said=$(grep -m1 '^recovered in\|^recovery:' "$out" || true)
+    # the verdict and its one reason sentence ("PASS: recovered in 0.57s (±0.11s), objective 5s")
+    verdict=$(sed -n 's/^experiment [^ ]*: \(.*\)$/\1/p' "$out" | head -1)
+    said="$verdict: $(grep -m1 -A1 '^experiment ' "$out" | tail -1 | sed 's/^  //')"
     if [ -n "$injected" ] && down=$(haproxy_after web/web1 DOWN "$(ms_of "$injected")"); then
         truth="HAProxy's log says it marked web1 DOWN $(secs "$down") after injection"
     else
