@@ -24,8 +24,8 @@ static void fail(struct fl_attemptlog *log, const char *what, int err)
     if (log->failed)
         return;
     log->failed = true;
-    snprintf(log->error, sizeof(log->error), "%.120s: %.80s; %.256s stops at line %llu", what,
-             uv_strerror(err), log->path, (unsigned long long)log->lines);
+    snprintf(log->error, sizeof(log->error), "%.120s: %.80s; %.256s stops after line %llu", what,
+             uv_strerror(err), log->path, (unsigned long long)log->lines_written);
     fl_error("%s", log->error);
     log->n_filling = 0;
 }
@@ -94,6 +94,8 @@ static void on_written(uv_fs_t *req)
         log->n_flying = 0;
     } else {
         assert((size_t)n <= log->n_flying);
+        for (ssize_t i = 0; i < n; i++)
+            log->lines_written += log->flying[i] == '\n';
         log->offset += (uint64_t)n;
         memmove(log->flying, log->flying + n, log->n_flying - (size_t)n);
         log->n_flying -= (size_t)n;
@@ -119,7 +121,54 @@ static void after_write(struct fl_attemptlog *log)
     }
 }
 
+static void on_statfs(uv_fs_t *req);
+
+/* Before each write, the file system's free space (uv_fs_statfs, on the
+ * pool): below FL_ATTEMPTLOG_RESERVE plus what is to be written, the log
+ * stops, so that run.json and junit.xml still fit beside it. */
 static void write_some(struct fl_attemptlog *log)
+{
+    assert(!log->writing);
+    log->req.data = log;
+    log->writing = true;
+    int rc = uv_fs_statfs(log->loop, &log->req, log->path, on_statfs);
+    if (rc < 0) {
+        log->writing = false;
+        fail(log, "cannot check the free space for it", rc);
+        log->n_flying = 0;
+        after_write(log);
+    }
+}
+
+static void write_now(struct fl_attemptlog *log);
+
+static void on_statfs(uv_fs_t *req)
+{
+    struct fl_attemptlog *log = req->data;
+    uint64_t free_bytes = UINT64_MAX;
+    if (req->result == 0 && req->ptr != NULL) {
+        const uv_statfs_t *st = req->ptr;
+        free_bytes = st->f_bavail * st->f_bsize;
+    }
+    int err = (int)req->result;
+    uv_fs_req_cleanup(req);
+    log->writing = false;
+    size_t want = log->n_flying > 0 ? log->n_flying : log->n_filling;
+    if (err < 0) {
+        fail(log, "cannot check the free space for it", err);
+    } else if (free_bytes < (uint64_t)want + FL_ATTEMPTLOG_RESERVE) {
+        fail(log, "its file system has less than FL_ATTEMPTLOG_RESERVE (1 MiB) free beside it",
+             UV_ENOSPC);
+    }
+    if (log->failed) {
+        log->n_flying = 0;
+        after_write(log);
+        return;
+    }
+    write_now(log);
+}
+
+static void write_now(struct fl_attemptlog *log)
 {
     assert(!log->writing);
     if (log->n_flying == 0) {

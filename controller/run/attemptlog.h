@@ -12,8 +12,9 @@
  * Writing never blocks the loop: lines collect in a buffer that is handed
  * to the thread pool (uv_fs_write) once FL_ATTEMPTLOG_CHUNK bytes are
  * waiting or a second has passed, one write in flight at a time. If the
- * disk falls behind by FL_ATTEMPTLOG_BACKLOG bytes, or a write fails (a full
- * disk), the log stops there, loudly: `error` says why and run.json marks
+ * disk falls behind by FL_ATTEMPTLOG_BACKLOG bytes, a write would leave
+ * less than FL_ATTEMPTLOG_RESERVE free on its file system, or a write fails,
+ * the log stops there, loudly: `error` says why and run.json marks
  * the file incomplete. The run itself goes on: the measurement does not
  * depend on this file. */
 #ifndef FL_CONTROLLER_RUN_ATTEMPTLOG_H
@@ -28,6 +29,9 @@
 
 #define FL_ATTEMPTLOG_CHUNK (256u * 1024u)
 #define FL_ATTEMPTLOG_BACKLOG (64u * 1024u * 1024u)
+/* The log never takes the last of its file system's space: it stops when
+ * a write would leave less than this free, so run.json still fits. */
+#define FL_ATTEMPTLOG_RESERVE (1024u * 1024u)
 
 struct fl_attemptlog {
     uv_loop_t *loop;
@@ -40,8 +44,9 @@ struct fl_attemptlog {
     size_t n_filling, cap_filling;
     char *flying; /* the buffer req writes */
     size_t n_flying, cap_flying;
-    uint64_t offset; /* where the next write goes */
-    uint64_t lines;  /* lines written or waiting */
+    uint64_t offset;        /* where the next write goes */
+    uint64_t lines;         /* lines accepted (written or waiting) */
+    uint64_t lines_written; /* lines on disk */
     bool failed;
     char error[512];
     char path[4096];

@@ -1057,7 +1057,7 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     if (uv_loop_close(&r->loop) != 0)
         fl_error("internal error: handles left open after the run");
     if (r->alog_open) {
-        rec->attempts_lines = r->alog.lines;
+        rec->attempts_lines = r->alog.lines_written;
         rec->attempts_written = !r->alog.failed;
         snprintf(rec->attempts_error, sizeof(rec->attempts_error), "%s", r->alog.error);
     }
