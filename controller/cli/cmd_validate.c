@@ -34,6 +34,8 @@ static void print_probe(const struct fl_probe_spec *p)
 {
     char a[32], b[32];
     printf("  %-20s ", p->name);
+    if (p->is_template)
+        printf("(template, for where:) ");
     switch (p->type) {
     case FL_PROBE_HTTP:
         printf("http %s %s", p->u.http.method, p->u.http.url);
@@ -93,6 +95,8 @@ static void print_fault(const struct fl_experiment *e, const struct fl_fault *f)
         for (size_t i = 0; i < t->n_hosts; i++)
             printf("%s%s", i ? ", " : "", e->inventory.hosts[t->hosts[i]].name);
     }
+    if (t->has_where)
+        printf(" where %s succeeds", e->probes[t->where_probe].name);
     printf("  from +%s to +%s\n", dur(f->start_ms, a, sizeof(a)),
            dur(f->start_ms + f->duration_ms, b, sizeof(b)));
 }
@@ -171,7 +175,8 @@ static void print_summary(const struct fl_experiment *e)
     if (e->objectives.has_rpo)
         printf("%s rpo %s", e->objectives.has_rto ? "," : "",
                dur(e->objectives.rpo_ms, a, sizeof(a)));
-    putchar('\n');
+    printf("; impact %s%s\n", e->objectives.impact_required ? "required" : "optional",
+           e->objectives.impact_set ? "" : " (the default)");
 }
 
 int fl_cmd_validate(int argc, char **argv)
