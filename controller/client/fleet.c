@@ -22,6 +22,8 @@ struct fl_fleet {
     const struct fl_fleet_ops *ops;
     void *ctx;
     size_t n, window, in_flight, n_done, n_waiting;
+    size_t max_window;   /* as asked for; the window shrinks below it on EMFILE */
+    size_t since_shrink; /* hosts done since the window last changed */
     unsigned char *state;
     uint64_t *wake_at; /* WAITING: fl_mono_ms() when it is queued again */
     size_t *queue;     /* a ring of QUEUED hosts; each host is in it at most once */
@@ -134,6 +136,7 @@ int fl_fleet_new(uv_loop_t *loop, size_t n, size_t window, uint64_t deadline_ms,
     f->ctx = ctx;
     f->n = n;
     f->window = window ? window : 1;
+    f->max_window = f->window;
     f->deadline_ms = deadline_ms;
     for (size_t i = 0; i < n; i++) {
         f->state[i] = H_OFF; /* not a move: queued below */
@@ -253,6 +256,14 @@ void fl_fleet_done(struct fl_fleet *f, size_t i)
 {
     assert(i < f->n && f->state[i] == H_FLIGHT);
     set_host(f, i, H_DONE);
+    /* After a shortage, the window grows back by one host per window's
+     * worth of hosts done (as TCP's congestion window does): descriptors
+     * that came back are used again, and a lasting shortage costs one
+     * requeued host per round. */
+    if (f->window < f->max_window && ++f->since_shrink >= f->window) {
+        f->window++;
+        f->since_shrink = 0;
+    }
     pump(f);
 }
 
@@ -293,6 +304,7 @@ void fl_fleet_no_descriptor(struct fl_fleet *f, size_t i)
         fl_debug("fleet: out of descriptors with %zu host(s) in flight: window %zu -> %zu", others,
                  f->window, w);
         f->window = w;
+        f->since_shrink = 0;
     }
     if (f->stopped) {
         set_host(f, i, H_DONE);

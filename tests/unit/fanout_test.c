@@ -121,7 +121,7 @@ static void test_window_bounds_in_flight(void **state)
 }
 
 /* EMFILE on start: the host is queued again and the window shrinks to what
- * is open; no host fails for it. */
+ * is open; no host fails for it; once descriptors come back it grows back. */
 static void test_no_descriptor_requeues(void **state)
 {
     (void)state;
@@ -130,11 +130,14 @@ static void test_no_descriptor_requeues(void **state)
     w.work_ms = 2;
     w.emfile_left = 5;
     run_world(&w, 10, 0);
-    /* the fourth start found no descriptor with three open: from then on
-     * three at a time, so no start ran short again */
-    assert_int_equal(w.emfile_left, 4);
-    assert_int_equal(w.final_window, 3);
-    assert_int_equal(w.max_in_flight, 3);
+    /* the fourth start found no descriptor with three open: three at a
+     * time, then the window grows back one host a round and meets the
+     * shortage again, until the shortage is over (five in all); then it
+     * keeps growing: a shortage that passed does not shrink the window for
+     * ever (40 hosts leave it at 8 of 10 by the end) */
+    assert_int_equal(w.emfile_left, 0);
+    assert_true(w.final_window > 3 && w.final_window <= 10);
+    assert_true(w.max_in_flight > 3 && w.max_in_flight <= 10);
     for (size_t i = 0; i < N; i++) {
         assert_int_equal(w.done[i], 1);
         assert_int_equal(w.expired[i], 0);
