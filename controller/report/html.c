@@ -157,15 +157,20 @@ static void budget_section(const struct fl_hrun *r, struct fl_hbuf *b)
         snprintf(rate, sizeof(rate), "a failure every %s (MTBF)", m);
     }
     unsigned n = r->budget.redundancy ? r->budget.redundancy : 1;
-    fl_hbuf_printf(b,
-                   "<p>To keep <b>%.4g %%</b> with %s%s%s, each failure may last at most "
-                   "<b>%s</b>; this one lasted <b>%s</b> (the upper bound of the measured recovery "
-                   "time). <span class=\"verdict %s\">%s</span></p>\n",
-                   r->budget.target * 100, rate, n > 1 ? " across " : "", "", max, lasted,
-                   res.pass ? "pass" : "fail", res.pass ? "PASS" : "FAIL");
+    char across[96] = "";
     if (n > 1)
-        fl_hbuf_printf(
-            b, "<p>%u independent instances: 1 &minus; (1 &minus; A)<sup>%u</sup>.</p>\n", n, n);
+        snprintf(across, sizeof(across), " on each of %u independent instances", n);
+    fl_hbuf_printf(b,
+                   "<p>To keep <b>%.4g %%</b> with %s%s, each failure may last at most <b>%s</b>; "
+                   "this one lasted <b>%s</b> (the upper bound of the measured recovery time). "
+                   "<span class=\"verdict %s\">%s</span></p>\n",
+                   r->budget.target * 100, rate, across, max, lasted, res.pass ? "pass" : "fail",
+                   res.pass ? "PASS" : "FAIL");
+    if (n > 1)
+        fl_hbuf_printf(b,
+                       "<p>The system is up when any instance is: 1 &minus; (1 &minus; "
+                       "A)<sup>%u</sup>.</p>\n",
+                       n);
     fl_hbuf_printf(b,
                    "<table><tr><th>implied availability</th><td>%.6f %%</td></tr>"
                    "<tr><th>implied downtime a year</th><td>%s</td></tr>"

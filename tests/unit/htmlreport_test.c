@@ -288,6 +288,38 @@ static void no_budget_no_section(void **state)
     free(page);
 }
 
+static void budget_forms(void **state)
+{
+    (void)state;
+    char dir[128];
+    /* 99.99 % on 2 instances, 12 failures a year: each may last
+     * 0.01 * year / 12 = 26 280 000 ms = 7 h 18 min */
+    snprintf(dir, sizeof(dir), "%s/b2", tmp);
+    make_run1(dir, "x", "pass", T0, 1500, 100,
+              ", \"availability\": {\"target\": 0.9999, \"failures_per_year\": 12, "
+              "\"redundancy\": 2}",
+              500, 2500, 3400);
+    char *page = render(dir);
+    assert_non_null(strstr(page, "at most <b>7 h 18 min</b>"));
+    assert_non_null(strstr(page, "on each of 2 independent instances"));
+    free(page);
+    /* mtbf 60 d at 99.9 %: 5 189 189 ms = 1 h 26 min */
+    snprintf(dir, sizeof(dir), "%s/b3", tmp);
+    make_run1(dir, "x", "pass", T0, 1500, 100,
+              ", \"availability\": {\"target\": 99.9, \"mtbf_ms\": 5184000000}", 500, 2500, 3400);
+    page = render(dir);
+    assert_non_null(strstr(page, "at most <b>1 h 26 min</b>"));
+    assert_non_null(strstr(page, "(MTBF)"));
+    free(page);
+    /* a budget that makes no sense is said to, not drawn */
+    snprintf(dir, sizeof(dir), "%s/b4", tmp);
+    make_run1(dir, "x", "pass", T0, 1500, 100,
+              ", \"availability\": {\"target\": 150, \"failures_per_year\": 1}", 500, 2500, 3400);
+    page = render(dir);
+    assert_non_null(strstr(page, "cannot be used"));
+    free(page);
+}
+
 /* -------------------------------------------------------------- format 2 */
 
 #define RUN2                                                                                       \
@@ -498,6 +530,7 @@ int main(void)
         cmocka_unit_test(thinning_keeps_every_failure),
         cmocka_unit_test(format1_page),
         cmocka_unit_test(no_budget_no_section),
+        cmocka_unit_test(budget_forms),
         cmocka_unit_test(format2_streamed),
         cmocka_unit_test(format2_without_attempts_file),
         cmocka_unit_test(refusals),
