@@ -393,6 +393,43 @@ static void shade(const struct fl_scale *s, const char *cls, int64_t from, int64
                    cls, x0, top, x1 - x0 > 1 ? x1 - x0 : 1, bottom - top, fill, what, a, ra, z, rz);
 }
 
+/* The marks in words under the timeline: readable without hovering. */
+static void mark_list(const struct fl_hrun *r, int64_t origin, struct fl_hbuf *b)
+{
+    static const char *const names[] = {"injected", "impact", "detected", "reverted", "recovered"};
+    const int64_t at[] = {r->injected_ms, r->impact_ms, r->detected_ms, r->reverted_ms,
+                          r->recovered_ms};
+    int order[] = {0, 1, 2, 3, 4}; /* by time; ties keep this order */
+    for (int i = 1; i < 5; i++)
+        for (int k = i; k > 0 && at[order[k - 1]] > at[order[k]]; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+    fl_hbuf_puts(b, "<p id=\"marks\">");
+    bool any = false;
+    for (int n = 0; n < 5; n++) {
+        int i = order[n];
+        if (at[i] <= 0)
+            continue;
+        char rl[32];
+        rel(at[i], origin, rl, sizeof(rl));
+        fl_hbuf_printf(b, "%s%s %s", any ? "; " : "", names[i], rl);
+        if (i == 4 && r->has_recovery) {
+            char res[48];
+            fl_html_duration(r->resolution_ms, res, sizeof(res));
+            fl_hbuf_printf(b, " (&#177; %s)", res);
+        }
+        any = true;
+    }
+    if (r->has_rto && r->injected_ms > 0) {
+        char rl[32];
+        rel(r->injected_ms + r->rto_ms, origin, rl, sizeof(rl));
+        fl_hbuf_printf(b, "%sRTO line %s", any ? "; " : "", rl);
+    }
+    fl_hbuf_puts(b, ".</p>\n");
+}
+
 static int timeline(const struct fl_hrun *r, struct fl_hbuf *b, char *err, size_t errlen)
 {
     struct fl_scale s;
@@ -484,6 +521,7 @@ static int timeline(const struct fl_hrun *r, struct fl_hbuf *b, char *err, size_
                            "<text x=\"%d\" y=\"0\">%s</text>",
                            i * 120, tick_colour[order[i]], i * 120 + 14, names[i]);
         fl_hbuf_puts(b, "</g>\n</svg>\n");
+        mark_list(r, origin, b);
         if (malformed > 0)
             fl_hbuf_printf(b,
                            "<p class=\"warn\">%" PRIu64 " lines of the attempts file could not "
