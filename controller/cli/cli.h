@@ -97,5 +97,6 @@ int fl_cmd_run(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_revert(int argc, char **argv);
 int fl_cmd_halt(int argc, char **argv);
+int fl_cmd_report(int argc, char **argv);
 
 #endif

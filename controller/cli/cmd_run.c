@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "controller/cli/cli.h"
 #include "controller/experiment/experiment.h"
+#include "controller/report/html.h"
 #include "controller/report/report.h"
 #include "controller/run/run.h"
 
@@ -58,7 +59,8 @@ static const char run_help[] =
     "  --key FILE          pre-shared key; default $FAULTLINE_KEY, then the\n"
     "                      inventory's key_file\n"
     "  --inventory FILE    hosts from FILE instead of the experiment's inventory\n"
-    "  --report-dir DIR    write run.json, junit.xml there (created if missing)\n"
+    "  --report-dir DIR    write run.json, junit.xml, report.html there (created if\n"
+    "                      missing)\n"
     "  --dry-run           connect, check the steady state, print what would be\n"
     "                      injected where; inject nothing\n"
     "\n"
@@ -143,12 +145,19 @@ int fl_cmd_run(int argc, char **argv)
         if (report_dir != NULL) {
             char path[4096];
             snprintf(path, sizeof(path), "%s/run.json", report_dir);
-            if (fl_report_json(&rec, path, err, sizeof(err)) < 0) {
+            bool json_ok = fl_report_json(&rec, path, err, sizeof(err)) == 0;
+            if (!json_ok) {
                 fprintf(stderr, "faultline run: %s\n", err);
                 exit_code = FL_EXIT_ERROR;
             }
             snprintf(path, sizeof(path), "%s/junit.xml", report_dir);
             if (fl_report_junit(&rec, path, err, sizeof(err)) < 0) {
+                fprintf(stderr, "faultline run: %s\n", err);
+                exit_code = FL_EXIT_ERROR;
+            }
+            /* report.html is rendered from the run folder (run.json) alone:
+             * never from a run.json an earlier run left there */
+            if (json_ok && fl_report_html_dir(report_dir, err, sizeof(err)) < 0) {
                 fprintf(stderr, "faultline run: %s\n", err);
                 exit_code = FL_EXIT_ERROR;
             }

@@ -18,6 +18,7 @@ static const struct fl_command commands[] = {
     {"revert", "revert one fault, or every fault of an agent", fl_cmd_revert},
     {"halt", "revert every fault on every agent named, now", fl_cmd_halt},
     {"deploy", "install, upgrade or remove agents on an inventory's hosts over SSH", fl_cmd_deploy},
+    {"report", "one summary page (or JSON) over many run folders", fl_cmd_report},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
