@@ -227,16 +227,15 @@ struct ticks {
     struct fl_thin *thin; /* one per probe */
 };
 
-static void add_attempt(void *ctx, size_t probe, int64_t t_ms, int64_t latency_ms,
-                        enum fl_outcome o, const char *detail)
+static void add_attempt(void *ctx, size_t probe, int64_t t_ms, int64_t latency_ms, enum fl_tick o,
+                        const char *detail)
 {
     struct ticks *k = ctx;
     int64_t when = t_ms + (latency_ms > 0 ? latency_ms : 0);
     fl_thin_add(&k->thin[probe], fl_scale_col(k->s, when), when, latency_ms, o, detail);
 }
 
-static const char *const tick_colour[FL_OUTCOME_COUNT] = {"#2e7d32", "#9e9e9e", "#ef6c00",
-                                                          "#c62828"};
+static const char *const tick_colour[FL_TICK_COUNT] = {"#2e7d32", "#9e9e9e", "#ef6c00", "#c62828"};
 
 static void tick_title(const struct fl_thin_col *c, int64_t origin, struct fl_hbuf *b)
 {
@@ -245,7 +244,7 @@ static void tick_title(const struct fl_thin_col *c, int64_t origin, struct fl_hb
     rel(c->worst_ms, origin, rl, sizeof(rl));
     uint64_t n = fl_thin_count(c);
     if (n == 1) {
-        fl_hbuf_printf(b, "%s, result at %s (%s), %" PRId64 " ms", fl_outcome_name(c->worst), w, rl,
+        fl_hbuf_printf(b, "%s, result at %s (%s), %" PRId64 " ms", fl_tick_name(c->worst), w, rl,
                        c->worst_latency_ms);
     } else {
         char a[48], z[48];
@@ -254,9 +253,8 @@ static void tick_title(const struct fl_thin_col *c, int64_t origin, struct fl_hb
         fl_hbuf_printf(b,
                        "%" PRIu64 " attempts from %s to %s: %" PRIu64 " ok, %" PRIu64
                        " failed, %" PRIu64 " timed out, %" PRIu64 " late; the first %s at %s (%s)",
-                       n, a, z, c->n[FL_OUTCOME_OK], c->n[FL_OUTCOME_FAILED],
-                       c->n[FL_OUTCOME_TIMEOUT], c->n[FL_OUTCOME_LATE], fl_outcome_name(c->worst),
-                       w, rl);
+                       n, a, z, c->n[FL_TICK_OK], c->n[FL_TICK_FAILED], c->n[FL_TICK_TIMEOUT],
+                       c->n[FL_TICK_LATE], fl_tick_name(c->worst), w, rl);
     }
     if (c->worst_detail[0] != '\0') {
         fl_hbuf_puts(b, ": ");
@@ -297,7 +295,7 @@ static void probe_row(const struct fl_hrun *r, size_t i, const struct fl_thin *t
         fl_hbuf_printf(b,
                        "<rect class=\"tick %s\" data-col=\"%u\" x=\"%u\" y=\"%d\" width=\"%d\" "
                        "height=\"20\" fill=\"%s\"><title>",
-                       fl_outcome_name(col->worst), c, (unsigned)s->x0 + c, y + 2, w,
+                       fl_tick_name(col->worst), c, (unsigned)s->x0 + c, y + 2, w,
                        tick_colour[col->worst]);
         tick_title(col, origin, b);
         fl_hbuf_puts(b, "</title></rect>\n");
@@ -513,8 +511,7 @@ static int timeline(const struct fl_hrun *r, struct fl_hbuf *b, char *err, size_
         fl_hbuf_printf(b, "<g class=\"legend\" transform=\"translate(%d,%d)\">", FL_HTML_X0,
                        rows + 18);
         static const char *const names[] = {"ok", "failed", "timeout", "late (not judged)"};
-        static const int order[] = {FL_OUTCOME_OK, FL_OUTCOME_FAILED, FL_OUTCOME_TIMEOUT,
-                                    FL_OUTCOME_LATE};
+        static const int order[] = {FL_TICK_OK, FL_TICK_FAILED, FL_TICK_TIMEOUT, FL_TICK_LATE};
         for (int i = 0; i < 4; i++)
             fl_hbuf_printf(b,
                            "<rect x=\"%d\" y=\"-9\" width=\"10\" height=\"10\" fill=\"%s\"/>"
@@ -578,9 +575,9 @@ static void probes_table(const struct fl_hrun *r, struct fl_hbuf *b)
                        "<td>%s</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
                        "</td><td>%" PRIu64 "</td></tr>\n",
                        p->interval_ms, p->timeout_ms, p->rise, p->fall,
-                       p->in_recovery ? "yes" : "no", p->counts[FL_OUTCOME_OK],
-                       p->counts[FL_OUTCOME_FAILED], p->counts[FL_OUTCOME_TIMEOUT],
-                       p->counts[FL_OUTCOME_LATE]);
+                       p->in_recovery ? "yes" : "no", p->counts[FL_TICK_OK],
+                       p->counts[FL_TICK_FAILED], p->counts[FL_TICK_TIMEOUT],
+                       p->counts[FL_TICK_LATE]);
     }
     fl_hbuf_puts(b, "</table>\n");
 }

@@ -140,7 +140,7 @@ static int health_from_timeline(struct fl_hrun_probe *p, json_t *tl)
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(tl, i);
         bool ok = flag(e, "ok");
-        p->counts[ok ? FL_OUTCOME_OK : FL_OUTCOME_FAILED]++;
+        p->counts[ok ? FL_TICK_OK : FL_TICK_FAILED]++;
         if (fl_health_update(&h, ok) && h.state != FL_HEALTH_UNKNOWN) {
             /* the state is known when the result is: started + latency */
             p->health[p->n_health].at_ms = at(e, "started_at") + num(e, "latency_ms");
@@ -166,10 +166,10 @@ static int health_from_record(struct fl_hrun_probe *p, json_t *pj)
         p->n_health++;
     }
     json_t *c = json_object_get(pj, "counts");
-    p->counts[FL_OUTCOME_OK] = (uint64_t)num(c, "ok");
-    p->counts[FL_OUTCOME_FAILED] = (uint64_t)num(c, "failed");
-    p->counts[FL_OUTCOME_TIMEOUT] = (uint64_t)num(c, "timeout");
-    p->counts[FL_OUTCOME_LATE] = (uint64_t)num(c, "late");
+    p->counts[FL_TICK_OK] = (uint64_t)num(c, "ok");
+    p->counts[FL_TICK_FAILED] = (uint64_t)num(c, "failed");
+    p->counts[FL_TICK_TIMEOUT] = (uint64_t)num(c, "timeout");
+    p->counts[FL_TICK_LATE] = (uint64_t)num(c, "late");
     return 0;
 }
 
@@ -330,7 +330,7 @@ static bool attempt_line(const struct fl_hrun *r, const char *line, size_t len,
                 (size_t)json_integer_value(p) < r->n_probes && o >= 0 &&
                 json_is_integer(json_object_get(a, "t"));
     if (good)
-        fn(ctx, (size_t)json_integer_value(p), num(a, "t"), num(a, "l"), (enum fl_outcome)o,
+        fn(ctx, (size_t)json_integer_value(p), num(a, "t"), num(a, "l"), (enum fl_tick)o,
            str(a, "d"));
     json_decref(a);
     return good;
@@ -398,13 +398,13 @@ int fl_hrun_attempts(const struct fl_hrun *r, fl_hrun_attempt_fn fn, void *ctx, 
         for (size_t k = 0; k < json_array_size(tl); k++) {
             json_t *e = json_array_get(tl, k);
             fn(ctx, i, at(e, "started_at"), num(e, "latency_ms"),
-               flag(e, "ok") ? FL_OUTCOME_OK : FL_OUTCOME_FAILED, str(e, "detail"));
+               flag(e, "ok") ? FL_TICK_OK : FL_TICK_FAILED, str(e, "detail"));
         }
         json_t *fs = json_object_get(pj, "failures");
         for (size_t k = 0; k < json_array_size(fs); k++) {
             json_t *e = json_array_get(fs, k);
             int o = fl_outcome_parse(str(e, "outcome"));
-            enum fl_outcome oc = o == FL_OUTCOME_TIMEOUT ? FL_OUTCOME_TIMEOUT : FL_OUTCOME_FAILED;
+            enum fl_tick oc = o == FL_TICK_TIMEOUT ? FL_TICK_TIMEOUT : FL_TICK_FAILED;
             fn(ctx, i, at(e, "first_at"), 0, oc, str(e, "detail"));
             if (num(e, "count") > 1)
                 fn(ctx, i, at(e, "last_at"), 0, oc,

@@ -44,8 +44,8 @@ struct fl_hrun_probe {
     int64_t interval_ms, timeout_ms;
     int rise, fall;
     bool in_recovery;
-    uint64_t counts[FL_OUTCOME_COUNT]; /* attempts of each outcome */
-    struct fl_hrun_health *health;     /* state changes, oldest first */
+    uint64_t counts[FL_TICK_COUNT]; /* attempts of each outcome */
+    struct fl_hrun_health *health;  /* state changes, oldest first */
     size_t n_health;
     json_t *json; /* the probe's object in run.json */
 };
@@ -86,7 +86,7 @@ void fl_hrun_free(struct fl_hrun *r);
  * attempt started. Returns 0 or a negative errno with err; *malformed counts
  * lines skipped. */
 typedef void (*fl_hrun_attempt_fn)(void *ctx, size_t probe, int64_t t_ms, int64_t latency_ms,
-                                   enum fl_outcome o, const char *detail);
+                                   enum fl_tick o, const char *detail);
 int fl_hrun_attempts(const struct fl_hrun *r, fl_hrun_attempt_fn fn, void *ctx, uint64_t *malformed,
                      char *err, size_t errlen);
 

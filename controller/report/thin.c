@@ -22,7 +22,7 @@ void fl_thin_free(struct fl_thin *t)
 uint64_t fl_thin_count(const struct fl_thin_col *c)
 {
     uint64_t n = 0;
-    for (unsigned i = 0; i < FL_OUTCOME_COUNT; i++)
+    for (unsigned i = 0; i < FL_TICK_COUNT; i++)
         n += c->n[i];
     return n;
 }
@@ -42,10 +42,10 @@ static void keep_detail(char *dst, const char *src)
     dst[n] = '\0';
 }
 
-void fl_thin_add(struct fl_thin *t, unsigned col, int64_t t_ms, int64_t latency_ms,
-                 enum fl_outcome o, const char *detail)
+void fl_thin_add(struct fl_thin *t, unsigned col, int64_t t_ms, int64_t latency_ms, enum fl_tick o,
+                 const char *detail)
 {
-    if (t->cols == NULL || (unsigned)o >= FL_OUTCOME_COUNT)
+    if (t->cols == NULL || (unsigned)o >= FL_TICK_COUNT)
         return;
     if (col >= t->width)
         col = t->width - 1;
@@ -64,16 +64,16 @@ void fl_thin_add(struct fl_thin *t, unsigned col, int64_t t_ms, int64_t latency_
     c->n[o]++;
 }
 
-static const char *const names[FL_OUTCOME_COUNT] = {"ok", "late", "timeout", "failed"};
+static const char *const names[FL_TICK_COUNT] = {"ok", "late", "timeout", "failed"};
 
-const char *fl_outcome_name(enum fl_outcome o)
+const char *fl_tick_name(enum fl_tick o)
 {
-    return (unsigned)o < FL_OUTCOME_COUNT ? names[o] : "?";
+    return (unsigned)o < FL_TICK_COUNT ? names[o] : "?";
 }
 
 int fl_outcome_parse(const char *s)
 {
-    for (int i = 0; s != NULL && i < FL_OUTCOME_COUNT; i++)
+    for (int i = 0; s != NULL && i < FL_TICK_COUNT; i++)
         if (strcmp(s, names[i]) == 0)
             return i;
     return -1;

@@ -13,21 +13,21 @@
 
 /* In order of severity: the worst wins a column. "late" means the controller
  * itself handled the attempt too late to judge it: never a failure. */
-enum fl_outcome {
-    FL_OUTCOME_OK,
-    FL_OUTCOME_LATE,
-    FL_OUTCOME_TIMEOUT,
-    FL_OUTCOME_FAILED,
+enum fl_tick {
+    FL_TICK_OK,
+    FL_TICK_LATE,
+    FL_TICK_TIMEOUT,
+    FL_TICK_FAILED,
 };
-#define FL_OUTCOME_COUNT 4
+#define FL_TICK_COUNT 4
 
 /* The worst attempt's detail kept per column (bytes, longer is cut). */
 #define FL_THIN_DETAIL_MAX 160
 
 struct fl_thin_col {
-    uint64_t n[FL_OUTCOME_COUNT]; /* attempts of each outcome */
-    int64_t first_ms, last_ms;    /* the earliest and latest attempt */
-    enum fl_outcome worst;
+    uint64_t n[FL_TICK_COUNT]; /* attempts of each outcome */
+    int64_t first_ms, last_ms; /* the earliest and latest attempt */
+    enum fl_tick worst;
     int64_t worst_ms; /* the first attempt of the worst outcome */
     int64_t worst_latency_ms;
     char worst_detail[FL_THIN_DETAIL_MAX];
@@ -44,14 +44,14 @@ void fl_thin_free(struct fl_thin *t);
 
 /* Adds one attempt to column col (clamped to the last column). detail may be
  * NULL. */
-void fl_thin_add(struct fl_thin *t, unsigned col, int64_t t_ms, int64_t latency_ms,
-                 enum fl_outcome o, const char *detail);
+void fl_thin_add(struct fl_thin *t, unsigned col, int64_t t_ms, int64_t latency_ms, enum fl_tick o,
+                 const char *detail);
 
 /* Attempts in a column (0: nothing to draw). */
 uint64_t fl_thin_count(const struct fl_thin_col *c);
 
 /* "ok", "late", "timeout", "failed"; and back (-1 for anything else). */
-const char *fl_outcome_name(enum fl_outcome o);
+const char *fl_tick_name(enum fl_tick o);
 int fl_outcome_parse(const char *s);
 
 #endif

@@ -123,37 +123,37 @@ static void thinning_keeps_every_failure(void **state)
      * timeout in 400; late attempts everywhere in column 600 */
     for (unsigned i = 0; i < 10000; i++) {
         unsigned col = i * 760 / 10000;
-        enum fl_outcome o = FL_OUTCOME_OK;
+        enum fl_tick o = FL_TICK_OK;
         if (i == 1620)
-            o = FL_OUTCOME_FAILED;
+            o = FL_TICK_FAILED;
         if (i == 5265)
-            o = FL_OUTCOME_TIMEOUT;
+            o = FL_TICK_TIMEOUT;
         if (col == 600)
-            o = FL_OUTCOME_LATE;
-        fl_thin_add(&t, col, i, 5, o, o == FL_OUTCOME_FAILED ? "refused" : "fine");
+            o = FL_TICK_LATE;
+        fl_thin_add(&t, col, i, 5, o, o == FL_TICK_FAILED ? "refused" : "fine");
     }
     assert_int_equal(1620 * 760 / 10000, 123);
     assert_int_equal(5265 * 760 / 10000, 400);
     unsigned failed = 0, timeout = 0, late = 0;
     for (unsigned c = 0; c < t.width; c++) {
-        failed += t.cols[c].worst == FL_OUTCOME_FAILED;
-        timeout += t.cols[c].worst == FL_OUTCOME_TIMEOUT;
-        late += t.cols[c].worst == FL_OUTCOME_LATE;
+        failed += t.cols[c].worst == FL_TICK_FAILED;
+        timeout += t.cols[c].worst == FL_TICK_TIMEOUT;
+        late += t.cols[c].worst == FL_TICK_LATE;
     }
     assert_int_equal(failed, 1);
-    assert_int_equal(t.cols[123].worst, FL_OUTCOME_FAILED);
+    assert_int_equal(t.cols[123].worst, FL_TICK_FAILED);
     assert_string_equal(t.cols[123].worst_detail, "refused");
     assert_int_equal(t.cols[123].worst_ms, 1620);
     assert_int_equal(timeout, 1);
-    assert_int_equal(t.cols[400].worst, FL_OUTCOME_TIMEOUT);
+    assert_int_equal(t.cols[400].worst, FL_TICK_TIMEOUT);
     assert_int_equal(late, 1);
-    assert_int_equal(t.cols[600].n[FL_OUTCOME_FAILED], 0);
+    assert_int_equal(t.cols[600].n[FL_TICK_FAILED], 0);
     /* a late attempt after a failure leaves the failure; past the last
      * column is clamped into it */
-    fl_thin_add(&t, 123, 1, 0, FL_OUTCOME_LATE, "late");
-    assert_int_equal(t.cols[123].worst, FL_OUTCOME_FAILED);
-    fl_thin_add(&t, 5000, 1, 0, FL_OUTCOME_FAILED, NULL);
-    assert_int_equal(t.cols[759].worst, FL_OUTCOME_FAILED);
+    fl_thin_add(&t, 123, 1, 0, FL_TICK_LATE, "late");
+    assert_int_equal(t.cols[123].worst, FL_TICK_FAILED);
+    fl_thin_add(&t, 5000, 1, 0, FL_TICK_FAILED, NULL);
+    assert_int_equal(t.cols[759].worst, FL_TICK_FAILED);
     /* a long detail is cut on a UTF-8 boundary */
     char d[400];
     memset(d, 'a', sizeof(d));
@@ -162,7 +162,7 @@ static void thinning_keeps_every_failure(void **state)
         d[i + 1] = '\xa9';
     }
     d[sizeof(d) - 1] = '\0';
-    fl_thin_add(&t, 10, 99999, 0, FL_OUTCOME_FAILED, d);
+    fl_thin_add(&t, 10, 99999, 0, FL_TICK_FAILED, d);
     size_t n = strlen(t.cols[10].worst_detail);
     assert_true(n < FL_THIN_DETAIL_MAX);
     assert_int_equal(fl_report_utf8_seq(t.cols[10].worst_detail + n - 2), 2);
