@@ -61,7 +61,8 @@
  * the thread pool (or in the guardian, or at start): a static mutex serialises
  * them within the process, which also keeps libnftables (whose contexts share
  * global state) on one thread at a time. Each call opens its own context, in
- * the network namespace of the calling thread.
+ * the network namespace of the calling thread. libnftables itself is loaded
+ * by the first nft_open (agent/faults/nftlib.h), never at start.
  *
  * apply lists the table (JSON, with handles) and, in one nft transaction,
  * creates whatever is missing -- table, chains, the exemption for this
@@ -84,10 +85,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <nftables/libnftables.h>
-
 #include "agent/fault.h"
 #include "agent/faults/netplan.h"
+#include "agent/faults/nftlib.h"
 #include "common/faultid.h"
 
 #define COMMENT_PREFIX FL_NETPLAN_COMMENT_PREFIX
@@ -102,15 +102,21 @@ static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------ nftables */
 
+/* libnftables' functions (agent/faults/nftlib.h): set by the first
+ * nft_open, under nft_lock, and never changed after */
+static const struct fl_nftlib *nftl;
+
 static int nft_open(struct nft_ctx **out, char *err, size_t errlen)
 {
-    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (nftl == NULL && (nftl = fl_nftlib_get(err, errlen)) == NULL)
+        return -ELIBACC;
+    struct nft_ctx *nft = nftl->ctx_new(NFT_CTX_DEFAULT);
     if (nft == NULL) {
         snprintf(err, errlen, "could not start libnftables: out of memory");
         return -ENOMEM;
     }
-    if (nft_ctx_buffer_output(nft) != 0 || nft_ctx_buffer_error(nft) != 0) {
-        nft_ctx_free(nft);
+    if (nftl->ctx_buffer_output(nft) != 0 || nftl->ctx_buffer_error(nft) != 0) {
+        nftl->ctx_free(nft);
         snprintf(err, errlen, "could not start libnftables: out of memory");
         return -ENOMEM;
     }
@@ -155,9 +161,9 @@ static int nft_errno(const char *msg)
 static int nft_exec(struct nft_ctx *nft, const char *cmd, const char **output, const char *what,
                     char *err, size_t errlen)
 {
-    int rc = nft_run_cmd_from_buffer(nft, cmd);
-    const char *out = nft_ctx_get_output_buffer(nft);
-    const char *msg = nft_ctx_get_error_buffer(nft);
+    int rc = nftl->run_cmd_from_buffer(nft, cmd);
+    const char *out = nftl->ctx_get_output_buffer(nft);
+    const char *msg = nftl->ctx_get_error_buffer(nft);
     if (rc == 0) {
         if (output != NULL)
             *output = out ? out : "";
@@ -214,7 +220,7 @@ static int table_exists(struct nft_ctx *nft, const char *table, char *err, size_
 static int table_read(struct nft_ctx *nft, const char *table, json_t **out, char *err,
                       size_t errlen)
 {
-    nft_ctx_output_set_flags(nft, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE);
+    nftl->ctx_output_set_flags(nft, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE);
     const char *text = NULL;
     char first[384], cmd[96], what[96];
     json_t *root = NULL;
@@ -238,7 +244,7 @@ static int table_read(struct nft_ctx *nft, const char *table, json_t **out, char
         else
             rc = exists;
     }
-    nft_ctx_output_set_flags(nft, 0);
+    nftl->ctx_output_set_flags(nft, 0);
     if (rc < 0) {
         json_decref(root);
         return rc;
@@ -469,6 +475,12 @@ static int network_apply(struct fl_fault *f, char *err, size_t errlen)
     json_t *listing = NULL;
     struct fl_sbuf batch = {0};
     int rc = nft_open(&nft, err, errlen);
+    /* no library (or no context): nothing reached nftables, so the revert
+     * the registry runs after a failed apply has nothing to do. Only in
+     * memory: the registry journals f->undo again only after an apply that
+     * succeeded. */
+    if (rc < 0)
+        json_object_set_new(f->undo, "nothing_applied", json_true());
     if (rc == 0)
         rc = table_read(nft, table, &listing, err, errlen);
     if (rc == 0 && listing != NULL) {
@@ -496,7 +508,7 @@ static int network_apply(struct fl_fault *f, char *err, size_t errlen)
     fl_sbuf_free(&batch);
     json_decref(listing);
     if (nft != NULL)
-        nft_ctx_free(nft);
+        nftl->ctx_free(nft);
     pthread_mutex_unlock(&nft_lock);
     if (rc < 0)
         return rc;
@@ -559,6 +571,8 @@ static int network_revert(const json_t *undo, char *err, size_t errlen)
                  "network_drop undo record has no plain fault id: cannot tell its rules");
         return -EINVAL;
     }
+    if (json_is_true(json_object_get(undo, "nothing_applied")))
+        return 0; /* its apply never reached nftables */
     const char *table = undo_table(undo);
     if (table == NULL) {
         snprintf(err, errlen,
@@ -580,7 +594,7 @@ static int network_revert(const json_t *undo, char *err, size_t errlen)
             rc = 0;
     }
     if (nft != NULL)
-        nft_ctx_free(nft);
+        nftl->ctx_free(nft);
     pthread_mutex_unlock(&nft_lock);
     return rc;
 }
@@ -609,7 +623,7 @@ int fl_network_remove_table(const char *table, char *err, size_t errlen)
                 snprintf(err, errlen, "%s", first);
             json_decref(listing);
         }
-        nft_ctx_free(nft);
+        nftl->ctx_free(nft);
     }
     pthread_mutex_unlock(&nft_lock);
     return rc;

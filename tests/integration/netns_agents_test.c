@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -354,6 +355,109 @@ static void test_b_and_guardian_killed(void **state)
     assert_a_intact("B stopped again");
 }
 
+/* Does pid map libnftables? (/proc/PID/maps) */
+static int maps_nftables(pid_t pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int found = 0;
+    while (fgets(line, sizeof(line), f))
+        found |= strstr(line, "libnftables") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Issue 12 item 7: an idle agent and its guardian have not loaded
+ * libnftables; the first network fault loads it in the agent and works. */
+static void test_nftables_loaded_lazily(void **state)
+{
+    (void)state;
+    assert_int_equal(test_agent_start(&b, FL_AGENT_BIN, key_path, dir, "b", NULL, NULL), 0);
+    int agent_idle = maps_nftables(b.pid), guardian_idle = maps_nftables(b.guardian_pid);
+    fprintf(stderr, "[ idle ] libnftables mapped: agent %d, guardian %d\n", agent_idle,
+            guardian_idle);
+    assert_false(agent_idle);
+    assert_false(guardian_idle);
+    char id[64];
+    inject(&b, PORT_B, id, sizeof(id));
+    assert_false(connects(PORT_B));
+    assert_true(connects(PORT_C));
+    assert_true(maps_nftables(b.pid));
+    assert_false(maps_nftables(b.guardian_pid)); /* it loads it only to revert */
+    assert_int_equal(run(NULL, 0, FL_CTL_BIN, "revert", "--key", key_path, b.where, id, NULL), 0);
+    assert_true(connects(PORT_B));
+    assert_false(ruleset_has("faultline"));
+}
+
+/* Where the dynamic linker finds libnftables.so.1, or "" */
+static void nftables_path(char *out, size_t cap)
+{
+    static const char *const dirs[] = {"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                                       "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu"};
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s/libnftables.so.1", dirs[i]);
+        char *real = realpath(p, NULL);
+        if (real != NULL) {
+            snprintf(out, cap, "%s", real);
+            free(real);
+            return;
+        }
+    }
+}
+
+/* An agent on a host without libnftables starts, serves other kinds, and
+ * refuses a network fault naming the library. The agent runs in a mount
+ * namespace of its own where the library is an empty file (a bind mount
+ * that exists only there and dies with it). */
+static void test_missing_libnftables(void **state)
+{
+    (void)state;
+    char lib[256], empty[400], wrapper[400];
+    nftables_path(lib, sizeof(lib));
+    if (lib[0] == '\0')
+        skip();
+    snprintf(empty, sizeof(empty), "%s/empty.so", dir);
+    snprintf(wrapper, sizeof(wrapper), "%s/no-nftables.sh", dir);
+    FILE *f = fopen(empty, "w");
+    assert_non_null(f);
+    fclose(f);
+    f = fopen(wrapper, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "exec /usr/bin/unshare -m --propagation private /bin/sh -c "
+            "'mount --bind %s %s && exec \"$@\"' sh %s \"$@\"\n",
+            empty, lib, FL_AGENT_BIN);
+    fclose(f);
+    assert_int_equal(chmod(wrapper, 0755), 0);
+    assert_int_equal(test_agent_start(&b, wrapper, key_path, dir, "b", NULL, NULL), 0);
+    char out[4096], ports[32];
+    snprintf(ports, sizeof(ports), "ports=%d", PORT_B);
+    int rc = run(out, sizeof(out), FL_CTL_BIN, "inject", "--key", key_path, b.where, "network_drop",
+                 "protocol=tcp", ports, "--duration", "1m", NULL);
+    fprintf(stderr, "[ no libnftables ] inject: exit %d: %s", rc, out);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "libnftables.so.1"));
+    assert_true(connects(PORT_B));
+    /* the agent is fine, and so are the other kinds */
+    assert_int_equal(active_faults(&b), 0);
+    pid_t victim = fork();
+    if (victim == 0) {
+        execl("/bin/sleep", "sleep", "600", (char *)NULL);
+        _exit(127);
+    }
+    char pid[32];
+    snprintf(pid, sizeof(pid), "pid=%d", (int)victim);
+    assert_int_equal(run(out, sizeof(out), FL_CTL_BIN, "inject", "--key", key_path, b.where,
+                         "kill_process", pid, "--duration", "10s", NULL),
+                     0);
+    assert_int_equal(proc_wait(victim, 5000), 128 + SIGKILL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +465,8 @@ int main(void)
         cmocka_unit_test_teardown(test_b_starts_and_stops, test_teardown),
         cmocka_unit_test_teardown(test_b_killed, test_teardown),
         cmocka_unit_test_teardown(test_b_and_guardian_killed, test_teardown),
+        cmocka_unit_test_teardown(test_nftables_loaded_lazily, test_teardown),
+        cmocka_unit_test_teardown(test_missing_libnftables, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
