@@ -1,6 +1,7 @@
 /* faultline-agent: the daemon on each host. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -266,6 +267,12 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* one malloc arena: the thread pool's threads (journal fsyncs,
+     * nftables, forks) would each get an arena of their own, which keeps
+     * what they freed (~0.5 MiB after one network fault); they are few and
+     * seldom busy, so sharing one costs nothing measurable (bench/README.md,
+     * agent memory) */
+    mallopt(M_ARENA_MAX, 1);
     signal(SIGPIPE, SIG_IGN);
     /* a file-size limit makes a journal write fail (EFBIG), like a full file
      * system: the append is taken back and the inject refused, not the agent

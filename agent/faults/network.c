@@ -75,6 +75,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -122,6 +123,16 @@ static int nft_open(struct nft_ctx **out, char *err, size_t errlen)
     }
     *out = nft;
     return 0;
+}
+
+/* A context's end. libnftables allocates and frees a few hundred KiB per
+ * command (its caches, the JSON listing); malloc keeps what was freed unless
+ * told, and an agent that applied one fault would hold it for good: give it
+ * back (bench/README.md, agent memory). */
+static void nft_close(struct nft_ctx *nft)
+{
+    nftl->ctx_free(nft);
+    malloc_trim(0);
 }
 
 /* nftables' own reason, one line: the "Error: ..." part of its message */
@@ -508,7 +519,7 @@ static int network_apply(struct fl_fault *f, char *err, size_t errlen)
     fl_sbuf_free(&batch);
     json_decref(listing);
     if (nft != NULL)
-        nftl->ctx_free(nft);
+        nft_close(nft);
     pthread_mutex_unlock(&nft_lock);
     if (rc < 0)
         return rc;
@@ -594,7 +605,7 @@ static int network_revert(const json_t *undo, char *err, size_t errlen)
             rc = 0;
     }
     if (nft != NULL)
-        nftl->ctx_free(nft);
+        nft_close(nft);
     pthread_mutex_unlock(&nft_lock);
     return rc;
 }
@@ -623,7 +634,7 @@ int fl_network_remove_table(const char *table, char *err, size_t errlen)
                 snprintf(err, errlen, "%s", first);
             json_decref(listing);
         }
-        nftl->ctx_free(nft);
+        nft_close(nft);
     }
     pthread_mutex_unlock(&nft_lock);
     return rc;
