@@ -53,6 +53,9 @@ struct fl_agent_ctx {
      * when it listens on every address: network faults then exempt the
      * control port on any local address */
     char control_addr[64];
+    /* the agent's own nftables table (agent/faults/network.h); "" outside
+     * an agent: network faults then use the default table */
+    char nft_table[32];
 };
 
 struct fl_fault {

@@ -15,33 +15,44 @@
 #include "agent/journal.h"
 #include "common/log.h"
 
-/* Nothing of faultline's stays in nftables unless a network fault that could
- * not be reverted still needs it. Returns 1 when the table had to stay but
- * could not be cleaned, else 0. */
-static int remove_table_if_unused(const json_t *still_active, const char *who)
+static size_t count_network(const json_t *undos)
 {
-    size_t i;
+    size_t i, n = 0;
     json_t *undo;
-    json_array_foreach(still_active, i, undo)
+    json_array_foreach(undos, i, undo)
     {
         const char *kind = json_string_value(json_object_get(undo, "kind"));
-        if (kind && strcmp(kind, "network_drop") == 0)
-            return 0; /* its rules must stay for the next attempt */
+        n += kind != NULL && strcmp(kind, "network_drop") == 0;
     }
+    return n;
+}
+
+/* Nothing of this agent's stays in nftables unless a network fault that could
+ * not be reverted still needs it. Only the agent's own table, and only after
+ * network faults were reverted: another agent's table is never touched, and a
+ * journal without network faults never loads libnftables (each revert
+ * already deleted its table with its last rule; this is the belt to those
+ * braces). Returns 1 when the table had to go but could not, else 0. */
+static int remove_table_if_unused(const json_t *reverted, const json_t *still_active,
+                                  const char *who, const char *nft_table)
+{
+    if (count_network(reverted) == 0 || count_network(still_active) > 0)
+        return 0; /* nothing was there, or its rules must stay for the next attempt */
     char err[512];
-    if (fl_network_remove_table(err, sizeof(err)) < 0) {
-        fl_error("%s: cannot remove nftables table inet faultline: %s", who, err);
+    if (fl_network_remove_table(nft_table, err, sizeof(err)) < 0) {
+        fl_error("%s: cannot remove nftables table inet %s: %s", who, nft_table, err);
         return 1;
     }
     return 0;
 }
 
-int fl_guardian_revert_journal(const char *journal_path, const char *who)
+int fl_guardian_revert_journal(const char *journal_path, const char *who, const char *nft_table)
 {
-    return fl_guardian_revert_journal_still(journal_path, who, NULL);
+    return fl_guardian_revert_journal_still(journal_path, who, nft_table, NULL);
 }
 
-int fl_guardian_revert_journal_still(const char *journal_path, const char *who, json_t **left)
+int fl_guardian_revert_journal_still(const char *journal_path, const char *who,
+                                     const char *nft_table, json_t **left)
 {
     char err[512];
     json_t *active = NULL;
@@ -57,7 +68,7 @@ int fl_guardian_revert_journal_still(const char *journal_path, const char *who, 
             *left = active;
         else
             json_decref(active);
-        return remove_table_if_unused(NULL, who);
+        return 0;
     }
     struct fl_journal *j = NULL;
     if (fl_journal_open(journal_path, &j, err, sizeof(err)) < 0)
@@ -101,7 +112,7 @@ int fl_guardian_revert_journal_still(const char *journal_path, const char *who, 
             fl_error("%s: cannot rewrite the journal after reverting: %s", who, fl_strerror(crc));
     }
     fl_journal_close(&j);
-    failed += remove_table_if_unused(still, who);
+    failed += remove_table_if_unused(active, still, who, nft_table);
     if (left != NULL)
         *left = still;
     else
@@ -139,7 +150,7 @@ static void close_other_fds(int keep_a, int keep_b)
     } while (n == BATCH);
 }
 
-static void guardian_main(const char *journal_path, int pipe_fd, int keep_fd)
+static void guardian_main(const char *journal_path, const char *nft_table, int pipe_fd, int keep_fd)
 {
     close_other_fds(pipe_fd, keep_fd);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -165,11 +176,12 @@ static void guardian_main(const char *journal_path, int pipe_fd, int keep_fd)
         if (n < 0 && read_errno != EINTR)
             break;
     }
-    int failed = fl_guardian_revert_journal(journal_path, "guardian");
+    int failed = fl_guardian_revert_journal(journal_path, "guardian", nft_table);
     _exit(failed == 0 ? 0 : 1);
 }
 
-int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *err, size_t errlen)
+int fl_guardian_start(const char *journal_path, const char *nft_table, int keep_fd, pid_t *pid,
+                      char *err, size_t errlen)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -187,7 +199,7 @@ int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *e
     }
     if (child == 0) {
         close(fds[1]);
-        guardian_main(journal_path, fds[0], keep_fd);
+        guardian_main(journal_path, nft_table, fds[0], keep_fd);
     }
     /* the agent keeps only the write end, open until it dies */
     close(fds[0]);

@@ -18,21 +18,27 @@
 #include <sys/types.h>
 
 /* Forks the guardian. keep_fd (the state lock, or -1) stays open in it.
- * Returns 0 with *pid set, or a negative errno. Call before any thread
- * exists (before the first libuv thread-pool work). */
-int fl_guardian_start(const char *journal_path, int keep_fd, pid_t *pid, char *err, size_t errlen);
+ * nft_table is the agent's own nftables table (agent/faults/network.h): the
+ * only one the guardian ever deletes whole. Returns 0 with *pid set, or a
+ * negative errno. Call before any thread exists (before the first libuv
+ * thread-pool work). */
+int fl_guardian_start(const char *journal_path, const char *nft_table, int keep_fd, pid_t *pid,
+                      char *err, size_t errlen);
 
 /* Reverts every fault the journal at path marks active and records each
- * revert in it. Blocking. Returns how many could not be reverted (0 when
- * all were), or a negative errno when the journal could not be read. Used by
- * the guardian and by the agent at start. */
-int fl_guardian_revert_journal(const char *journal_path, const char *who);
+ * revert in it; when it reverted network faults and none is left active, it
+ * deletes the agent's own table nft_table (never another's). A journal with
+ * no network fault never loads libnftables. Blocking. Returns how many could
+ * not be reverted (0 when all were), or a negative errno when the journal
+ * could not be read. Used by the guardian and by the agent at start. */
+int fl_guardian_revert_journal(const char *journal_path, const char *who, const char *nft_table);
 
 /* The same, and *left receives (a new reference) the undo objects of the
  * faults whose revert failed: what the journal must keep. Start-up compacts
  * to exactly that, never to a second read of the journal, which would still
  * name a fault that was reverted but whose revert record could not be
  * written (a full disk), and revert it again. */
-int fl_guardian_revert_journal_still(const char *journal_path, const char *who, json_t **left);
+int fl_guardian_revert_journal_still(const char *journal_path, const char *who,
+                                     const char *nft_table, json_t **left);
 
 #endif

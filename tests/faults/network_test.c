@@ -428,7 +428,7 @@ static int test_teardown(void **state)
     if (ready) {
         char err[256];
         enter(fd_srv);
-        if (fl_network_remove_table(err, sizeof(err)) != 0)
+        if (fl_network_remove_table(FL_NETWORK_TABLE, err, sizeof(err)) != 0)
             fprintf(stderr, "# cleanup: %s\n", err);
     }
     faults_free();
@@ -1247,7 +1247,7 @@ static void test_remove_table(void **state)
     (void)state;
     NEED_ENV();
     char err[256];
-    assert_int_equal(fl_network_remove_table(err, sizeof(err)), 0); /* none yet */
+    assert_int_equal(fl_network_remove_table(FL_NETWORK_TABLE, err, sizeof(err)), 0); /* none yet */
     struct req ra, rb;
     req_init(&ra, FAULTLINE__DIRECTION__DIRECTION_BOTH, FAULTLINE__PROTOCOL__PROTOCOL_ALL,
              FAULTLINE__DROP_ACTION__DROP_ACTION_REJECT, 30);
@@ -1260,12 +1260,95 @@ static void test_remove_table(void **state)
     inject(fa, CONTROL);
     inject(fb, CONTROL);
     assert_int_equal(tcp4(PORT_A), -ETIMEDOUT);
-    assert_int_equal(fl_network_remove_table(err, sizeof(err)), 0);
+    assert_int_equal(fl_network_remove_table(FL_NETWORK_TABLE, err, sizeof(err)), 0);
     assert_ruleset_is_baseline();
     assert_int_equal(tcp4(PORT_A), 0);
-    assert_int_equal(fl_network_remove_table(err, sizeof(err)), 0);
+    assert_int_equal(fl_network_remove_table(FL_NETWORK_TABLE, err, sizeof(err)), 0);
     revert(fa->undo); /* their table is gone: nothing to do, success */
     revert(fb->undo);
+    assert_ruleset_is_baseline();
+}
+
+/* Two agents' tables side by side (issue 12 item 3): each fault in the table
+ * its agent's context names, each revert and each table removal touching that
+ * table only; a journal record of an earlier agent (no "table") reverts in
+ * `faultline`; a record naming a table not of faultline's is refused. */
+static void test_tables_per_agent(void **state)
+{
+    (void)state;
+    NEED_ENV();
+    char t1[FL_NETWORK_TABLE_MAX], t2[FL_NETWORK_TABLE_MAX], again[FL_NETWORK_TABLE_MAX];
+    fl_network_table_for("/var/lib/faultline", t1);
+    assert_string_equal(t1, "faultline");
+    fl_network_table_for("/nonexistent/agent-1", t1);
+    fl_network_table_for("/nonexistent/agent-2", t2);
+    fl_network_table_for("/nonexistent/agent-1", again);
+    assert_string_equal(t1, again); /* stable */
+    assert_string_not_equal(t1, t2);
+    assert_true(fl_network_table_ok(t1) && fl_network_table_ok(t2));
+    assert_int_equal(strlen(t1), strlen("faultline_") + FL_NETWORK_TABLE_HASH_DIGITS);
+    assert_false(fl_network_table_ok("filter"));
+    assert_false(fl_network_table_ok("faultline_0123"));
+    assert_false(fl_network_table_ok("faultline_0123456789ab; flush ruleset"));
+
+    struct req ra, rb;
+    req_init(&ra, FAULTLINE__DIRECTION__DIRECTION_INGRESS, FAULTLINE__PROTOCOL__PROTOCOL_TCP,
+             FAULTLINE__DROP_ACTION__DROP_ACTION_DROP, 0);
+    req_port(&ra, PORT_A, 0);
+    req_init(&rb, FAULTLINE__DIRECTION__DIRECTION_INGRESS, FAULTLINE__PROTOCOL__PROTOCOL_TCP,
+             FAULTLINE__DROP_ACTION__DROP_ACTION_DROP, 0);
+    req_port(&rb, PORT_B, 0);
+    struct fl_fault *fa = fault_new(&ra), *fb = fault_new(&rb);
+    char err[512] = "";
+    struct fl_agent_ctx c1 = {
+        .guard = &guard, .state_dir = "/nonexistent/agent-1", .control_port = CONTROL};
+    struct fl_agent_ctx c2 = c1;
+    snprintf(c1.nft_table, sizeof(c1.nft_table), "%s", t1);
+    snprintf(c2.nft_table, sizeof(c2.nft_table), "%s", t2);
+    assert_int_equal(fl_kind_network_drop.prepare(fa, &c1, err, sizeof(err)), 0);
+    assert_int_equal(fl_kind_network_drop.apply(fa, err, sizeof(err)), 0);
+    assert_int_equal(fl_kind_network_drop.prepare(fb, &c2, err, sizeof(err)), 0);
+    assert_int_equal(fl_kind_network_drop.apply(fb, err, sizeof(err)), 0);
+    assert_string_equal(json_string_value(json_object_get(fa->undo, "table")), t1);
+    assert_int_equal(tcp4(PORT_A), -ETIMEDOUT);
+    assert_int_equal(tcp4(PORT_B), -ETIMEDOUT);
+    char now[sizeof(baseline)], want[64];
+    ruleset(now, sizeof(now));
+    snprintf(want, sizeof(want), "table inet %s", t1);
+    assert_non_null(strstr(now, want));
+    snprintf(want, sizeof(want), "table inet %s", t2);
+    assert_non_null(strstr(now, want));
+
+    /* agent 1's table going whole leaves agent 2's fault in force */
+    assert_int_equal(fl_network_remove_table(t1, err, sizeof(err)), 0);
+    assert_int_equal(tcp4(PORT_A), 0);
+    assert_int_equal(tcp4(PORT_B), -ETIMEDOUT);
+    assert_int_equal(fl_network_remove_table(FL_NETWORK_TABLE, err, sizeof(err)), 0);
+    assert_int_equal(tcp4(PORT_B), -ETIMEDOUT);
+    revert(fa->undo); /* its table is gone: success, and agent 2's stays */
+    assert_int_equal(tcp4(PORT_B), -ETIMEDOUT);
+
+    /* a record naming another table is refused, touching nothing */
+    json_t *bad = json_deep_copy(fb->undo);
+    json_object_set_new(bad, "table", json_string("filter"));
+    assert_int_equal(fl_kind_network_drop.revert(bad, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "names no table of faultline's"));
+    json_decref(bad);
+    assert_int_equal(tcp4(PORT_B), -ETIMEDOUT);
+    revert(fb->undo);
+    assert_int_equal(tcp4(PORT_B), 0);
+    assert_ruleset_is_baseline();
+
+    /* an earlier agent's record: no "table", its rules in `faultline` */
+    struct fl_fault *fc = fault_new(&ra);
+    inject(fc, CONTROL); /* a context without nft_table: the default table */
+    assert_string_equal(json_string_value(json_object_get(fc->undo, "table")), "faultline");
+    json_t *old = json_deep_copy(fc->undo);
+    json_object_del(old, "table");
+    assert_int_equal(tcp4(PORT_A), -ETIMEDOUT);
+    revert(old);
+    json_decref(old);
+    assert_int_equal(tcp4(PORT_A), 0);
     assert_ruleset_is_baseline();
 }
 
@@ -1327,6 +1410,7 @@ int main(void)
         cmocka_unit_test_teardown(test_concurrent, test_teardown),
         cmocka_unit_test_teardown(test_remove_table, test_teardown),
         cmocka_unit_test_teardown(test_matrix, test_teardown),
+        cmocka_unit_test_teardown(test_tables_per_agent, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -81,7 +81,7 @@ static void cleanup(void)
         waitpid(agent.pid, NULL, 0);
     }
     if (ns_made)
-        sh("ip netns exec %s nft delete table inet faultline 2>/dev/null; ip netns del %s", ns, ns);
+        sh("ip netns exec %s nft flush ruleset 2>/dev/null; ip netns del %s", ns, ns);
     if (disk_mounted)
         umount2(disk_mnt, MNT_DETACH);
     if (state_mounted)
@@ -350,8 +350,11 @@ static void look_for_leftovers(pid_t victim, enum kind k, char *out, size_t cap)
         if (len < cap)                                                                             \
             len += (size_t)snprintf(out + len, cap - len, __VA_ARGS__);                            \
     } while (0)
-    if (sh("ip netns exec %s nft list table inet faultline >/dev/null 2>&1", ns) == 0)
-        LEFT(" nft table inet faultline still there;");
+    /* the agent's table is inet faultline_<hash of its state directory>
+     * (agent/faults/network.h): any table of faultline's is a leftover */
+    if (sh("ip netns exec %s nft list tables inet 2>/dev/null | grep -q 'table inet faultline'",
+           ns) == 0)
+        LEFT(" an nft table inet faultline* still there;");
     if (k != K_KILL && proc_state_of(victim) == 'T')
         LEFT(" victim %d still stopped;", (int)victim);
     if (fill_files_left() > 0)
@@ -481,7 +484,7 @@ static int trial(unsigned n, uint64_t seed, struct tally *t)
                at_revert ? "revert" : "inject", near_full ? ", state fs near full" : "", why);
         test_agent_dump_log(&agent);
         /* clean up what it left, so the next trial starts clean */
-        sh("ip netns exec %s nft delete table inet faultline 2>/dev/null", ns);
+        sh("ip netns exec %s nft flush ruleset 2>/dev/null", ns); /* the trial's own netns */
         sh("rm -f %s/.faultline-* %s/journal", disk_mnt, state_mnt);
         sh("pkill -9 -x fl-cpu-stress; pkill -9 -x fl-mem-stress");
         return 1;
