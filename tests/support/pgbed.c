@@ -258,6 +258,34 @@ static void remove_shm(const char *data)
     fclose(f);
 }
 
+/* Kills every process whose command line names the bed's directory: what
+ * repmgrd started (a promote command waits up to a minute) outlives it. */
+static void kill_bed_processes(const char *dir)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid <= 0 || pid == getpid())
+            continue;
+        char path[64], cmd[4096];
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++)
+            if (cmd[i] == '\0')
+                cmd[i] = ' ';
+        cmd[n] = '\0';
+        if (strstr(cmd, dir) != NULL)
+            kill((pid_t)pid, SIGKILL);
+    }
+    closedir(d);
+}
+
 void pgbed_stop(struct pgbed *b)
 {
     pgbed_uncut_stream(b);
@@ -274,6 +302,7 @@ void pgbed_stop(struct pgbed *b)
         b->pg[i] = 0;
     }
     if (b->dir[0] != '\0') {
+        kill_bed_processes(b->dir);
         for (int i = 0; i < 2; i++) {
             char data[300];
             snprintf(data, sizeof(data), "%s/n%d", b->dir, i + 1);
