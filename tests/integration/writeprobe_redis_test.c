@@ -100,6 +100,8 @@ static void restart_old_primary(void)
                     "no",
                     "--protected-mode",
                     "no",
+                    "--repl-diskless-sync-delay",
+                    "0",
                     "--replicaof",
                     REDISBED_REPLICA_ADDR,
                     rport,
