@@ -65,6 +65,8 @@ static bool ack_before(const struct fl_rpo_write *x, const struct fl_rpo_write *
 
 static bool read_back(const uint64_t *sorted, size_t n, uint64_t seq)
 {
+    if (n == 0)
+        return false; /* sorted is NULL: bsearch must not see it */
     return bsearch(&seq, sorted, n, sizeof(*sorted), cmp_u64) != NULL;
 }
 
