@@ -279,9 +279,54 @@ static void check_close_mid_operation(bool server_stopped)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+struct one_write {
+    bool done, ok;
+    char detail[256];
+};
+
+static void one_write_cb(void *arg, bool ok, uint64_t ack_ms, const char *detail)
+{
+    (void)ack_ms;
+    struct one_write *o = arg;
+    o->done = true;
+    o->ok = ok;
+    snprintf(o->detail, sizeof(o->detail), "%s", detail);
+}
+
+/* A multi-host DSN whose first host is the standby: libpq connects to it,
+ * learns it is read-only, closes that socket and connects to the next host
+ * within one PQconnectPoll sequence; the client must follow the socket it
+ * moved to (ten writes, each on a fresh connection after closing). */
+static void check_standby_first_dsn(void)
+{
+    char dsn[800];
+    snprintf(dsn, sizeof(dsn),
+             "host=%s,%s port=%u,%u dbname=flwp user=postgres target_session_attrs=read-write",
+             bed.sock, bed.sock, bed.port[1], bed.port[0]);
+    for (int i = 0; i < 10; i++) {
+        uv_loop_t loop;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        struct fl_pgwrite *c = NULL;
+        char err[256];
+        assert_int_equal(fl_pgwrite_create(&loop, dsn, NULL, "standby-first", &c, err, sizeof(err)),
+                         0);
+        struct one_write o = {0};
+        assert_int_equal(fl_pgwrite_write(c, (uint64_t)i + 1, fl_now_ms(), 5000, one_write_cb, &o),
+                         0);
+        while (!o.done)
+            uv_run(&loop, UV_RUN_ONCE);
+        fl_pgwrite_close(c, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&loop), 0);
+        if (!o.ok)
+            fail_msg("write %d through a standby-first DSN: %s", i + 1, o.detail);
+    }
+}
+
 static void test_stopped_server_times_out(void **state)
 {
     (void)state;
+    check_standby_first_dsn();
     wl->timeout_ms = 500;
     assert_int_equal(writeloop_start(wl), 0);
     wait_or_dump(5, "no write acknowledged at first");
