@@ -209,6 +209,11 @@ int pgbed_start(struct pgbed *b, bool sync)
         fprintf(stderr, "pgbed: repmgr standby register: %s\n", out);
         goto fail;
     }
+    /* repmgrd on n2 reads its own node record from n2: wait until the
+     * registration has been replayed there, or it exits "no metadata record
+     * found for this node" (seen on a busy machine) */
+    if (wait_sql(b, 1, "repmgr", "SELECT count(*) FROM repmgr.nodes", "2", 30000) < 0)
+        goto fail;
     if (sync && (pgbed_psql(b, 0, "postgres", "ALTER SYSTEM SET synchronous_standby_names = 'n2'",
                             out, sizeof(out)) != 0 ||
                  pgbed_psql(b, 0, "postgres", "SELECT pg_reload_conf()", out, sizeof(out)) != 0)) {
