@@ -17,10 +17,13 @@ FUZZ_SECONDS ?= 60
 # pkg-config) is part of any Debian build machine; we still name it. HAProxy,
 # nginx and curl are the system under test of the game-day bed
 # (tests/beds/gameday.sh), for `make demo` and the end-to-end tests.
+# libpq and hiredis are the write probes' clients; PostgreSQL 15 with repmgr,
+# Redis and its Sentinel are the failover beds of their tests (issue 15).
 PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
 	libsqlite3-dev sqlite3 \
+	libpq-dev libhiredis-dev postgresql-15 postgresql-15-repmgr redis-server redis-sentinel \
 	nftables iproute2 procps mount util-linux e2fsprogs \
 	libssh2-1-dev openssh-server openssh-client \
 	haproxy nginx-light curl \
