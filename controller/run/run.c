@@ -3,11 +3,13 @@
  * The run's phase changes in one place, set_phase(), which checks the move
  * against the table `allowed` below (an assert) and logs it at debug level:
  *
- *   CONNECTING ──► STEADY_STATE ──► INJECTING ──► OBSERVING ──► RECOVERING
- *      │ every agent   │ steady-state   │ the first      │ every fault  │ recovery
- *      │ ready         │ probes healthy │ fault applied  │ reverted     │ probes healthy,
- *      ▼               ▼                ▼                ▼              ▼ or its timeout
- *   DONE ◄──────────────────────────────────────────────────────────────┘
+ *   CONNECTING ──► STEADY_STATE ──► INJECTING ──► OBSERVING ──► RECOVERING ──► READBACK
+ *      │ every agent   │ steady-state   │ the first      │ every fault  │ recovery     │ every
+ *      │ ready         │ probes healthy │ fault applied  │ reverted     │ probes       │ write probe
+ *      │               │ (INJECTING     │                │              │ healthy, or  │ read its
+ *      │               │  starts with   │                │              │ its timeout  │ records back
+ *      ▼               ▼  the where: checks)             ▼              ▼ (no write    ▼
+ *   DONE ◄──────────────────────────────────────────────────────────────┴─ probe) ◄────┘
  *      from any phase: aborted (an agent unreachable or lost, abort_when,
  *      SIGINT/SIGTERM, an inject that failed, the steady state never holding),
  *      once every job is done; from STEADY_STATE also: the dry run's plan printed
@@ -44,6 +46,7 @@
 #include "controller/run/attemptlog.h"
 #include "controller/run/timeline.h"
 #include "controller/run/where.h"
+#include "controller/run/rpo.h"
 
 #define HEARTBEAT_MS 1000
 #define REQUEST_TIMEOUT_MS 30000 /* an inject of a disk fill may take a while */
@@ -55,6 +58,7 @@ enum phase {
     PHASE_INJECTING,
     PHASE_OBSERVING,
     PHASE_RECOVERING,
+    PHASE_READBACK,
     PHASE_DONE,
 };
 
@@ -63,7 +67,7 @@ enum phase {
 static const char *const phase_names[N_PHASES] = {
     [PHASE_CONNECTING] = "connecting", [PHASE_STEADY_STATE] = "steady state",
     [PHASE_INJECTING] = "injecting",   [PHASE_OBSERVING] = "observing",
-    [PHASE_RECOVERING] = "recovering", [PHASE_DONE] = "done",
+    [PHASE_RECOVERING] = "recovering", [PHASE_READBACK] = "reading back", [PHASE_DONE] = "done",
 };
 
 /* allowed[from][to]: the arrows of the diagram above. */
@@ -72,7 +76,8 @@ static const bool allowed[N_PHASES][N_PHASES] = {
     [PHASE_STEADY_STATE] = {[PHASE_INJECTING] = true, [PHASE_DONE] = true},
     [PHASE_INJECTING] = {[PHASE_OBSERVING] = true, [PHASE_DONE] = true},
     [PHASE_OBSERVING] = {[PHASE_RECOVERING] = true, [PHASE_DONE] = true},
-    [PHASE_RECOVERING] = {[PHASE_DONE] = true},
+    [PHASE_RECOVERING] = {[PHASE_READBACK] = true, [PHASE_DONE] = true},
+    [PHASE_READBACK] = {[PHASE_DONE] = true},
 };
 
 struct agent {
@@ -131,6 +136,7 @@ struct run {
     bool impact_said;      /* the live line for the first failure after injection */
     struct fl_where where; /* where: checks before injection */
     bool targeting;        /* they are running */
+    size_t readbacks_open; /* write probes still reading back */
 };
 
 static void progress(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -170,6 +176,7 @@ static void set_phase(struct run *r, enum phase to)
 
 static void finish(struct run *r);
 static void start_revert(struct job *j);
+static void start_readback(struct run *r);
 
 /* ---------------------------------------------------------------- abort */
 
@@ -540,6 +547,69 @@ static void on_probe_stopped(void *arg)
     r->probes_open--;
 }
 
+/* ---------------------------------------------------------------- read-back */
+
+/* One write probe's records are back (or could not be read): measure its
+ * data loss (controller/run/rpo.c); the last one finishes the run. */
+static void on_read_back(void *arg, const uint64_t *seqs, size_t n, const char *err)
+{
+    struct probe_slot *s = arg;
+    struct run *r = s->run;
+    struct fl_run_probe *rp = &r->rec->probes[s->index];
+    assert(r->readbacks_open > 0);
+    r->readbacks_open--;
+    if (err != NULL) {
+        snprintf(rp->rpo_error, sizeof(rp->rpo_error), "cannot read the writes back: %s", err);
+        progress(r, "write probe %s: %s", rp->spec->name, rp->rpo_error);
+    } else {
+        size_t nw = 0;
+        const struct fl_rpo_write *w = fl_probe_data_writes(s->probe, &nw);
+        int rc = fl_rpo_measure(w, nw, seqs, n, fl_now_ms(), rp->spec->interval_ms, &rp->rpo);
+        if (rc < 0) {
+            snprintf(rp->rpo_error, sizeof(rp->rpo_error), "cannot measure the data loss: %s",
+                     fl_strerror(rc));
+        } else {
+            rp->rpo_measured = true;
+            progress(r, "write probe %s: %s", rp->spec->name, rp->rpo.summary);
+        }
+    }
+    if (r->readbacks_open == 0 && r->phase == PHASE_READBACK)
+        finish(r);
+}
+
+/* After recovery, before the verdict: each write probe stops writing and
+ * reads this run's records back from wherever the datastore now lives,
+ * bounded by the recovery timeout. Without write probes: done. */
+static void start_readback(struct run *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->rec->n_probes; i++)
+        n += r->slots[i].probe != NULL && fl_probe_is_writer(r->rec->probes[i].spec);
+    if (n == 0) {
+        finish(r);
+        return;
+    }
+    set_phase(r, PHASE_READBACK);
+    progress(r, "reading back the writes of %zu write probe(s)", n);
+    for (size_t i = 0; i < r->rec->n_probes; i++) {
+        struct probe_slot *s = &r->slots[i];
+        struct fl_run_probe *rp = &r->rec->probes[i];
+        if (s->probe == NULL || !fl_probe_is_writer(rp->spec))
+            continue;
+        rp->is_writer = true;
+        fl_probe_hold(s->probe);
+        r->readbacks_open++;
+        int rc = fl_probe_data_readback(s->probe, r->e->recovery.timeout_ms, on_read_back, s);
+        if (rc < 0) {
+            r->readbacks_open--;
+            snprintf(rp->rpo_error, sizeof(rp->rpo_error), "cannot read the writes back: %s",
+                     fl_strerror(rc));
+        }
+    }
+    if (r->readbacks_open == 0)
+        finish(r);
+}
+
 /* ---------------------------------------------------------------- the clock */
 
 static void on_tick(uv_timer_t *t)
@@ -581,10 +651,10 @@ static void on_tick(uv_timer_t *t)
     if (r->phase == PHASE_RECOVERING) {
         if (all_healthy(r, e->recovery.probes, e->recovery.n_probes)) {
             progress(r, "recovery probes healthy");
-            finish(r);
+            start_readback(r);
         } else if (now >= r->deadline_ms) {
             progress(r, "recovery timeout: not all recovery probes are healthy");
-            finish(r);
+            start_readback(r);
         }
     }
 }
@@ -913,6 +983,24 @@ static void measure(struct run *r)
                  (unsigned long long)c->late_threshold_ms, (unsigned long long)c->longest_stall_ms);
     }
 
+    /* the RPO: the worst of the write probes; measured only if every one was */
+    bool rpo_measured = false;
+    uint64_t rpo_ms = 0;
+    for (size_t i = 0; i < rec->n_probes; i++) {
+        const struct fl_run_probe *rp = &rec->probes[i];
+        if (!fl_probe_is_writer(rp->spec))
+            continue;
+        if (!rp->rpo_measured) {
+            rpo_measured = false;
+            break;
+        }
+        rpo_measured = true;
+        if (rp->rpo.rpo_ms > rpo_ms)
+            rpo_ms = rp->rpo.rpo_ms;
+    }
+    rec->rpo_measured = rpo_measured;
+    rec->rpo_ms = rpo_ms;
+
     struct fl_measure_objectives obj = {
         .has_rto = e->objectives.has_rto,
         .rto_ms = e->objectives.rto_ms,
@@ -926,7 +1014,8 @@ static void measure(struct run *r)
     struct fl_verdict_input in = {
         .objectives = &obj,
         .recovery = rec->measured ? &rec->m : &none,
-        .rpo_measured = false,
+        .rpo_measured = rpo_measured,
+        .rpo_ms = rpo_ms,
         .steady_state_returned = rec->steady_state_returned,
         .abort_reason = rec->abort_reason[0] ? rec->abort_reason : NULL,
     };
@@ -963,6 +1052,14 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     memset(rec, 0, sizeof(*rec));
     rec->e = e;
     rec->started_at_ms = fl_now_ms();
+    unsigned char id[FL_RUN_ID_LEN / 2];
+    if (RAND_bytes(id, sizeof(id)) != 1) {
+        uv_loop_close(&r->loop);
+        free(r);
+        return -EIO;
+    }
+    for (size_t i = 0; i < sizeof(id); i++)
+        snprintf(rec->run_id + 2 * i, 3, "%02x", id[i]);
     r->e = e;
     r->key = key;
     r->o = o;
@@ -1007,7 +1104,18 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         s->index = i;
         if (e->probes[i].is_template)
             continue; /* run only for where: */
-        rc = fl_probe_start(&r->loop, &e->probes[i], on_probe_result, s, &s->probe);
+        if (fl_probe_is_writer(&e->probes[i])) {
+            /* a write probe tags its records with this run's id */
+            struct fl_probe_spec spec;
+            rc = fl_probe_spec_copy(&spec, &e->probes[i]);
+            if (rc == 0 && (spec.u.data.run_id = strdup(rec->run_id)) == NULL)
+                rc = -ENOMEM;
+            if (rc == 0)
+                rc = fl_probe_start(&r->loop, &spec, on_probe_result, s, &s->probe);
+            fl_probe_spec_free(&spec);
+        } else {
+            rc = fl_probe_start(&r->loop, &e->probes[i], on_probe_result, s, &s->probe);
+        }
         if (rc == 0) {
             r->probes_open++;
             fl_probe_set_lag(s->probe, &r->lag);
