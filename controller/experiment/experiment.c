@@ -128,8 +128,7 @@ static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
     for (size_t i = 0; i < e->n_probes; i++)
         writers += e->probes[i].type == FL_PROBE_POSTGRES || e->probes[i].type == FL_PROBE_REDIS;
     if (rc == 0 && e->objectives.has_rpo && writers == 0)
-        rc = fl_yaml_errorf(fl_yaml_get(fl_yaml_get(root, "objectives"), "rpo"), c->err,
-                            c->errlen,
+        rc = fl_yaml_errorf(fl_yaml_get(fl_yaml_get(root, "objectives"), "rpo"), c->err, c->errlen,
                             "rpo cannot be measured without a write probe (postgres: or redis:) "
                             "that writes during the run and reads back after it; add one, or "
                             "remove rpo");

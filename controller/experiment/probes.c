@@ -282,8 +282,8 @@ static int parse_postgres(struct fl_check *c, const struct fl_yaml_node *n,
 static int parse_redis(struct fl_check *c, const struct fl_yaml_node *n,
                        const struct fl_yaml_node *probe_timeout, struct fl_probe_spec *p)
 {
-    static const char *const keys[] = {"address", "sentinels", "master_name", "key",
-                                       "wait_replicas", "timeout", NULL};
+    static const char *const keys[] = {"address",       "sentinels", "master_name", "key",
+                                       "wait_replicas", "timeout",   NULL};
     struct fl_probe_data *d = &p->u.data;
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
     if (rc < 0)
@@ -333,9 +333,8 @@ static int parse_redis(struct fl_check *c, const struct fl_yaml_node *n,
 static int parse_probe(struct fl_check *c, struct fl_experiment *e, size_t idx,
                        const struct fl_yaml_node *n, const struct fl_yaml_node **names)
 {
-    static const char *const keys[] = {"name",     "http",     "tcp",     "exec",
-                                       "ssh",      "postgres", "redis",   "interval",
-                                       "timeout",  "rise",     "fall",    NULL};
+    static const char *const keys[] = {"name",  "http",     "tcp",     "exec", "ssh",  "postgres",
+                                       "redis", "interval", "timeout", "rise", "fall", NULL};
     static const char *const kinds[] = {"http", "tcp", "exec", "ssh", "postgres", "redis"};
     struct fl_probe_spec *p = &e->probes[idx];
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);

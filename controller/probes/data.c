@@ -224,9 +224,9 @@ static void start_readback(struct data_state *st)
 {
     st->readback_pending = false;
     st->busy = true;
-    int rc = st->postgres ? fl_pgwrite_readback(st->pg, st->readback_timeout_ms, on_read_back, st)
-                          : fl_rediswrite_readback(st->redis, st->readback_timeout_ms,
-                                                   on_read_back, st);
+    int rc = st->postgres
+                 ? fl_pgwrite_readback(st->pg, st->readback_timeout_ms, on_read_back, st)
+                 : fl_rediswrite_readback(st->redis, st->readback_timeout_ms, on_read_back, st);
     if (rc < 0) {
         st->busy = false;
         char why[128];

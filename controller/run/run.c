@@ -5,14 +5,14 @@
  *
  *   CONNECTING ──► STEADY_STATE ──► INJECTING ──► OBSERVING ──► RECOVERING ──► READBACK
  *      │ every agent   │ steady-state   │ the first      │ every fault  │ recovery     │ every
- *      │ ready         │ probes healthy │ fault applied  │ reverted     │ probes       │ write probe
- *      │               │ (INJECTING     │                │              │ healthy, or  │ read its
- *      │               │  starts with   │                │              │ its timeout  │ records back
- *      ▼               ▼  the where: checks)             ▼              ▼ (no write    ▼
- *   DONE ◄──────────────────────────────────────────────────────────────┴─ probe) ◄────┘
- *      from any phase: aborted (an agent unreachable or lost, abort_when,
- *      SIGINT/SIGTERM, an inject that failed, the steady state never holding),
- *      once every job is done; from STEADY_STATE also: the dry run's plan printed
+ *      │ ready         │ probes healthy │ fault applied  │ reverted     │ probes       │ write
+ * probe │               │ (INJECTING     │                │              │ healthy, or  │ read its
+ *      │               │  starts with   │                │              │ its timeout  │ records
+ * back ▼               ▼  the where: checks)             ▼              ▼ (no write    ▼ DONE
+ * ◄──────────────────────────────────────────────────────────────┴─ probe) ◄────┘ from any phase:
+ * aborted (an agent unreachable or lost, abort_when, SIGINT/SIGTERM, an inject that failed, the
+ * steady state never holding), once every job is done; from STEADY_STATE also: the dry run's plan
+ * printed
  *
  * `aborting` is not a phase: abort_run() sets it in any phase before DONE, and
  * from then on DONE is the only move left, taken once every job is done (what
@@ -65,9 +65,13 @@ enum phase {
 #define N_PHASES (PHASE_DONE + 1)
 
 static const char *const phase_names[N_PHASES] = {
-    [PHASE_CONNECTING] = "connecting", [PHASE_STEADY_STATE] = "steady state",
-    [PHASE_INJECTING] = "injecting",   [PHASE_OBSERVING] = "observing",
-    [PHASE_RECOVERING] = "recovering", [PHASE_READBACK] = "reading back", [PHASE_DONE] = "done",
+    [PHASE_CONNECTING] = "connecting",
+    [PHASE_STEADY_STATE] = "steady state",
+    [PHASE_INJECTING] = "injecting",
+    [PHASE_OBSERVING] = "observing",
+    [PHASE_RECOVERING] = "recovering",
+    [PHASE_READBACK] = "reading back",
+    [PHASE_DONE] = "done",
 };
 
 /* allowed[from][to]: the arrows of the diagram above. */

@@ -26,7 +26,7 @@ struct fl_run_probe {
     bool rpo_measured;
     struct fl_rpo_result rpo;
     char rpo_error[320]; /* why it was not measured; "" if it was */
-    bool in_recovery;                 /* one of recovery.probes: measured */
+    bool in_recovery;    /* one of recovery.probes: measured */
     bool measured;
     struct fl_measurement m; /* when measured */
 };
@@ -93,8 +93,8 @@ struct fl_run_record {
     char reason[FL_MEASURE_REASON_MAX];
     char abort_reason[256]; /* "" unless aborted */
     struct fl_controller_figures controller;
-    bool rpo_measured; /* every write probe read its records back */
-    uint64_t rpo_ms;   /* the worst of them */
+    bool rpo_measured;        /* every write probe read its records back */
+    uint64_t rpo_ms;          /* the worst of them */
     bool attempts_written;    /* attempts.jsonl is complete */
     uint64_t attempts_lines;  /* lines in it */
     char attempts_error[512]; /* why it is not complete; "" if it is or was never asked for */

@@ -155,6 +155,14 @@ fail:
     return -1;
 }
 
+pid_t redisbed_restart_old_primary(struct redisbed *b)
+{
+    /* standalone on its old address: the Sentinels see it come back and
+     * make it a replica of the new master */
+    b->primary = start_server(b, "primary", REDISBED_PRIMARY_ADDR, b->pport, NULL);
+    return b->primary;
+}
+
 static void stop_pid(pid_t *pid)
 {
     if (*pid > 0) {
