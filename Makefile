@@ -17,6 +17,8 @@ FUZZ_SECONDS ?= 60
 # pkg-config) is part of any Debian build machine; we still name it. HAProxy,
 # nginx and curl are the system under test of the game-day bed
 # (tests/beds/gameday.sh), for `make demo` and the end-to-end tests.
+# libpq and hiredis are the write probes' clients; PostgreSQL 15 with repmgr,
+# Redis and its Sentinel are the failover beds of their tests (issue 15).
 PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \

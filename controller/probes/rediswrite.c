@@ -94,7 +94,7 @@ struct fl_rediswrite {
     fl_rediswrite_cb wcb;
     fl_rediswrite_readback_cb rcb;
     void *arg;
-    char last_error[200]; /* why the last sentinel did not answer */
+    char last_error[400]; /* why the last sentinel did not answer */
     uint64_t *seqs;
     size_t n_seqs, cap_seqs;
     char last_id[64]; /* read-back: next page after this entry id */

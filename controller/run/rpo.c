@@ -65,6 +65,8 @@ static bool ack_before(const struct fl_rpo_write *x, const struct fl_rpo_write *
 
 static bool read_back(const uint64_t *sorted, size_t n, uint64_t seq)
 {
+    if (n == 0)
+        return false; /* sorted is NULL: bsearch must not see it */
     return bsearch(&seq, sorted, n, sizeof(*sorted), cmp_u64) != NULL;
 }
 
@@ -222,4 +224,46 @@ int fl_rpo_measure(const struct fl_rpo_write *writes, size_t n_writes, const uin
     free(rb);
     *out = r;
     return 0;
+}
+
+int fl_rpo_classify(const struct fl_rpo_write *writes, size_t n_writes, const uint64_t *readback,
+                    size_t n_read, uint64_t end_at, enum fl_rpo_fate *fate)
+{
+    if ((writes == NULL || fate == NULL) && n_writes > 0)
+        return -EINVAL;
+    if (readback == NULL && n_read > 0)
+        return -EINVAL;
+    uint64_t *rb = NULL;
+    if (n_read > 0) {
+        rb = malloc(n_read * sizeof(*rb));
+        if (rb == NULL)
+            return -ENOMEM;
+        memcpy(rb, readback, n_read * sizeof(*rb));
+        qsort(rb, n_read, sizeof(*rb), cmp_u64);
+    }
+    for (size_t i = 0; i < n_writes; i++) {
+        bool back = read_back(rb, n_read, writes[i].seq);
+        bool acked = writes[i].acked && writes[i].ack_ms <= end_at;
+        if (acked)
+            fate[i] = back ? FL_RPO_SURVIVED : FL_RPO_LOST;
+        else
+            fate[i] = back ? FL_RPO_IN_DOUBT : FL_RPO_NOT_ACKED;
+    }
+    free(rb);
+    return 0;
+}
+
+const char *fl_rpo_fate_name(enum fl_rpo_fate fate)
+{
+    switch (fate) {
+    case FL_RPO_NOT_ACKED:
+        return "not acknowledged";
+    case FL_RPO_IN_DOUBT:
+        return "in doubt";
+    case FL_RPO_SURVIVED:
+        return "survived";
+    case FL_RPO_LOST:
+        return "acknowledged, then lost";
+    }
+    return "unknown";
 }

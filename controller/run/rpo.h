@@ -62,4 +62,24 @@ struct fl_rpo_result {
 int fl_rpo_measure(const struct fl_rpo_write *writes, size_t n_writes, const uint64_t *readback,
                    size_t n_read, uint64_t end_at, uint64_t interval_ms, struct fl_rpo_result *out);
 
+/* What became of each attempt, for the write probe's timeline: recovery
+ * counts only writes that survived, so an attempt that was acknowledged, then
+ * lost, turns into a failure ("acknowledged, then lost") before the recovery
+ * is measured (issue 15). */
+enum fl_rpo_fate {
+    FL_RPO_NOT_ACKED, /* not acknowledged by end_at, not read back */
+    FL_RPO_IN_DOUBT,  /* not acknowledged by end_at, read back anyway */
+    FL_RPO_SURVIVED,  /* acknowledged and read back */
+    FL_RPO_LOST,      /* acknowledged, then lost */
+};
+
+/* fate[i] for writes[i] (same order as given), by the definitions of
+ * fl_rpo_measure. Returns 0; -EINVAL for NULL arrays with non-zero counts or
+ * a NULL fate with n_writes > 0; -ENOMEM. fate is written only on success. */
+int fl_rpo_classify(const struct fl_rpo_write *writes, size_t n_writes, const uint64_t *readback,
+                    size_t n_read, uint64_t end_at, enum fl_rpo_fate *fate);
+
+/* "not acknowledged", "in doubt", "survived", "acknowledged, then lost". */
+const char *fl_rpo_fate_name(enum fl_rpo_fate fate);
+
 #endif

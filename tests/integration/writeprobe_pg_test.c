@@ -9,6 +9,7 @@
  *     primary: exactly the writes acknowledged during the cut are lost.
  *   - a stopped server (SIGSTOP): each write ends "timeout after N ms"
  *     within the bound, while a timer beside it keeps ticking. */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
+#include "controller/probes/pgwrite.h"
 #include "tests/support/pgbed.h"
 #include "tests/support/proc.h"
 #include "tests/support/writeloop.h"
@@ -194,16 +196,146 @@ static void test_async_cut_stream_loses_and_counts(void **state)
     assert_false(r.rpo_lower_bound);
 }
 
+#define CLIENT struct fl_pgwrite
+#define CLOSE fl_pgwrite_close
+#define WRITE fl_pgwrite_write
+static char make_err[256];
+#define MAKE_CLIENT(loop, out)                                                                     \
+    fl_pgwrite_create((loop), bed.dsn, NULL, "close-test", (out), make_err, sizeof(make_err))
+
+/* ---- closing safely mid-operation, on the loop of the test's own thread */
+
+static int calls;
+static bool closed_flag;
+
+static void count_cb(void *arg, bool ok, uint64_t ack_ms, const char *detail)
+{
+    (void)arg;
+    (void)ok;
+    (void)ack_ms;
+    (void)detail;
+    calls++;
+}
+
+static void on_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static void run_for(uv_loop_t *loop, int ms)
+{
+    uint64_t end = fl_mono_ms() + (uint64_t)ms;
+    while (fl_mono_ms() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        sleep_ms(1);
+    }
+}
+
+static void close_in_cb(void *arg, bool ok, uint64_t ack_ms, const char *detail)
+{
+    (void)ok;
+    (void)ack_ms;
+    (void)detail;
+    calls++;
+    CLOSE((CLIENT *)arg, on_closed, &closed_flag);
+}
+
+/* Closes a client at each point of an operation: before it started (the
+ * same loop iteration as the call), mid-way (the server stopped: connecting
+ * or waiting for the reply), and from inside the operation's own callback.
+ * The callback is never called after a close, everything is freed (ASan)
+ * and the loop closes with no handle left. */
+static void check_close_mid_operation(bool server_stopped)
+{
+    for (int when = 0; when < 2; when++) {
+        uv_loop_t loop;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        CLIENT *c = NULL;
+        assert_int_equal(MAKE_CLIENT(&loop, &c), 0);
+        calls = 0;
+        closed_flag = false;
+        assert_int_equal(WRITE(c, 1, fl_now_ms(), 5000, count_cb, NULL), 0);
+        assert_int_equal(WRITE(c, 2, fl_now_ms(), 5000, count_cb, NULL), -EBUSY);
+        if (when == 1)
+            run_for(&loop, server_stopped ? 200 : 0);
+        CLOSE(c, on_closed, &closed_flag);
+        assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        assert_true(closed_flag);
+        assert_int_equal(calls, 0);
+        assert_int_equal(uv_loop_close(&loop), 0);
+    }
+    if (server_stopped)
+        return;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    CLIENT *c = NULL;
+    assert_int_equal(MAKE_CLIENT(&loop, &c), 0);
+    calls = 0;
+    closed_flag = false;
+    assert_int_equal(WRITE(c, 3, fl_now_ms(), 5000, close_in_cb, c), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(calls, 1);
+    assert_true(closed_flag);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+struct one_write {
+    bool done, ok;
+    char detail[256];
+};
+
+static void one_write_cb(void *arg, bool ok, uint64_t ack_ms, const char *detail)
+{
+    (void)ack_ms;
+    struct one_write *o = arg;
+    o->done = true;
+    o->ok = ok;
+    snprintf(o->detail, sizeof(o->detail), "%s", detail);
+}
+
+/* A multi-host DSN whose first host is the standby: libpq connects to it,
+ * learns it is read-only, closes that socket and connects to the next host
+ * within one PQconnectPoll sequence; the client must follow the socket it
+ * moved to (ten writes, each on a fresh connection after closing). */
+static void check_standby_first_dsn(void)
+{
+    char dsn[800];
+    snprintf(dsn, sizeof(dsn),
+             "host=%s,%s port=%u,%u dbname=flwp user=postgres target_session_attrs=read-write",
+             bed.sock, bed.sock, bed.port[1], bed.port[0]);
+    for (int i = 0; i < 10; i++) {
+        uv_loop_t loop;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        struct fl_pgwrite *c = NULL;
+        char err[256];
+        assert_int_equal(fl_pgwrite_create(&loop, dsn, NULL, "standby-first", &c, err, sizeof(err)),
+                         0);
+        struct one_write o = {0};
+        assert_int_equal(fl_pgwrite_write(c, (uint64_t)i + 1, fl_now_ms(), 5000, one_write_cb, &o),
+                         0);
+        while (!o.done)
+            uv_run(&loop, UV_RUN_ONCE);
+        fl_pgwrite_close(c, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&loop), 0);
+        if (!o.ok)
+            fail_msg("write %d through a standby-first DSN: %s", i + 1, o.detail);
+    }
+}
+
 static void test_stopped_server_times_out(void **state)
 {
     (void)state;
+    check_standby_first_dsn();
     wl->timeout_ms = 500;
     assert_int_equal(writeloop_start(wl), 0);
     wait_or_dump(5, "no write acknowledged at first");
     pgbed_signal(&bed, 0, SIGSTOP);
     assert_int_equal(proc_wait_state(bed.pg[0], 'T', 5000), 'T');
     size_t first = writeloop_count(wl);
-    sleep_ms(2000);
+    uint64_t stopped_at = fl_mono_ms();
+    check_close_mid_operation(true);
+    sleep_ms(2000 - (int)(fl_mono_ms() - stopped_at < 2000 ? fl_mono_ms() - stopped_at : 2000));
     size_t last = writeloop_count(wl);
     pgbed_signal(&bed, 0, SIGCONT);
     stop_or_dump();
@@ -227,6 +359,7 @@ static void test_stopped_server_times_out(void **state)
             checked, (unsigned long long)worst, (unsigned long long)wl->max_tick_gap_ms,
             (unsigned long long)wl->ticks);
     assert_true(checked >= 2);
+    check_close_mid_operation(false);
     /* a client that blocked would stall the ticker for a whole timeout */
     assert_true(wl->max_tick_gap_ms < wl->timeout_ms);
 }

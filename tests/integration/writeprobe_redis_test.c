@@ -9,6 +9,7 @@
  *     while the link was cut are lost, and the RPO is computed.
  *   - a stopped server (SIGSTOP): a write ends "timeout after N ms" within
  *     the bound, while a timer beside it keeps ticking. */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
+#include "controller/probes/rediswrite.h"
 #include "tests/support/proc.h"
 #include "tests/support/redisbed.h"
 #include "tests/support/writeloop.h"
@@ -100,6 +102,8 @@ static void restart_old_primary(void)
                     "no",
                     "--protected-mode",
                     "no",
+                    "--repl-diskless-sync-delay",
+                    "0",
                     "--replicaof",
                     REDISBED_REPLICA_ADDR,
                     rport,
@@ -226,6 +230,93 @@ static void test_async_cut_link_loses_and_counts(void **state)
     assert_false(r.rpo_lower_bound);
 }
 
+#define CLIENT struct fl_rediswrite
+#define CLOSE fl_rediswrite_close
+#define WRITE fl_rediswrite_write
+static char make_err[256];
+static int make_client(uv_loop_t *loop, struct fl_rediswrite **out)
+{
+    struct fl_rediswrite_config cfg = {.address = bed.primary_text, .run_id = "close-test"};
+    return fl_rediswrite_create(loop, &cfg, out, make_err, sizeof(make_err));
+}
+#define MAKE_CLIENT make_client
+
+/* ---- closing safely mid-operation, on the loop of the test's own thread */
+
+static int calls;
+static bool closed_flag;
+
+static void count_cb(void *arg, bool ok, uint64_t ack_ms, const char *detail)
+{
+    (void)arg;
+    (void)ok;
+    (void)ack_ms;
+    (void)detail;
+    calls++;
+}
+
+static void on_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static void run_for(uv_loop_t *loop, int ms)
+{
+    uint64_t end = fl_mono_ms() + (uint64_t)ms;
+    while (fl_mono_ms() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        sleep_ms(1);
+    }
+}
+
+static void close_in_cb(void *arg, bool ok, uint64_t ack_ms, const char *detail)
+{
+    (void)ok;
+    (void)ack_ms;
+    (void)detail;
+    calls++;
+    CLOSE((CLIENT *)arg, on_closed, &closed_flag);
+}
+
+/* Closes a client at each point of an operation: before it started (the
+ * same loop iteration as the call), mid-way (the server stopped: connecting
+ * or waiting for the reply), and from inside the operation's own callback.
+ * The callback is never called after a close, everything is freed (ASan)
+ * and the loop closes with no handle left. */
+static void check_close_mid_operation(bool server_stopped)
+{
+    for (int when = 0; when < 2; when++) {
+        uv_loop_t loop;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        CLIENT *c = NULL;
+        assert_int_equal(MAKE_CLIENT(&loop, &c), 0);
+        calls = 0;
+        closed_flag = false;
+        assert_int_equal(WRITE(c, 1, fl_now_ms(), 5000, count_cb, NULL), 0);
+        assert_int_equal(WRITE(c, 2, fl_now_ms(), 5000, count_cb, NULL), -EBUSY);
+        if (when == 1)
+            run_for(&loop, server_stopped ? 200 : 0);
+        CLOSE(c, on_closed, &closed_flag);
+        assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        assert_true(closed_flag);
+        assert_int_equal(calls, 0);
+        assert_int_equal(uv_loop_close(&loop), 0);
+    }
+    if (server_stopped)
+        return;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    CLIENT *c = NULL;
+    assert_int_equal(MAKE_CLIENT(&loop, &c), 0);
+    calls = 0;
+    closed_flag = false;
+    assert_int_equal(WRITE(c, 3, fl_now_ms(), 5000, close_in_cb, c), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(calls, 1);
+    assert_true(closed_flag);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_stopped_server_times_out(void **state)
 {
     (void)state;
@@ -244,7 +335,9 @@ static void test_stopped_server_times_out(void **state)
     kill(bed.primary, SIGSTOP);
     assert_int_equal(proc_wait_state(bed.primary, 'T', 5000), 'T');
     size_t first = writeloop_count(wl);
-    sleep_ms(2000);
+    uint64_t stopped_at = fl_mono_ms();
+    check_close_mid_operation(true);
+    sleep_ms(2000 - (int)(fl_mono_ms() - stopped_at < 2000 ? fl_mono_ms() - stopped_at : 2000));
     size_t last = writeloop_count(wl);
     kill(bed.primary, SIGCONT);
     if (writeloop_stop(wl) != 0) {
@@ -273,6 +366,7 @@ static void test_stopped_server_times_out(void **state)
             checked, (unsigned long long)worst, (unsigned long long)wl->max_tick_gap_ms,
             (unsigned long long)wl->ticks);
     assert_true(checked >= 2);
+    check_close_mid_operation(false);
     /* the loop never blocked on the stopped server: a client that blocked
      * would stall the ticker for at least a whole timeout */
     assert_true(wl->max_tick_gap_ms < wl->timeout_ms);

@@ -54,8 +54,10 @@ static pid_t start_server(struct redisbed *b, const char *name, const char *addr
                       "--protected-mode",
                       "no",
                       "--repl-timeout",
-                      "60"};
-    int n = 21;
+                      "60",
+                      "--repl-diskless-sync-delay",
+                      "0"};
+    int n = 23;
     char master_port[8];
     if (replicaof != NULL) {
         snprintf(master_port, sizeof(master_port), "%u", b->pport);

@@ -275,6 +275,36 @@ static void test_bad_input(void **state)
     assert_string_equal(r.summary, "no acknowledged write lost (0 checked)");
 }
 
+static void test_classify(void **state)
+{
+    (void)state;
+    /* Given in this order: seq 3 acked, read back -> survived; seq 1 acked,
+     * not read back -> lost; seq 2 not acked, read back -> in doubt; seq 4
+     * not acked -> not acknowledged; seq 5 acked after end_at (500), not
+     * read back -> not acknowledged (it was never promised within the run). */
+    struct fl_rpo_write w[] = {
+        {.seq = 3, .sent_ms = 200, .acked = true, .ack_ms = 210},
+        {.seq = 1, .sent_ms = 0, .acked = true, .ack_ms = 10},
+        {.seq = 2, .sent_ms = 100},
+        {.seq = 4, .sent_ms = 300},
+        {.seq = 5, .sent_ms = 400, .acked = true, .ack_ms = 600},
+    };
+    uint64_t rb[] = {3, 2};
+    enum fl_rpo_fate f[5];
+    assert_int_equal(fl_rpo_classify(w, 5, rb, 2, 500, f), 0);
+    assert_int_equal(f[0], FL_RPO_SURVIVED);
+    assert_int_equal(f[1], FL_RPO_LOST);
+    assert_int_equal(f[2], FL_RPO_IN_DOUBT);
+    assert_int_equal(f[3], FL_RPO_NOT_ACKED);
+    assert_int_equal(f[4], FL_RPO_NOT_ACKED);
+    assert_string_equal(fl_rpo_fate_name(f[1]), "acknowledged, then lost");
+    /* nothing read back: no bsearch on NULL (UBSan) */
+    assert_int_equal(fl_rpo_classify(w, 2, NULL, 0, 500, f), 0);
+    assert_int_equal(f[0], FL_RPO_LOST);
+    assert_int_equal(fl_rpo_classify(w, 1, NULL, 0, 500, NULL), -EINVAL);
+    assert_int_equal(fl_rpo_classify(NULL, 0, NULL, 1, 500, f), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_many_ranges_counted),
         cmocka_unit_test(test_long_range_past_cap),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_classify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
