@@ -34,6 +34,7 @@ struct data_state {
     struct fl_pgwrite *pg;
     struct fl_rediswrite *redis;
     struct fl_rpo_write *writes;
+    unsigned char *judged; /* each write's outcome as the runner judged it */
     size_t n_writes, cap_writes;
     uint64_t next_seq;
     bool busy; /* an operation is in flight */
@@ -126,11 +127,14 @@ static int data_start(struct fl_probe *p, void **attempt, char *err, size_t err_
     if (st->n_writes == st->cap_writes) {
         size_t cap = st->cap_writes ? st->cap_writes * 2 : 256;
         struct fl_rpo_write *g = realloc(st->writes, cap * sizeof(*g));
-        if (g == NULL) {
+        if (g != NULL)
+            st->writes = g;
+        unsigned char *j = g != NULL ? realloc(st->judged, cap) : NULL;
+        if (j == NULL) {
             snprintf(err, err_len, "out of memory");
             return -ENOMEM;
         }
-        st->writes = g;
+        st->judged = j;
         st->cap_writes = cap;
     }
     struct data_attempt *a = calloc(1, sizeof(*a));
@@ -146,6 +150,7 @@ static int data_start(struct fl_probe *p, void **attempt, char *err, size_t err_
     memset(w, 0, sizeof(*w));
     w->seq = st->next_seq;
     w->sent_ms = now;
+    st->judged[st->n_writes] = FL_OUTCOME_TIMEOUT; /* until the runner says */
     uint64_t timeout = fl_probe_get_spec(p)->timeout_ms + DATA_TIMEOUT_MARGIN_MS;
     int rc = st->postgres ? fl_pgwrite_write(st->pg, w->seq, now, timeout, on_written, a)
                           : fl_rediswrite_write(st->redis, w->seq, now, timeout, on_written, a);
@@ -174,6 +179,7 @@ static void on_client_closed(void *arg)
 {
     struct data_state *st = arg;
     free(st->writes);
+    free(st->judged);
     free(st);
 }
 
@@ -208,6 +214,26 @@ const struct fl_rpo_write *fl_probe_data_writes(struct fl_probe *p, size_t *n)
                                 : NULL;
     *n = st != NULL ? st->n_writes : 0;
     return st != NULL ? st->writes : NULL;
+}
+
+void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome)
+{
+    if (!fl_probe_is_writer(fl_probe_get_spec(p)))
+        return;
+    struct data_state *st = state_of(p, false, NULL, 0);
+    /* the write being reported is the last one started: none starts before
+     * the runner has reported the one before it */
+    if (st != NULL && st->n_writes > 0)
+        st->judged[st->n_writes - 1] = (unsigned char)outcome;
+}
+
+int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *out)
+{
+    struct data_state *st = state_of(p, false, NULL, 0);
+    if (st == NULL || i >= st->n_writes)
+        return -EINVAL;
+    *out = (enum fl_probe_outcome)st->judged[i];
+    return 0;
 }
 
 static void on_read_back(void *arg, const uint64_t *seqs, size_t n, const char *err)

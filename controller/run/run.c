@@ -508,12 +508,12 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
     struct probe_slot *s = arg;
     struct run *r = s->run;
     struct fl_run_probe *rp = &r->rec->probes[s->index];
-    (void)p;
     /* finish() stops every probe, and a stopped probe reports nothing more:
      * the timeline is closed once the run is done. */
     assert(r->phase != PHASE_DONE);
     if (r->alog_open)
         fl_attemptlog_add(&r->alog, s->index, res);
+    fl_probe_data_judged(p, res->outcome);
     bool changed = false;
     int rc = fl_timeline_add(&rp->tl, res, &changed);
     if (rc < 0) {
@@ -553,6 +553,47 @@ static void on_probe_stopped(void *arg)
 
 /* ---------------------------------------------------------------- read-back */
 
+/* A write probe's timeline as the recovery must count it (issue 15): only
+ * writes that survived are successes; one acknowledged, then lost, is a
+ * failure ("acknowledged, then lost"); a write the runner judged LATE stays
+ * late. Kept in rp->rewritten for measure(). */
+static int rewrite_timeline(struct probe_slot *s, struct fl_run_probe *rp,
+                            const struct fl_rpo_write *w, size_t nw, const uint64_t *seqs, size_t n,
+                            uint64_t end)
+{
+    enum fl_rpo_fate *fate = calloc(nw ? nw : 1, sizeof(*fate));
+    struct fl_probe_result *res = calloc(nw ? nw : 1, sizeof(*res));
+    int rc = fate != NULL && res != NULL ? fl_rpo_classify(w, nw, seqs, n, end, fate) : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nw; i++) {
+        enum fl_probe_outcome judged = FL_OUTCOME_TIMEOUT;
+        fl_probe_data_outcome(s->probe, i, &judged);
+        struct fl_probe_result *x = &res[i];
+        x->started_ms = w[i].sent_ms;
+        x->latency_ms = w[i].acked && w[i].ack_ms >= w[i].sent_ms ? w[i].ack_ms - w[i].sent_ms
+                                                                  : rp->spec->timeout_ms;
+        if (judged == FL_OUTCOME_LATE) {
+            x->outcome = FL_OUTCOME_LATE;
+        } else if (fate[i] == FL_RPO_SURVIVED && judged == FL_OUTCOME_OK) {
+            x->outcome = FL_OUTCOME_OK;
+            x->ok = true;
+        } else if (fate[i] == FL_RPO_LOST) {
+            x->outcome = FL_OUTCOME_FAILED;
+            snprintf(x->detail, sizeof(x->detail), "acknowledged, then lost");
+        } else {
+            x->outcome = judged == FL_OUTCOME_OK ? FL_OUTCOME_FAILED : judged;
+        }
+    }
+    free(fate);
+    if (rc < 0) {
+        free(res);
+        return rc;
+    }
+    free(rp->rewritten);
+    rp->rewritten = res;
+    rp->n_rewritten = nw;
+    return 0;
+}
+
 /* One write probe's records are back (or could not be read): measure its
  * data loss (controller/run/rpo.c); the last one finishes the run. */
 static void on_read_back(void *arg, const uint64_t *seqs, size_t n, const char *err)
@@ -568,7 +609,10 @@ static void on_read_back(void *arg, const uint64_t *seqs, size_t n, const char *
     } else {
         size_t nw = 0;
         const struct fl_rpo_write *w = fl_probe_data_writes(s->probe, &nw);
-        int rc = fl_rpo_measure(w, nw, seqs, n, fl_now_ms(), rp->spec->interval_ms, &rp->rpo);
+        uint64_t end = fl_now_ms();
+        int rc = fl_rpo_measure(w, nw, seqs, n, end, rp->spec->interval_ms, &rp->rpo);
+        if (rc == 0)
+            rc = rewrite_timeline(s, rp, w, nw, seqs, n, end);
         if (rc < 0) {
             snprintf(rp->rpo_error, sizeof(rp->rpo_error), "cannot measure the data loss: %s",
                      fl_strerror(rc));
@@ -960,7 +1004,18 @@ static void measure(struct run *r)
     for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms; i++) {
         struct fl_run_probe *rp = &rec->probes[e->recovery.probes[i]];
         rp->in_recovery = true;
-        if (fl_timeline_measure(&rp->tl, rec->reverted_at_ms, rec->ended_at_ms, &rp->m) == 0) {
+        int mrc;
+        if (rp->rewritten != NULL) {
+            /* a write probe: only surviving writes are successes */
+            struct fl_measure_window w = {.injected_at = rec->injected_at_ms,
+                                          .reverted_at = rec->reverted_at_ms,
+                                          .end_at = rec->ended_at_ms};
+            mrc = fl_measure_probe(rp->rewritten, rp->n_rewritten, rp->spec->rise, rp->spec->fall,
+                                   &w, &rp->m);
+        } else {
+            mrc = fl_timeline_measure(&rp->tl, rec->reverted_at_ms, rec->ended_at_ms, &rp->m);
+        }
+        if (mrc == 0) {
             rp->measured = true;
             ms[n++] = rp->m;
         }
@@ -1185,8 +1240,10 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
 
 void fl_run_record_free(struct fl_run_record *rec)
 {
-    for (size_t i = 0; i < rec->n_probes; i++)
+    for (size_t i = 0; i < rec->n_probes; i++) {
         fl_timeline_free(&rec->probes[i].tl);
+        free(rec->probes[i].rewritten);
+    }
     free(rec->probes);
     free(rec->faults);
     memset(rec, 0, sizeof(*rec));

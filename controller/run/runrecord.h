@@ -26,6 +26,10 @@ struct fl_run_probe {
     bool rpo_measured;
     struct fl_rpo_result rpo;
     char rpo_error[320]; /* why it was not measured; "" if it was */
+    /* its timeline rebuilt after the read-back (one result per write: a write
+     * acknowledged, then lost, is a failure); measured instead of tl */
+    struct fl_probe_result *rewritten;
+    size_t n_rewritten;
     bool in_recovery;    /* one of recovery.probes: measured */
     bool measured;
     struct fl_measurement m; /* when measured */

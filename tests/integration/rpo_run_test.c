@@ -173,19 +173,21 @@ static void test_cut_link_loses_what_it_acknowledged(void **state)
     (void)state;
     assert_int_equal(redisbed_start(&bed), 0);
     char faults[1024], out[65536];
-    /* what the replica (127.0.0.3) sends is dropped: its replication link
-     * dies, while clients and Sentinels (127.0.0.1) still reach both */
+    /* the replication link alone is cut, both ways: the replica
+     * (127.0.0.3) to and from the primary's port; clients and Sentinels
+     * (127.0.0.1) still reach both */
     snprintf(faults, sizeof(faults),
              "  - name: cut-replication\n"
              "    target: { hosts: [cache1] }\n"
-             "    network_drop: { direction: ingress, peers: [127.0.0.3/32] }\n"
+             "    network_drop: { direction: both, peers: [127.0.0.3/32], protocol: tcp, "
+             "ports: [%u] }\n"
              "    duration: 4s\n"
              "  - name: kill-primary\n"
              "    target: { hosts: [cache1] }\n"
              "    kill_process: { pid: %d }\n"
              "    start: 2s\n"
              "    duration: 1s\n",
-             (int)bed.primary);
+             (unsigned)bed.pport, (int)bed.primary);
     int rc;
     json_t *j = run_experiment("cut-link", "{ rpo: 0s }", 0, faults, false, &rc, out, sizeof(out));
     redisbed_stop(&bed);
@@ -203,6 +205,19 @@ static void test_cut_link_loses_what_it_acknowledged(void **state)
     assert_true(lost >= 5);
     assert_true(rpo >= 1000);
     assert_true(json_array_size(json_object_get(d, "lost_ranges")) >= 1);
+    /* the recovery counts only surviving writes: those acknowledged during
+     * the cut, then lost, are failures, so the impact is seen during the
+     * cut, before the kill at +2 s, though every one of them was answered */
+    json_t *m = json_object_get(j, "measurements");
+    const char *inj = json_string_value(json_object_get(m, "injected_at"));
+    const char *imp = json_string_value(json_object_get(m, "impact_at"));
+    assert_non_null(inj);
+    assert_non_null(imp);
+    /* same day: compare the seconds and milliseconds of the RFC 3339 times */
+    double a = atof(inj + 17) + 60 * atof(inj + 14) + 3600 * atof(inj + 11);
+    double b = atof(imp + 17) + 60 * atof(imp + 14) + 3600 * atof(imp + 11);
+    fprintf(stderr, "impact %.3f s after injection\n", b - a);
+    assert_true(b - a < 2.0);
     assert_string_equal(json_string_value(json_object_get(j, "verdict")), "fail");
     assert_int_equal(rc, 1);
     assert_non_null(strstr(json_string_value(json_object_get(j, "reason")),
