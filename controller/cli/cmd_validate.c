@@ -57,6 +57,16 @@ static void print_probe(const struct fl_probe_spec *p)
     case FL_PROBE_SSH:
         printf("ssh %s: %s", p->u.ssh.host, p->u.ssh.command);
         break;
+    case FL_PROBE_POSTGRES:
+        printf("postgres writes into %s", p->u.data.table ? p->u.data.table : "faultline_writes");
+        break;
+    case FL_PROBE_REDIS:
+        printf("redis writes into %s on %s%s", p->u.data.key ? p->u.data.key : "faultline_writes",
+               p->u.data.address ? p->u.data.address : "the master of ",
+               p->u.data.address ? "" : p->u.data.master_name);
+        if (p->u.data.wait_replicas)
+            printf(", waiting for %u replica(s)", p->u.data.wait_replicas);
+        break;
     }
     printf("  every %s, timeout %s, rise %u, fall %u\n", dur(p->interval_ms, a, sizeof(a)),
            dur(p->timeout_ms, b, sizeof(b)), p->rise, p->fall);

@@ -124,6 +124,14 @@ static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
         rc = fl_objectives_recovery(c, e, fl_yaml_get(root, "recovery"));
     if (rc == 0)
         rc = check_windows(c, e, root);
+    size_t writers = 0; /* write probes: what can measure an rpo */
+    for (size_t i = 0; i < e->n_probes; i++)
+        writers += e->probes[i].type == FL_PROBE_POSTGRES || e->probes[i].type == FL_PROBE_REDIS;
+    if (rc == 0 && e->objectives.has_rpo && writers == 0)
+        rc = fl_yaml_errorf(fl_yaml_get(fl_yaml_get(root, "objectives"), "rpo"), c->err, c->errlen,
+                            "rpo cannot be measured without a write probe (postgres: or redis:) "
+                            "that writes during the run and reads back after it; add one, or "
+                            "remove rpo");
     size_t watching = 0; /* probes that run on their own: not templates */
     for (size_t i = 0; i < e->n_probes; i++)
         watching += !e->probes[i].is_template;

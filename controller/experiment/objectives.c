@@ -22,15 +22,8 @@ int fl_objectives_parse(struct fl_check *c, struct fl_experiment *e, const struc
         (rc = fl_yaml_duration(v, &o->rto_ms, c->err, c->errlen)) == 0)
         o->has_rto = true;
     if (rc == 0 && (v = fl_yaml_get(n, "rpo")) != NULL &&
-        (rc = fl_yaml_duration(v, &o->rpo_ms, c->err, c->errlen)) == 0) {
-        o->has_rpo = true;
-        /* Nothing here can measure data loss yet (write probes: issue 15):
-         * refused before anything is injected, not ABORTED after. */
-        rc = fl_yaml_errorf(v, c->err, c->errlen,
-                            "rpo cannot be measured: it needs a probe that writes and reads back "
-                            "(a data probe), and this experiment has none; remove rpo, or keep "
-                            "the claim in a comment until data probes exist");
-    }
+        (rc = fl_yaml_duration(v, &o->rpo_ms, c->err, c->errlen)) == 0)
+        o->has_rpo = true; /* experiment.c refuses it without a write probe */
     o->impact_required = o->has_rto;
     if (rc == 0 && (v = fl_yaml_get(n, "impact")) != NULL) {
         const char *s = NULL;

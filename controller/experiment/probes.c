@@ -247,13 +247,95 @@ static int parse_ssh_probe(struct fl_check *c, const struct fl_experiment *e,
     return rc;
 }
 
+/* postgres: { dsn: "host=10.0.0.1,10.0.0.2 dbname=orders target_session_attrs=read-write",
+ *             table: faultline_writes } -- a write probe (issue 15) */
+static int parse_postgres(struct fl_check *c, const struct fl_yaml_node *n,
+                          const struct fl_yaml_node *probe_timeout, struct fl_probe_spec *p)
+{
+    static const char *const keys[] = {"dsn", "table", "timeout", NULL};
+    struct fl_probe_data *d = &p->u.data;
+    int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
+    const struct fl_yaml_node *v = NULL;
+    if (rc == 0)
+        rc = fl_check_required(c, n, "dsn", &v);
+    if (rc == 0)
+        rc = fl_check_string(c, v, &d->dsn);
+    if (rc == 0 && (v = fl_yaml_get(n, "table")) != NULL) {
+        rc = fl_check_string(c, v, &d->table);
+        bool ok = rc == 0 && d->table[0] != '\0' && strlen(d->table) <= 63 &&
+                  strchr("0123456789", d->table[0]) == NULL;
+        for (const char *q = d->table; rc == 0 && *q; q++)
+            ok = ok && (*q == '_' || (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                        (*q >= '0' && *q <= '9'));
+        if (rc == 0 && !ok)
+            rc = fl_yaml_errorf(v, c->err, c->errlen,
+                                "table must be a plain SQL name: letters, digits and _, not "
+                                "starting with a digit, at most 63 bytes");
+    }
+    if (rc == 0)
+        rc = kind_timeout(c, n, probe_timeout, p);
+    return rc;
+}
+
+/* redis: { address: "10.0.0.1:6379" } or { sentinels: [..], master_name: mymaster },
+ * key: faultline_writes, wait_replicas: 1 -- a write probe (issue 15) */
+static int parse_redis(struct fl_check *c, const struct fl_yaml_node *n,
+                       const struct fl_yaml_node *probe_timeout, struct fl_probe_spec *p)
+{
+    static const char *const keys[] = {"address",       "sentinels", "master_name", "key",
+                                       "wait_replicas", "timeout",   NULL};
+    struct fl_probe_data *d = &p->u.data;
+    int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
+    if (rc < 0)
+        return rc;
+    const struct fl_yaml_node *addr = fl_yaml_get(n, "address");
+    const struct fl_yaml_node *sent = fl_yaml_get(n, "sentinels");
+    const struct fl_yaml_node *master = fl_yaml_get(n, "master_name");
+    const struct fl_yaml_node *v;
+    if ((addr == NULL) == (sent == NULL))
+        return fl_yaml_errorf(addr ? addr : n, c->err, c->errlen,
+                              "a redis probe needs address: HOST:PORT, or sentinels: [HOST:PORT, "
+                              "...] with master_name (one of the two)");
+    if (addr != NULL) {
+        if (master != NULL)
+            return fl_yaml_errorf(master, c->err, c->errlen,
+                                  "master_name goes with sentinels, not with address");
+        rc = fl_check_string(c, addr, &d->address);
+    } else {
+        if (master == NULL)
+            return fl_yaml_errorf(sent, c->err, c->errlen,
+                                  "sentinels need master_name: the name the sentinels monitor");
+        const char *list[FL_PROBE_MAX_SENTINELS];
+        size_t count = 0;
+        rc = fl_yaml_strings(sent, list, FL_PROBE_MAX_SENTINELS, &count, c->err, c->errlen);
+        if (rc == 0 && count == 0)
+            rc = fl_yaml_errorf(sent, c->err, c->errlen, "the list of sentinels is empty");
+        for (size_t i = 0; i < count && rc == 0; i++) {
+            rc = fl_check_copy(c, list[i], &d->sentinels[i]);
+            if (rc == 0)
+                d->n_sentinels = i + 1;
+        }
+        if (rc == 0)
+            rc = fl_check_string(c, master, &d->master_name);
+    }
+    if (rc == 0 && (v = fl_yaml_get(n, "key")) != NULL)
+        rc = fl_check_string(c, v, &d->key);
+    uint64_t u;
+    if (rc == 0 && (v = fl_yaml_get(n, "wait_replicas")) != NULL &&
+        (rc = fl_yaml_uint(v, 0, 64, &u, c->err, c->errlen)) == 0)
+        d->wait_replicas = (unsigned)u;
+    if (rc == 0)
+        rc = kind_timeout(c, n, probe_timeout, p);
+    return rc;
+}
+
 /* The idx-th probe; names holds the name nodes of the earlier ones. */
 static int parse_probe(struct fl_check *c, struct fl_experiment *e, size_t idx,
                        const struct fl_yaml_node *n, const struct fl_yaml_node **names)
 {
-    static const char *const keys[] = {"name",     "http",    "tcp",  "exec", "ssh",
-                                       "interval", "timeout", "rise", "fall", NULL};
-    static const char *const kinds[] = {"http", "tcp", "exec", "ssh"};
+    static const char *const keys[] = {"name",  "http",     "tcp",     "exec", "ssh",  "postgres",
+                                       "redis", "interval", "timeout", "rise", "fall", NULL};
+    static const char *const kinds[] = {"http", "tcp", "exec", "ssh", "postgres", "redis"};
     struct fl_probe_spec *p = &e->probes[idx];
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
     if (rc == 0)
@@ -280,7 +362,8 @@ static int parse_probe(struct fl_check *c, struct fl_experiment *e, size_t idx,
     }
     if (kind == NULL)
         return fl_yaml_errorf(n, c->err, c->errlen,
-                              "probe '%s' needs a kind: http, tcp, exec or ssh", name);
+                              "probe '%s' needs a kind: http, tcp, exec, ssh, postgres or redis",
+                              name);
 
     p->interval_ms = 1000;
     p->timeout_ms = 1000;
@@ -313,9 +396,17 @@ static int parse_probe(struct fl_check *c, struct fl_experiment *e, size_t idx,
         p->type = FL_PROBE_EXEC;
         rc = parse_exec(c, kind, timeout, p);
         break;
-    default:
+    case 3:
         p->type = FL_PROBE_SSH;
         rc = parse_ssh_probe(c, e, kind, timeout, p);
+        break;
+    case 4:
+        p->type = FL_PROBE_POSTGRES;
+        rc = parse_postgres(c, kind, timeout, p);
+        break;
+    default:
+        p->type = FL_PROBE_REDIS;
+        rc = parse_redis(c, kind, timeout, p);
         break;
     }
     if (rc == 0)

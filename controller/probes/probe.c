@@ -117,6 +117,17 @@ void fl_probe_spec_free(struct fl_probe_spec *spec)
         free_str(&spec->u.ssh.known_hosts);
         free_str(&spec->u.ssh.command);
         break;
+    case FL_PROBE_POSTGRES:
+    case FL_PROBE_REDIS:
+        free_str(&spec->u.data.dsn);
+        free_str(&spec->u.data.table);
+        free_str(&spec->u.data.address);
+        for (size_t i = 0; i < spec->u.data.n_sentinels && i < FL_PROBE_MAX_SENTINELS; i++)
+            free_str(&spec->u.data.sentinels[i]);
+        free_str(&spec->u.data.master_name);
+        free_str(&spec->u.data.key);
+        free_str(&spec->u.data.run_id);
+        break;
     }
     memset(spec, 0, sizeof(*spec)); /* a second free is harmless */
 }
@@ -152,6 +163,11 @@ int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *sr
     case FL_PROBE_SSH:
         dst->u.ssh.host = dst->u.ssh.address = dst->u.ssh.user = NULL;
         dst->u.ssh.identity_file = dst->u.ssh.known_hosts = dst->u.ssh.command = NULL;
+        break;
+    case FL_PROBE_POSTGRES:
+    case FL_PROBE_REDIS:
+        memset(&dst->u.data, 0, sizeof(dst->u.data));
+        dst->u.data.wait_replicas = src->u.data.wait_replicas;
         break;
     }
     if ((rc = dup_str(&dst->name, src->name)) < 0)
@@ -196,6 +212,25 @@ int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *sr
             (rc = dup_str(&dst->u.ssh.command, src->u.ssh.command)) < 0)
             goto fail;
         break;
+    case FL_PROBE_POSTGRES:
+    case FL_PROBE_REDIS:
+        if (src->u.data.n_sentinels > FL_PROBE_MAX_SENTINELS) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        if ((rc = dup_str(&dst->u.data.dsn, src->u.data.dsn)) < 0 ||
+            (rc = dup_str(&dst->u.data.table, src->u.data.table)) < 0 ||
+            (rc = dup_str(&dst->u.data.address, src->u.data.address)) < 0 ||
+            (rc = dup_str(&dst->u.data.master_name, src->u.data.master_name)) < 0 ||
+            (rc = dup_str(&dst->u.data.key, src->u.data.key)) < 0 ||
+            (rc = dup_str(&dst->u.data.run_id, src->u.data.run_id)) < 0)
+            goto fail;
+        for (size_t i = 0; i < src->u.data.n_sentinels; i++) {
+            if ((rc = dup_str(&dst->u.data.sentinels[i], src->u.data.sentinels[i])) < 0)
+                goto fail;
+            dst->u.data.n_sentinels = i + 1;
+        }
+        break;
     }
     return 0;
 fail:
@@ -214,6 +249,10 @@ const char *fl_probe_type_name(enum fl_probe_type type)
         return "exec";
     case FL_PROBE_SSH:
         return "ssh";
+    case FL_PROBE_POSTGRES:
+        return "postgres";
+    case FL_PROBE_REDIS:
+        return "redis";
     }
     return "?";
 }
@@ -229,6 +268,10 @@ static const struct fl_probe_kind *kind_of(enum fl_probe_type type)
         return &fl_probe_kind_exec;
     case FL_PROBE_SSH:
         return &fl_probe_kind_ssh;
+    case FL_PROBE_POSTGRES:
+        return &fl_probe_kind_postgres;
+    case FL_PROBE_REDIS:
+        return &fl_probe_kind_redis;
     }
     return NULL;
 }
@@ -247,6 +290,13 @@ static int check_spec(const struct fl_probe_spec *spec)
                    : -EINVAL;
     case FL_PROBE_SSH:
         return spec->u.ssh.address != NULL && spec->u.ssh.command != NULL ? 0 : -EINVAL;
+    case FL_PROBE_POSTGRES:
+        return spec->u.data.dsn != NULL && spec->u.data.run_id != NULL ? 0 : -EINVAL;
+    case FL_PROBE_REDIS:
+        return (spec->u.data.address != NULL || spec->u.data.n_sentinels > 0) &&
+                       spec->u.data.run_id != NULL
+                   ? 0
+                   : -EINVAL;
     }
     return -EINVAL;
 }
@@ -338,6 +388,16 @@ void fl_probe_set_lag(struct fl_probe *p, struct fl_lag *lag)
 void fl_probe_get_stats(const struct fl_probe *p, struct fl_probe_stats *out)
 {
     *out = p->stats;
+}
+
+void fl_probe_hold(struct fl_probe *p)
+{
+    if (p->stopping)
+        return;
+    p->once = true; /* an owed attempt does not start either */
+    p->attempted = true;
+    uv_timer_stop(&p->tick);
+    uv_timer_stop(&p->kick);
 }
 
 static void report(struct fl_probe *p, enum fl_probe_outcome outcome, uint64_t latency_ms,

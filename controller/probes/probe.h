@@ -30,6 +30,8 @@ enum fl_probe_type {
     FL_PROBE_TCP,
     FL_PROBE_EXEC,
     FL_PROBE_SSH,
+    FL_PROBE_POSTGRES, /* a write probe (data.c): one INSERT per attempt */
+    FL_PROBE_REDIS,    /* a write probe (data.c): one XADD per attempt */
 };
 
 struct fl_probe_http {
@@ -71,6 +73,27 @@ struct fl_probe_ssh {
     int expect_exit;     /* default 0 */
 };
 
+#define FL_PROBE_MAX_SENTINELS 16
+
+/* A write probe (issue 15, controller/probes/data.c): each attempt writes one
+ * record (run id, sequence number, controller time) and succeeds when the
+ * datastore acknowledges it; after recovery the run reads its records back
+ * and measures the data lost (controller/run/rpo.h). */
+struct fl_probe_data {
+    /* postgres: a libpq connection string (numeric hosts; multi-host with
+     * target_session_attrs=read-write follows a failover) and a table */
+    char *dsn;
+    char *table; /* NULL: faultline_writes */
+    /* redis: an address, or sentinels and the master's name; a stream key */
+    char *address;
+    char *sentinels[FL_PROBE_MAX_SENTINELS];
+    size_t n_sentinels;
+    char *master_name;
+    char *key;              /* NULL: faultline_writes */
+    unsigned wait_replicas; /* 0: no WAIT */
+    char *run_id;           /* set by the runner: this run's records */
+};
+
 /* A probe as an experiment declares it. Strings are owned (malloc'd). */
 struct fl_probe_spec {
     char *name;
@@ -85,6 +108,7 @@ struct fl_probe_spec {
         struct fl_probe_tcp tcp;
         struct fl_probe_exec exec;
         struct fl_probe_ssh ssh;
+        struct fl_probe_data data; /* FL_PROBE_POSTGRES, FL_PROBE_REDIS */
     } u;
 };
 
@@ -182,10 +206,37 @@ void fl_probe_set_lag(struct fl_probe *p, struct fl_lag *lag);
 
 void fl_probe_get_stats(const struct fl_probe *p, struct fl_probe_stats *out);
 
+/* No new attempt starts from now on (the one in flight goes on); for the
+ * read-back of a write probe at the end of a run. */
+void fl_probe_hold(struct fl_probe *p);
+
+/* Write probes (data.c). The writes so far, one per attempt (seq, sent,
+ * acknowledged and when); NULL with *n 0 for other kinds. */
+struct fl_rpo_write;
+const struct fl_rpo_write *fl_probe_data_writes(struct fl_probe *p, size_t *n);
+/* Reads this run's records back from wherever the datastore now lives,
+ * once the write in flight (if any) has ended; hold the probe first. cb
+ * runs once: seqs (valid during the call) or err. Returns 0 or a negative
+ * errno (-EINVAL: not a write probe). */
+typedef void (*fl_probe_readback_cb)(void *arg, const uint64_t *seqs, size_t n, const char *err);
+/* The runner's judgement of the write it is reporting (the last started);
+ * and of write i later: the timeline of a write probe is rebuilt after the
+ * read-back, and a LATE write must stay late. No-op for other kinds. */
+void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome);
+int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *out);
+int fl_probe_data_readback(struct fl_probe *p, uint64_t timeout_ms, fl_probe_readback_cb cb,
+                           void *arg);
+
 /* Deep copy of src into dst; on error dst is left zeroed. Returns 0 or -ENOMEM. */
 int fl_probe_spec_copy(struct fl_probe_spec *dst, const struct fl_probe_spec *src);
 
-/* "http", "tcp", "exec", "ssh". */
+/* A write probe (postgres, redis): data.c. */
+static inline bool fl_probe_is_writer(const struct fl_probe_spec *s)
+{
+    return s != NULL && (s->type == FL_PROBE_POSTGRES || s->type == FL_PROBE_REDIS);
+}
+
+/* "http", "tcp", "exec", "ssh", "postgres", "redis". */
 const char *fl_probe_type_name(enum fl_probe_type type);
 
 /* ------------------------------------------------------ for the kinds only
@@ -218,6 +269,8 @@ extern const struct fl_probe_kind fl_probe_kind_http;
 extern const struct fl_probe_kind fl_probe_kind_tcp;
 extern const struct fl_probe_kind fl_probe_kind_exec;
 extern const struct fl_probe_kind fl_probe_kind_ssh;
+extern const struct fl_probe_kind fl_probe_kind_postgres;
+extern const struct fl_probe_kind fl_probe_kind_redis;
 
 uv_loop_t *fl_probe_loop(const struct fl_probe *p);
 /* The kind's state that lives from attempt to attempt (NULL at first). */

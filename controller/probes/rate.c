@@ -24,6 +24,10 @@ void fl_probe_load_estimate(const struct fl_probe_spec *probes, size_t n, struct
         case FL_PROBE_SSH:
             out->ssh_attempts_per_s += rate;
             break;
+        case FL_PROBE_POSTGRES: /* a round trip on the loop, like http */
+        case FL_PROBE_REDIS:
+            us_per_s += rate * FL_PROBE_COST_US_HTTP;
+            break;
         }
     }
     out->core_percent = us_per_s / 10000.0; /* 1e6 us per core-second, in % */

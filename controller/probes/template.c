@@ -30,6 +30,8 @@ bool fl_probe_spec_uses_vars(const struct fl_probe_spec *s)
                 return true;
         return false;
     case FL_PROBE_SSH:
+    case FL_PROBE_POSTGRES:
+    case FL_PROBE_REDIS:
         return false;
     }
     return false;
@@ -92,6 +94,8 @@ int fl_probe_spec_instantiate(const struct fl_probe_spec *tmpl, const char *host
             rc = fill(&out->u.exec.argv[i], host, address);
         break;
     case FL_PROBE_SSH:
+    case FL_PROBE_POSTGRES:
+    case FL_PROBE_REDIS:
         break;
     }
     if (rc < 0)

@@ -25,8 +25,10 @@
  *                   recovered_after_revert, unobserved, n_results, n_failures,
  *                   n_late (attempts the controller could not judge),
  *                   longest_unhealthy_ms, healthy_at_end,
- *                   steady_state_returned. rpo_ms appears only when a data
- *                   probe measured it; none exists yet, so it never does.
+ *                   steady_state_returned.
+ *   run_id          this run's id (write probes tag their records with it)
+ *   rpo_ms          the worst data loss the write probes measured (null
+ *                   unless every write probe read its records back)
  *   objectives      {rto_ms, rpo_ms}: the objective, or null when not set;
  *                   impact: "required" | "optional"
  *   verdict         also "pass_no_impact": every objective held and the
@@ -46,7 +48,10 @@
  *                   {at, healthy} (every change), failures[] and late[]:
  *                   runs of consecutive non-ok attempts {first_at, last_at,
  *                   count, outcome, detail, last_detail}; every non-ok
- *                   attempt is in one; attempts_file (as above)
+ *                   attempt is in one; attempts_file (as above); data (write
+ *                   probes: {acknowledged, survived, lost, in_doubt, unknown,
+ *                   rpo_ms, resolution_ms, rpo_lower_bound, lost_ranges[]
+ *                   {first, last}, lost_ranges_total, summary, error}, else null)
  *
  * Every time is RFC 3339 UTC with milliseconds ("2026-11-25T16:51:00.123Z"),
  * controller wall clock. Numbers are integers in ms unless named otherwise.
@@ -556,6 +561,22 @@ static json_t *probe_target(const struct fl_probe_spec *s)
         put(o, "command", text(s->u.ssh.command), &ok);
         put(o, "expect_exit", json_integer(s->u.ssh.expect_exit), &ok);
         break;
+    case FL_PROBE_POSTGRES:
+        /* the DSN may carry a password: only the table is written */
+        put(o, "table", text(s->u.data.table ? s->u.data.table : "faultline_writes"), &ok);
+        break;
+    case FL_PROBE_REDIS: {
+        put(o, "address", s->u.data.address ? text(s->u.data.address) : json_null(), &ok);
+        json_t *a = json_array();
+        for (size_t i = 0; a != NULL && i < s->u.data.n_sentinels && ok; i++)
+            append(a, text(s->u.data.sentinels[i]), &ok);
+        put(o, "sentinels", a, &ok);
+        put(o, "master_name", s->u.data.master_name ? text(s->u.data.master_name) : json_null(),
+            &ok);
+        put(o, "key", text(s->u.data.key ? s->u.data.key : "faultline_writes"), &ok);
+        put(o, "wait_replicas", json_integer(s->u.data.wait_replicas), &ok);
+        break;
+    }
     }
     if (!ok) {
         json_decref(o);
@@ -629,6 +650,37 @@ static json_t *probe(const struct fl_run_record *r, const struct fl_run_probe *p
     }
     put(o, "failures", fails, &ok);
     put(o, "late", late, &ok);
+    json_t *data = json_null();
+    if (p->is_writer || (s != NULL && fl_probe_is_writer(s))) {
+        data = json_object();
+        const struct fl_rpo_result *x = &p->rpo;
+        if (data != NULL && p->rpo_measured) {
+            put(data, "acknowledged", integer(x->acknowledged), &ok);
+            put(data, "survived", integer(x->survived), &ok);
+            put(data, "lost", integer(x->lost), &ok);
+            put(data, "in_doubt", integer(x->in_doubt), &ok);
+            put(data, "unknown", integer(x->unknown), &ok);
+            put(data, "rpo_ms", integer(x->rpo_ms), &ok);
+            put(data, "resolution_ms", integer(x->resolution_ms), &ok);
+            put(data, "rpo_lower_bound", json_boolean(x->rpo_lower_bound), &ok);
+            json_t *ranges = json_array();
+            for (size_t i = 0; ranges != NULL && i < x->n_ranges && ok; i++) {
+                json_t *rg = json_object();
+                if (rg != NULL) {
+                    put(rg, "first", integer(x->ranges[i].first), &ok);
+                    put(rg, "last", integer(x->ranges[i].last), &ok);
+                }
+                append(ranges, rg, &ok);
+            }
+            put(data, "lost_ranges", ranges, &ok);
+            put(data, "lost_ranges_total", integer(x->n_ranges_total), &ok);
+            put(data, "summary", text(x->summary), &ok);
+            put(data, "error", json_null(), &ok);
+        } else if (data != NULL) {
+            put(data, "error", text(p->rpo_error[0] ? p->rpo_error : "not read back"), &ok);
+        }
+    }
+    put(o, "data", data, &ok);
     put(o, "attempts_file",
         r->attempts_lines > 0 || r->attempts_written ? json_string("attempts.jsonl") : json_null(),
         &ok);
@@ -688,6 +740,8 @@ static json_t *document(const struct fl_run_record *r)
     put(doc, "verdict", json_string(fl_measure_verdict_name(r->verdict)), &ok);
     put(doc, "reason", text(r->reason), &ok);
     put(doc, "abort_reason", r->abort_reason[0] ? text(r->abort_reason) : json_null(), &ok);
+    put(doc, "run_id", text(r->run_id), &ok);
+    put(doc, "rpo_ms", r->rpo_measured ? integer(r->rpo_ms) : json_null(), &ok);
     put(doc, "controller", controller(&r->controller), &ok);
     put(doc, "controller_overloaded",
         r->controller.overloaded ? controller(&r->controller) : json_null(), &ok);

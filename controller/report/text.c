@@ -120,9 +120,11 @@ static void print_objectives(const struct fl_run_record *r, FILE *out)
                                                             : "FAILED";
         fprintf(out, " rto %s %s;", secs(o->rto_ms, true, " ", t, sizeof(t)), st);
     }
-    if (o->has_rpo)
-        fprintf(out, " rpo %s NOT MEASURED (no data probe);",
-                secs(o->rpo_ms, true, " ", t, sizeof(t)));
+    if (o->has_rpo && !r->rpo_measured)
+        fprintf(out, " rpo %s NOT MEASURED;", secs(o->rpo_ms, true, " ", t, sizeof(t)));
+    else if (o->has_rpo)
+        fprintf(out, " rpo %s %s (observed %llu ms);", secs(o->rpo_ms, true, " ", t, sizeof(t)),
+                r->rpo_ms <= o->rpo_ms ? "met" : "FAILED", (unsigned long long)r->rpo_ms);
     fprintf(out, " impact %s: %s;", o->impact_required ? "required" : "optional",
             !measured            ? "not measured"
             : m->impacted        ? "seen"
@@ -177,6 +179,10 @@ static void print_probes(const struct fl_run_record *r, FILE *out)
             fprintf(out, ", %llu late (the controller's, not counted)",
                     (unsigned long long)c->late);
         fprintf(out, "%s\n", p->in_recovery ? ", recovery probe" : "");
+        if (p->is_writer)
+            fprintf(out, "    data: %s\n",
+                    p->rpo_measured ? p->rpo.summary
+                                    : (p->rpo_error[0] ? p->rpo_error : "not read back"));
     }
 }
 

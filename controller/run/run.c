@@ -3,14 +3,16 @@
  * The run's phase changes in one place, set_phase(), which checks the move
  * against the table `allowed` below (an assert) and logs it at debug level:
  *
- *   CONNECTING ──► STEADY_STATE ──► INJECTING ──► OBSERVING ──► RECOVERING
- *      │ every agent   │ steady-state   │ the first      │ every fault  │ recovery
- *      │ ready         │ probes healthy │ fault applied  │ reverted     │ probes healthy,
- *      ▼               ▼                ▼                ▼              ▼ or its timeout
- *   DONE ◄──────────────────────────────────────────────────────────────┘
- *      from any phase: aborted (an agent unreachable or lost, abort_when,
- *      SIGINT/SIGTERM, an inject that failed, the steady state never holding),
- *      once every job is done; from STEADY_STATE also: the dry run's plan printed
+ *   CONNECTING ──► STEADY_STATE ──► INJECTING ──► OBSERVING ──► RECOVERING ──► READBACK
+ *      │ every agent   │ steady-state   │ the first      │ every fault  │ recovery     │ every
+ *      │ ready         │ probes healthy │ fault applied  │ reverted     │ probes       │ write
+ * probe │               │ (INJECTING     │                │              │ healthy, or  │ read its
+ *      │               │  starts with   │                │              │ its timeout  │ records
+ * back ▼               ▼  the where: checks)             ▼              ▼ (no write    ▼ DONE
+ * ◄──────────────────────────────────────────────────────────────┴─ probe) ◄────┘ from any phase:
+ * aborted (an agent unreachable or lost, abort_when, SIGINT/SIGTERM, an inject that failed, the
+ * steady state never holding), once every job is done; from STEADY_STATE also: the dry run's plan
+ * printed
  *
  * `aborting` is not a phase: abort_run() sets it in any phase before DONE, and
  * from then on DONE is the only move left, taken once every job is done (what
@@ -44,6 +46,7 @@
 #include "controller/run/attemptlog.h"
 #include "controller/run/timeline.h"
 #include "controller/run/where.h"
+#include "controller/run/rpo.h"
 
 #define HEARTBEAT_MS 1000
 #define REQUEST_TIMEOUT_MS 30000 /* an inject of a disk fill may take a while */
@@ -55,15 +58,20 @@ enum phase {
     PHASE_INJECTING,
     PHASE_OBSERVING,
     PHASE_RECOVERING,
+    PHASE_READBACK,
     PHASE_DONE,
 };
 
 #define N_PHASES (PHASE_DONE + 1)
 
 static const char *const phase_names[N_PHASES] = {
-    [PHASE_CONNECTING] = "connecting", [PHASE_STEADY_STATE] = "steady state",
-    [PHASE_INJECTING] = "injecting",   [PHASE_OBSERVING] = "observing",
-    [PHASE_RECOVERING] = "recovering", [PHASE_DONE] = "done",
+    [PHASE_CONNECTING] = "connecting",
+    [PHASE_STEADY_STATE] = "steady state",
+    [PHASE_INJECTING] = "injecting",
+    [PHASE_OBSERVING] = "observing",
+    [PHASE_RECOVERING] = "recovering",
+    [PHASE_READBACK] = "reading back",
+    [PHASE_DONE] = "done",
 };
 
 /* allowed[from][to]: the arrows of the diagram above. */
@@ -72,7 +80,8 @@ static const bool allowed[N_PHASES][N_PHASES] = {
     [PHASE_STEADY_STATE] = {[PHASE_INJECTING] = true, [PHASE_DONE] = true},
     [PHASE_INJECTING] = {[PHASE_OBSERVING] = true, [PHASE_DONE] = true},
     [PHASE_OBSERVING] = {[PHASE_RECOVERING] = true, [PHASE_DONE] = true},
-    [PHASE_RECOVERING] = {[PHASE_DONE] = true},
+    [PHASE_RECOVERING] = {[PHASE_READBACK] = true, [PHASE_DONE] = true},
+    [PHASE_READBACK] = {[PHASE_DONE] = true},
 };
 
 struct agent {
@@ -131,6 +140,7 @@ struct run {
     bool impact_said;      /* the live line for the first failure after injection */
     struct fl_where where; /* where: checks before injection */
     bool targeting;        /* they are running */
+    size_t readbacks_open; /* write probes still reading back */
 };
 
 static void progress(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -170,6 +180,7 @@ static void set_phase(struct run *r, enum phase to)
 
 static void finish(struct run *r);
 static void start_revert(struct job *j);
+static void start_readback(struct run *r);
 
 /* ---------------------------------------------------------------- abort */
 
@@ -497,12 +508,12 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
     struct probe_slot *s = arg;
     struct run *r = s->run;
     struct fl_run_probe *rp = &r->rec->probes[s->index];
-    (void)p;
     /* finish() stops every probe, and a stopped probe reports nothing more:
      * the timeline is closed once the run is done. */
     assert(r->phase != PHASE_DONE);
     if (r->alog_open)
         fl_attemptlog_add(&r->alog, s->index, res);
+    fl_probe_data_judged(p, res->outcome);
     bool changed = false;
     int rc = fl_timeline_add(&rp->tl, res, &changed);
     if (rc < 0) {
@@ -538,6 +549,113 @@ static void on_probe_stopped(void *arg)
     struct run *r = arg;
     assert(r->probes_open > 0);
     r->probes_open--;
+}
+
+/* ---------------------------------------------------------------- read-back */
+
+/* A write probe's timeline as the recovery must count it (issue 15): only
+ * writes that survived are successes; one acknowledged, then lost, is a
+ * failure ("acknowledged, then lost"); a write the runner judged LATE stays
+ * late. Kept in rp->rewritten for measure(). */
+static int rewrite_timeline(struct probe_slot *s, struct fl_run_probe *rp,
+                            const struct fl_rpo_write *w, size_t nw, const uint64_t *seqs, size_t n,
+                            uint64_t end)
+{
+    enum fl_rpo_fate *fate = calloc(nw ? nw : 1, sizeof(*fate));
+    struct fl_probe_result *res = calloc(nw ? nw : 1, sizeof(*res));
+    int rc = fate != NULL && res != NULL ? fl_rpo_classify(w, nw, seqs, n, end, fate) : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nw; i++) {
+        enum fl_probe_outcome judged = FL_OUTCOME_TIMEOUT;
+        fl_probe_data_outcome(s->probe, i, &judged);
+        struct fl_probe_result *x = &res[i];
+        x->started_ms = w[i].sent_ms;
+        x->latency_ms = w[i].acked && w[i].ack_ms >= w[i].sent_ms ? w[i].ack_ms - w[i].sent_ms
+                                                                  : rp->spec->timeout_ms;
+        if (judged == FL_OUTCOME_LATE) {
+            x->outcome = FL_OUTCOME_LATE;
+        } else if (fate[i] == FL_RPO_SURVIVED && judged == FL_OUTCOME_OK) {
+            x->outcome = FL_OUTCOME_OK;
+            x->ok = true;
+        } else if (fate[i] == FL_RPO_LOST) {
+            x->outcome = FL_OUTCOME_FAILED;
+            snprintf(x->detail, sizeof(x->detail), "acknowledged, then lost");
+        } else {
+            x->outcome = judged == FL_OUTCOME_OK ? FL_OUTCOME_FAILED : judged;
+        }
+    }
+    free(fate);
+    if (rc < 0) {
+        free(res);
+        return rc;
+    }
+    free(rp->rewritten);
+    rp->rewritten = res;
+    rp->n_rewritten = nw;
+    return 0;
+}
+
+/* One write probe's records are back (or could not be read): measure its
+ * data loss (controller/run/rpo.c); the last one finishes the run. */
+static void on_read_back(void *arg, const uint64_t *seqs, size_t n, const char *err)
+{
+    struct probe_slot *s = arg;
+    struct run *r = s->run;
+    struct fl_run_probe *rp = &r->rec->probes[s->index];
+    assert(r->readbacks_open > 0);
+    r->readbacks_open--;
+    if (err != NULL) {
+        snprintf(rp->rpo_error, sizeof(rp->rpo_error), "cannot read the writes back: %s", err);
+        progress(r, "write probe %s: %s", rp->spec->name, rp->rpo_error);
+    } else {
+        size_t nw = 0;
+        const struct fl_rpo_write *w = fl_probe_data_writes(s->probe, &nw);
+        uint64_t end = fl_now_ms();
+        int rc = fl_rpo_measure(w, nw, seqs, n, end, rp->spec->interval_ms, &rp->rpo);
+        if (rc == 0)
+            rc = rewrite_timeline(s, rp, w, nw, seqs, n, end);
+        if (rc < 0) {
+            snprintf(rp->rpo_error, sizeof(rp->rpo_error), "cannot measure the data loss: %s",
+                     fl_strerror(rc));
+        } else {
+            rp->rpo_measured = true;
+            progress(r, "write probe %s: %s", rp->spec->name, rp->rpo.summary);
+        }
+    }
+    if (r->readbacks_open == 0 && r->phase == PHASE_READBACK)
+        finish(r);
+}
+
+/* After recovery, before the verdict: each write probe stops writing and
+ * reads this run's records back from wherever the datastore now lives,
+ * bounded by the recovery timeout. Without write probes: done. */
+static void start_readback(struct run *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->rec->n_probes; i++)
+        n += r->slots[i].probe != NULL && fl_probe_is_writer(r->rec->probes[i].spec);
+    if (n == 0) {
+        finish(r);
+        return;
+    }
+    set_phase(r, PHASE_READBACK);
+    progress(r, "reading back the writes of %zu write probe(s)", n);
+    for (size_t i = 0; i < r->rec->n_probes; i++) {
+        struct probe_slot *s = &r->slots[i];
+        struct fl_run_probe *rp = &r->rec->probes[i];
+        if (s->probe == NULL || !fl_probe_is_writer(rp->spec))
+            continue;
+        rp->is_writer = true;
+        fl_probe_hold(s->probe);
+        r->readbacks_open++;
+        int rc = fl_probe_data_readback(s->probe, r->e->recovery.timeout_ms, on_read_back, s);
+        if (rc < 0) {
+            r->readbacks_open--;
+            snprintf(rp->rpo_error, sizeof(rp->rpo_error), "cannot read the writes back: %s",
+                     fl_strerror(rc));
+        }
+    }
+    if (r->readbacks_open == 0)
+        finish(r);
 }
 
 /* ---------------------------------------------------------------- the clock */
@@ -581,10 +699,10 @@ static void on_tick(uv_timer_t *t)
     if (r->phase == PHASE_RECOVERING) {
         if (all_healthy(r, e->recovery.probes, e->recovery.n_probes)) {
             progress(r, "recovery probes healthy");
-            finish(r);
+            start_readback(r);
         } else if (now >= r->deadline_ms) {
             progress(r, "recovery timeout: not all recovery probes are healthy");
-            finish(r);
+            start_readback(r);
         }
     }
 }
@@ -886,7 +1004,18 @@ static void measure(struct run *r)
     for (size_t i = 0; i < e->recovery.n_probes && rec->injected_at_ms; i++) {
         struct fl_run_probe *rp = &rec->probes[e->recovery.probes[i]];
         rp->in_recovery = true;
-        if (fl_timeline_measure(&rp->tl, rec->reverted_at_ms, rec->ended_at_ms, &rp->m) == 0) {
+        int mrc;
+        if (rp->rewritten != NULL) {
+            /* a write probe: only surviving writes are successes */
+            struct fl_measure_window w = {.injected_at = rec->injected_at_ms,
+                                          .reverted_at = rec->reverted_at_ms,
+                                          .end_at = rec->ended_at_ms};
+            mrc = fl_measure_probe(rp->rewritten, rp->n_rewritten, rp->spec->rise, rp->spec->fall,
+                                   &w, &rp->m);
+        } else {
+            mrc = fl_timeline_measure(&rp->tl, rec->reverted_at_ms, rec->ended_at_ms, &rp->m);
+        }
+        if (mrc == 0) {
             rp->measured = true;
             ms[n++] = rp->m;
         }
@@ -913,6 +1042,24 @@ static void measure(struct run *r)
                  (unsigned long long)c->late_threshold_ms, (unsigned long long)c->longest_stall_ms);
     }
 
+    /* the RPO: the worst of the write probes; measured only if every one was */
+    bool rpo_measured = false;
+    uint64_t rpo_ms = 0;
+    for (size_t i = 0; i < rec->n_probes; i++) {
+        const struct fl_run_probe *rp = &rec->probes[i];
+        if (!fl_probe_is_writer(rp->spec))
+            continue;
+        if (!rp->rpo_measured) {
+            rpo_measured = false;
+            break;
+        }
+        rpo_measured = true;
+        if (rp->rpo.rpo_ms > rpo_ms)
+            rpo_ms = rp->rpo.rpo_ms;
+    }
+    rec->rpo_measured = rpo_measured;
+    rec->rpo_ms = rpo_ms;
+
     struct fl_measure_objectives obj = {
         .has_rto = e->objectives.has_rto,
         .rto_ms = e->objectives.rto_ms,
@@ -926,7 +1073,8 @@ static void measure(struct run *r)
     struct fl_verdict_input in = {
         .objectives = &obj,
         .recovery = rec->measured ? &rec->m : &none,
-        .rpo_measured = false,
+        .rpo_measured = rpo_measured,
+        .rpo_ms = rpo_ms,
         .steady_state_returned = rec->steady_state_returned,
         .abort_reason = rec->abort_reason[0] ? rec->abort_reason : NULL,
     };
@@ -963,6 +1111,14 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     memset(rec, 0, sizeof(*rec));
     rec->e = e;
     rec->started_at_ms = fl_now_ms();
+    unsigned char id[FL_RUN_ID_LEN / 2];
+    if (RAND_bytes(id, sizeof(id)) != 1) {
+        uv_loop_close(&r->loop);
+        free(r);
+        return -EIO;
+    }
+    for (size_t i = 0; i < sizeof(id); i++)
+        snprintf(rec->run_id + 2 * i, 3, "%02x", id[i]);
     r->e = e;
     r->key = key;
     r->o = o;
@@ -1007,7 +1163,18 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         s->index = i;
         if (e->probes[i].is_template)
             continue; /* run only for where: */
-        rc = fl_probe_start(&r->loop, &e->probes[i], on_probe_result, s, &s->probe);
+        if (fl_probe_is_writer(&e->probes[i])) {
+            /* a write probe tags its records with this run's id */
+            struct fl_probe_spec spec;
+            rc = fl_probe_spec_copy(&spec, &e->probes[i]);
+            if (rc == 0 && (spec.u.data.run_id = strdup(rec->run_id)) == NULL)
+                rc = -ENOMEM;
+            if (rc == 0)
+                rc = fl_probe_start(&r->loop, &spec, on_probe_result, s, &s->probe);
+            fl_probe_spec_free(&spec);
+        } else {
+            rc = fl_probe_start(&r->loop, &e->probes[i], on_probe_result, s, &s->probe);
+        }
         if (rc == 0) {
             r->probes_open++;
             fl_probe_set_lag(s->probe, &r->lag);
@@ -1073,8 +1240,10 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
 
 void fl_run_record_free(struct fl_run_record *rec)
 {
-    for (size_t i = 0; i < rec->n_probes; i++)
+    for (size_t i = 0; i < rec->n_probes; i++) {
         fl_timeline_free(&rec->probes[i].tl);
+        free(rec->probes[i].rewritten);
+    }
     free(rec->probes);
     free(rec->faults);
     memset(rec, 0, sizeof(*rec));

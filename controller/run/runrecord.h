@@ -14,13 +14,23 @@
 #include "controller/experiment/experiment.h"
 #include "controller/run/measure.h"
 #include "controller/probes/probe.h"
+#include "controller/run/rpo.h"
 #include "controller/run/timeline.h"
 
 struct fl_run_probe {
     const struct fl_probe_spec *spec; /* the experiment's */
     struct fl_timeline tl;            /* compact: counts, health changes, non-ok runs */
     struct fl_probe_stats stats;      /* its schedule: late starts, skipped due times */
-    bool in_recovery;                 /* one of recovery.probes: measured */
+    /* write probes (issue 15): the data loss measured after the read-back */
+    bool is_writer;
+    bool rpo_measured;
+    struct fl_rpo_result rpo;
+    char rpo_error[320]; /* why it was not measured; "" if it was */
+    /* its timeline rebuilt after the read-back (one result per write: a write
+     * acknowledged, then lost, is a failure); measured instead of tl */
+    struct fl_probe_result *rewritten;
+    size_t n_rewritten;
+    bool in_recovery;    /* one of recovery.probes: measured */
     bool measured;
     struct fl_measurement m; /* when measured */
 };
@@ -65,8 +75,12 @@ struct fl_controller_figures {
     bool overloaded;
 };
 
+/* A run's id: 16 random hex digits; write probes tag their records with it. */
+#define FL_RUN_ID_LEN 16
+
 struct fl_run_record {
     const struct fl_experiment *e;
+    char run_id[FL_RUN_ID_LEN + 1];
     uint64_t started_at_ms;
     uint64_t injected_at_ms; /* the first fault applied */
     uint64_t reverted_at_ms; /* the last revert that undid something (0: none;
@@ -83,6 +97,8 @@ struct fl_run_record {
     char reason[FL_MEASURE_REASON_MAX];
     char abort_reason[256]; /* "" unless aborted */
     struct fl_controller_figures controller;
+    bool rpo_measured;        /* every write probe read its records back */
+    uint64_t rpo_ms;          /* the worst of them */
     bool attempts_written;    /* attempts.jsonl is complete */
     uint64_t attempts_lines;  /* lines in it */
     char attempts_error[512]; /* why it is not complete; "" if it is or was never asked for */

@@ -28,7 +28,7 @@ int redisbed_cli(const char *addr, uint16_t port, char *out, size_t cap, ...)
 }
 
 static pid_t start_server(struct redisbed *b, const char *name, const char *addr, uint16_t port,
-                          const char *replicaof)
+                          const char *replicaof, uint16_t replicaof_port)
 {
     char portbuf[8], log[300], src[64];
     snprintf(portbuf, sizeof(portbuf), "%u", port);
@@ -60,7 +60,7 @@ static pid_t start_server(struct redisbed *b, const char *name, const char *addr
     int n = 23;
     char master_port[8];
     if (replicaof != NULL) {
-        snprintf(master_port, sizeof(master_port), "%u", b->pport);
+        snprintf(master_port, sizeof(master_port), "%u", replicaof_port);
         argv[n++] = "--replicaof";
         argv[n++] = (char *)replicaof;
         argv[n++] = master_port;
@@ -132,10 +132,11 @@ int redisbed_start(struct redisbed *b)
         b->sport[i] = test_free_port();
     snprintf(b->primary_text, sizeof(b->primary_text), "%s:%u", REDISBED_PRIMARY_ADDR, b->pport);
     snprintf(b->replica_text, sizeof(b->replica_text), "%s:%u", REDISBED_REPLICA_ADDR, b->rport);
-    b->primary = start_server(b, "primary", REDISBED_PRIMARY_ADDR, b->pport, NULL);
+    b->primary = start_server(b, "primary", REDISBED_PRIMARY_ADDR, b->pport, NULL, 0);
     if (wait_cli(REDISBED_PRIMARY_ADDR, b->pport, "PONG", 10000, "PING", NULL) < 0)
         goto fail;
-    b->replica = start_server(b, "replica", REDISBED_REPLICA_ADDR, b->rport, REDISBED_PRIMARY_ADDR);
+    b->replica = start_server(b, "replica", REDISBED_REPLICA_ADDR, b->rport, REDISBED_PRIMARY_ADDR,
+                              b->pport);
     if (wait_cli(REDISBED_REPLICA_ADDR, b->rport, "master_link_status:up", 10000, "INFO",
                  "replication", NULL) < 0)
         goto fail;
@@ -155,6 +156,16 @@ int redisbed_start(struct redisbed *b)
 fail:
     redisbed_stop(b);
     return -1;
+}
+
+pid_t redisbed_restart_old_primary(struct redisbed *b)
+{
+    /* a replica of the promoted one from its first moment, as an operator
+     * restarting it would configure it: back standalone and empty, it
+     * could be taken for a master and its emptiness replicated */
+    b->primary = start_server(b, "primary", REDISBED_PRIMARY_ADDR, b->pport, REDISBED_REPLICA_ADDR,
+                              b->rport);
+    return b->primary;
 }
 
 static void stop_pid(pid_t *pid)

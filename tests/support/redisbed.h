@@ -34,6 +34,11 @@ struct redisbed {
  * 0, or -1 after printing why (everything started is stopped). */
 int redisbed_start(struct redisbed *b);
 
+/* Starts the old primary again (after a fault killed it and the Sentinels
+ * promoted the replica) on its address and port, as a replica of the
+ * promoted one. Its pid (also in b->primary), or -1. */
+pid_t redisbed_restart_old_primary(struct redisbed *b);
+
 /* Stops every process still running, removes the nft table and the directory. */
 void redisbed_stop(struct redisbed *b);
 

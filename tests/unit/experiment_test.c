@@ -290,9 +290,27 @@ static void impact_and_rpo(void **state)
                "10:32: impact must be required (a run whose faults had no visible effect fails) "
                "or optional (it passes as \"PASS (no impact)\")");
     fails_with(HEAD "objectives: { rto: 5s, rpo: 0s }\n" FAULT, NULL,
-               "10:29: rpo cannot be measured: it needs a probe that writes and reads back (a "
-               "data probe), and this experiment has none; remove rpo, or keep the claim in a "
-               "comment until data probes exist");
+               "10:29: rpo cannot be measured without a write probe (postgres: or redis:) that "
+               "writes during the run and reads back after it; add one, or remove rpo");
+    /* with a write probe it loads */
+    e = load_ok(write_file("e.yaml", HEAD "  - name: orders\n"
+                                          "    postgres: { dsn: \"host=10.77.0.5 dbname=o\" }\n"
+                                          "objectives: { rto: 5s, rpo: 0s }\n" FAULT),
+                NULL);
+    assert_true(e->objectives.has_rpo);
+    assert_int_equal(e->probes[1].type, FL_PROBE_POSTGRES);
+    assert_string_equal(e->probes[1].u.data.dsn, "host=10.77.0.5 dbname=o");
+    fl_experiment_free(&e);
+    e = load_ok(write_file("e.yaml", HEAD "  - name: cache\n"
+                                          "    redis: { sentinels: [\"10.0.0.1:26379\"], "
+                                          "master_name: mymaster, wait_replicas: 1 }\n" FAULT),
+                NULL);
+    assert_int_equal(e->probes[1].type, FL_PROBE_REDIS);
+    assert_int_equal(e->probes[1].u.data.n_sentinels, 1);
+    assert_int_equal(e->probes[1].u.data.wait_replicas, 1);
+    fl_experiment_free(&e);
+    fails_with(HEAD "  - name: cache\n    redis: { sentinels: [\"10.0.0.1:26379\"] }\n" FAULT,
+               NULL, "11:25: sentinels need master_name: the name the sentinels monitor");
 }
 
 static void minimal_defaults(void **state)

@@ -464,8 +464,8 @@ static void test_junit(void **state)
     assert_non_null(strstr(x, "name=\"rto\" time=\"1.400\"/>"));    /* passed */
     assert_non_null(strstr(x, "name=\"rpo\""));
     assert_int_equal(count(x, "<failure "), 1);
-    assert_non_null(strstr(x, "<failure message=\"not measured: the experiment has no data "
-                              "probe, objective 0 s\" type=\"rpo\">"));
+    assert_non_null(strstr(x, "<failure message=\"not measured: the write probes did not read "
+                              "their records back, objective 0 s\" type=\"rpo\">"));
     assert_non_null(strstr(x, "name=\"steady state returned\" time=\"0.000\"/>"));
     assert_non_null(strstr(x, "value=\"recovered in 1.40s (±0.10s), objective 5s "
                               "&lt;&amp;&gt;&quot;&apos;\""));
@@ -553,7 +553,7 @@ static void test_text(void **state)
     assert_non_null(strstr(t, "recovered  +1.40s"));
     /* the recovery sentence once (the reason), then each objective */
     assert_null(strstr(strstr(t, REASON) + 1, "recovered in"));
-    assert_non_null(strstr(t, "objectives: rto 5 s met; rpo 0 s NOT MEASURED"));
+    assert_non_null(strstr(t, "objectives: rto 5 s met; rpo 0 s NOT MEASURED;"));
     assert_non_null(strstr(t, "web1 (10.77.0.2): kill_process f-0001"));
     assert_non_null(strstr(t, "!!! REVERT FAILED"));
     assert_non_null(strstr(t, "faultline revert db1 f-0002"));
