@@ -296,39 +296,57 @@ static void check_report(const char *dir)
         want_rto = X1;
     assert_true(fabs(xr - want_rto) <= 1.0);
 
-    /* every failed attempt's column holds a failure tick, and no other does */
-    json_t *probe = json_array_get(json_object_get(j, "probes"), 0);
-    json_t *tl = json_object_get(probe, "timeline");
-    bool col_failed[800] = {false};
+    /* every failed attempt's column holds a failure tick (red for a
+     * failure, orange for a timeout: the worst of the column), and no other
+     * does; the attempts are in attempts.jsonl (run.json format 2) */
+    char apath[600];
+    snprintf(apath, sizeof(apath), "%s/attempts.jsonl", dir);
+    FILE *af = fopen(apath, "r");
+    assert_non_null(af);
+    int col_worst[800] = {0}; /* 0 none, 1 timeout, 2 failed */
     size_t failures = 0;
-    for (size_t i = 0; i < json_array_size(tl); i++) {
-        json_t *e = json_array_get(tl, i);
-        if (json_is_true(json_object_get(e, "ok")))
+    char line[2048];
+    while (fgets(line, sizeof(line), af) != NULL) {
+        json_t *e = json_loads(line, 0, NULL);
+        assert_non_null(e);
+        const char *o = json_string_value(json_object_get(e, "o"));
+        int sev = strcmp(o, "failed") == 0 ? 2 : strcmp(o, "timeout") == 0 ? 1 : 0;
+        if (json_integer_value(json_object_get(e, "p")) != 0 || sev == 0) {
+            json_decref(e);
             continue;
-        int64_t t = jtime(e, "started_at") + json_integer_value(json_object_get(e, "latency_ms"));
+        }
+        int64_t t = json_integer_value(json_object_get(e, "t")) +
+                    json_integer_value(json_object_get(e, "l"));
+        json_decref(e);
         double x = X0 + (double)(t - t0) * px_per_ms;
         int c = (int)floor(x - X0);
         if (c < 0)
             c = 0;
         if (c > 759)
             c = 759;
-        col_failed[c] = true;
+        if (sev > col_worst[c])
+            col_worst[c] = sev;
         failures++;
     }
+    fclose(af);
     assert_true(failures > 0);
-    size_t cols = 0;
+    size_t cols = 0, red = 0, orange = 0;
     for (int c = 0; c < 760; c++) {
-        if (!col_failed[c])
+        if (col_worst[c] == 0)
             continue;
         cols++;
+        const char *cls = col_worst[c] == 2 ? "failed" : "timeout";
+        red += col_worst[c] == 2;
+        orange += col_worst[c] == 1;
         char needle[96];
-        snprintf(needle, sizeof(needle), "class=\"tick failed\" data-col=\"%d\" x=\"%d\"", c,
+        snprintf(needle, sizeof(needle), "class=\"tick %s\" data-col=\"%d\" x=\"%d\"", cls, c,
                  210 + c);
         if (strstr(dom, needle) == NULL)
-            fail_msg("no failure tick in column %d", c);
+            fail_msg("no %s tick in column %d", cls, c);
     }
     printf("[ ticks    ] %zu failed attempts in %zu pixel columns, all drawn\n", failures, cols);
-    assert_int_equal(count(dom, "class=\"tick failed\""), cols);
+    assert_int_equal(count(dom, "class=\"tick failed\""), red);
+    assert_int_equal(count(dom, "class=\"tick timeout\""), orange);
 
     snprintf(mode, sizeof(mode), "--screenshot=%s", shot);
     char out[65536];
