@@ -25,10 +25,13 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 #include <cmocka.h>
 
 #include "common/key.h"
 #include "controller/client/preview.h"
+#include "controller/experiment/faultspec.h"
+#include "controller/run/preview.h"
 #include "tests/support/agent_proc.h"
 #include "tests/support/proc.h"
 #include "tests/support/raw_peer.h"
@@ -378,6 +381,120 @@ static void test_name_in_agents(void **state)
         fail_msg("faultline agents: exit %d, no HOST %s:\n%s", rc, AGENT_NAME, out);
 }
 
+/* ------------------------------------------------ run --dry-run's module */
+
+struct run_preview_ctx {
+    uv_loop_t loop;
+    struct fl_run_preview_item items[3];
+    char lines[8192];
+    size_t refused;
+    int done;
+    int closed;
+};
+
+static void rp_line(void *arg, const char *line)
+{
+    struct run_preview_ctx *c = arg;
+    size_t used = strlen(c->lines);
+    snprintf(c->lines + used, sizeof(c->lines) - used, "%s\n", line);
+}
+
+static void rp_done(void *arg, size_t refused)
+{
+    struct run_preview_ctx *c = arg;
+    c->refused = refused;
+    c->done++;
+    fl_client_close(c->items[0].client);
+}
+
+static void rp_ready(struct fl_client *cl, const Faultline__Welcome *w)
+{
+    struct run_preview_ctx *c = fl_client_data(cl);
+    assert_string_equal(w->hostname, AGENT_NAME); /* the name run's "ready" line prints */
+    c->items[0].client = c->items[1].client = cl;
+    c->items[2].client = NULL; /* an agent that is not connected */
+    assert_int_equal(fl_run_preview(c->items, 3, 5000, rp_line, rp_done, c), 0);
+}
+
+static void rp_closed(struct fl_client *cl, int reason)
+{
+    struct run_preview_ctx *c = fl_client_data(cl);
+    (void)reason;
+    c->closed++;
+}
+
+static void test_run_preview_module(void **state)
+{
+    (void)state;
+    static struct run_preview_ctx c;
+    memset(&c, 0, sizeof(c));
+    char err[256], name[64], nomatch[64];
+    snprintf(name, sizeof(name), "%s", comm);
+    snprintf(nomatch, sizeof(nomatch), "%sx", comm);
+    Faultline__FaultSpec *hit = fl_faultspec_new("kill_process", err, sizeof(err));
+    Faultline__FaultSpec *miss = fl_faultspec_new("pause_process", err, sizeof(err));
+    assert_non_null(hit);
+    assert_non_null(miss);
+    assert_int_equal(fl_faultspec_set(hit, "name", name, err, sizeof(err)), 0);
+    assert_int_equal(fl_faultspec_set(hit, "duration", "30s", err, sizeof(err)), 0);
+    assert_int_equal(fl_faultspec_set(miss, "name", nomatch, err, sizeof(err)), 0);
+    assert_int_equal(fl_faultspec_set(miss, "duration", "30s", err, sizeof(err)), 0);
+    struct fl_fault f_hit = {.name = arg("kill-it"), .spec = hit, .duration_ms = 30000};
+    struct fl_fault f_miss = {.name = arg("pause-none"), .spec = miss, .duration_ms = 30000};
+    struct fl_host h = {.name = arg("redis1"), .address = arg("127.0.0.1"), .port = agent.port};
+    struct fl_host h_off = {.name = arg("redis2"), .address = arg("10.255.0.9"), .port = 7411};
+    struct fl_run_fault rf[3];
+    memset(rf, 0, sizeof(rf));
+    rf[0].fault = &f_hit;
+    rf[0].host = &h;
+    rf[1].fault = &f_miss;
+    rf[1].host = &h;
+    rf[2].fault = &f_hit;
+    rf[2].host = &h_off;
+    for (int i = 0; i < 3; i++)
+        c.items[i].rf = &rf[i];
+
+    assert_int_equal(uv_loop_init(&c.loop), 0);
+    static const struct fl_client_ops ops = {rp_ready, rp_closed};
+    struct fl_client *cl;
+    assert_int_equal(
+        fl_client_connect(&c.loop, "redis1", "127.0.0.1", agent.port, &key, 5000, &ops, &c, &cl),
+        0);
+    uv_run(&c.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&c.loop), 0);
+    fl_faultspec_free(hit);
+    fl_faultspec_free(miss);
+
+    assert_int_equal(c.done, 1);
+    assert_int_equal(c.closed, 1);
+    assert_int_equal(c.refused, 2);
+    for (int i = 0; i < N_TARGETS; i++) {
+        char want[128];
+        snprintf(want, sizeof(want), "would send KILL to %s[%d] (started ", comm, (int)targets[i]);
+        const char *at = strstr(c.lines, want);
+        if (at == NULL || strstr(at, ") on redis1 (127.0.0.1)\n") == NULL)
+            fail_msg("no line for target %d:\n%s", (int)targets[i], c.lines);
+    }
+    char want[256];
+    snprintf(want, sizeof(want),
+             "pause-none on redis1 (127.0.0.1) would be refused: no process matches name '%s'\n",
+             nomatch);
+    if (strstr(c.lines, want) == NULL)
+        fail_msg("no refusal line:\n%s", c.lines);
+    if (strstr(c.lines, "kill-it on redis2 (10.255.0.9) cannot be previewed: its agent is not "
+                        "connected\n") == NULL)
+        fail_msg("no line for the unconnected agent:\n%s", c.lines);
+    /* in the order of the items: the hits, then the refusal, then redis2 */
+    assert_true(strstr(c.lines, "would send KILL") < strstr(c.lines, "pause-none"));
+    assert_true(strstr(c.lines, "pause-none") < strstr(c.lines, "redis2"));
+    /* and still nothing happened */
+    for (int i = 0; i < N_TARGETS; i++) {
+        int st;
+        assert_int_equal(waitpid(targets[i], &st, WNOHANG | WUNTRACED | WCONTINUED), 0);
+    }
+    assert_int_equal(agent_fault_count(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_guardrail_refused_like_inject),
         cmocka_unit_test(test_unknown_request_is_too_old),
         cmocka_unit_test(test_name_in_agents),
+        cmocka_unit_test(test_run_preview_module),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
