@@ -24,9 +24,16 @@
 #define COMM_MAX 15
 
 static const char *const top_keys[] = {
-    "listen",          "state_dir",           "lease",
-    "max_connections", "max_unauthenticated", "max_unauthenticated_per_address",
-    "idle_timeout",    "guardrails",          NULL,
+    "name",
+    "listen",
+    "state_dir",
+    "lease",
+    "max_connections",
+    "max_unauthenticated",
+    "max_unauthenticated_per_address",
+    "idle_timeout",
+    "guardrails",
+    NULL,
 };
 
 static const char *const guard_keys[] = {
@@ -91,6 +98,52 @@ static int parse_listen(const struct fl_yaml_node *n, struct fl_agent_file_confi
                               "0.0.0.0:7411 or [::]:7411");
     snprintf(fc->listen, sizeof(fc->listen), "%s", t);
     fc->listen_set = true;
+    return 0;
+}
+
+int fl_agent_name_check(const char *name, char *err, size_t errlen)
+{
+    size_t n = strlen(name);
+    if (n == 0) {
+        snprintf(err, errlen,
+                 "the agent's name is empty: give 1 to %d visible characters, like "
+                 "redis1",
+                 FL_AGENT_NAME_MAX);
+        return -EINVAL;
+    }
+    if (n > FL_AGENT_NAME_MAX) {
+        snprintf(err, errlen, "the agent's name is %zu bytes long: at most %d", n,
+                 FL_AGENT_NAME_MAX);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x21 || c > 0x7e) {
+            snprintf(err, errlen,
+                     "the agent's name has %s (byte 0x%02x at position %zu): use visible ASCII "
+                     "characters only, no spaces or control characters",
+                     c == ' '                ? "a space"
+                     : c < 0x20 || c == 0x7f ? "a control character"
+                                             : "a non-ASCII byte",
+                     c, i + 1);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int parse_name(const struct fl_yaml_node *n, struct fl_agent_file_config *fc, char *err,
+                      size_t errlen)
+{
+    const char *t;
+    int rc = fl_yaml_string(n, &t, err, errlen);
+    if (rc < 0)
+        return rc;
+    char why[256];
+    if (fl_agent_name_check(t, why, sizeof(why)) < 0)
+        return fl_yaml_errorf(n, err, errlen, "name: %s", why);
+    snprintf(fc->name, sizeof(fc->name), "%s", t);
+    fc->name_set = true;
     return 0;
 }
 
@@ -354,7 +407,9 @@ static int parse_root(const struct fl_yaml_node *root, struct fl_agent_file_conf
     for (size_t i = 0; rc == 0 && i < root->n_pairs; i++) {
         const char *key = root->pairs[i].key->text;
         const struct fl_yaml_node *v = root->pairs[i].value;
-        if (strcmp(key, "listen") == 0)
+        if (strcmp(key, "name") == 0)
+            rc = parse_name(v, fc, err, errlen);
+        else if (strcmp(key, "listen") == 0)
             rc = parse_listen(v, fc, err, errlen);
         else if (strcmp(key, "state_dir") == 0)
             rc = parse_state_dir(v, fc, err, errlen);

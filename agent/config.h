@@ -1,6 +1,7 @@
 /* The agent's config file (`faultline-agent --config FILE`): the guardrails
  * and the settings that may also come from the command line.
  *
+ *     name: redis1                         # this agent's name for people (default: the host name)
  *     listen: 0.0.0.0:7411
  *     state_dir: /var/lib/faultline
  *     lease: 5s
@@ -38,11 +39,17 @@
 #define FL_AGENT_IDLE_MIN_MS 1000u
 #define FL_AGENT_IDLE_MAX_MS 3600000u
 #define FL_AGENT_MAX_CPU_WORKERS 4096u
+/* The agent's name (--name, name:), shown by `faultline agents` and run: 1 to
+ * FL_AGENT_NAME_MAX bytes, each a visible ASCII character (no space, no
+ * control character). */
+#define FL_AGENT_NAME_MAX 64
 
 /* The settings that are not guardrails. Each has a set flag: the caller
  * applies what the file set, then what the command line set, so the command
  * line wins. */
 struct fl_agent_file_config {
+    char name[FL_AGENT_NAME_MAX + 1]; /* checked with fl_agent_name_check */
+    bool name_set;
     char listen[300]; /* "ADDR:PORT", checked with fl_addr_split */
     bool listen_set;
     char state_dir[4096]; /* an absolute path */
@@ -71,6 +78,10 @@ struct fl_agent_file_config {
 /* "host" (every process is a candidate target) or "netns" (only those in
  * the agent's own network namespace). 0 or -EINVAL. */
 int fl_agent_process_scope(const char *text, bool *scope_netns);
+
+/* 0 when name is a valid agent name (FL_AGENT_NAME_MAX), else -EINVAL with
+ * err saying what is wrong with it, quoting the name safely. */
+int fl_agent_name_check(const char *name, char *err, size_t errlen);
 
 int fl_agent_config_load(const char *path, struct fl_agent_file_config *out,
                          struct fl_guardrails *g, char *err, size_t errlen);

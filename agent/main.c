@@ -31,6 +31,8 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --key FILE            pre-shared key (mode 0600); default $FAULTLINE_KEY\n"
+    "  --name NAME           this agent's name, shown by the controller (default the host\n"
+    "                        name; 1-64 visible characters)\n"
     "  --listen ADDR:PORT    address to listen on (default 0.0.0.0:7411)\n"
     "  --state-dir DIR       journal and lock (default /var/lib/faultline)\n"
     "  --config FILE         guardrails and settings (YAML); the command line wins\n"
@@ -163,6 +165,7 @@ int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"key", required_argument, NULL, 'k'},
+        {"name", required_argument, NULL, 'n'},
         {"listen", required_argument, NULL, 'l'},
         {"state-dir", required_argument, NULL, 's'},
         {"config", required_argument, NULL, 'c'},
@@ -186,7 +189,7 @@ int main(int argc, char **argv)
     const char *key_path = getenv("FAULTLINE_KEY");
     const char *config_path = NULL;
     /* the command line wins over the config file, which wins over defaults */
-    const char *cli_listen = NULL, *cli_state_dir = NULL;
+    const char *cli_listen = NULL, *cli_state_dir = NULL, *cli_name = NULL;
     uint32_t cli_lease_ms = 0;
     unsigned cli_max_connections = 0;
     int cli_scope_netns = -1;
@@ -200,6 +203,15 @@ int main(int argc, char **argv)
         case 'k':
             key_path = optarg;
             break;
+        case 'n': {
+            char why[256];
+            if (fl_agent_name_check(optarg, why, sizeof(why)) < 0) {
+                fprintf(stderr, "faultline-agent: --name: %s\n", why);
+                return EXIT_USAGE;
+            }
+            cli_name = optarg;
+            break;
+        }
         case 'l':
             cli_listen = optarg;
             break;
@@ -289,6 +301,10 @@ int main(int argc, char **argv)
         a.config.listen = filecfg.listen;
     if (filecfg.state_dir_set)
         a.state_dir = filecfg.state_dir;
+    if (filecfg.name_set)
+        a.config.name = filecfg.name;
+    if (cli_name)
+        a.config.name = cli_name;
     if (filecfg.lease_set)
         a.config.lease_ms = filecfg.lease_ms;
     if (filecfg.max_connections_set)

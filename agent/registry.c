@@ -37,6 +37,7 @@
 
 #include "agent/guardrails.h"
 #include "agent/journal.h"
+#include "agent/preview.h"
 #include "common/clock.h"
 #include "common/faultkind.h"
 #include "common/log.h"
@@ -666,44 +667,72 @@ void fl_registry_heartbeat(struct fl_registry *reg, uint64_t session_id)
     renew_lease(reg, session_id, false);
 }
 
-void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
-                        uint64_t session_id, bool detached, fl_inject_cb cb, void *arg)
+/* The checks every request for a fault gets before its kind's prepare, the
+ * same for an inject and a preview. 0, or -1 with *code and err set. */
+static int check_request(const struct fl_registry *reg, const Faultline__FaultSpec *spec,
+                         const struct fl_fault_kind **kind_out, Faultline__ErrorCode *code,
+                         char *err, size_t errlen)
 {
-    char err[512] = "";
     const struct fl_fault_kind *kind = fl_fault_kind_for_spec(spec);
     if (kind == NULL) {
         char kinds[256];
-        snprintf(err, sizeof(err), "unknown fault kind: this agent knows %s",
+        snprintf(err, errlen, "unknown fault kind: this agent knows %s",
                  fl_kind_list(kinds, sizeof(kinds)));
-        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_UNSUPPORTED, err);
-        return;
+        *code = FAULTLINE__ERROR_CODE__ERROR_UNSUPPORTED;
+        return -1;
     }
     if (spec->duration_ms == 0) {
-        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST,
-           "a fault needs a duration: every fault ends by itself");
-        return;
+        snprintf(err, errlen, "a fault needs a duration: every fault ends by itself");
+        *code = FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST;
+        return -1;
     }
     const struct fl_guardrails *g = reg->ctx->guard;
     if (spec->duration_ms > g->max_duration_ms) {
         char want[32], max[32];
         fl_format_duration(spec->duration_ms, want, sizeof(want));
         fl_format_duration(g->max_duration_ms, max, sizeof(max));
-        snprintf(err, sizeof(err),
+        snprintf(err, errlen,
                  "guardrail: duration %s is over the agent's maximum of %s (max_duration in the "
                  "agent's config)",
                  want, max);
-        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL, err);
-        return;
+        *code = FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL;
+        return -1;
     }
     /* every record on the active list counts: accepted and not yet applied,
      * active, and those whose revert failed, which still hold the host */
     if (reg->n_active >= g->max_faults) {
-        snprintf(err, sizeof(err),
+        snprintf(err, errlen,
                  "the agent already holds %zu active fault%s, its limit (max_faults: %u in the "
                  "agent's config); revert some, or wait for them to end",
                  reg->n_active, reg->n_active == 1 ? "" : "s", g->max_faults);
         fl_info("fault refused (%s): %s", kind->name, err);
-        cb(arg, NULL, FAULTLINE__ERROR_CODE__ERROR_BUSY, err);
+        *code = FAULTLINE__ERROR_CODE__ERROR_BUSY;
+        return -1;
+    }
+    *kind_out = kind;
+    return 0;
+}
+
+/* agent/fault.h: prepare says -EPERM for a guardrail, and only for one */
+static Faultline__ErrorCode prepare_code(int rc)
+{
+    if (rc == -EPERM)
+        return FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL;
+    if (rc == -ESRCH)
+        return FAULTLINE__ERROR_CODE__ERROR_NO_MATCH;
+    if (rc == -EBUSY)
+        return FAULTLINE__ERROR_CODE__ERROR_BUSY;
+    return FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST;
+}
+
+void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
+                        uint64_t session_id, bool detached, fl_inject_cb cb, void *arg)
+{
+    char err[512] = "";
+    const struct fl_fault_kind *kind = NULL;
+    Faultline__ErrorCode code;
+    if (check_request(reg, spec, &kind, &code, err, sizeof(err)) < 0) {
+        cb(arg, NULL, code, err);
         return;
     }
 
@@ -726,14 +755,7 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
 
     int rc = kind->prepare(&r->f, reg->ctx, err, sizeof(err));
     if (rc < 0) {
-        /* agent/fault.h: prepare says -EPERM for a guardrail, and only for one */
-        Faultline__ErrorCode code = FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST;
-        if (rc == -EPERM)
-            code = FAULTLINE__ERROR_CODE__ERROR_GUARDRAIL;
-        else if (rc == -ESRCH)
-            code = FAULTLINE__ERROR_CODE__ERROR_NO_MATCH;
-        else if (rc == -EBUSY)
-            code = FAULTLINE__ERROR_CODE__ERROR_BUSY;
+        code = prepare_code(rc);
         fl_info("fault refused (%s): %s", kind->name, err[0] ? err : fl_strerror(rc));
         cb(arg, NULL, code, err[0] ? err : fl_strerror(rc));
         fl_ledger_release(&reg->ledger, r->f.id); /* a kind holds nothing on failure; be sure */
@@ -770,6 +792,52 @@ void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spe
     json_decref(rec);
     if (rc < 0)
         on_apply_journaled(rc, r);
+}
+
+/* ---------------------------------------------------------------- preview */
+
+int fl_registry_preview(struct fl_registry *reg, const Faultline__FaultSpec *spec,
+                        struct fl_preview *out, Faultline__ErrorCode *code, char *err,
+                        size_t errlen)
+{
+    const struct fl_fault_kind *kind = NULL;
+    err[0] = '\0';
+    if (check_request(reg, spec, &kind, code, err, errlen) < 0)
+        return -1;
+    struct fl_fault f;
+    memset(&f, 0, sizeof(f));
+    f.spec = FL_PB_COPY(Faultline__FaultSpec, spec);
+    if (f.spec == NULL) {
+        *code = FAULTLINE__ERROR_CODE__ERROR_INTERNAL;
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    f.kind = kind;
+    f.ctx = reg->ctx;
+    /* the ledger, so that what active faults hold is counted as for an
+     * inject; whatever prepare holds is released below, before anything
+     * else runs on the loop */
+    f.ledger = &reg->ledger;
+    f.duration_ms = spec->duration_ms;
+    make_id(f.id, sizeof(f.id));
+    int rc = kind->prepare(&f, reg->ctx, err, errlen);
+    fl_ledger_release(&reg->ledger, f.id);
+    if (rc < 0) {
+        *code = prepare_code(rc);
+        if (err[0] == '\0')
+            snprintf(err, errlen, "%s", fl_strerror(rc));
+        fl_info("preview refused (%s): %s", kind->name, err);
+    } else if (!json_is_object(f.undo)) {
+        *code = FAULTLINE__ERROR_CODE__ERROR_INTERNAL;
+        snprintf(err, errlen, "internal error: prepare left no undo");
+        rc = -1;
+    } else if ((rc = fl_preview_describe(&f, out)) < 0) {
+        *code = FAULTLINE__ERROR_CODE__ERROR_INTERNAL;
+        snprintf(err, errlen, "out of memory");
+    }
+    json_decref(f.undo);
+    faultline__fault_spec__free_unpacked(f.spec, NULL);
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- adopt */

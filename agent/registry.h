@@ -63,6 +63,16 @@ typedef void (*fl_inject_cb)(void *arg, const struct fl_record *rec, Faultline__
 void fl_registry_inject(struct fl_registry *reg, const Faultline__FaultSpec *spec,
                         uint64_t session_id, bool detached, fl_inject_cb cb, void *arg);
 
+/* Preview: the checks, guardrails and target resolution of an inject, on
+ * the loop and at once, with nothing applied, journaled or held (what
+ * prepare reserves in the ledger is released before this returns). 0 with
+ * out filled (fl_preview_free it), or -1 with the code and message the
+ * inject would get. */
+struct fl_preview;
+int fl_registry_preview(struct fl_registry *reg, const Faultline__FaultSpec *spec,
+                        struct fl_preview *out, Faultline__ErrorCode *code, char *err,
+                        size_t errlen);
+
 /* Revert one fault, or all. cb runs once every named fault has ended or its
  * revert has failed, with those records (valid during the callback), n == 0
  * when none. status: -ENOENT (one fault) when the id is unknown; -EIO when a

@@ -247,7 +247,9 @@ int fl_server_start(struct fl_server *srv, uv_loop_t *loop, const struct fl_agen
     srv->config = config;
     srv->started_mono_ms = fl_mono_ms();
     srv->next_session_id = 1;
-    if (gethostname(srv->hostname, sizeof(srv->hostname) - 1) != 0)
+    if (config->name != NULL)
+        snprintf(srv->hostname, sizeof(srv->hostname), "%s", config->name);
+    else if (gethostname(srv->hostname, sizeof(srv->hostname) - 1) != 0)
         snprintf(srv->hostname, sizeof(srv->hostname), "unknown");
 
     struct sockaddr_storage ss;

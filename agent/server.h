@@ -14,6 +14,7 @@ struct fl_registry;
 struct fl_session;
 
 struct fl_agent_config {
+    const char *name;   /* for Welcome and Status; NULL: the host name */
     const char *listen; /* "ADDR:PORT" */
     struct fl_key key;
     unsigned max_connections;                 /* open connections, authenticated or not */

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "agent/guardrails.h"
+#include "agent/preview.h"
 #include "agent/registry.h"
 #include "agent/server.h"
 #include "common/cidr.h"
@@ -372,6 +373,33 @@ static struct pending_reply *pending_or_fail(struct fl_session *s, uint64_t id,
     return p;
 }
 
+/* Side-effect free: nothing is applied, journaled or held (docs/design.md
+ * section 3). */
+static void handle_preview(struct fl_session *s, uint64_t id, const Faultline__FaultSpec *spec)
+{
+    if (spec == NULL) {
+        reply_error(s, id, FAULTLINE__ERROR_CODE__ERROR_BAD_REQUEST, "preview without a fault");
+        return;
+    }
+    struct fl_preview pv;
+    Faultline__ErrorCode code;
+    char err[512];
+    if (fl_registry_preview(s->server->registry, spec, &pv, &code, err, sizeof(err)) < 0) {
+        reply_error(s, id, code, err);
+        return;
+    }
+    Faultline__Preview msg = FAULTLINE__PREVIEW__INIT;
+    msg.n_would = pv.n;
+    msg.would = pv.would;
+    msg.detail = pv.detail;
+    Faultline__Envelope out = FAULTLINE__ENVELOPE__INIT;
+    out.id = id;
+    out.msg_case = FAULTLINE__ENVELOPE__MSG_PREVIEWED;
+    out.previewed = &msg;
+    send_or_close(s, &out);
+    fl_preview_free(&pv);
+}
+
 static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
 {
     struct fl_session *s = fl_conn_data(c);
@@ -431,6 +459,9 @@ static void on_message(struct fl_conn *c, const Faultline__Envelope *env)
         free(recs);
         break;
     }
+    case FAULTLINE__ENVELOPE__MSG_PREVIEW:
+        handle_preview(s, id, env->preview->spec);
+        break;
     case FAULTLINE__ENVELOPE__MSG_HALT:
         fl_warn("session %llu: halt: reverting every fault", (unsigned long long)s->id);
         if ((p = pending_or_fail(s, id, FAULTLINE__ENVELOPE__MSG_HALTED)) != NULL)

@@ -1,8 +1,12 @@
 /* faultline inject HOST KIND [NAME=VALUE...] --duration D: one fault by hand.
  * The fault is detached from this command: it prints the fault's id and
- * exits, and the fault's own duration (capped by the agent) ends it. */
+ * exits, and the fault's own duration (capped by the agent) ends it.
+ * With --dry-run the agent is sent a PreviewRequest instead: it says what
+ * the inject would do (or refuses it as the inject would be refused), and
+ * changes nothing. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +17,17 @@
 #include "controller/report/faultprint.h"
 #include "controller/experiment/faultspec.h"
 #include "controller/client/oneshot.h"
+#include "controller/client/preview.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: faultline inject [--key FILE] [--timeout D] HOST KIND [NAME=VALUE...] "
-                 "--duration D\n"
+    fprintf(out, "usage: faultline inject [--key FILE] [--timeout D] [--dry-run] HOST KIND "
+                 "[NAME=VALUE...] --duration D\n"
                  "\n"
                  "Injects one fault on the agent at HOST and prints its id. The fault ends\n"
                  "by itself after its duration; `faultline revert HOST ID` ends it sooner.\n"
+                 "With --dry-run the agent resolves the fault's targets and checks its\n"
+                 "guardrails, prints what it would do, and does nothing.\n"
                  "\n"
                  "kinds and their parameters:\n");
     for (const char *const *k = fl_faultspec_kinds(); *k; k++) {
@@ -65,17 +72,42 @@ static void print_injected(struct fl_oneshot_target *t, const Faultline__Envelop
             f->detail ? f->detail : "");
 }
 
+static void build_preview(struct fl_oneshot_target *t, Faultline__Envelope *req, void *ctx)
+{
+    static Faultline__PreviewRequest pr;
+    (void)t;
+    faultline__preview_request__init(&pr);
+    pr.spec = ctx;
+    req->msg_case = FAULTLINE__ENVELOPE__MSG_PREVIEW;
+    req->preview = &pr;
+}
+
+static void print_preview(struct fl_oneshot_target *t, const Faultline__Envelope *reply, void *ctx)
+{
+    (void)ctx;
+    if (reply->msg_case != FAULTLINE__ENVELOPE__MSG_PREVIEWED || reply->previewed == NULL) {
+        t->status = -EPROTO;
+        snprintf(t->error, sizeof(t->error), "unexpected reply to a preview request");
+        return;
+    }
+    const Faultline__Preview *pv = reply->previewed;
+    for (size_t i = 0; i < pv->n_would; i++)
+        printf("%s on %s\n", pv->would[i], t->spec);
+    if (pv->detail && pv->detail[0])
+        printf("  %s\n", pv->detail);
+    printf("dry run: nothing was injected\n");
+}
+
 int fl_cmd_inject(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"timeout", required_argument, NULL, 't'},
-        {"duration", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"key", required_argument, NULL, 'k'},      {"timeout", required_argument, NULL, 't'},
+        {"duration", required_argument, NULL, 'd'}, {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL;
     const char *duration = NULL;
+    bool dry_run = false;
     uint64_t timeout_ms = 30000; /* a disk fill of gigabytes takes a while */
     int opt;
     optind = 1;
@@ -87,6 +119,9 @@ int fl_cmd_inject(int argc, char **argv)
             break;
         case 'd':
             duration = optarg;
+            break;
+        case 'n':
+            dry_run = true;
             break;
         case 't':
             if (fl_cli_timeout("inject", optarg, &timeout_ms) != 0)
@@ -138,17 +173,22 @@ int fl_cmd_inject(int argc, char **argv)
         return fl_cli_usage_error("inject", "%s", err);
     }
 
-    static const struct fl_oneshot_ops ops = {build_inject, print_injected};
+    static const struct fl_oneshot_ops inject_ops = {build_inject, print_injected};
+    static const struct fl_oneshot_ops preview_ops = {build_preview, print_preview};
+    const struct fl_oneshot_ops *ops = dry_run ? &preview_ops : &inject_ops;
     struct fl_oneshot_target *target;
     int failed;
     const struct fl_oneshot_opts o = {.timeout_ms = timeout_ms}; /* one try: never two faults */
-    rc = fl_cli_oneshot("inject", &host, 1, key_path, &o, &ops, spec, &target, &failed);
+    rc = fl_cli_oneshot("inject", &host, 1, key_path, &o, ops, spec, &target, &failed);
     fl_faultspec_free(spec);
     if (rc != 0)
         return rc;
     if (failed) {
         fflush(stdout);
-        fprintf(stderr, "faultline inject: %s: %s\n", target->spec, target->error);
+        const char *why = target->error;
+        if (dry_run && target->status == -EREMOTEIO)
+            why = fl_preview_error_text(target->agent_code, target->error);
+        fprintf(stderr, "faultline inject: %s: %s\n", target->spec, why);
     }
     free(target);
     return failed ? FL_EXIT_ERROR : 0;

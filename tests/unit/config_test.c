@@ -243,9 +243,10 @@ static void test_bad_values(void **state)
         {"guardrails:\n  process_scope: container\n",
          "2:18: process_scope is host (every process) or netns (only processes in the agent's "
          "network namespace), not 'container'"},
-        {"verbose: yes\n", "1:1: unknown key 'verbose'; known keys here: listen, state_dir, lease, "
-                           "max_connections, max_unauthenticated, "
-                           "max_unauthenticated_per_address, idle_timeout, guardrails"},
+        {"verbose: yes\n",
+         "1:1: unknown key 'verbose'; known keys here: name, listen, state_dir, lease, "
+         "max_connections, max_unauthenticated, "
+         "max_unauthenticated_per_address, idle_timeout, guardrails"},
         {"max_unauthenticated: 0\n",
          "1:22: '0' is out of range: expected a whole number from 1 to 65536"},
         {"idle_timeout: 500ms\n", "1:15: idle_timeout takes a duration from 1s to 1h: an "
