@@ -46,6 +46,7 @@
 #include "controller/run/attemptlog.h"
 #include "controller/run/timeline.h"
 #include "controller/run/where.h"
+#include "controller/run/preview.h"
 #include "controller/run/rpo.h"
 
 #define HEARTBEAT_MS 1000
@@ -141,6 +142,7 @@ struct run {
     struct fl_where where; /* where: checks before injection */
     bool targeting;        /* they are running */
     size_t readbacks_open; /* write probes still reading back */
+    struct fl_run_preview_item *preview_items; /* a dry run's previews in flight */
 };
 
 static void progress(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -433,8 +435,7 @@ static void on_targeted(void *arg)
                      rf->host->address, rf->chosen ? "TARGET" : rf->outcome, rf->where_detail);
     }
     if (r->o->dry_run) {
-        print_plan(r);
-        finish(r);
+        print_plan(r); /* finishes the run once the agents have answered */
     } else {
         start_injecting(r);
     }
@@ -458,9 +459,30 @@ static void start_targeting(struct run *r)
     progress(r, "checking %d where: candidate(s)", rc);
 }
 
+static void on_plan_line(void *arg, const char *line)
+{
+    progress((struct run *)arg, "    %s", line);
+}
+
+static void on_plan_done(void *arg, size_t refused)
+{
+    struct run *r = arg;
+    free(r->preview_items);
+    r->preview_items = NULL;
+    if (refused > 0)
+        progress(r, "dry run: %zu fault(s) would be refused or could not be previewed", refused);
+    if (r->phase != PHASE_DONE) /* an abort may have finished the run meanwhile */
+        finish(r);
+}
+
+/* The dry run's plan: each fault the run would inject, then what each
+ * agent says it would do (a side-effect-free preview request), e.g.
+ * "would send KILL to redis-server[7811] (started ...)". Finishes the run
+ * once every agent has answered. */
 static void print_plan(struct run *r)
 {
     progress(r, "dry run: the steady state holds; this would be injected:");
+    size_t n = 0;
     for (size_t i = 0; i < r->rec->n_faults; i++) {
         const struct fl_run_fault *rf = &r->rec->faults[i];
         if (!rf->chosen)
@@ -471,6 +493,28 @@ static void print_plan(struct run *r)
         progress(r, "  %s: %s on %s (%s:%u) at +%s for %s", rf->fault->name,
                  fl_fault_kind_name(rf->fault->spec), rf->host->name, rf->host->address,
                  (unsigned)rf->host->port, start, dur);
+        n++;
+    }
+    r->preview_items = calloc(n ? n : 1, sizeof(*r->preview_items));
+    if (r->preview_items == NULL) {
+        finish(r);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < r->rec->n_faults; i++) {
+        struct job *j = &r->jobs[i];
+        if (!j->rf->chosen)
+            continue;
+        r->preview_items[k].rf = j->rf;
+        r->preview_items[k].client = j->agent->ready && !j->agent->gone ? j->agent->client : NULL;
+        k++;
+    }
+    progress(r, "dry run: what the agents say they would do:");
+    if (fl_run_preview(r->preview_items, k, REQUEST_TIMEOUT_MS, on_plan_line, on_plan_done, r) <
+        0) {
+        free(r->preview_items);
+        r->preview_items = NULL;
+        finish(r);
     }
 }
 
@@ -1231,6 +1275,7 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     measure(r);
     fl_fleet_free(r->fleet);
     fl_where_free(&r->where);
+    free(r->preview_items);
     free(r->agents);
     free(r->jobs);
     free(r->slots);

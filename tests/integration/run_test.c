@@ -327,6 +327,8 @@ static void test_dry_run(void **state)
     static char out[1 << 16];
     assert_int_equal(proc_run(argv, out, sizeof(out), 30000), 0);
     assert_non_null(strstr(out, "the-fault: kill_process on svc1"));
+    /* the agent says what it would hit, and hits nothing (issue 13) */
+    assert_non_null(strstr(out, "would send KILL to fl-test-svc["));
     assert_non_null(strstr(out, "nothing was injected"));
     assert_int_equal(last_event("died"), died_before);
 }
