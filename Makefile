@@ -20,7 +20,7 @@ FUZZ_SECONDS ?= 60
 PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
-	libsqlite3-dev sqlite3 \
+	libsqlite3-dev sqlite3 libmicrohttpd-dev prometheus \
 	nftables iproute2 procps mount util-linux e2fsprogs \
 	libssh2-1-dev openssh-server openssh-client \
 	haproxy nginx-light curl \
