@@ -18,6 +18,8 @@ static const struct fl_command commands[] = {
     {"revert", "revert one fault, or every fault of an agent", fl_cmd_revert},
     {"halt", "revert every fault on every agent named, now", fl_cmd_halt},
     {"deploy", "install, upgrade or remove agents on an inventory's hosts over SSH", fl_cmd_deploy},
+    {"serve", "run scheduled experiments; history in a database; /metrics", fl_cmd_serve},
+    {"history", "the history of scheduled runs, newest first", fl_cmd_history},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
