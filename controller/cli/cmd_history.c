@@ -120,7 +120,7 @@ int fl_cmd_history(int argc, char **argv)
             db = optarg;
             break;
         case 's':
-            if (fl_parse_duration(optarg, &since) < 0)
+            if (fl_serve_parse_age(optarg, &since) < 0)
                 return fl_cli_usage_error("history", "--since: '%s' is not a duration (7d, 12h)",
                                           optarg);
             break;

@@ -12,7 +12,6 @@
 #include "controller/cli/cli.h"
 #include "controller/serve/catalog.h"
 #include "controller/serve/config.h"
-#include "controller/serve/http.h"
 #include "controller/serve/metrics.h"
 #include "controller/serve/runner.h"
 #include "controller/serve/scheduler.h"
@@ -134,7 +133,6 @@ int fl_cmd_serve(int argc, char **argv)
     struct fl_catalog cat;
     fl_store *store = NULL;
     struct fl_metrics *metrics = NULL;
-    struct fl_serve_http *http = NULL;
     char *why = NULL;
     if (fl_catalog_load(c.experiments, c.inventory, &cat, err, sizeof(err)) < 0) {
         fprintf(stderr, "faultline serve: %s\n", err);
@@ -151,19 +149,13 @@ int fl_cmd_serve(int argc, char **argv)
         fprintf(stderr, "faultline serve: %s\n", why ? why : "cannot open the database");
     } else if ((metrics = fl_metrics_new()) == NULL) {
         fprintf(stderr, "faultline serve: out of memory\n");
-    } else if (strcmp(c.listen_http, "off") != 0 &&
-               fl_serve_http_start(c.listen_http, metrics, &http, err, sizeof(err)) < 0) {
-        fprintf(stderr, "faultline serve: %s\n", err);
     } else {
-        if (http != NULL)
-            fl_info("/metrics on http://%s/metrics", c.listen_http);
         if (fl_scheduler_run(&c, &cat, store, metrics, err, sizeof(err)) < 0)
             fprintf(stderr, "faultline serve: %s\n", err);
         else
             exit_code = 0;
     }
     free(why);
-    fl_serve_http_stop(http);
     fl_metrics_free(metrics);
     fl_store_close(store);
     fl_catalog_free(&cat);

@@ -81,6 +81,25 @@ int fl_serve_listen_parse(const char *text, char *host, size_t hostlen, uint16_t
     return 0;
 }
 
+int fl_serve_parse_age(const char *text, uint64_t *ms)
+{
+    if (strcmp(text, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    size_t n = strlen(text);
+    if (n >= 2 && text[n - 1] == 'd' && text[0] >= '0' && text[0] <= '9') {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long days = strtoull(text, &end, 10);
+        if (errno != 0 || end != text + n - 1 || days > FL_SERVE_AGE_MAX_DAYS)
+            return -EINVAL;
+        *ms = days * 86400ull * 1000;
+        return 0;
+    }
+    return fl_parse_duration(text, ms) < 0 ? -EINVAL : 0;
+}
+
 /* One value, from the file (n set) or a flag (n NULL): the same checks. */
 static int set_value(struct fl_serve_config *c, const char *key, const char *v, char *err,
                      size_t errlen)
@@ -152,7 +171,7 @@ static int set_value(struct fl_serve_config *c, const char *key, const char *v, 
     }
     if (strcmp(key, "retention.max_age") == 0) {
         uint64_t ms;
-        if (fl_parse_duration(v, &ms) < 0) {
+        if (fl_serve_parse_age(v, &ms) < 0) {
             snprintf(err, errlen,
                      "retention.max_age: '%s' is not a duration (e.g. 180d, 12h; 0 for no limit)",
                      v);
@@ -230,8 +249,13 @@ int fl_serve_config_load(const char *path, struct fl_serve_config *c, char *err,
             continue;
         }
         const char *text = NULL;
-        rc = scalar(v, &text, err, errlen);
         char why[512];
+        if (strcmp(key, "listen_control") == 0 || strcmp(key, "webhooks") == 0) {
+            set_value(c, key, "", why, sizeof(why)); /* refused by name */
+            rc = fl_yaml_errorf(root->pairs[i].key, err, errlen, "%s", why);
+            break;
+        }
+        rc = scalar(v, &text, err, errlen);
         if (rc == 0 && (rc = set_value(c, key, text, why, sizeof(why))) == -EINVAL)
             fl_yaml_errorf(v, err, errlen, "%s", why);
     }

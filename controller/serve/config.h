@@ -57,5 +57,10 @@ int fl_serve_config_check(const struct fl_serve_config *c, char *err, size_t err
  * brackets allowed). 0 or -EINVAL. */
 int fl_serve_listen_parse(const char *text, char *host, size_t hostlen, uint16_t *port);
 void fl_serve_config_free(struct fl_serve_config *c);
+/* An age as retention.max_age and `history --since` take it: whole days
+ * ("180d", at most FL_SERVE_AGE_MAX_DAYS), any duration of common/units
+ * ("12h", "90m"), or "0". 0 or -EINVAL. */
+#define FL_SERVE_AGE_MAX_DAYS 36500
+int fl_serve_parse_age(const char *text, uint64_t *ms);
 
 #endif

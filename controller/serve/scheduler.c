@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
+#include "controller/serve/http.h"
 #include "controller/serve/metrics.h"
 #include "controller/serve/prune.h"
 #include "controller/serve/runner.h"
@@ -713,12 +714,27 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         fl_info("%s: scheduled; next due time %lld", j->e->name, (long long)j->next_due_s);
         arm_due(j);
     }
-    fl_info("serving %zu scheduled experiment(s)", s->n_jobs);
-    try_start(s);
+    struct fl_serve_http *http = NULL;
+    if (strcmp(c->listen_http, "off") != 0) {
+        if (fl_serve_http_start(c->listen_http, metrics, &http, err, errlen) < 0) {
+            fl_error("%s", err);
+            rc = -EADDRINUSE;
+            s->stopping = true; /* nothing started yet: close and return */
+            for (size_t i = 0; i < s->n_jobs; i++)
+                uv_timer_stop(&s->jobs[i].due_timer);
+            maybe_end(s);
+        } else {
+            fl_info("/metrics on http://%s/metrics", c->listen_http);
+        }
+    }
+    if (!s->stopping) {
+        fl_info("serving %zu scheduled experiment(s)", s->n_jobs);
+        try_start(s);
+    }
     uv_run(&s->loop, UV_RUN_DEFAULT);
-    rc = uv_loop_close(&s->loop);
-    if (rc != 0)
-        fl_error("internal error: handles left open at the end: %s", uv_strerror(rc));
+    fl_serve_http_stop(http);
+    if (uv_loop_close(&s->loop) != 0)
+        fl_error("internal error: handles left open at the end");
     for (size_t i = 0; i < s->n_jobs; i++) {
         fl_key_wipe(&s->jobs[i].key);
         fl_tz_free(&s->jobs[i].tz);
@@ -731,5 +747,5 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     free(s->order);
     free(s->held);
     free(s);
-    return 0;
+    return rc;
 }

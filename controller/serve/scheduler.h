@@ -37,8 +37,10 @@ struct fl_metrics;
 /* Missed due times (cron, after downtime) recorded one row each, at most. */
 #define FL_SERVE_MISSED_ROWS_MAX 1000
 
-/* Runs until SIGTERM/SIGINT. The catalog, store and metrics stay the
- * caller's. 0 after a clean stop, or a negative errno when it could not
+/* Runs until SIGTERM/SIGINT. /metrics (c->listen_http, unless "off")
+ * starts listening once the metrics are seeded from history, so that the
+ * first scrape already agrees with it. The catalog, store and metrics stay
+ * the caller's. 0 after a clean stop, or a negative errno when it could not
  * start (err says why). */
 int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl_store *store,
                      struct fl_metrics *metrics, char *err, size_t errlen);
