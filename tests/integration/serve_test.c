@@ -193,7 +193,7 @@ static void test_schedule_overlap_blast_radius_sigterm(void **state)
     snprintf(exps, sizeof(exps), "%s/exps1", dir);
     snprintf(log, sizeof(log), "%s/serve1.log", dir);
     assert_int_equal(mkdir(exps, 0755), 0);
-    write_experiment(exps, "long", "3500ms", "2s");     /* outlasts its interval */
+    write_experiment(exps, "long", "3500ms", "2s"); /* outlasts its interval */
     write_experiment(exps, "short", "300ms", "2s"); /* same host: waits or skips */
     uint64_t t0 = fl_now_ms();
     pid_t serve = start_serve(exps, log);
