@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/clock.h"
 #include "common/units.h"
@@ -145,6 +146,14 @@ int fl_cmd_history(int argc, char **argv)
     if (argc - optind > 1)
         return fl_cli_usage_error("history", "takes at most one EXPERIMENT");
     const char *experiment = optind < argc ? argv[optind] : NULL;
+    /* a read: never create an empty database where serve has not made one */
+    struct stat st;
+    if (strncmp(db, "sqlite:", 7) == 0 && stat(db + 7, &st) != 0) {
+        fprintf(stderr,
+                "faultline history: no history database at %s: %s (faultline serve creates it)\n",
+                db + 7, strerror(errno));
+        return FL_EXIT_ERROR;
+    }
     char *why = NULL;
     fl_store *s = fl_store_open(db, &why);
     if (s == NULL) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "common/clock.h"
@@ -35,6 +36,7 @@ struct job {
     size_t n_hosts;
     enum job_state state;
     int64_t next_due_s;
+    bool armed; /* due_timer runs for next_due_s */
     uv_timer_t due_timer;
     int64_t wait_due_s;       /* WAITING..RUNNING: the due time it serves */
     int64_t wait_start_ms;    /* WAITING: not before (jitter, window) */
@@ -317,19 +319,22 @@ static void arm_due(struct job *j)
     int64_t now_ms = (int64_t)fl_now_ms();
     int64_t at_ms = j->next_due_s * 1000;
     fl_metrics_next(j->s->metrics, j->e->name, j->next_due_s);
+    j->armed = true;
     uv_timer_start(&j->due_timer, on_due, at_ms > now_ms ? (uint64_t)(at_ms - now_ms) : 0, 0);
 }
 
 /* A due time arrived: it waits to start, or is a skip row at once. */
 static void due(struct job *j, int64_t due_s)
 {
+    char prev[40];
+    if (fl_format_rfc3339((uint64_t)j->wait_due_s * 1000, prev, sizeof(prev)) < 0)
+        snprintf(prev, sizeof(prev), "%lld", (long long)j->wait_due_s);
     if (active(j)) {
-        skip(j, due_s, "still running: run %lld of due time %lld has not ended",
-             (long long)j->run_id, (long long)j->wait_due_s);
+        skip(j, due_s, "still running: the run of due time %s has not ended", prev);
         return;
     }
     if (j->state == JOB_WAITING) {
-        skip(j, due_s, "still waiting to start the due time %lld", (long long)j->wait_due_s);
+        skip(j, due_s, "still waiting to start the due time %s", prev);
         return;
     }
     int64_t start_s = due_s;
@@ -348,14 +353,14 @@ static void due(struct job *j, int64_t due_s)
     set_state(j, JOB_WAITING);
 }
 
-static void on_due(uv_timer_t *t)
+/* One job's due time d has come: re-arm for the next, then the due time. */
+static void fire(struct job *j)
 {
-    struct job *j = t->data;
     struct sched *s = j->s;
-    if (s->stopping)
-        return;
     int64_t d = j->next_due_s;
     int64_t next;
+    uv_timer_stop(&j->due_timer);
+    j->armed = false;
     if (fl_schedule_next(j->sc, &j->tz, s->origin_s, d, &next) == 0) {
         j->next_due_s = next;
         arm_due(j);
@@ -363,6 +368,22 @@ static void on_due(uv_timer_t *t)
         fl_warn("%s: no due time after %lld: the schedule ends", j->e->name, (long long)d);
     }
     due(j, d);
+}
+
+/* A due timer fired. Every job due by then fires now, before anything
+ * starts: timers of one due time expire one by one (even in different loop
+ * iterations), and the first would otherwise start before the others wait,
+ * so ties would always go to whichever timer ran first. */
+static void on_due(uv_timer_t *t)
+{
+    struct job *j = t->data;
+    struct sched *s = j->s;
+    if (s->stopping)
+        return;
+    int64_t d = j->next_due_s;
+    for (size_t i = 0; i < s->n_jobs; i++)
+        if (s->jobs[i].armed && s->jobs[i].next_due_s <= d)
+            fire(&s->jobs[i]);
     try_start(s);
 }
 
@@ -501,8 +522,10 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---------------------------------------------------------------- start-up */
 
-/* Rows a killed server left `running`: ABORTED now, never running forever. */
-static void record_interrupted(fl_store *store)
+/* Rows a killed server left `running`: ABORTED now, never running forever.
+ * Their report folder (the runner's DIR/EXPERIMENT/RUN_ID, with what the run
+ * wrote before it died) goes into the row, so retention removes it too. */
+static void record_interrupted(fl_store *store, const char *reports_dir)
 {
     fl_store_row *rows = NULL;
     size_t n = 0;
@@ -519,6 +542,12 @@ static void record_interrupted(fl_store *store)
                           .started_ms = rows[i].started_ms,
                           .ended_ms = (int64_t)fl_now_ms(),
                           .report_folder = rows[i].report_folder};
+        char folder[4096];
+        struct stat st;
+        snprintf(folder, sizeof(folder), "%s/%s/%lld", reports_dir, rows[i].experiment,
+                 (long long)rows[i].id);
+        if (r.report_folder == NULL && stat(folder, &st) == 0 && S_ISDIR(st.st_mode))
+            r.report_folder = folder;
         if (fl_store_finish(store, rows[i].id, &r) != FL_STORE_OK)
             fl_error("%s", fl_store_error(store));
         else
@@ -675,7 +704,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         free(s);
         return rc;
     }
-    record_interrupted(store);
+    record_interrupted(store, c->reports_dir);
     for (size_t i = 0; i < cat->n; i++) {
         char why[1024];
         struct job *j = &s->jobs[s->n_jobs];

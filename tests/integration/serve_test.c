@@ -11,7 +11,8 @@
  * - kill -9 while a run has the dummy paused: the agent's lease resumes it;
  *   the restarted serve records the run ABORTED "server died during the run".
  * - /metrics of the restarted serve passes `promtool check metrics` and its
- *   counters agree with the history. */
+ *   counters agree with the history.
+ * - Retention at start removes rows and their report folders together. */
 #include <errno.h>
 #include <jansson.h>
 #include <setjmp.h>
@@ -129,16 +130,33 @@ static void write_experiment(const char *exps, const char *name, const char *hol
     fclose(f);
 }
 
-static pid_t start_serve(const char *exps, const char *log)
+static pid_t start_serve_with(const char *exps, const char *log, const char *flag,
+                              const char *value)
 {
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)http_port);
-    char *argv[] = {
-        arg(FL_CTL_BIN),      arg("serve"), arg("--experiments"), arg(exps), arg("--db"), db_url,
-        arg("--reports-dir"), reports,      arg("--listen-http"), listen,    NULL};
+    char *argv[] = {arg(FL_CTL_BIN),
+                    arg("serve"),
+                    arg("--experiments"),
+                    arg(exps),
+                    arg("--db"),
+                    db_url,
+                    arg("--reports-dir"),
+                    reports,
+                    arg("--listen-http"),
+                    listen,
+                    arg(flag),
+                    arg(value),
+                    NULL};
+    if (flag == NULL)
+        argv[10] = NULL;
     return proc_start(argv, log);
 }
 
+static pid_t start_serve(const char *exps, const char *log)
+{
+    return start_serve_with(exps, log, NULL, NULL);
+}
 /* faultline history --json, every row. */
 static json_t *history(void)
 {
@@ -369,6 +387,61 @@ static void test_kill9_restart_metrics(void **state)
     json_decref(rows);
 }
 
+/* Retention at start: rows beyond the newest N of each experiment go, and
+ * their report folders with them; the folders of the rows kept stay. */
+static void test_retention(void **state)
+{
+    (void)state;
+    char exps[400], log[400];
+    snprintf(exps, sizeof(exps), "%s/exps1", dir);
+    snprintf(log, sizeof(log), "%s/serve4.log", dir);
+    json_t *before = history();
+    size_t folders_before = 0;
+    for (size_t i = 0; i < json_array_size(before); i++)
+        folders_before += str(json_array_get(before, i), "report_folder")[0] != '\0';
+    json_decref(before);
+    assert_true(folders_before >= 3);
+    int64_t started = (int64_t)fl_now_ms();
+    pid_t serve = start_serve_with(exps, log, "--retention-runs", "1");
+    char buf[1 << 16];
+    assert_non_null(file_wait_for(log, "retention: pruned", buf, sizeof(buf), 10000));
+    kill(serve, SIGTERM);
+    assert_int_equal(proc_wait(serve, 20000), 0);
+
+    json_t *rows = history();
+    const char *names[] = {"long", "short", "held"};
+    size_t kept_folders = 0;
+    for (size_t x = 0; x < 3; x++) {
+        size_t old = 0;
+        for (size_t i = 0; i < json_array_size(rows); i++) {
+            json_t *a = json_array_get(rows, i);
+            if (strcmp(str(a, "experiment"), names[x]) == 0 && num(a, "due_ms") < started)
+                old++;
+        }
+        if (old > 1)
+            fail_msg("%s: %zu rows from before the prune, retention keeps 1", names[x], old);
+    }
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        const char *f = str(json_array_get(rows, i), "report_folder");
+        if (f[0] == '\0')
+            continue;
+        kept_folders++;
+        struct stat st;
+        if (stat(f, &st) != 0)
+            fail_msg("%s: kept row's report folder is gone", f);
+    }
+    /* every folder left on disk belongs to a row */
+    char cmd[600], out[64];
+    snprintf(cmd, sizeof(cmd), "find %s -mindepth 2 -maxdepth 2 -type d | wc -l", reports);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(out, sizeof(out), p));
+    pclose(p);
+    assert_int_equal((size_t)strtoul(out, NULL, 10), kept_folders);
+    assert_true(kept_folders < folders_before);
+    json_decref(rows);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -378,6 +451,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schedule_overlap_blast_radius_sigterm),
         cmocka_unit_test(test_kill9_restart_metrics),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
