@@ -22,7 +22,7 @@ FUZZ_SECONDS ?= 60
 PACKAGES = build-essential cmake pkg-config \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcmocka-dev \
 	libjansson-dev libnftables-dev libyaml-dev libcurl4-openssl-dev \
-	libsqlite3-dev sqlite3 \
+	libsqlite3-dev sqlite3 libmicrohttpd-dev prometheus \
 	libpq-dev libhiredis-dev postgresql-15 postgresql-15-repmgr redis-server redis-sentinel \
 	nftables iproute2 procps mount util-linux e2fsprogs \
 	libssh2-1-dev openssh-server openssh-client \

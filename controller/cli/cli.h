@@ -98,5 +98,7 @@ int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_revert(int argc, char **argv);
 int fl_cmd_halt(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);
+int fl_cmd_serve(int argc, char **argv);
+int fl_cmd_history(int argc, char **argv);
 
 #endif

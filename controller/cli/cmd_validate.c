@@ -11,6 +11,7 @@
 #include "controller/probes/rate.h"
 #include "controller/experiment/experiment.h"
 #include "controller/experiment/faultspec.h"
+#include "controller/serve/schedule.h"
 
 static void usage(FILE *out)
 {
@@ -130,6 +131,25 @@ static void print_probe_load(const struct fl_experiment *e)
                FL_PROBE_LOAD_WARN_PERCENT);
 }
 
+/* The schedule: is for `faultline serve`; `run` and `validate` ignore it but
+ * say it is there. */
+static void print_schedule(const struct fl_schedule *s)
+{
+    char a[32];
+    if (s->kind == FL_SCHED_EVERY)
+        printf("schedule: every %s", dur((uint64_t)s->every_s * 1000, a, sizeof(a)));
+    else
+        printf("schedule: cron");
+    printf(", timezone %s", s->timezone[0] ? s->timezone : "(the server's)");
+    if (s->jitter_s > 0)
+        printf(", jitter %s", dur((uint64_t)s->jitter_s * 1000, a, sizeof(a)));
+    if (s->has_window)
+        printf(", only inside its window");
+    printf(", missed %s, starting_deadline %s%s (run by `faultline serve`)\n",
+           s->missed == FL_MISSED_SKIP ? "skip" : "run_once",
+           dur((uint64_t)s->starting_deadline_s * 1000, a, sizeof(a)), s->paused ? ", paused" : "");
+}
+
 static void print_summary(const struct fl_experiment *e)
 {
     char a[32];
@@ -185,8 +205,11 @@ static void print_summary(const struct fl_experiment *e)
     if (e->objectives.has_rpo)
         printf("%s rpo %s", e->objectives.has_rto ? "," : "",
                dur(e->objectives.rpo_ms, a, sizeof(a)));
-    printf("; impact %s%s\n", e->objectives.impact_required ? "required" : "optional",
+    printf("; impact %s%s
+", e->objectives.impact_required ? "required" : "optional",
            e->objectives.impact_set ? "" : " (the default)");
+    if (e->schedule != NULL)
+        print_schedule(e->schedule);
 }
 
 int fl_cmd_validate(int argc, char **argv)

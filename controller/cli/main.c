@@ -19,6 +19,8 @@ static const struct fl_command commands[] = {
     {"halt", "revert every fault on every agent named, now", fl_cmd_halt},
     {"deploy", "install, upgrade or remove agents on an inventory's hosts over SSH", fl_cmd_deploy},
     {"report", "one summary page (or JSON) over many run folders", fl_cmd_report},
+    {"serve", "run scheduled experiments; history in a database; /metrics", fl_cmd_serve},
+    {"history", "the history of scheduled runs, newest first", fl_cmd_history},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -30,6 +30,7 @@
 #include "controller/experiment/objectives.h"
 #include "controller/experiment/check.h"
 #include "controller/experiment/probes.h"
+#include "controller/serve/schedule.h"
 
 /* inventory: --inventory wins; a string is a file next to the experiment. */
 static int parse_inventory(struct fl_check *c, struct fl_experiment *e,
@@ -85,9 +86,9 @@ static int check_windows(struct fl_check *c, const struct fl_experiment *e,
 static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
                             const struct fl_yaml_node *root, const char *inventory_path)
 {
-    static const char *const keys[] = {
-        "version",      "name",   "description", "inventory", "objectives", "probes",
-        "steady_state", "faults", "abort_when",  "recovery",  NULL};
+    static const char *const keys[] = {"version",    "name",     "description",  "inventory",
+                                       "objectives", "probes",   "steady_state", "faults",
+                                       "abort_when", "recovery", "schedule",     NULL};
     int rc = fl_yaml_check_keys(root, keys, c->err, c->errlen);
     const struct fl_yaml_node *v = NULL;
     uint64_t version;
@@ -132,6 +133,12 @@ static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
                             "rpo cannot be measured without a write probe (postgres: or redis:) "
                             "that writes during the run and reads back after it; add one, or "
                             "remove rpo");
+    if (rc == 0 && (v = fl_yaml_get(root, "schedule")) != NULL) {
+        if ((e->schedule = calloc(1, sizeof(*e->schedule))) == NULL)
+            rc = fl_check_nomem(c);
+        else
+            rc = fl_schedule_parse(v, e->schedule, c->err, c->errlen);
+    }
     size_t watching = 0; /* probes that run on their own: not templates */
     for (size_t i = 0; i < e->n_probes; i++)
         watching += !e->probes[i].is_template;
@@ -202,6 +209,9 @@ void fl_experiment_free(struct fl_experiment **ep)
     free(e->faults);
     free(e->aborts);
     free(e->recovery.probes);
+    if (e->schedule != NULL)
+        fl_schedule_free(e->schedule);
+    free(e->schedule);
     free(e);
     *ep = NULL;
 }

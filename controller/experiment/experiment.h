@@ -19,6 +19,8 @@
 #include "controller/probes/probe.h"
 #include "faultline.pb-c.h"
 
+struct fl_schedule; /* controller/serve/schedule.h */
+
 #define FL_EXPERIMENT_VERSION 1
 #define FL_EXPERIMENT_DEFAULT_RECOVERY_MS 60000
 
@@ -93,6 +95,7 @@ struct fl_experiment {
     struct fl_abort *aborts;
     size_t n_aborts;
     struct fl_recovery recovery;
+    struct fl_schedule *schedule; /* `schedule:` (faultline serve); NULL when absent */
 };
 
 /* Loads and checks the experiment at path. inventory_path (--inventory, may

@@ -711,6 +711,10 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = fl_mono_ms();
     if (r->phase == PHASE_DONE || r->aborting)
         return;
+    if (r->o->abort != NULL && atomic_load(r->o->abort)) {
+        abort_run(r, "%s", r->o->abort_reason ? r->o->abort_reason : "aborted by its owner");
+        return;
+    }
 
     if (r->phase == PHASE_STEADY_STATE) {
         if (all_healthy(r, e->steady_state, e->n_steady_state)) {
@@ -1258,8 +1262,10 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         assert(!r->aborting);
         uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
         uv_timer_start(&r->heartbeat, on_heartbeat, HEARTBEAT_MS, HEARTBEAT_MS);
-        uv_signal_start(&r->sigint, on_signal, SIGINT);
-        uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+        if (o->abort == NULL) {
+            uv_signal_start(&r->sigint, on_signal, SIGINT);
+            uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+        }
         if (r->n_agents == 0)
             enter_steady_state(r);
     }

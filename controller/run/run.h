@@ -14,6 +14,7 @@
 #ifndef FL_CONTROLLER_RUN_H
 #define FL_CONTROLLER_RUN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -26,6 +27,13 @@ struct fl_run_options {
     FILE *progress; /* live progress lines; NULL for none */
     uint64_t connect_timeout_ms;
     const char *attempts_path; /* attempts.jsonl, written as the run goes; NULL: none */
+    /* Abort from another thread (faultline serve): when *abort becomes true
+     * the run aborts as on SIGINT, with abort_reason, noticed within one
+     * tick (50 ms). With abort set the run installs no SIGINT/SIGTERM
+     * watchers of its own: the owner of the flag handles signals. NULL:
+     * `faultline run`'s behaviour. */
+    const atomic_bool *abort;
+    const char *abort_reason;
 };
 
 /* Runs e to its end and fills rec (which the caller frees with

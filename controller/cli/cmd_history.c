@@ -1,0 +1,179 @@
+/* faultline history [EXPERIMENT] [--since D] [--json] [--limit N] --db URL:
+ * the history of scheduled runs, newest due time first, read from the
+ * database `faultline serve` writes (controller/serve/store.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "common/units.h"
+#include "controller/cli/cli.h"
+#include "controller/serve/config.h"
+#include "controller/serve/store.h"
+
+/* Rows printed when --limit is not given. */
+#define FL_HISTORY_DEFAULT_LIMIT 100
+
+static const char history_help[] =
+    "usage: faultline history [EXPERIMENT] [--since DURATION] [--json] [--limit N]\n"
+    "                         [--db URL]\n"
+    "\n"
+    "Prints the runs and skipped due times of scheduled experiments, newest due\n"
+    "time first, from the database faultline serve writes.\n"
+    "\n"
+    "  --db URL          default " FL_SERVE_DEFAULT_DB "\n"
+    "  --since DURATION  only due times newer than that (e.g. 7d, 12h)\n"
+    "  --limit N         at most N rows (default 100; 0: all)\n"
+    "  --json            one JSON array, every field of every row\n";
+
+static const char *when(int64_t ms, char *buf, size_t len)
+{
+    if (ms <= 0 || fl_format_rfc3339((uint64_t)ms, buf, len) < 0)
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+static const char *dur(int64_t ms, char *buf, size_t len)
+{
+    if (ms < 0 || fl_format_duration((uint64_t)ms, buf, len) < 0)
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+static json_t *num_or_null(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static int print_json(const fl_store_row *rows, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        const fl_store_row *r = &rows[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer(r->id));
+        json_object_set_new(o, "experiment", str_or_null(r->experiment));
+        json_object_set_new(o, "file_hash", str_or_null(r->file_hash));
+        json_object_set_new(o, "due_ms", json_integer(r->due_ms));
+        json_object_set_new(o, "started_ms", num_or_null(r->started_ms ? r->started_ms : -1));
+        json_object_set_new(o, "ended_ms", num_or_null(r->ended_ms ? r->ended_ms : -1));
+        json_object_set_new(o, "state", str_or_null(r->state));
+        json_object_set_new(o, "verdict", str_or_null(r->verdict));
+        json_object_set_new(o, "reason", str_or_null(r->reason));
+        json_object_set_new(o, "recovery_ms", num_or_null(r->recovery_ms));
+        json_object_set_new(o, "resolution_ms", num_or_null(r->resolution_ms));
+        json_object_set_new(o, "rpo_ms", num_or_null(r->rpo_ms));
+        json_object_set_new(o, "flags", str_or_null(r->flags));
+        json_object_set_new(o, "report_folder", str_or_null(r->report_folder));
+        json_array_append_new(arr, o);
+    }
+    char *text = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
+    json_decref(arr);
+    if (text == NULL) {
+        fprintf(stderr, "faultline history: out of memory\n");
+        return FL_EXIT_ERROR;
+    }
+    puts(text);
+    free(text);
+    return 0;
+}
+
+static void print_table(const fl_store_row *rows, size_t n)
+{
+    printf("%-24s %-20s %-8s %-9s %-16s %-10s %-10s %s\n", "DUE", "EXPERIMENT", "RUN", "STATE",
+           "VERDICT", "RECOVERY", "FLAGS", "REASON");
+    for (size_t i = 0; i < n; i++) {
+        const fl_store_row *r = &rows[i];
+        char a[64], b[32], id[24];
+        snprintf(id, sizeof(id), "%lld", (long long)r->id);
+        printf("%-24s %-20s %-8s %-9s %-16s %-10s %-10s %s\n", when(r->due_ms, a, sizeof(a)),
+               r->experiment, strcmp(r->state, "skipped") == 0 ? "-" : id, r->state,
+               r->verdict ? r->verdict : "-", dur(r->recovery_ms, b, sizeof(b)),
+               r->flags ? r->flags : "-", r->reason ? r->reason : "");
+    }
+}
+
+int fl_cmd_history(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"db", required_argument, NULL, 'd'}, {"since", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},     {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0},
+    };
+    const char *db = FL_SERVE_DEFAULT_DB;
+    uint64_t since = 0;
+    unsigned long limit = FL_HISTORY_DEFAULT_LIMIT;
+    bool json = false;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            db = optarg;
+            break;
+        case 's':
+            if (fl_serve_parse_age(optarg, &since) < 0)
+                return fl_cli_usage_error("history", "--since: '%s' is not a duration (7d, 12h)",
+                                          optarg);
+            break;
+        case 'l': {
+            char *end = NULL;
+            errno = 0;
+            limit = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-')
+                return fl_cli_usage_error("history", "--limit: '%s' is not a number", optarg);
+            break;
+        }
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            fputs(history_help, stdout);
+            return 0;
+        default:
+            return fl_cli_usage_error("history", "unknown option");
+        }
+    }
+    if (argc - optind > 1)
+        return fl_cli_usage_error("history", "takes at most one EXPERIMENT");
+    const char *experiment = optind < argc ? argv[optind] : NULL;
+    /* a read: never create an empty database where serve has not made one */
+    struct stat st;
+    if (strncmp(db, "sqlite:", 7) == 0 && stat(db + 7, &st) != 0) {
+        fprintf(stderr,
+                "faultline history: no history database at %s: %s (faultline serve creates it)\n",
+                db + 7, strerror(errno));
+        return FL_EXIT_ERROR;
+    }
+    char *why = NULL;
+    fl_store *s = fl_store_open(db, &why);
+    if (s == NULL) {
+        fprintf(stderr, "faultline history: %s\n", why ? why : "cannot open the database");
+        free(why);
+        return FL_EXIT_ERROR;
+    }
+    int64_t since_ms = since ? (int64_t)fl_now_ms() - (int64_t)since : 0;
+    fl_store_row *rows = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (fl_store_query(s, experiment, since_ms, limit, 0, &rows, &n) != FL_STORE_OK) {
+        fprintf(stderr, "faultline history: %s\n", fl_store_error(s));
+        rc = FL_EXIT_ERROR;
+    } else if (json) {
+        rc = print_json(rows, n);
+    } else {
+        print_table(rows, n);
+    }
+    fl_store_rows_free(rows, n);
+    fl_store_close(s);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/* The experiments `faultline serve` schedules: every *.yaml in the
+ * experiments directory that has a schedule: block, loaded exactly as
+ * `faultline run` loads it. Files without a schedule are listed once; files
+ * that fail to load are reported with their FILE:LINE:COL message and left
+ * out (serve still starts: one broken file never stops the others).
+ * Blocking file I/O: at start-up, before the loop runs. */
+#ifndef FL_SERVE_CATALOG_H
+#define FL_SERVE_CATALOG_H
+
+#include <stddef.h>
+
+#include "controller/experiment/experiment.h"
+
+/* Files read from the directory (a loud refusal above it). */
+#define FL_SERVE_MAX_EXPERIMENTS 4096
+
+struct fl_catalog_entry {
+    struct fl_experiment *e;
+    char hash[65]; /* sha256 of the file, hex */
+};
+
+struct fl_catalog {
+    struct fl_catalog_entry *entries;
+    size_t n;
+    size_t n_unscheduled, n_invalid;
+};
+
+/* inventory: --inventory for every experiment (NULL: their own). 0, or a
+ * negative errno with err saying why the directory itself failed (two
+ * experiments with the same name are refused too: history is by name). */
+int fl_catalog_load(const char *dir, const char *inventory, struct fl_catalog *out, char *err,
+                    size_t errlen);
+void fl_catalog_free(struct fl_catalog *c);
+/* The first scheduled experiment with an http probe, or NULL. The http
+ * probe keeps one curl multi per loop in a process-wide list without a lock
+ * (controller/probes/http.c), so two runs with http probes must not run at
+ * once on two threads: serve refuses max_concurrent_runs > 1 while one
+ * exists, until that file is made thread-safe. */
+const char *fl_catalog_http_user(const struct fl_catalog *c);
+
+#endif
