@@ -205,8 +205,7 @@ static void print_summary(const struct fl_experiment *e)
     if (e->objectives.has_rpo)
         printf("%s rpo %s", e->objectives.has_rto ? "," : "",
                dur(e->objectives.rpo_ms, a, sizeof(a)));
-    printf("; impact %s%s
-", e->objectives.impact_required ? "required" : "optional",
+    printf("; impact %s%s\n", e->objectives.impact_required ? "required" : "optional",
            e->objectives.impact_set ? "" : " (the default)");
     if (e->schedule != NULL)
         print_schedule(e->schedule);

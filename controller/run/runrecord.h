@@ -30,7 +30,7 @@ struct fl_run_probe {
      * acknowledged, then lost, is a failure); measured instead of tl */
     struct fl_probe_result *rewritten;
     size_t n_rewritten;
-    bool in_recovery;    /* one of recovery.probes: measured */
+    bool in_recovery; /* one of recovery.probes: measured */
     bool measured;
     struct fl_measurement m; /* when measured */
 };

@@ -309,8 +309,8 @@ static void impact_and_rpo(void **state)
     assert_int_equal(e->probes[1].u.data.n_sentinels, 1);
     assert_int_equal(e->probes[1].u.data.wait_replicas, 1);
     fl_experiment_free(&e);
-    fails_with(HEAD "  - name: cache\n    redis: { sentinels: [\"10.0.0.1:26379\"] }\n" FAULT,
-               NULL, "11:25: sentinels need master_name: the name the sentinels monitor");
+    fails_with(HEAD "  - name: cache\n    redis: { sentinels: [\"10.0.0.1:26379\"] }\n" FAULT, NULL,
+               "11:25: sentinels need master_name: the name the sentinels monitor");
 }
 
 static void minimal_defaults(void **state)
