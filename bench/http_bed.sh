@@ -8,12 +8,14 @@ bed_nginx=""
 bed_agent=""
 bed_victim=""
 
-# A free TCP port on 127.0.0.1 (nothing listening on it now).
+# A free TCP port on 127.0.0.1 (no socket of any state on it now).
 bed_free_port() {
     local p
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 30000))
-        if [ -z "$(ss -Htln "sport = :$p")" ]; then
+        # below the ephemeral range (32768-60999 here): a port a client
+        # socket holds (the probes open thousands) cannot be listened on
+        p=$((20000 + RANDOM % 12000))
+        if [ -z "$(ss -Htan "sport = :$p")" ]; then
             echo "$p"
             return 0
         fi

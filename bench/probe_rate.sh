@@ -5,7 +5,7 @@
 # usage (as root, after `make build`): bench/probe_rate.sh [BUILD_DIR] [N...]
 #   N: probe counts (default 100 1000 5000)
 #   FAULT_S      the fault's duration, seconds (default 20)
-#   BLACKBOX=0   skip the blackbox_exporter part; BB_N: its counts (default: the N)
+#   FAULTLINE=0  skip the faultline part; BLACKBOX=0 skip the blackbox_exporter part; BB_N: its counts (default: the N)
 #   BB_SECONDS   blackbox measurement window, seconds (default 30)
 #   BB_WARM      seconds Prometheus scrapes before the window (default 10)
 #
@@ -62,8 +62,9 @@ bed_start_agent
 bed_start_victim
 echo "nginx 127.0.0.1:$NGINX_PORT (2 workers), agent 127.0.0.1:$AGENT_PORT, dummy pid $BED_VICTIM"
 echo
+[ "${FAULTLINE:-1}" = 0 ] && ns=()
 echo "== faultline: N http probes, 100ms interval, 100ms timeout, fault ${fault_s}s"
-for n in "${ns[@]}"; do
+for n in ${ns[@]+"${ns[@]}"}; do
     exp="$work/exp-$n.yaml"
     rdir="$work/report-$n"
     bed_experiment "$exp" "$n" "$fault_s"
@@ -83,7 +84,8 @@ for n in "${ns[@]}"; do
         tail -5 "$work/out-$n.txt"
         continue
     fi
-    read -r ut st maxrss wall <"$work/time-$n"
+    # (time writes "Command exited with non-zero status N" first when it did)
+    read -r ut st maxrss wall < <(tail -1 "$work/time-$n")
     jq -r '[.verdict,
             ([.probes[].counts.attempts] | add), ([.probes[].counts.ok] | add),
             ([.probes[].counts.failed] | add), ([.probes[].counts.timeout] | add),
