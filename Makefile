@@ -27,7 +27,7 @@ PACKAGES = build-essential cmake pkg-config \
 	nftables iproute2 procps mount util-linux e2fsprogs \
 	libssh2-1-dev openssh-server openssh-client \
 	haproxy nginx-light curl \
-	chromium-headless-shell libpng-dev \
+	chromium-headless-shell libpng-dev prometheus-blackbox-exporter \
 	clang-format
 
 .PHONY: all deps build test test-asan demo fuzz crash-trials clean
