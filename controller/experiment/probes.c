@@ -118,8 +118,12 @@ static int parse_http(struct fl_check *c, const struct fl_yaml_node *n,
                 h->expect_status[h->n_expect_status++] = (unsigned)code;
         }
     }
-    if (rc == 0 && (v = fl_yaml_get(n, "body_contains")) != NULL)
+    if (rc == 0 && (v = fl_yaml_get(n, "body_contains")) != NULL) {
         rc = fl_check_string(c, v, &h->body_contains);
+        if (rc == 0 && strlen(h->body_contains) > FL_PROBE_BODY_CONTAINS_MAX)
+            rc = fl_yaml_errorf(v, c->err, c->errlen, "body_contains is longer than %u bytes",
+                                FL_PROBE_BODY_CONTAINS_MAX);
+    }
     if (rc == 0)
         rc = kind_timeout(c, n, probe_timeout, p);
     return rc;

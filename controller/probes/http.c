@@ -12,9 +12,12 @@
  *     always after curl has returned, never from inside one of its callbacks.
  *
  * An attempt is one easy handle: fresh connection (a probe measures the
- * service, not a cached socket), no signals, no redirects, the body collected
- * up to BODY_CAP bytes. The runner's deadline cancels it by removing the easy
- * handle from the multi.
+ * service, not a cached socket), no signals, no redirects. The body is never
+ * kept: with body_contains, its first BODY_CAP bytes are searched as they
+ * stream past (a carry of the needle's length minus one joins the chunks),
+ * so an attempt in flight holds a few hundred bytes, not a body buffer
+ * (issue 12 item 5: a thousand attempts in flight held 64 MiB of them). The runner's deadline
+ * cancels it by removing the easy handle from the multi.
  *
  *   ADDED ──(done in info_read)──► check status/body ──► end
  *     └──(cancel)──► remove ──► end (ignored)
@@ -42,8 +45,10 @@ struct http_attempt {
     bool removed;                   /* out of the multi; on a done list, about to end */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
-    size_t body_len;
-    char body[BODY_CAP];
+    size_t body_seen; /* bytes of the body searched, up to BODY_CAP */
+    bool matched;     /* body_contains found (or none asked for) */
+    char *carry;      /* the last needle-length-minus-one bytes searched */
+    size_t carry_len;
 };
 
 struct sock {
@@ -296,11 +301,39 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct http_attempt *a = userp;
     size_t n = size * nmemb;
-    size_t room = BODY_CAP - a->body_len;
-    size_t take = n < room ? n : room;
-    memcpy(a->body + a->body_len, data, take);
-    a->body_len += take;
-    return n; /* beyond the cap: read and dropped, the transfer goes on */
+    if (a->matched || a->body_seen >= BODY_CAP)
+        return n; /* read and dropped, the transfer goes on */
+    const char *needle = fl_probe_get_spec(a->p)->u.http.body_contains;
+    size_t nl = strlen(needle);
+    size_t take = n < BODY_CAP - a->body_seen ? n : BODY_CAP - a->body_seen;
+    a->body_seen += take;
+    /* a match across the boundary: the carry and the chunk's first bytes */
+    if (a->carry_len > 0) {
+        char join[2 * 256];
+        size_t head = take < nl - 1 ? take : nl - 1;
+        memcpy(join, a->carry, a->carry_len);
+        memcpy(join + a->carry_len, data, head);
+        if (memmem(join, a->carry_len + head, needle, nl) != NULL) {
+            a->matched = true;
+            return n;
+        }
+    }
+    if (memmem(data, take, needle, nl) != NULL) {
+        a->matched = true;
+        return n;
+    }
+    /* the next carry: the last nl - 1 bytes of carry + chunk */
+    size_t keep = nl - 1;
+    if (take >= keep) {
+        memcpy(a->carry, data + take - keep, keep);
+    } else {
+        size_t from_carry = keep - take < a->carry_len ? keep - take : a->carry_len;
+        memmove(a->carry, a->carry + a->carry_len - from_carry, from_carry);
+        memcpy(a->carry + from_carry, data, take);
+        keep = from_carry + take;
+    }
+    a->carry_len = keep;
+    return n;
 }
 
 static void attempt_free(struct http_attempt *a)
@@ -308,6 +341,7 @@ static void attempt_free(struct http_attempt *a)
     if (a->easy != NULL)
         curl_easy_cleanup(a->easy);
     curl_slist_free_all(a->headers);
+    free(a->carry);
     free(a);
 }
 
@@ -365,11 +399,9 @@ static void attempt_finish(struct http_attempt *a)
         char want[96];
         describe_expected(spec, want, sizeof(want));
         snprintf(detail, sizeof(detail), "status %ld, expected %s", status, want);
-    } else if (spec->body_contains != NULL && spec->body_contains[0] != '\0' &&
-               memmem(a->body, a->body_len, spec->body_contains, strlen(spec->body_contains)) ==
-                   NULL) {
+    } else if (!a->matched) {
         snprintf(detail, sizeof(detail), "body lacks \"%.96s\"%s", spec->body_contains,
-                 a->body_len == BODY_CAP ? " (in its first 64 KiB)" : "");
+                 a->body_seen == BODY_CAP ? " (in its first 64 KiB)" : "");
     } else {
         ok = true;
         snprintf(detail, sizeof(detail), "%ld", status);
@@ -403,6 +435,20 @@ static int http_start(struct fl_probe *p, void **attempt, char *err, size_t err_
         return -ENOMEM;
     }
     a->p = p;
+    const char *needle = fl_probe_get_spec(p)->u.http.body_contains;
+    a->matched = needle == NULL || needle[0] == '\0';
+    if (!a->matched && strlen(needle) > FL_PROBE_BODY_CONTAINS_MAX) {
+        snprintf(err, err_len, "body_contains is longer than %u bytes", FL_PROBE_BODY_CONTAINS_MAX);
+        free(a);
+        multi_maybe_destroy(m);
+        return -EINVAL;
+    }
+    if (!a->matched && (a->carry = malloc(strlen(needle))) == NULL) {
+        snprintf(err, err_len, "out of memory");
+        free(a);
+        multi_maybe_destroy(m);
+        return -ENOMEM;
+    }
     a->m = m;
     rc = -EINVAL;
     a->easy = curl_easy_init();

@@ -24,6 +24,8 @@
 #define FL_PROBE_MAX_STATUSES 16
 #define FL_PROBE_MAX_HEADERS 16
 #define FL_PROBE_MAX_ARGV 64
+/* body_contains: at most this many bytes (refused at validation) */
+#define FL_PROBE_BODY_CONTAINS_MAX 256u
 
 enum fl_probe_type {
     FL_PROBE_HTTP,

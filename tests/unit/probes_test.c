@@ -108,6 +108,22 @@ static void serve(int fd)
         respond(fd, 503, "Service Unavailable", "down");
     } else if (strncmp(path, "/body ", 6) == 0) {
         respond(fd, 200, "OK", "the quick brown fox jumps over the lazy dog");
+    } else if (strncmp(path, "/big ", 5) == 0) {
+        /* 100 000 bytes sent in pieces, so that the client reads chunks:
+         * "NEEDLE-ACROSS" split between two sends 2 ms apart, "BEYOND" past
+         * the first 64 KiB */
+        static char big[100000];
+        memset(big, 'x', sizeof(big));
+        memcpy(big + 20000 - 6, "NEEDLE-ACROSS", 13);
+        memcpy(big + 70000, "BEYOND", 6);
+        char head[160];
+        int n = snprintf(head, sizeof(head),
+                         "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                         sizeof(big));
+        send_all(fd, head, (size_t)n);
+        send_all(fd, big, 20000);
+        usleep(2000);
+        send_all(fd, big + 20000, sizeof(big) - 20000);
     } else if (strncmp(path, "/slow ", 6) == 0) {
         /* SLOW_MS, unless the client hangs up first. */
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -359,6 +375,17 @@ static void test_http_body(void **state)
     r = once(&s);
     assert_false(r.ok);
     assert_string_equal(r.detail, "body lacks \"ok\"");
+
+    /* searched as it streams, never kept: a needle split between two reads
+     * is found; one past the first 64 KiB is not looked for */
+    s = http_spec("/big", srv.port, url, sizeof(url));
+    s.u.http.body_contains = (char *)"NEEDLE-ACROSS";
+    r = once(&s);
+    assert_true(r.ok);
+    s.u.http.body_contains = (char *)"BEYOND";
+    r = once(&s);
+    assert_false(r.ok);
+    assert_string_equal(r.detail, "body lacks \"BEYOND\" (in its first 64 KiB)");
 }
 
 static void test_http_timeout(void **state)
