@@ -34,6 +34,14 @@ struct fl_objectives {
      * there is an rto, else optional. impact_set: written in the file. */
     bool impact_required;
     bool impact_set;
+    /* availability: { target: 99.95%, failures_per_year: 6 | mtbf: 60d,
+     * redundancy: N } (issue 14): the measured recovery as MTTR against the
+     * longest recovery the target allows (controller/report/availability.h) */
+    bool has_availability;
+    double avail_target;            /* a fraction: 0.9995 */
+    double avail_failures_per_year; /* or 0 */
+    uint64_t avail_mtbf_ms;         /* or 0 */
+    unsigned avail_redundancy;      /* 1.. */
 };
 
 /* Which hosts a fault hits. hosts: [..] gives candidates = those hosts and

@@ -12,9 +12,67 @@
 #include "controller/experiment/check.h"
 #include "controller/experiment/probes.h"
 
+/* availability: { target: 99.95%, failures_per_year: 6 } or { target, mtbf: 60d },
+ * redundancy: N optional (issue 14) */
+static int parse_availability(struct fl_check *c, struct fl_objectives *o,
+                              const struct fl_yaml_node *n)
+{
+    static const char *const keys[] = {"target", "failures_per_year", "mtbf", "redundancy", NULL};
+    int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
+    const struct fl_yaml_node *v = NULL;
+    if (rc == 0)
+        rc = fl_check_required(c, n, "target", &v);
+    if (rc < 0)
+        return rc;
+    const char *text = NULL;
+    if ((rc = fl_yaml_string(v, &text, c->err, c->errlen)) < 0)
+        return rc;
+    char *end = NULL;
+    double t = strtod(text, &end);
+    bool percent = end != NULL && *end == '%' && end[1] == '\0';
+    if (end == text || (!percent && *end != '\0'))
+        t = -1;
+    if (percent)
+        t /= 100.0;
+    if (!(t > 0 && t < 1))
+        return fl_yaml_errorf(v, c->err, c->errlen,
+                              "target must be an availability below 100%%, such as 99.95%% or "
+                              "0.9995");
+    o->avail_target = t;
+    const struct fl_yaml_node *f = fl_yaml_get(n, "failures_per_year");
+    const struct fl_yaml_node *m = fl_yaml_get(n, "mtbf");
+    if ((f == NULL) == (m == NULL))
+        return fl_yaml_errorf(f != NULL ? f : n, c->err, c->errlen,
+                              "availability needs failures_per_year: N or mtbf: DURATION (one "
+                              "of the two)");
+    uint64_t u = 0;
+    if (f != NULL) {
+        if ((rc = fl_yaml_uint(f, 1, 1000000, &u, c->err, c->errlen)) < 0)
+            return rc;
+        o->avail_failures_per_year = (double)u;
+    } else if (m->kind == FL_YAML_SCALAR && m->len > 1 && m->text[m->len - 1] == 'd' &&
+               strspn(m->text, "0123456789") == m->len - 1 && m->len <= 7) {
+        o->avail_mtbf_ms = strtoull(m->text, NULL, 10) * 86400000ull; /* days: "60d" */
+        if (o->avail_mtbf_ms == 0)
+            return fl_yaml_errorf(m, c->err, c->errlen, "mtbf must be longer than 0");
+    } else if ((rc = fl_yaml_duration(m, &o->avail_mtbf_ms, c->err, c->errlen)) < 0) {
+        return rc;
+    } else if (o->avail_mtbf_ms == 0) {
+        return fl_yaml_errorf(m, c->err, c->errlen, "mtbf must be longer than 0");
+    }
+    o->avail_redundancy = 1;
+    if ((v = fl_yaml_get(n, "redundancy")) != NULL) {
+        if ((rc = fl_yaml_uint(v, 1, 100, &u, c->err, c->errlen)) < 0)
+            return rc;
+        o->avail_redundancy = (unsigned)u;
+    }
+    o->has_availability = true;
+    return 0;
+}
+
 int fl_objectives_parse(struct fl_check *c, struct fl_experiment *e, const struct fl_yaml_node *n)
 {
-    static const char *const keys[] = {"rto", "rpo", "impact", NULL};
+    static const char *const keys[] = {"rto", "rpo", "impact", "availability", NULL};
     struct fl_objectives *o = &e->objectives;
     int rc = fl_yaml_check_keys(n, keys, c->err, c->errlen);
     const struct fl_yaml_node *v = NULL;
@@ -24,6 +82,8 @@ int fl_objectives_parse(struct fl_check *c, struct fl_experiment *e, const struc
     if (rc == 0 && (v = fl_yaml_get(n, "rpo")) != NULL &&
         (rc = fl_yaml_duration(v, &o->rpo_ms, c->err, c->errlen)) == 0)
         o->has_rpo = true; /* experiment.c refuses it without a write probe */
+    if (rc == 0 && (v = fl_yaml_get(n, "availability")) != NULL)
+        rc = parse_availability(c, o, v);
     o->impact_required = o->has_rto;
     if (rc == 0 && (v = fl_yaml_get(n, "impact")) != NULL) {
         const char *s = NULL;

@@ -30,7 +30,10 @@
  *   rpo_ms          the worst data loss the write probes measured (null
  *                   unless every write probe read its records back)
  *   objectives      {rto_ms, rpo_ms}: the objective, or null when not set;
- *                   impact: "required" | "optional"
+ *                   impact: "required" | "optional"; availability (null, or
+ *                   {target (a fraction), failures_per_year, mtbf_ms,
+ *                   redundancy, measured, availability, downtime_ms_per_year,
+ *                   max_mttr_ms, pass})
  *   verdict         also "pass_no_impact": every objective held and the
  *                   faults had no visible effect (impact: optional)
  *   faults[]        one per fault per host: name, host {name, address, port},
@@ -772,6 +775,31 @@ static json_t *document(const struct fl_run_record *r)
         put(obj, "rpo_ms", objective(e->objectives.has_rpo, e->objectives.rpo_ms), &ok);
         put(obj, "impact", json_string(e->objectives.impact_required ? "required" : "optional"),
             &ok);
+        json_t *av = json_null();
+        if (e->objectives.has_availability) {
+            av = json_object();
+            if (av != NULL) {
+                put(av, "target", json_real(e->objectives.avail_target), &ok);
+                put(av, "failures_per_year",
+                    e->objectives.avail_failures_per_year > 0
+                        ? json_real(e->objectives.avail_failures_per_year)
+                        : json_null(),
+                    &ok);
+                put(av, "mtbf_ms",
+                    e->objectives.avail_mtbf_ms ? integer(e->objectives.avail_mtbf_ms)
+                                                : json_null(),
+                    &ok);
+                put(av, "redundancy", json_integer(e->objectives.avail_redundancy), &ok);
+                put(av, "measured", json_boolean(r->avail_measured), &ok);
+                if (r->avail_measured) {
+                    put(av, "availability", json_real(r->avail_availability), &ok);
+                    put(av, "downtime_ms_per_year", json_real(r->avail_downtime_ms), &ok);
+                    put(av, "max_mttr_ms", json_integer(r->avail_max_mttr_ms), &ok);
+                    put(av, "pass", json_boolean(r->avail_pass), &ok);
+                }
+            }
+        }
+        put(obj, "availability", av, &ok);
     }
     put(doc, "objectives", obj, &ok);
 

@@ -103,7 +103,7 @@ struct testcase {
     char message[320];
 };
 
-/* Fills the testcases; returns how many (at most 4). */
+/* Fills the testcases; returns how many (at most 5). */
 static size_t testcases(const struct fl_run_record *r, struct testcase *tc)
 {
     const struct fl_objectives *o = &r->e->objectives;
@@ -168,6 +168,22 @@ static size_t testcases(const struct fl_run_record *r, struct testcase *tc)
         t->skipped = true;
         snprintf(t->message, sizeof(t->message), "no impact (impact: optional)");
     }
+    if (o->has_availability) {
+        t = &tc[n++];
+        memset(t, 0, sizeof(*t));
+        t->name = "availability";
+        if (!r->avail_measured) {
+            t->failed = true;
+            snprintf(t->message, sizeof(t->message), "not measured: no recovery was measured");
+        } else {
+            t->failed = !r->avail_pass;
+            snprintf(t->message, sizeof(t->message),
+                     "implies %.5f%% available; each failure may last at most %s",
+                     r->avail_availability * 100.0,
+                     secs((uint64_t)(r->avail_max_mttr_ms > 0 ? r->avail_max_mttr_ms : 0), a,
+                          sizeof(a)));
+        }
+    }
     t = &tc[n++];
     memset(t, 0, sizeof(*t));
     t->name = "steady state returned";
@@ -181,7 +197,7 @@ static size_t testcases(const struct fl_run_record *r, struct testcase *tc)
 
 static void document(const struct fl_run_record *r, FILE *out)
 {
-    struct testcase tc[4];
+    struct testcase tc[5];
     size_t n = testcases(r, tc);
     bool aborted = r->verdict == FL_VERDICT_ABORTED;
     const char *abort_text = r->abort_reason[0] ? r->abort_reason : r->reason;

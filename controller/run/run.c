@@ -46,6 +46,7 @@
 #include "controller/run/attemptlog.h"
 #include "controller/run/timeline.h"
 #include "controller/run/where.h"
+#include "controller/report/availability.h"
 #include "controller/run/preview.h"
 #include "controller/run/rpo.h"
 
@@ -1035,6 +1036,38 @@ static void controller_figures(struct fl_run_record *rec)
     c->overloaded = due > 0 && affected * 100 > due * FL_RUN_OVERLOAD_PERCENT;
 }
 
+/* The availability objective (issue 14): the measured recovery as MTTR
+ * against the longest recovery the target allows; a run that passed every
+ * other objective FAILs when it took longer. */
+static void judge_availability(struct fl_run_record *rec)
+{
+    const struct fl_objectives *o = &rec->e->objectives;
+    if (!o->has_availability || !rec->measured || rec->m.unobserved ||
+        (rec->m.impacted && !rec->m.recovered))
+        return;
+    struct fl_avail_budget b = {.target = o->avail_target,
+                                .failures_per_year = o->avail_failures_per_year,
+                                .mtbf_ms = (double)o->avail_mtbf_ms,
+                                .redundancy = o->avail_redundancy};
+    struct fl_avail_result res;
+    char err[160];
+    double mttr = rec->m.no_impact ? 0 : (double)rec->m.recovery_time_ms;
+    if (fl_avail_evaluate(&b, mttr, &res, err, sizeof(err)) < 0)
+        return;
+    rec->avail_measured = true;
+    rec->avail_availability = res.availability;
+    rec->avail_downtime_ms = res.downtime_ms_per_year;
+    rec->avail_max_mttr_ms = res.max_mttr_ms;
+    rec->avail_pass = res.pass;
+    if (!res.pass &&
+        (rec->verdict == FL_VERDICT_PASS || rec->verdict == FL_VERDICT_PASS_NO_IMPACT)) {
+        rec->verdict = FL_VERDICT_FAIL;
+        snprintf(rec->reason, sizeof(rec->reason),
+                 "recovered in %.2fs, but to keep %.6g%% each failure may last at most %.2fs",
+                 mttr / 1000.0, o->avail_target * 100.0, (double)res.max_mttr_ms / 1000.0);
+    }
+}
+
 static void measure(struct run *r)
 {
     const struct fl_experiment *e = r->e;
@@ -1130,6 +1163,7 @@ static void measure(struct run *r)
         rec->verdict = FL_VERDICT_ABORTED;
         snprintf(rec->reason, sizeof(rec->reason), "the measurement could not be computed");
     }
+    judge_availability(rec);
 }
 
 /* Each ssh probe attempt holds a thread of libuv's pool for as long as it

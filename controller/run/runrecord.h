@@ -97,6 +97,11 @@ struct fl_run_record {
     char reason[FL_MEASURE_REASON_MAX];
     char abort_reason[256]; /* "" unless aborted */
     struct fl_controller_figures controller;
+    bool avail_measured;       /* the availability objective was evaluated */
+    double avail_availability; /* what the measured MTTR implies */
+    double avail_downtime_ms;  /* a year */
+    int64_t avail_max_mttr_ms; /* the longest recovery the target allows */
+    bool avail_pass;
     bool rpo_measured;        /* every write probe read its records back */
     uint64_t rpo_ms;          /* the worst of them */
     bool attempts_written;    /* attempts.jsonl is complete */

@@ -313,6 +313,32 @@ static void impact_and_rpo(void **state)
                "11:25: sentinels need master_name: the name the sentinels monitor");
 }
 
+/* objectives.availability (issue 14) */
+static void availability_objective(void **state)
+{
+    (void)state;
+    struct fl_experiment *e =
+        load_ok(write_file("e.yaml", HEAD "objectives: { rto: 5s, availability: { target: 99.95%, "
+                                          "failures_per_year: 6 } }\n" FAULT),
+                NULL);
+    assert_true(e->objectives.has_availability);
+    assert_true(e->objectives.avail_target > 0.99949 && e->objectives.avail_target < 0.99951);
+    assert_true(e->objectives.avail_failures_per_year == 6);
+    assert_int_equal(e->objectives.avail_redundancy, 1);
+    fl_experiment_free(&e);
+    e = load_ok(write_file("e.yaml", HEAD "objectives: { availability: { target: 0.999, mtbf: "
+                                          "60d, redundancy: 2 } }\n" FAULT),
+                NULL);
+    assert_int_equal(e->objectives.avail_mtbf_ms, 60ull * 86400000ull);
+    assert_int_equal(e->objectives.avail_redundancy, 2);
+    fl_experiment_free(&e);
+    fails_with(HEAD "objectives: { availability: { target: 100% , failures_per_year: 6 } }\n" FAULT,
+               NULL, "10:39: target must be an availability below 100%, such as 99.95% or 0.9995");
+    fails_with(HEAD "objectives: { availability: { target: 99.9% } }\n" FAULT, NULL,
+               "10:29: availability needs failures_per_year: N or mtbf: DURATION (one of the "
+               "two)");
+}
+
 static void minimal_defaults(void **state)
 {
     (void)state;
@@ -905,6 +931,7 @@ int main(void)
         cmocka_unit_test(minimal_defaults),
         cmocka_unit_test(no_probes_refused),
         cmocka_unit_test(impact_and_rpo),
+        cmocka_unit_test(availability_objective),
         cmocka_unit_test(recovery_defaults_to_every_probe),
         cmocka_unit_test(unknown_key),
         cmocka_unit_test(bad_duration),
