@@ -1011,7 +1011,8 @@ static int plan_faults(struct run *r)
 }
 
 /* The controller's own figures, and whether it was too late, too often, for
- * the run to judge the service (FL_RUN_OVERLOAD_PERCENT of the due times). */
+ * the run to judge the service (more than FL_RUN_OVERLOAD_PERCENT of the due
+ * times, and at least FL_RUN_OVERLOAD_MIN of them). */
 static void controller_figures(struct fl_run_record *rec)
 {
     struct fl_controller_figures *c = &rec->controller;
@@ -1033,7 +1034,8 @@ static void controller_figures(struct fl_run_record *rec)
         c->late_threshold_ms = 0;
     uint64_t due = c->attempts + c->skipped;
     uint64_t affected = c->late + c->late_starts + c->skipped;
-    c->overloaded = due > 0 && affected * 100 > due * FL_RUN_OVERLOAD_PERCENT;
+    c->overloaded =
+        affected >= FL_RUN_OVERLOAD_MIN && affected * 100 > due * FL_RUN_OVERLOAD_PERCENT;
 }
 
 /* The availability objective (issue 14): the measured recovery as MTTR

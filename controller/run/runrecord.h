@@ -62,6 +62,10 @@ struct fl_run_fault {
  * percent) of its probes' due times were skipped, started late or ended
  * LATE: the controller could not watch the service well enough to judge it. */
 #define FL_RUN_OVERLOAD_PERCENT 5
+/* ... and at least this many of them: a few stalls in a short run (a busy
+ * machine's scheduling) widen the brackets they fall in, which the
+ * resolution reports, without making the controller "overloaded". */
+#define FL_RUN_OVERLOAD_MIN 10
 
 /* The controller's own lateness over the run (run.json "controller"). */
 struct fl_controller_figures {
