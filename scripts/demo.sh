@@ -16,6 +16,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-build}" && pwd)
 bed="$here/tests/beds/gameday.sh"
 work=$(mktemp -d /tmp/faultline-demo.XXXXXX)
+# the reports outlive the demo (the bed and its work folder do not):
+# DEMO_REPORTS, default /var/tmp/faultline-demo-reports/TIME
+keep=${DEMO_REPORTS:-/var/tmp/faultline-demo-reports/$(date +%Y%m%dT%H%M%S)}
 state="$work/bed"
 summary="$work/summary"
 : >"$summary"
@@ -93,6 +96,8 @@ experiment() {
     echo "reports: $(ls "$work/reports/$name" | tr '\n' ' ')(run.json's measurements:)"
     sed -n '/^  "measurements": {/,/^  }/p' "$work/reports/$name/run.json"
     printf '%-20s %s\n%-20s (%s)\n' "$name:" "$said" "" "$truth" >>"$summary"
+    mkdir -p "$keep" && cp -r "$work/reports/$name" "$keep/$name"
+    printf '%-20s report: %s\n' "" "$keep/$name/report.html" >>"$summary"
     [ "$rc" -eq 0 ] || { echo "demo: $name did not pass (exit $rc)" >&2; exit 1; }
 }
 
@@ -145,3 +150,4 @@ printf '%-20s %s\n' "controller kill -9:" "$line" >>"$summary"
 
 step "what this showed"
 cat "$summary"
+echo "open a report in a browser (one file, nothing fetched): $keep/*/report.html"

@@ -579,7 +579,10 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
         if (after && st == FL_HEALTH_UNHEALTHY)
             progress(r, "detected: probe %s is unhealthy (%s)", rp->spec->name, res->detail);
         else if (after && st == FL_HEALTH_HEALTHY)
-            progress(r, "recovered: probe %s is healthy again (%s)", rp->spec->name, res->detail);
+            progress(r,
+                     "healthy again: probe %s (%s; the recovery counts from the first of these "
+                     "%u successes in a row)",
+                     rp->spec->name, res->detail, rp->tl.health.rise);
         else
             progress(r, "probe %s is %s (%s)", rp->spec->name, fl_health_state_name(st),
                      res->detail);
