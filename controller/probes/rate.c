@@ -8,6 +8,8 @@ void fl_probe_load_estimate(const struct fl_probe_spec *probes, size_t n, struct
     memset(out, 0, sizeof(*out));
     double us_per_s = 0;
     for (size_t i = 0; i < n; i++) {
+        if (probes[i].is_template)
+            continue; /* run once per candidate for a where:, not every interval */
         uint64_t interval = probes[i].interval_ms ? probes[i].interval_ms : 1000;
         double rate = 1000.0 / (double)interval;
         out->attempts_per_s += rate;
