@@ -36,7 +36,6 @@ void fl_lag_record(struct fl_lag *lag, uint64_t begin_ns, uint64_t end_ns)
     lag->head = (lag->head + 1) % FL_LAG_RING;
     if (lag->count < FL_LAG_RING)
         lag->count++;
-    lag->n_stalls++;
     if (end_ns - begin_ns > lag->longest_ns)
         lag->longest_ns = end_ns - begin_ns;
 }

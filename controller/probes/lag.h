@@ -42,7 +42,6 @@ struct fl_lag {
     struct fl_lag_stall ring[FL_LAG_RING];
     size_t head, count;  /* ring[head] is the next slot written */
     uint64_t longest_ns; /* the longest stall since start */
-    uint64_t n_stalls;   /* stalls recorded since start */
     int open_handles;
     void (*closed)(void *arg);
     void *closed_arg;

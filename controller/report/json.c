@@ -588,6 +588,13 @@ static json_t *probe_target(const struct fl_probe_spec *s)
     return o;
 }
 
+/* "attempts.jsonl" when the run wrote one (whole or cut short), else null. */
+static json_t *attempts_file(const struct fl_run_record *r)
+{
+    return r->attempts_lines > 0 || r->attempts_written ? json_string("attempts.jsonl")
+                                                        : json_null();
+}
+
 static json_t *probe(const struct fl_run_record *r, const struct fl_run_probe *p)
 {
     json_t *o = json_object();
@@ -684,9 +691,7 @@ static json_t *probe(const struct fl_run_record *r, const struct fl_run_probe *p
         }
     }
     put(o, "data", data, &ok);
-    put(o, "attempts_file",
-        r->attempts_lines > 0 || r->attempts_written ? json_string("attempts.jsonl") : json_null(),
-        &ok);
+    put(o, "attempts_file", attempts_file(r), &ok);
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -748,9 +753,7 @@ static json_t *document(const struct fl_run_record *r)
     put(doc, "controller", controller(&r->controller), &ok);
     put(doc, "controller_overloaded",
         r->controller.overloaded ? controller(&r->controller) : json_null(), &ok);
-    put(doc, "attempts_file",
-        r->attempts_lines > 0 || r->attempts_written ? json_string("attempts.jsonl") : json_null(),
-        &ok);
+    put(doc, "attempts_file", attempts_file(r), &ok);
     put(doc, "attempts_complete", json_boolean(r->attempts_written), &ok);
     put(doc, "attempts_error", r->attempts_error[0] ? text(r->attempts_error) : json_null(), &ok);
     put(doc, "started_at", when(r->started_at_ms), &ok);

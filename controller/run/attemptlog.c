@@ -269,7 +269,6 @@ void fl_attemptlog_add(struct fl_attemptlog *log, size_t p, const struct fl_prob
         fail(log, "out of memory buffering it", UV_ENOMEM);
         return;
     }
-    log->lines++;
     if (!uv_is_active((uv_handle_t *)&log->flush_timer)) {
         uv_timer_start(&log->flush_timer, on_flush_timer, FLUSH_MS, FLUSH_MS);
         uv_unref((uv_handle_t *)&log->flush_timer);

@@ -45,7 +45,6 @@ struct fl_attemptlog {
     char *flying; /* the buffer req writes */
     size_t n_flying, cap_flying;
     uint64_t offset;        /* where the next write goes */
-    uint64_t lines;         /* lines accepted (written or waiting) */
     uint64_t lines_written; /* lines on disk */
     bool failed;
     char error[512];
