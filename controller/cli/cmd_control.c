@@ -56,10 +56,10 @@ static const char control_help[] =
 
 struct control_call {
     const char *cmd;
-    Faultline__ControlRequest *req;      /* or */
-    Faultline__HistoryRequest *history;  /* ... this */
-    Faultline__ControlReply *reply;      /* kept */
-    Faultline__History *history_reply;   /* kept */
+    Faultline__ControlRequest *req;     /* or */
+    Faultline__HistoryRequest *history; /* ... this */
+    Faultline__ControlReply *reply;     /* kept */
+    Faultline__History *history_reply;  /* kept */
 };
 
 static void build(struct fl_oneshot_target *t, Faultline__Envelope *req, void *ctx)
@@ -142,8 +142,7 @@ static const char *who(char *buf, size_t len)
     return buf;
 }
 
-static int control(const char *cmd, Faultline__ControlRequest__Action action, int argc,
-                   char **argv)
+static int control(const char *cmd, Faultline__ControlRequest__Action action, int argc, char **argv)
 {
     static const struct option options[] = {
         {"server", required_argument, NULL, 's'}, {"key", required_argument, NULL, 'k'},
@@ -196,8 +195,8 @@ static int control(const char *cmd, Faultline__ControlRequest__Action action, in
     req.who = fl_pb_str(who(me, sizeof(me)));
     struct control_call c = {.cmd = cmd, .req = &req};
     /* run-now is not idempotent: one try */
-    int rc = call(server, key_path, timeout_ms, action != FAULTLINE__CONTROL_REQUEST__ACTION__RUN_NOW,
-                  &c);
+    int rc = call(server, key_path, timeout_ms,
+                  action != FAULTLINE__CONTROL_REQUEST__ACTION__RUN_NOW, &c);
     if (rc != 0)
         return rc;
     printf("%s\n", c.reply->message);
@@ -264,8 +263,9 @@ int fl_cli_control_history(const char *cmd, const char *server, const char *key_
         faultline__history__free_unpacked(h, NULL);
         if (oom) {
             fl_store_rows_free(rows, n);
-            fprintf(stderr, "faultline %s: out of memory, or a row from serve without its "
-                            "experiment or state\n",
+            fprintf(stderr,
+                    "faultline %s: out of memory, or a row from serve without its "
+                    "experiment or state\n",
                     cmd);
             return FL_EXIT_ERROR;
         }

@@ -135,9 +135,9 @@ static int from_server(const char *server, const char *key_path, const char *exp
 int fl_cmd_history(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"db", required_argument, NULL, 'd'}, {"since", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},     {"limit", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},     {"server", required_argument, NULL, 'S'},
+        {"db", required_argument, NULL, 'd'},  {"since", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},      {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},      {"server", required_argument, NULL, 'S'},
         {"key", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0},
     };
     const char *db = FL_SERVE_DEFAULT_DB, *server = NULL, *key_path = NULL;

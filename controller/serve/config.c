@@ -195,7 +195,8 @@ static int set_value(struct fl_serve_config *c, const char *key, const char *v, 
         return 0;
     }
     if (strcmp(key, "webhooks") == 0) {
-        snprintf(err, errlen, "%s: not built yet in this faultline (webhooks come later); remove "
+        snprintf(err, errlen,
+                 "%s: not built yet in this faultline (webhooks come later); remove "
                  "the key",
                  key);
         return -EINVAL;

@@ -40,7 +40,7 @@ struct fl_serve_config {
     char *listen_http; /* "HOST:PORT"; "" or "off" disables /metrics */
     /* "HOST:PORT" of the control channel (control.h), under key_file; "off" */
     char *listen_control;
-    char *timezone;    /* NULL: the machine's */
+    char *timezone; /* NULL: the machine's */
     unsigned max_concurrent_runs;
     uint64_t retention_runs;   /* 0: no count limit */
     uint64_t retention_age_ms; /* 0: no age limit */

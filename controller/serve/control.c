@@ -417,8 +417,7 @@ static void on_control(struct fl_control_req *q, const Faultline__ControlRequest
     default:
         rc = -EINVAL;
         snprintf(msg, sizeof(msg),
-                 "control action %d not understood by faultline serve " FL_VERSION,
-                 (int)r->action);
+                 "control action %d not understood by faultline serve " FL_VERSION, (int)r->action);
         break;
     }
     free(w);
@@ -438,7 +437,7 @@ static void on_history(struct fl_control_req *q, const Faultline__HistoryRequest
     snprintf(w->experiment, sizeof(w->experiment), "%s", r->experiment ? r->experiment : "");
     w->since_ms = r->since_ms;
     w->limit = r->limit && r->limit < FL_CONTROL_HISTORY_PAGE_ROWS ? r->limit
-                                                                  : FL_CONTROL_HISTORY_PAGE_ROWS;
+                                                                   : FL_CONTROL_HISTORY_PAGE_ROWS;
     w->offset = r->offset;
     int rc = queue_work(q->ctl, w);
     if (rc < 0) {
@@ -451,8 +450,7 @@ static void on_message(struct fl_conn *conn, const Faultline__Envelope *env)
 {
     struct cconn *cc = fl_conn_data(conn);
     if (cc->q != NULL) {
-        fl_warn("control: %s sent a second request before its answer: closed",
-                fl_conn_peer(conn));
+        fl_warn("control: %s sent a second request before its answer: closed", fl_conn_peer(conn));
         fl_conn_close(conn, -EPROTO);
         return;
     }
@@ -473,9 +471,10 @@ static void on_message(struct fl_conn *conn, const Faultline__Envelope *env)
         on_history(q, env->history_request);
         break;
     default:
-        answer_error(q, -ENOTSUP, "request not understood by faultline serve " FL_VERSION
-                                  " (its control channel takes freeze, thaw, pause, resume, "
-                                  "run-now and history)");
+        answer_error(q, -ENOTSUP,
+                     "request not understood by faultline serve " FL_VERSION
+                     " (its control channel takes freeze, thaw, pause, resume, "
+                     "run-now and history)");
         break;
     }
 }
@@ -504,8 +503,11 @@ static void on_closed(struct fl_conn *conn, int reason)
     struct cconn *cc = fl_conn_data(conn);
     struct fl_control *c = cc->ctl;
     if (!cc->authenticated && reason != 0)
-        fl_warn("control: %s refused before authenticating (%s)", fl_conn_peer(conn),
-                reason == -EACCES ? "it does not hold the key" : fl_strerror(reason));
+        fl_warn("control: %s not authenticated, closed: %s", fl_conn_peer(conn),
+                reason == -EACCES  ? "it does not hold the key"
+                : reason == UV_EOF ? "it hung up during the handshake (as a client with "
+                                     "another key does)"
+                                   : fl_strerror(reason));
     if (cc->q != NULL)
         cc->q->cc = NULL; /* answered into the void when it comes */
     if (cc->prev)
@@ -601,9 +603,9 @@ static void maybe_free(struct fl_control *c)
     free(c);
 }
 
-int fl_control_start(uv_loop_t *loop, const char *listen, const struct fl_key *key,
-                     fl_store *store, const struct fl_control_ops *ops, void *ctx,
-                     struct fl_control **out, char *err, size_t errlen)
+int fl_control_start(uv_loop_t *loop, const char *listen, const struct fl_key *key, fl_store *store,
+                     const struct fl_control_ops *ops, void *ctx, struct fl_control **out,
+                     char *err, size_t errlen)
 {
     char host[64];
     uint16_t port;

@@ -77,9 +77,9 @@ struct fl_control_ops {
 };
 
 /* Listens on listen ("ADDRESS:PORT"). 0, or a negative errno with err. */
-int fl_control_start(uv_loop_t *loop, const char *listen, const struct fl_key *key,
-                     fl_store *store, const struct fl_control_ops *ops, void *ctx,
-                     struct fl_control **out, char *err, size_t errlen);
+int fl_control_start(uv_loop_t *loop, const char *listen, const struct fl_key *key, fl_store *store,
+                     const struct fl_control_ops *ops, void *ctx, struct fl_control **out,
+                     char *err, size_t errlen);
 /* Stops listening and closes every connection; what is queued finishes on
  * the loop, then it frees itself. NULL is fine. */
 void fl_control_stop(struct fl_control *c);

@@ -45,9 +45,9 @@ struct job {
     int64_t run_id;
     int64_t last_start_ms; /* ties of due times: the one that waited longest first */
     struct fl_serve_run *run;
-    bool ctl_paused;                  /* faultline pause (stored) */
-    bool manual;                      /* WAITING..RUNNING: a faultline run-now */
-    struct fl_control_req *manual_q;  /* CLAIMING: the run-now to answer */
+    bool ctl_paused;                 /* faultline pause (stored) */
+    bool manual;                     /* WAITING..RUNNING: a faultline run-now */
+    struct fl_control_req *manual_q; /* CLAIMING: the run-now to answer */
 };
 
 struct sched {
@@ -628,8 +628,7 @@ static int ctl_thaw(void *ctx, struct fl_control_freeze *st, char *msg, size_t l
     return 0;
 }
 
-static int ctl_pause(void *ctx, const char *name, bool paused, bool *changed, char *msg,
-                     size_t len)
+static int ctl_pause(void *ctx, const char *name, bool paused, bool *changed, char *msg, size_t len)
 {
     struct sched *s = ctx;
     struct job *j = find_job(s, name, msg, len);
@@ -652,8 +651,7 @@ static int ctl_pause(void *ctx, const char *name, bool paused, bool *changed, ch
     return 0;
 }
 
-static int ctl_run_now(void *ctx, const char *name, struct fl_control_req *q, char *msg,
-                       size_t len)
+static int ctl_run_now(void *ctx, const char *name, struct fl_control_req *q, char *msg, size_t len)
 {
     struct sched *s = ctx;
     char when[40];
@@ -727,11 +725,13 @@ static void claimed(struct job *j, fl_store_rc rc, int64_t id)
     if (fl_format_rfc3339((uint64_t)j->wait_due_s * 1000, when, sizeof(when)) < 0)
         snprintf(when, sizeof(when), "?");
     if (rc == FL_STORE_OK && j->s->freeze.frozen) {
-        snprintf(msg, sizeof(msg), "frozen while run %lld of %s was starting: it is recorded ABORTED",
-                 (long long)id, j->e->name);
+        snprintf(msg, sizeof(msg),
+                 "frozen while run %lld of %s was starting: it is recorded ABORTED", (long long)id,
+                 j->e->name);
         fl_control_answer_run(q, 0, -EPERM, msg);
     } else if (rc == FL_STORE_OK) {
-        snprintf(msg, sizeof(msg), "%s: manual run %lld started (due time %s); faultline history shows it",
+        snprintf(msg, sizeof(msg),
+                 "%s: manual run %lld started (due time %s); faultline history shows it",
                  j->e->name, (long long)id, when);
         fl_control_answer_run(q, id, 0, msg);
     } else if (rc == FL_STORE_ALREADY) {
@@ -741,8 +741,8 @@ static void claimed(struct job *j, fl_store_rc rc, int64_t id)
                  j->e->name, when);
         fl_control_answer_run(q, 0, -EBUSY, msg);
     } else {
-        snprintf(msg, sizeof(msg), "%s: cannot record the run in the history store (see the serve log)",
-                 j->e->name);
+        snprintf(msg, sizeof(msg),
+                 "%s: cannot record the run in the history store (see the serve log)", j->e->name);
         fl_control_answer_run(q, 0, -EIO, msg);
     }
 }

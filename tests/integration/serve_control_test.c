@@ -141,10 +141,21 @@ static pid_t start_serve(const char *exps, const char *db_url, const char *log)
 {
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)http_port);
-    char *argv[] = {arg(FL_CTL_BIN),        arg("serve"),    arg("--experiments"), arg(exps),
-                    arg("--db"),            arg(db_url),     arg("--reports-dir"), reports,
-                    arg("--listen-http"),   listen,          arg("--key-file"),    key_path,
-                    arg("--listen-control"), server,         NULL};
+    char *argv[] = {arg(FL_CTL_BIN),
+                    arg("serve"),
+                    arg("--experiments"),
+                    arg(exps),
+                    arg("--db"),
+                    arg(db_url),
+                    arg("--reports-dir"),
+                    reports,
+                    arg("--listen-http"),
+                    listen,
+                    arg("--key-file"),
+                    key_path,
+                    arg("--listen-control"),
+                    server,
+                    NULL};
     if (serve_pid > 0)
         proc_stop(serve_pid, SIGTERM, 20000); /* left by a failed test */
     pid_t pid = proc_start(argv, log);
@@ -269,8 +280,8 @@ static size_t skips_after(json_t *rows, int64_t t, const char *want)
             continue;
         if (strcmp(str(a, "state"), "skipped") != 0) {
             dump(rows);
-            fail_msg("due time %lld after %lld ran (%s)", (long long)num(a, "due_ms"),
-                     (long long)t, str(a, "state"));
+            fail_msg("due time %lld after %lld ran (%s)", (long long)num(a, "due_ms"), (long long)t,
+                     str(a, "state"));
         }
         n += strcmp(str(a, "reason"), want) == 0;
     }
@@ -294,10 +305,10 @@ static void test_freeze_mid_run_restart_thaw(void **state)
     assert_int_equal(metrics_frozen(), 0);
 
     /* two freezes at once */
-    char *f1[] = {arg(FL_CTL_BIN), arg("freeze"),  arg("--server"), server, arg("--key"), key_path,
-                  arg("--reason"), arg("db migration"), NULL};
-    char *f2[] = {arg(FL_CTL_BIN), arg("freeze"),  arg("--server"), server, arg("--key"), key_path,
-                  arg("--reason"), arg("second freeze"), NULL};
+    char *f1[] = {arg(FL_CTL_BIN), arg("freeze"),   arg("--server"),     server, arg("--key"),
+                  key_path,        arg("--reason"), arg("db migration"), NULL};
+    char *f2[] = {arg(FL_CTL_BIN), arg("freeze"),   arg("--server"),      server, arg("--key"),
+                  key_path,        arg("--reason"), arg("second freeze"), NULL};
     int64_t t_freeze = (int64_t)fl_now_ms();
     pid_t c1 = proc_start(f1, l1), c2 = proc_start(f2, l2);
     assert_int_equal(proc_wait(c1, 40000), 0);
@@ -328,7 +339,8 @@ static void test_freeze_mid_run_restart_thaw(void **state)
     size_t aborted = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        aborted += strcmp(str(a, "verdict"), "ABORTED") == 0 && strcmp(str(a, "reason"), reason) == 0;
+        aborted +=
+            strcmp(str(a, "verdict"), "ABORTED") == 0 && strcmp(str(a, "reason"), reason) == 0;
     }
     assert_int_equal(aborted, 1);
     assert_true(skips_after(rows, t_freeze, reason) >= 2);
@@ -375,8 +387,8 @@ static void test_wrong_key_pause_run_now_history(void **state)
     assert_non_null(strstr(out, "wrong key"));
     assert_int_equal(ctl(out, sizeof(out), bad_key, "pause", "quick", NULL), 2);
     assert_non_null(strstr(out, "wrong key"));
-    char *h[] = {arg(FL_CTL_BIN), arg("history"), arg("--server"), server, arg("--key"), bad_key,
-                 NULL};
+    char *h[] = {
+        arg(FL_CTL_BIN), arg("history"), arg("--server"), server, arg("--key"), bad_key, NULL};
     assert_int_equal(proc_run(h, out, sizeof(out), 20000), 2);
     assert_non_null(strstr(out, "wrong key"));
     assert_int_equal(metrics_frozen(), 0);
@@ -421,11 +433,22 @@ static void test_wrong_key_pause_run_now_history(void **state)
     for (int tries = 0; tries < 10 && !checked; tries++) {
         bool stable = true;
         for (int j = 0; j < 2 && stable; j++) {
-            char *loc[] = {arg(FL_CTL_BIN), arg("history"), arg(j ? "--limit" : "--json"),
-                           arg(j ? "50" : "--json"), arg("--db"), arg(db), NULL};
-            char *rem[] = {arg(FL_CTL_BIN), arg("history"), arg(j ? "--limit" : "--json"),
-                           arg(j ? "50" : "--json"), arg("--server"), server, arg("--key"),
-                           key_path, NULL};
+            char *loc[] = {arg(FL_CTL_BIN),
+                           arg("history"),
+                           arg(j ? "--limit" : "--json"),
+                           arg(j ? "50" : "--json"),
+                           arg("--db"),
+                           arg(db),
+                           NULL};
+            char *rem[] = {arg(FL_CTL_BIN),
+                           arg("history"),
+                           arg(j ? "--limit" : "--json"),
+                           arg(j ? "50" : "--json"),
+                           arg("--server"),
+                           server,
+                           arg("--key"),
+                           key_path,
+                           NULL};
             assert_int_equal(proc_run(loc, a, sizeof(a), 10000), 0);
             assert_int_equal(proc_run(rem, b, sizeof(b), 20000), 0);
             assert_int_equal(proc_run(loc, c, sizeof(c), 10000), 0);
