@@ -125,9 +125,15 @@ static int call(const char *server, const char *key_path, uint64_t timeout_ms, b
                 c->cmd, spec);
     else if (t->status == -EREMOTEIO)
         fprintf(stderr, "faultline %s: %s: %s\n", c->cmd, spec, t->error);
-    else
-        fprintf(stderr, "faultline %s: cannot reach faultline serve at %s: %s\n", c->cmd, spec,
-                t->error);
+    else {
+        /* the client's words are for agents: name serve instead */
+        char *agent_hint = strstr(t->error, ": is faultline-agent");
+        if (agent_hint != NULL)
+            *agent_hint = '\0';
+        fprintf(stderr, "faultline %s: cannot reach faultline serve at %s: %s%s\n", c->cmd, spec,
+                t->error,
+                agent_hint ? "; is faultline serve running with listen_control there?" : "");
+    }
     free(t);
     return FL_EXIT_ERROR;
 }
