@@ -24,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -381,6 +384,23 @@ static void test_wrong_key_pause_run_now_history(void **state)
     write_experiment(exps, "quick", "1500ms", "3s");
     pid_t serve = start_serve(exps, db, log);
     char out[8192];
+
+    /* peers that never authenticate (more than FL_CONTROL_MAX_CONNS of them,
+     * some sending junk) hold no slot a keyed client needs */
+    int junk[24];
+    for (int i = 0; i < 24; i++) {
+        junk[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(junk[i] >= 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(control_port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(junk[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+        if (i % 2 == 0)
+            assert_int_equal(write(junk[i], "\x00\x00\x00\x05junk!", 9), 9);
+    }
+    assert_int_equal(ctl(out, sizeof(out), key_path, "pause", "nosuch", NULL), 2);
+    assert_non_null(strstr(out, "no scheduled experiment named 'nosuch'"));
+    for (int i = 0; i < 24; i++)
+        close(junk[i]);
 
     /* another key: refused, said, non-zero, nothing changes */
     assert_int_equal(ctl(out, sizeof(out), bad_key, "freeze", NULL, NULL), 2);
