@@ -100,5 +100,10 @@ int fl_cmd_halt(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);
 int fl_cmd_serve(int argc, char **argv);
 int fl_cmd_history(int argc, char **argv);
+int fl_cmd_freeze(int argc, char **argv);
+int fl_cmd_thaw(int argc, char **argv);
+int fl_cmd_pause(int argc, char **argv);
+int fl_cmd_resume(int argc, char **argv);
+int fl_cmd_run_now(int argc, char **argv);
 
 #endif

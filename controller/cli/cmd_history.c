@@ -1,6 +1,8 @@
 /* faultline history [EXPERIMENT] [--since D] [--json] [--limit N] --db URL:
  * the history of scheduled runs, newest due time first, read from the
- * database `faultline serve` writes (controller/serve/store.h). */
+ * database `faultline serve` writes (controller/serve/store.h), or with
+ * --server from serve itself through its control channel (cmd_control.h);
+ * the same printing either way. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -12,6 +14,7 @@
 #include "common/clock.h"
 #include "common/units.h"
 #include "controller/cli/cli.h"
+#include "controller/cli/cmd_control.h"
 #include "controller/serve/config.h"
 #include "controller/serve/store.h"
 
@@ -20,12 +23,15 @@
 
 static const char history_help[] =
     "usage: faultline history [EXPERIMENT] [--since DURATION] [--json] [--limit N]\n"
-    "                         [--db URL]\n"
+    "                         [--db URL | --server HOST[:PORT] [--key FILE]]\n"
     "\n"
     "Prints the runs and skipped due times of scheduled experiments, newest due\n"
     "time first, from the database faultline serve writes.\n"
     "\n"
     "  --db URL          default " FL_SERVE_DEFAULT_DB "\n"
+    "  --server HOST[:PORT]  read it from a running faultline serve through its\n"
+    "                    control channel (listen_control; port 7412 when\n"
+    "                    omitted), authenticated with --key or $FAULTLINE_KEY\n"
     "  --since DURATION  only due times newer than that (e.g. 7d, 12h)\n"
     "  --limit N         at most N rows (default 100; 0: all)\n"
     "  --json            one JSON array, every field of every row\n";
@@ -102,14 +108,40 @@ static void print_table(const fl_store_row *rows, size_t n)
     }
 }
 
+static int print_rows(fl_store_row *rows, size_t n, bool json)
+{
+    int rc = 0;
+    if (json)
+        rc = print_json(rows, n);
+    else
+        print_table(rows, n);
+    fl_store_rows_free(rows, n);
+    return rc;
+}
+
+static int from_server(const char *server, const char *key_path, const char *experiment,
+                       uint64_t since, unsigned long limit, bool json)
+{
+    int64_t since_ms = since ? (int64_t)fl_now_ms() - (int64_t)since : 0;
+    fl_store_row *rows = NULL;
+    size_t n = 0;
+    int rc = fl_cli_control_history("history", server, key_path, FL_CONTROL_CLI_TIMEOUT_MS,
+                                    experiment, since_ms, limit, &rows, &n);
+    if (rc != 0)
+        return rc;
+    return print_rows(rows, n, json);
+}
+
 int fl_cmd_history(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"db", required_argument, NULL, 'd'}, {"since", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},     {"limit", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, 'd'},  {"since", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},      {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},      {"server", required_argument, NULL, 'S'},
+        {"key", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0},
     };
-    const char *db = FL_SERVE_DEFAULT_DB;
+    const char *db = FL_SERVE_DEFAULT_DB, *server = NULL, *key_path = NULL;
+    bool db_given = false;
     uint64_t since = 0;
     unsigned long limit = FL_HISTORY_DEFAULT_LIMIT;
     bool json = false;
@@ -119,6 +151,13 @@ int fl_cmd_history(int argc, char **argv)
         switch (opt) {
         case 'd':
             db = optarg;
+            db_given = true;
+            break;
+        case 'S':
+            server = optarg;
+            break;
+        case 'k':
+            key_path = optarg;
             break;
         case 's':
             if (fl_serve_parse_age(optarg, &since) < 0)
@@ -146,6 +185,12 @@ int fl_cmd_history(int argc, char **argv)
     if (argc - optind > 1)
         return fl_cli_usage_error("history", "takes at most one EXPERIMENT");
     const char *experiment = optind < argc ? argv[optind] : NULL;
+    if (server != NULL && db_given)
+        return fl_cli_usage_error("history", "--db and --server: one or the other");
+    if (server == NULL && key_path != NULL)
+        return fl_cli_usage_error("history", "--key goes with --server");
+    if (server != NULL)
+        return from_server(server, key_path, experiment, since, limit, json);
     /* a read: never create an empty database where serve has not made one */
     struct stat st;
     if (strncmp(db, "sqlite:", 7) == 0 && stat(db + 7, &st) != 0) {
@@ -167,13 +212,11 @@ int fl_cmd_history(int argc, char **argv)
     int rc = 0;
     if (fl_store_query(s, experiment, since_ms, limit, 0, &rows, &n) != FL_STORE_OK) {
         fprintf(stderr, "faultline history: %s\n", fl_store_error(s));
+        fl_store_rows_free(rows, n);
         rc = FL_EXIT_ERROR;
-    } else if (json) {
-        rc = print_json(rows, n);
     } else {
-        print_table(rows, n);
+        rc = print_rows(rows, n, json);
     }
-    fl_store_rows_free(rows, n);
     fl_store_close(s);
     return rc;
 }

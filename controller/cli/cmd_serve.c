@@ -20,7 +20,8 @@
 static const char serve_help[] =
     "usage: faultline serve [--config FILE] [--experiments DIR] [--inventory FILE]\n"
     "                       [--key-file FILE] [--db URL] [--reports-dir DIR]\n"
-    "                       [--listen-http ADDR:PORT|off] [--max-concurrent-runs N]\n"
+    "                       [--listen-http ADDR:PORT|off] [--listen-control ADDR:PORT|off]\n"
+    "                       [--max-concurrent-runs N]\n"
     "                       [--retention-runs N] [--retention-max-age DURATION]\n"
     "                       [--timezone ZONE] [--verbose]\n"
     "\n"
@@ -37,6 +38,9 @@ static const char serve_help[] =
     "  --reports-dir DIR        run.json, junit.xml in DIR/EXPERIMENT/RUN_ID/;\n"
     "                           default " FL_SERVE_DEFAULT_REPORTS_DIR "\n"
     "  --listen-http ADDR:PORT  /metrics; default " FL_SERVE_DEFAULT_LISTEN_HTTP "\n"
+    "  --listen-control ADDR:PORT  faultline freeze/thaw/pause/resume/run-now and\n"
+    "                           history --server, authenticated with the key file;\n"
+    "                           default " FL_SERVE_DEFAULT_LISTEN_CONTROL "\n"
     "  --max-concurrent-runs N  default 1\n"
     "  --retention-runs N       rows kept per experiment; default 1000 (0: no limit)\n"
     "  --retention-max-age D    default 180d (0: no limit)\n"
@@ -55,6 +59,7 @@ int fl_cmd_serve(int argc, char **argv)
         {"db", required_argument, NULL, 1},
         {"reports-dir", required_argument, NULL, 1},
         {"listen-http", required_argument, NULL, 1},
+        {"listen-control", required_argument, NULL, 1},
         {"max-concurrent-runs", required_argument, NULL, 1},
         {"retention-runs", required_argument, NULL, 1},
         {"retention-max-age", required_argument, NULL, 1},

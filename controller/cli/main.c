@@ -21,6 +21,11 @@ static const struct fl_command commands[] = {
     {"report", "one summary page (or JSON) over many run folders", fl_cmd_report},
     {"serve", "run scheduled experiments; history in a database; /metrics", fl_cmd_serve},
     {"history", "the history of scheduled runs, newest first", fl_cmd_history},
+    {"freeze", "serve: abort every run now and start nothing until thaw", fl_cmd_freeze},
+    {"thaw", "serve: end a freeze", fl_cmd_thaw},
+    {"pause", "serve: skip an experiment's due times until resume", fl_cmd_pause},
+    {"resume", "serve: end an experiment's pause", fl_cmd_resume},
+    {"run-now", "serve: one manual run of an experiment, now", fl_cmd_run_now},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

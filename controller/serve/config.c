@@ -31,7 +31,8 @@ int fl_serve_config_defaults(struct fl_serve_config *c)
     c->retention_age_ms = FL_SERVE_DEFAULT_RETENTION_AGE_MS;
     if (set_str(&c->db, FL_SERVE_DEFAULT_DB) < 0 ||
         set_str(&c->reports_dir, FL_SERVE_DEFAULT_REPORTS_DIR) < 0 ||
-        set_str(&c->listen_http, FL_SERVE_DEFAULT_LISTEN_HTTP) < 0) {
+        set_str(&c->listen_http, FL_SERVE_DEFAULT_LISTEN_HTTP) < 0 ||
+        set_str(&c->listen_control, FL_SERVE_DEFAULT_LISTEN_CONTROL) < 0) {
         fl_serve_config_free(c);
         return -ENOMEM;
     }
@@ -46,6 +47,7 @@ void fl_serve_config_free(struct fl_serve_config *c)
     free(c->db);
     free(c->reports_dir);
     free(c->listen_http);
+    free(c->listen_control);
     free(c->timezone);
     memset(c, 0, sizeof(*c));
 }
@@ -134,6 +136,18 @@ static int set_value(struct fl_serve_config *c, const char *key, const char *v, 
         }
         return set_str(&c->listen_http, v);
     }
+    if (strcmp(key, "listen_control") == 0) {
+        char host[64];
+        uint16_t port;
+        if (strcmp(v, "off") != 0 && fl_serve_listen_parse(v, host, sizeof(host), &port) < 0) {
+            snprintf(err, errlen,
+                     "listen_control: '%s' is not ADDRESS:PORT (an IP literal and a port "
+                     "1-65535, e.g. 127.0.0.1:7412), nor off",
+                     v);
+            return -EINVAL;
+        }
+        return set_str(&c->listen_control, v);
+    }
     if (strcmp(key, "timezone") == 0) {
         if (fl_tz_name_check(v, err, errlen) < 0)
             return -EINVAL;
@@ -180,10 +194,10 @@ static int set_value(struct fl_serve_config *c, const char *key, const char *v, 
         c->retention_age_ms = ms;
         return 0;
     }
-    if (strcmp(key, "listen_control") == 0 || strcmp(key, "webhooks") == 0) {
+    if (strcmp(key, "webhooks") == 0) {
         snprintf(err, errlen,
-                 "%s: not built yet in this faultline (freeze/thaw/pause/run-now and "
-                 "webhooks come later); remove the key",
+                 "%s: not built yet in this faultline (webhooks come later); remove "
+                 "the key",
                  key);
         return -EINVAL;
     }
@@ -250,7 +264,7 @@ int fl_serve_config_load(const char *path, struct fl_serve_config *c, char *err,
         }
         const char *text = NULL;
         char why[512];
-        if (strcmp(key, "listen_control") == 0 || strcmp(key, "webhooks") == 0) {
+        if (strcmp(key, "webhooks") == 0) {
             set_value(c, key, "", why, sizeof(why)); /* refused by name */
             rc = fl_yaml_errorf(root->pairs[i].key, err, errlen, "%s", why);
             break;

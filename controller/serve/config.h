@@ -7,12 +7,13 @@
  *   db: sqlite:/var/lib/faultline/history.db
  *   reports_dir: /var/lib/faultline/reports
  *   listen_http: 127.0.0.1:9411
+ *   listen_control: 127.0.0.1:7412              # faultline freeze/thaw/...; off
  *   max_concurrent_runs: 1
  *   retention: { runs_per_experiment: 1000, max_age: 180d }
  *   timezone: Europe/Berlin                     # default the machine's
  *
- * listen_control and webhooks are keys of the issue that this build does not
- * have yet: they are refused by name, never silently ignored. */
+ * webhooks is a key of the issue that this build does not have yet: it is
+ * refused by name, never silently ignored. */
 #ifndef FL_SERVE_CONFIG_H
 #define FL_SERVE_CONFIG_H
 
@@ -22,6 +23,8 @@
 #define FL_SERVE_DEFAULT_DB "sqlite:/var/lib/faultline/history.db"
 #define FL_SERVE_DEFAULT_REPORTS_DIR "/var/lib/faultline/reports"
 #define FL_SERVE_DEFAULT_LISTEN_HTTP "127.0.0.1:9411"
+#define FL_SERVE_DEFAULT_LISTEN_CONTROL "127.0.0.1:7412"
+#define FL_SERVE_DEFAULT_CONTROL_PORT 7412
 #define FL_SERVE_DEFAULT_MAX_CONCURRENT 1
 #define FL_SERVE_MAX_CONCURRENT_MAX 64 /* max_concurrent_runs: largest (a thread each) */
 #define FL_SERVE_DEFAULT_RETENTION_RUNS 1000
@@ -35,7 +38,9 @@ struct fl_serve_config {
     char *db;
     char *reports_dir;
     char *listen_http; /* "HOST:PORT"; "" or "off" disables /metrics */
-    char *timezone;    /* NULL: the machine's */
+    /* "HOST:PORT" of the control channel (control.h), under key_file; "off" */
+    char *listen_control;
+    char *timezone; /* NULL: the machine's */
     unsigned max_concurrent_runs;
     uint64_t retention_runs;   /* 0: no count limit */
     uint64_t retention_age_ms; /* 0: no age limit */

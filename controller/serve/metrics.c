@@ -35,6 +35,7 @@ struct fl_metrics {
     pthread_mutex_t mu;
     struct exp_metrics *exps;
     size_t n, cap;
+    bool frozen;
 };
 
 struct fl_metrics *fl_metrics_new(void)
@@ -174,8 +175,19 @@ int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s
     return x ? 0 : -ENOMEM;
 }
 
+void fl_metrics_frozen(struct fl_metrics *m, bool frozen)
+{
+    pthread_mutex_lock(&m->mu);
+    m->frozen = frozen;
+    pthread_mutex_unlock(&m->mu);
+}
+
 const char *fl_metrics_skip_class(const char *reason)
 {
+    if (strncmp(reason, "frozen", 6) == 0)
+        return "frozen";
+    if (strncmp(reason, "paused", 6) == 0)
+        return "paused";
     if (strncmp(reason, "still running", 13) == 0)
         return "still_running";
     if (strncmp(reason, "hosts busy", 10) == 0)
@@ -330,9 +342,10 @@ char *fl_metrics_render(struct fl_metrics *m)
             put_label(&o, m->exps[i].reasons[r]);
             put(&o, "\"} %llu\n", (unsigned long long)m->exps[i].skipped[r]);
         }
+    head(&o, "faultline_frozen", "gauge",
+         "1 while frozen (faultline freeze): no experiment starts until faultline thaw.");
+    put(&o, "faultline_frozen %d\n", m->frozen ? 1 : 0);
     pthread_mutex_unlock(&m->mu);
-    head(&o, "faultline_frozen", "gauge", "1 while frozen (freeze is not built yet: always 0).");
-    put(&o, "faultline_frozen 0\n");
     head(&o, "faultline_webhook_failures_total", "counter",
          "Webhook deliveries that failed (webhooks are not built yet: always 0).");
     put(&o, "faultline_webhook_failures_total 0\n");

@@ -13,7 +13,7 @@
  *   faultline_regressed{experiment}                   1 if the last measured run regressed
  *   faultline_next_run_timestamp_seconds{experiment}  next due time
  *   faultline_skipped_total{experiment,reason}        counter
- *   faultline_frozen                                  0 (freeze is not built yet)
+ *   faultline_frozen                                  1 while frozen (faultline freeze)
  *   faultline_webhook_failures_total                  0 (webhooks are not built yet)
  *
  * Label values are escaped as the format says (\\, \", \n). */
@@ -31,8 +31,9 @@
     }
 #define FL_METRICS_N_BUCKETS 12
 /* Distinct skip reasons counted per experiment (they are a short fixed list:
- * still_running, hosts_busy, max_concurrent_runs, missed, ...). */
-#define FL_METRICS_MAX_REASONS 8
+ * still_running, hosts_busy, max_concurrent_runs, missed, frozen, paused,
+ * ...). */
+#define FL_METRICS_MAX_REASONS 10
 
 struct fl_metrics;
 
@@ -48,6 +49,9 @@ int fl_metrics_run(struct fl_metrics *m, const char *experiment, const char *ver
 /* A skipped due time; reason is the class (a label value), not the sentence. */
 int fl_metrics_skip(struct fl_metrics *m, const char *experiment, const char *reason);
 int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s);
+
+/* The freeze (faultline freeze / thaw; at start, the stored state). */
+void fl_metrics_frozen(struct fl_metrics *m, bool frozen);
 
 /* The whole exposition, malloc'd (caller frees), or NULL on no memory. */
 char *fl_metrics_render(struct fl_metrics *m);

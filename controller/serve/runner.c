@@ -136,7 +136,10 @@ static void *run_thread(void *arg)
 
     row.verdict = r->verdict;
     row.reason = reason[0] ? reason : NULL;
-    row.flags = r->regressed ? (char *)"regressed" : NULL;
+    row.flags = r->regressed && r->manual ? (char *)"regressed,manual"
+                : r->regressed            ? (char *)"regressed"
+                : r->manual               ? (char *)"manual"
+                                          : NULL;
     row.report_folder = drc == 0 ? dir : NULL;
     row.run_json = run_json;
     row.started_ms = r->started_ms;

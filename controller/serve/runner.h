@@ -27,9 +27,12 @@ struct fl_serve_run {
     const char *reports_dir;
     int64_t id; /* the claimed row: RUN_ID */
     int64_t due_ms;
-    /* abort: the scheduler sets abort_reason, then the flag */
+    /* abort: the scheduler writes abort_text, then sets the flag (once);
+     * abort_reason points at abort_text */
     atomic_bool abort;
     const char *abort_reason;
+    char abort_text[256];
+    bool manual; /* faultline run-now: the row's flags say `manual` */
     /* called on the run's thread as its very last act (the run struct is the
      * scheduler's again from then on) */
     void (*on_done)(struct fl_serve_run *r, void *ctx);

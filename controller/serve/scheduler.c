@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
+#include "controller/serve/control.h"
 #include "controller/serve/http.h"
 #include "controller/serve/metrics.h"
 #include "controller/serve/prune.h"
@@ -44,6 +45,9 @@ struct job {
     int64_t run_id;
     int64_t last_start_ms; /* ties of due times: the one that waited longest first */
     struct fl_serve_run *run;
+    bool ctl_paused;                 /* faultline pause (stored) */
+    bool manual;                     /* WAITING..RUNNING: a faultline run-now */
+    struct fl_control_req *manual_q; /* CLAIMING: the run-now to answer */
 };
 
 struct sched {
@@ -67,11 +71,16 @@ struct sched {
     struct fl_serve_run **done_copy;
     struct job **order;
     bool *held;
+    /* faultline freeze (stored; control.h) and the control channel */
+    struct fl_control_freeze freeze;
+    struct fl_control *control;
 };
 
 static void try_start(struct sched *s);
 static void maybe_end(struct sched *s);
 static void on_due(uv_timer_t *t);
+static bool held_back(struct job *j, int64_t due_s);
+static void claimed(struct job *j, fl_store_rc rc, int64_t id);
 
 /* ---------------------------------------------------------------- states */
 
@@ -180,6 +189,7 @@ static void work_done(uv_work_t *req, int status)
         }
         break;
     case WORK_CLAIM:
+        claimed(w->j, w->rc, w->id);
         if (w->rc == FL_STORE_OK) {
             start_run(w->j, w->id);
         } else {
@@ -270,8 +280,14 @@ static void start_run(struct job *j, int64_t id)
     r->reports_dir = s->c->reports_dir;
     r->id = id;
     r->due_ms = j->wait_due_s * 1000;
-    r->abort_reason = "server stopping";
-    atomic_init(&r->abort, s->stopping); /* claimed as the server stops: ends at once */
+    r->abort_reason = r->abort_text;
+    r->manual = j->manual;
+    if (s->freeze.frozen) /* claimed as the freeze came: ends at once */
+        snprintf(r->abort_text, sizeof(r->abort_text), "frozen: %s", s->freeze.reason);
+    else
+        snprintf(r->abort_text, sizeof(r->abort_text), "server stopping");
+    /* claimed as the server stops or freezes: ends at once */
+    atomic_init(&r->abort, s->stopping || s->freeze.frozen);
     r->on_done = on_run_done;
     r->ctx = s;
     j->run = r;
@@ -303,6 +319,7 @@ static void on_done_async(uv_async_t *a)
             struct job *j = &s->jobs[k];
             if (j->run == done[i]) {
                 j->run = NULL;
+                j->manual = false;
                 set_state(j, JOB_IDLE);
             }
         }
@@ -329,6 +346,8 @@ static void due(struct job *j, int64_t due_s)
     char prev[40];
     if (fl_format_rfc3339((uint64_t)j->wait_due_s * 1000, prev, sizeof(prev)) < 0)
         snprintf(prev, sizeof(prev), "%lld", (long long)j->wait_due_s);
+    if (held_back(j, due_s))
+        return;
     if (active(j)) {
         skip(j, due_s, "still running: the run of due time %s has not ended", prev);
         return;
@@ -397,7 +416,7 @@ static void on_wake(uv_timer_t *t)
 /* Every WAITING job, earliest due first, that may start now does. */
 static void try_start(struct sched *s)
 {
-    if (s->stopping)
+    if (s->stopping || s->freeze.frozen)
         return;
     int64_t now = (int64_t)fl_now_ms();
     int64_t wake = INT64_MAX;
@@ -504,6 +523,8 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     fl_warn("%s: stopping; aborting %u running experiment(s)", strsignal(signum), s->active);
     s->stopping = true;
+    fl_control_stop(s->control);
+    s->control = NULL;
     uv_timer_stop(&s->wake);
     uv_timer_stop(&s->prune_timer);
     for (size_t i = 0; i < s->n_jobs; i++) {
@@ -518,6 +539,300 @@ static void on_signal(uv_signal_t *h, int signum)
         }
     }
     maybe_end(s);
+}
+
+/* ---------------------------------------------------------------- control
+ * faultline freeze / thaw / pause / resume / run-now (control.h). The state
+ * lives here, in memory, and in the store (written by control.c, read at
+ * start by load_control_state). */
+
+static struct job *find_job(struct sched *s, const char *name, char *msg, size_t len)
+{
+    for (size_t i = 0; i < s->n_jobs; i++)
+        if (strcmp(s->jobs[i].e->name, name) == 0)
+            return &s->jobs[i];
+    int n = snprintf(msg, len, "no scheduled experiment named '%s' (scheduled:", name);
+    for (size_t i = 0; i < s->n_jobs && n > 0 && (size_t)n < len; i++)
+        n += snprintf(msg + n, len - (size_t)n, "%s %s", i ? "," : "", s->jobs[i].e->name);
+    if (n > 0 && (size_t)n < len)
+        snprintf(msg + n, len - (size_t)n, "%s)", s->n_jobs ? "" : " none");
+    return NULL;
+}
+
+/* A due time while frozen or paused: a skip row, nothing starts. */
+static bool held_back(struct job *j, int64_t due_s)
+{
+    if (j->s->freeze.frozen) {
+        skip(j, due_s, "frozen: %s", j->s->freeze.reason);
+        return true;
+    }
+    if (j->ctl_paused) {
+        skip(j, due_s, "paused");
+        return true;
+    }
+    return false;
+}
+
+static int ctl_freeze(void *ctx, const char *reason, const char *who, unsigned *aborted,
+                      struct fl_control_freeze *st, char *msg, size_t len)
+{
+    struct sched *s = ctx;
+    (void)msg;
+    (void)len;
+    *aborted = 0;
+    if (s->freeze.frozen) {
+        *st = s->freeze;
+        return 1;
+    }
+    s->freeze.frozen = true;
+    snprintf(s->freeze.reason, sizeof(s->freeze.reason), "%s", reason);
+    snprintf(s->freeze.who, sizeof(s->freeze.who), "%s", who);
+    s->freeze.since_ms = (int64_t)fl_now_ms();
+    fl_metrics_frozen(s->metrics, true);
+    uv_timer_stop(&s->wake);
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        struct job *j = &s->jobs[i];
+        if (j->state == JOB_RUNNING && !atomic_load(&j->run->abort)) {
+            /* the text first: the run reads it once it sees the flag */
+            snprintf(j->run->abort_text, sizeof(j->run->abort_text), "frozen: %s", reason);
+            atomic_store(&j->run->abort, true);
+            (*aborted)++;
+        } else if (j->state == JOB_CLAIMING) {
+            (*aborted)++; /* starts with its abort flag set (start_run) */
+        } else if (j->state == JOB_WAITING) {
+            int64_t d = j->wait_due_s;
+            set_state(j, JOB_IDLE);
+            skip(j, d, "frozen: %s", reason);
+        }
+    }
+    fl_warn("FROZEN (%s, by %s): %u run(s) aborted; nothing starts until faultline thaw", reason,
+            who, *aborted);
+    *st = s->freeze;
+    return 0;
+}
+
+static int ctl_thaw(void *ctx, struct fl_control_freeze *st, char *msg, size_t len)
+{
+    struct sched *s = ctx;
+    (void)msg;
+    (void)len;
+    if (!s->freeze.frozen) {
+        *st = s->freeze;
+        return 1;
+    }
+    memset(&s->freeze, 0, sizeof(s->freeze));
+    fl_metrics_frozen(s->metrics, false);
+    fl_warn("thawed: experiments start again at their next due time");
+    *st = s->freeze;
+    try_start(s);
+    return 0;
+}
+
+static int ctl_pause(void *ctx, const char *name, bool paused, bool *changed, char *msg, size_t len)
+{
+    struct sched *s = ctx;
+    struct job *j = find_job(s, name, msg, len);
+    if (j == NULL)
+        return -ENOENT;
+    if (j->sc->paused) {
+        snprintf(msg, len,
+                 "%s is paused in its file (schedule: paused: true) and so not scheduled; "
+                 "change %s instead",
+                 name, j->e->path);
+        return -EINVAL;
+    }
+    *changed = j->ctl_paused != paused;
+    j->ctl_paused = paused;
+    if (paused && j->state == JOB_WAITING) {
+        int64_t d = j->wait_due_s;
+        set_state(j, JOB_IDLE);
+        skip(j, d, "paused");
+    }
+    return 0;
+}
+
+static int ctl_run_now(void *ctx, const char *name, struct fl_control_req *q, char *msg, size_t len)
+{
+    struct sched *s = ctx;
+    char when[40];
+    if (s->stopping) {
+        snprintf(msg, len, "refused: faultline serve is stopping");
+        return -EBUSY;
+    }
+    if (s->freeze.frozen) {
+        if (fl_format_rfc3339((uint64_t)s->freeze.since_ms, when, sizeof(when)) < 0)
+            snprintf(when, sizeof(when), "?");
+        snprintf(msg, len, "refused: frozen since %s (%s, by %s); faultline thaw first", when,
+                 s->freeze.reason, s->freeze.who);
+        return -EPERM;
+    }
+    struct job *j = find_job(s, name, msg, len);
+    if (j == NULL)
+        return -ENOENT;
+    if (fl_format_rfc3339((uint64_t)j->wait_due_s * 1000, when, sizeof(when)) < 0)
+        snprintf(when, sizeof(when), "?");
+    if (active(j)) {
+        snprintf(msg, len, "refused: %s is already running (due time %s)", name, when);
+        return -EBUSY;
+    }
+    if (j->state == JOB_WAITING) {
+        snprintf(msg, len, "refused: %s is waiting to start its due time %s; try after it", name,
+                 when);
+        return -EBUSY;
+    }
+    for (size_t k = 0; k < s->n_jobs; k++) {
+        struct job *o = &s->jobs[k];
+        const char *h = o != j && (active(o) || o->state == JOB_WAITING) ? shared_host(j, o) : NULL;
+        if (h != NULL) {
+            snprintf(msg, len, "refused: hosts busy: %s (%s is %s)", h, o->e->name,
+                     active(o) ? "running" : "waiting to start");
+            return -EBUSY;
+        }
+    }
+    if (s->active >= s->c->max_concurrent_runs) {
+        snprintf(msg, len, "refused: max_concurrent_runs (%u) runs are going",
+                 s->c->max_concurrent_runs);
+        return -EBUSY;
+    }
+    int64_t now_ms = (int64_t)fl_now_ms();
+    j->wait_due_s = now_ms / 1000;
+    j->wait_start_ms = j->wait_deadline_ms = now_ms;
+    set_state(j, JOB_WAITING);
+    set_state(j, JOB_CLAIMING);
+    j->last_start_ms = now_ms;
+    j->manual = true;
+    j->manual_q = q;
+    if (queue(s, WORK_CLAIM, j, j->wait_due_s * 1000, NULL) < 0) {
+        j->manual = false;
+        j->manual_q = NULL;
+        set_state(j, JOB_IDLE);
+        snprintf(msg, len, "cannot queue the claim of the run");
+        return -EIO;
+    }
+    return 0;
+}
+
+/* A claim's outcome, for a run-now waiting for its answer. */
+static void claimed(struct job *j, fl_store_rc rc, int64_t id)
+{
+    struct fl_control_req *q = j->manual_q;
+    if (rc != FL_STORE_OK)
+        j->manual = false;
+    if (q == NULL)
+        return;
+    j->manual_q = NULL;
+    char msg[512], when[40];
+    if (fl_format_rfc3339((uint64_t)j->wait_due_s * 1000, when, sizeof(when)) < 0)
+        snprintf(when, sizeof(when), "?");
+    if (rc == FL_STORE_OK && j->s->freeze.frozen) {
+        snprintf(msg, sizeof(msg),
+                 "frozen while run %lld of %s was starting: it is recorded ABORTED", (long long)id,
+                 j->e->name);
+        fl_control_answer_run(q, 0, -EPERM, msg);
+    } else if (rc == FL_STORE_OK) {
+        snprintf(msg, sizeof(msg),
+                 "%s: manual run %lld started (due time %s); faultline history shows it",
+                 j->e->name, (long long)id, when);
+        fl_control_answer_run(q, id, 0, msg);
+    } else if (rc == FL_STORE_ALREADY) {
+        snprintf(msg, sizeof(msg),
+                 "%s: due time %s already has its row (a scheduled due time in the same "
+                 "second); try again",
+                 j->e->name, when);
+        fl_control_answer_run(q, 0, -EBUSY, msg);
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "%s: cannot record the run in the history store (see the serve log)", j->e->name);
+        fl_control_answer_run(q, 0, -EIO, msg);
+    }
+}
+
+static const struct fl_control_ops control_ops = {
+    .freeze = ctl_freeze,
+    .thaw = ctl_thaw,
+    .pause = ctl_pause,
+    .run_now = ctl_run_now,
+};
+
+/* The freeze and the pauses a previous server stored. */
+static void load_control_state(struct sched *s)
+{
+    bool frozen = false;
+    char *reason = NULL, *who = NULL;
+    int64_t since = 0;
+    if (fl_store_get_frozen(s->store, &frozen, &reason, &who, &since) != FL_STORE_OK) {
+        fl_error("%s", fl_store_error(s->store));
+    } else if (frozen) {
+        s->freeze.frozen = true;
+        snprintf(s->freeze.reason, sizeof(s->freeze.reason), "%s", reason ? reason : "");
+        snprintf(s->freeze.who, sizeof(s->freeze.who), "%s", who ? who : "");
+        s->freeze.since_ms = since;
+        fl_warn("FROZEN since %lld (%s, by %s): nothing starts until faultline thaw",
+                (long long)since / 1000, s->freeze.reason, s->freeze.who);
+    }
+    free(reason);
+    free(who);
+    fl_metrics_frozen(s->metrics, s->freeze.frozen);
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        struct job *j = &s->jobs[i];
+        if (fl_store_is_paused(s->store, j->e->name, &j->ctl_paused) != FL_STORE_OK)
+            fl_error("%s", fl_store_error(s->store));
+        else if (j->ctl_paused)
+            fl_warn("%s: paused (faultline pause): its due times are skipped until faultline "
+                    "resume",
+                    j->e->name);
+    }
+}
+
+/* The control channel's key: key_file, $FAULTLINE_KEY, else the one key
+ * every scheduled experiment uses. */
+static int control_key(struct sched *s, struct fl_key *key, char *err, size_t errlen)
+{
+    const char *path = s->c->key_file;
+    if (path == NULL)
+        path = getenv("FAULTLINE_KEY");
+    if (path != NULL && path[0] != '\0') {
+        char why[512];
+        if (fl_key_load(path, key, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "listen_control: %s", why);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < s->n_jobs; i++)
+        if (memcmp(&s->jobs[i].key, &s->jobs[0].key, sizeof(*key)) != 0) {
+            snprintf(err, errlen,
+                     "listen_control: the experiments use different keys; name the control "
+                     "channel's with key_file (or --key-file), or set listen_control: off");
+            return -EINVAL;
+        }
+    if (s->n_jobs == 0) {
+        snprintf(err, errlen,
+                 "listen_control: no key: set key_file (or --key-file, $FAULTLINE_KEY), or "
+                 "listen_control: off");
+        return -EINVAL;
+    }
+    *key = s->jobs[0].key;
+    return 0;
+}
+
+static int start_control(struct sched *s, char *err, size_t errlen)
+{
+    if (strcmp(s->c->listen_control, "off") == 0) {
+        fl_info("listen_control: off (no freeze, thaw, pause, run-now from the network)");
+        return 0;
+    }
+    struct fl_key key;
+    int rc = control_key(s, &key, err, errlen);
+    if (rc == 0)
+        rc = fl_control_start(&s->loop, s->c->listen_control, &key, s->store, &control_ops, s,
+                              &s->control, err, errlen);
+    fl_key_wipe(&key);
+    if (rc == 0)
+        fl_info("control channel on %s (faultline freeze/thaw/pause/resume/run-now, history "
+                "--server)",
+                s->c->listen_control);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- start-up */
@@ -726,6 +1041,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_timer_start(&s->prune_timer, on_prune, 0, FL_SERVE_PRUNE_EVERY_MS);
     int64_t now_s = (int64_t)(fl_now_ms() / 1000);
+    load_control_state(s);
     for (size_t i = 0; i < s->n_jobs; i++) {
         struct job *j = &s->jobs[i];
         uv_timer_init(&s->loop, &j->due_timer);
@@ -755,6 +1071,13 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         } else {
             fl_info("/metrics on http://%s/metrics", c->listen_http);
         }
+    }
+    if (!s->stopping && (rc = start_control(s, err, errlen)) < 0) {
+        fl_error("%s", err);
+        s->stopping = true; /* nothing started yet: close and return */
+        for (size_t i = 0; i < s->n_jobs; i++)
+            uv_timer_stop(&s->jobs[i].due_timer);
+        maybe_end(s);
     }
     if (!s->stopping) {
         fl_info("serving %zu scheduled experiment(s)", s->n_jobs);

@@ -20,6 +20,12 @@
  * - SIGTERM/SIGINT: every run is aborted ("server stopping") and reverted as
  *   Ctrl-C does, a WAITING due time becomes a skip row, and the loop ends
  *   when the last run and store call are done.
+ * - Control (control.h, on listen_control): a freeze aborts every run
+ *   ("frozen: REASON"), makes a WAITING due time and every later one a
+ *   `skipped (frozen: REASON)` row and starts nothing until thaw; a paused
+ *   job's due times are `skipped (paused)` rows; run-now claims due time now
+ *   at once (flag manual) or is refused. Freeze and pauses are stored and
+ *   read back at start.
  * - At start (before the loop): rows left `running` by a server that died
  *   are recorded ABORTED ("server died during the run"), metrics are seeded
  *   from history, retention prunes (and again every day). */

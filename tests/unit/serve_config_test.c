@@ -102,7 +102,7 @@ static void test_refusals(void **state)
         {"experiments: /x\nretention: { runs: 3 }\n", "unknown key"},
         {"experiments: /x\nretention: 5\n", ":2:"},
         {"experiments: /x\nwebhooks: [http://x]\n", "not built yet"},
-        {"experiments: /x\nlisten_control: 127.0.0.1:7412\n", "not built yet"},
+        {"experiments: /x\nlisten_control: localhost:7412\n", "listen_control: 'localhost:7412'"},
         {"experiments: [a, b]\n", "single value"},
         {"- a\n", "1:1"},
         {"", "empty"},
