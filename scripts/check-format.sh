@@ -9,7 +9,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     exit 1
 fi
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    files=$(git ls-files -- '*.c' '*.h')
+    files=$(git ls-files --cached --others --exclude-standard -- '*.c' '*.h')
 else
     files=$(find . -path ./build -prune -o -path './build-*' -prune -o \
         \( -name '*.c' -o -name '*.h' \) -type f -print | sed 's|^\./||' | sort)

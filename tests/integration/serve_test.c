@@ -145,11 +145,13 @@ static pid_t start_serve_with(const char *exps, const char *log, const char *fla
                     reports,
                     arg("--listen-http"),
                     listen,
+                    arg("--listen-control"),
+                    arg("off"),
                     arg(flag),
                     arg(value),
                     NULL};
     if (flag == NULL)
-        argv[10] = NULL;
+        argv[12] = NULL;
     return proc_start(argv, log);
 }
 
