@@ -120,8 +120,7 @@ static void test_libcrypto_lazy(void **state)
     assert_int_equal(proc_wait_state(victim, 'T', 5000), 'T');
 
     a = maps_libcrypto(agent.pid), g = maps_libcrypto(agent.guardian_pid);
-    fprintf(stderr, "[ one handshake, one fault ] libcrypto mapped: agent %d, guardian %d\n", a,
-            g);
+    fprintf(stderr, "[ one handshake, one fault ] libcrypto mapped: agent %d, guardian %d\n", a, g);
     assert_true(a);
     assert_false(g); /* it loads it only to read the journal */
 
