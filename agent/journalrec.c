@@ -17,7 +17,7 @@ static int sum_hex(const char *json, size_t len, char out[SUM_HEX + 1])
 {
     const struct fl_cryptolib *c = fl_cryptolib();
     if (c == NULL)
-        return -EIO;
+        return -ELIBACC; /* logged, naming the library */
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (c->digest(json, len, md, &mdlen, c->sha256(), NULL) != 1 || mdlen < SUM_HEX / 2)
@@ -41,9 +41,10 @@ char *fl_journalrec_encode(const json_t *record, size_t *len, int *status)
         return NULL;
     }
     char sum[SUM_HEX + 1];
-    if (sum_hex(json, jlen, sum) < 0) {
+    int src = sum_hex(json, jlen, sum);
+    if (src < 0) {
         free(json);
-        *status = -EIO;
+        *status = src;
         return NULL;
     }
     size_t cap = jlen + 64;
