@@ -268,7 +268,7 @@ static void test_journal_kept_without_libcrypto(void **state)
     memset(out, 0, sizeof(out)); /* proc_run ends it only when the process does */
     /* it must refuse at once; one that started and listens is killed at the
      * deadline (-1) */
-    int rc = proc_run(argv, out, sizeof(out), 5000);
+    int rc = proc_run(argv, out, sizeof(out), 20000);
     size_t left = journal_active(agent2.state_dir);
     fprintf(stderr, "[ no libcrypto ] start: status %d, journal active %zu; output:\n%s", rc, left,
             out);
