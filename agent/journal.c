@@ -14,6 +14,7 @@
 
 #include "agent/journalrec.h"
 #include "common/clock.h"
+#include "common/cryptolib.h"
 #include "common/log.h"
 
 struct job {
@@ -192,6 +193,19 @@ int fl_journal_read_active(const char *path, json_t **active, char *err, size_t 
     int rc = open_checked(path, &fd, err, errlen);
     if (rc < 0)
         return rc;
+    /* Records are checked with SHA-256: a journal with anything in it needs
+     * libcrypto (loaded at first use). Without it no record could be told
+     * whole, and all would be skipped as damaged -- and start-up would then
+     * compact the journal to nothing, forgetting faults still applied. So
+     * that is an error, and the journal is left as it is. */
+    struct stat st;
+    char why[384];
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 &&
+        fl_cryptolib_get(why, sizeof(why)) == NULL) {
+        close(fd);
+        snprintf(err, errlen, "cannot check the records of journal %s: %s", path, why);
+        return -ELIBACC;
+    }
     struct replay r = {json_array(), json_object()};
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (r.order == NULL || r.undos == NULL || (fd >= 0 && f == NULL)) {

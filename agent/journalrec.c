@@ -3,10 +3,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/cryptolib.h"
 
 #define MAGIC "J2 "
 #define MAGIC_LEN 3
@@ -14,9 +15,12 @@
 
 static int sum_hex(const char *json, size_t len, char out[SUM_HEX + 1])
 {
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL)
+        return -ELIBACC; /* logged, naming the library */
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(json, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < SUM_HEX / 2)
+    if (c->digest(json, len, md, &mdlen, c->sha256(), NULL) != 1 || mdlen < SUM_HEX / 2)
         return -EIO;
     for (int i = 0; i < SUM_HEX / 2; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
@@ -37,9 +41,10 @@ char *fl_journalrec_encode(const json_t *record, size_t *len, int *status)
         return NULL;
     }
     char sum[SUM_HEX + 1];
-    if (sum_hex(json, jlen, sum) < 0) {
+    int src = sum_hex(json, jlen, sum);
+    if (src < 0) {
         free(json);
-        *status = -EIO;
+        *status = src;
         return NULL;
     }
     size_t cap = jlen + 64;

@@ -30,7 +30,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +38,7 @@
 #include "agent/journal.h"
 #include "agent/preview.h"
 #include "common/clock.h"
+#include "common/cryptolib.h"
 #include "common/faultkind.h"
 #include "common/log.h"
 #include "common/pbutil.h"
@@ -625,7 +625,8 @@ static void on_apply_journaled(int status, void *arg)
 static void make_id(char *out, size_t len)
 {
     uint8_t b[8];
-    if (RAND_bytes(b, sizeof(b)) != 1) {
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL || c->rand_bytes(b, sizeof(b)) != 1) {
         uint64_t t = fl_mono_ns();
         memcpy(b, &t, sizeof(b));
     }

@@ -11,6 +11,7 @@
 #include "agent/session.h"
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/cryptolib.h"
 #include "common/log.h"
 
 static int resolve_listen(const char *spec, struct sockaddr_storage *ss)
@@ -192,8 +193,26 @@ static void admit(struct fl_server *srv, struct fl_session *s)
     }
 }
 
+static void crypto_load_work(uv_work_t *w)
+{
+    (void)w;
+    (void)fl_cryptolib(); /* a failure is logged, and the handshake fails on it */
+}
+
+static void crypto_load_done(uv_work_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
 static void accept_one(struct fl_server *srv)
 {
+    /* the first connection loads libcrypto off the loop, while the peer's
+     * hello is on its way; if it comes first, the handshake waits for the
+     * load (about a millisecond) rather than read the library itself */
+    if (!srv->crypto_load_queued && !fl_cryptolib_loaded())
+        srv->crypto_load_queued =
+            uv_queue_work(srv->loop, &srv->crypto_load, crypto_load_work, crypto_load_done) == 0;
     /* accepted first, so that the peer's address is known and the backlog
      * never fills; admission may close it again at once */
     struct fl_session *s = fl_session_accept(srv);

@@ -73,6 +73,11 @@ struct fl_server {
     unsigned note_other_addrs;
     char note_detail[160];
     bool timers_open;
+    /* libcrypto is loaded at the first connection, on the thread pool
+     * (common/cryptolib.h): the handshake then finds it loaded, and the loop
+     * does not read the library */
+    uv_work_t crypto_load;
+    bool crypto_load_queued;
 };
 
 /* Counts one refusal-like event from addr and logs it, or a summary of the

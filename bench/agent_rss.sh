@@ -2,7 +2,8 @@
 # Memory of an idle agent and its guardian: RSS and PSS of each (from
 # /proc/PID/smaps_rollup) and their sums, just after start, after one
 # controller connection (`faultline agents`), and after one network_drop
-# fault was injected and reverted. With DETAIL=1 it also lists the largest
+# fault was injected and reverted; and whether each maps libcrypto and
+# libnftables (both loaded at first use). With DETAIL=1 it also lists the largest
 # mappings of each process by RSS (from /proc/PID/smaps).
 # The agent runs in a network namespace of its own with its state directory
 # under /var/tmp; everything is removed at the end.
@@ -22,6 +23,7 @@ trap cleanup EXIT INT TERM
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 "$build/faultline" keygen "$work/key" >/dev/null
+: >"$work/agent.log" # read before the agent's shell may have opened it
 ip netns exec "$ns" "$build/faultline-agent" --key "$work/key" --listen 127.0.0.1:0 \
     --state-dir "$work/state" >"$work/agent.log" 2>&1 &
 agent=$!
@@ -55,19 +57,24 @@ report() {
         done
     fi
 }
-nft_loaded() {
-    grep -q libnftables "/proc/$1/maps" && echo yes || echo no
+mapped() {
+    grep -q "$2" "/proc/$1/maps" && echo yes || echo no
+}
+libs() {
+    echo "  libcrypto mapped: agent $(mapped "$agent" libcrypto), guardian $(mapped "$guardian" libcrypto);" \
+        "libnftables mapped: agent $(mapped "$agent" libnftables), guardian $(mapped "$guardian" libnftables)"
 }
 
 report "idle, just started"
-echo "  libnftables mapped: agent $(nft_loaded "$agent"), guardian $(nft_loaded "$guardian")"
+libs
 ip netns exec "$ns" "$build/faultline" agents --key "$work/key" "127.0.0.1:$port" >/dev/null
 sleep 0.2
 report "idle, after one connection"
+libs
 id=$(ip netns exec "$ns" "$build/faultline" inject --key "$work/key" "127.0.0.1:$port" \
     network_drop protocol=tcp ports=9 peers=192.0.2.1 --duration 1m 2>"$work/inject.err" | tail -1) ||
     { cat "$work/inject.err"; exit 1; }
 ip netns exec "$ns" "$build/faultline" revert --key "$work/key" "127.0.0.1:$port" "$id" >/dev/null
 sleep 0.2
 report "idle, after a network fault"
-echo "  libnftables mapped: agent $(nft_loaded "$agent"), guardian $(nft_loaded "$guardian")"
+libs

@@ -3,11 +3,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
-#include <openssl/rand.h>
 #include <string.h>
+
+#include "common/cryptolib.h"
 
 static const char LABEL_AGENT[] = "faultline/agent";
 static const char LABEL_CONTROLLER[] = "faultline/controller";
@@ -23,32 +21,35 @@ struct part {
 static int hmac(const uint8_t *key, size_t key_len, const struct part *parts, size_t n,
                 uint8_t out[FL_MAC_LEN])
 {
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL)
+        return -EIO;
     static EVP_MAC *mac; /* fetched once; the loop is single threaded */
     if (mac == NULL) {
-        mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        mac = c->mac_fetch(NULL, "HMAC", NULL);
         if (mac == NULL)
             return -EIO;
     }
     int rc = -EIO;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_CTX *ctx = c->mac_ctx_new(mac);
     if (ctx == NULL)
         return -ENOMEM;
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
+        c->param_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        c->param_end(),
     };
     size_t out_len = 0;
-    if (EVP_MAC_init(ctx, key, key_len, params) != 1)
+    if (c->mac_init(ctx, key, key_len, params) != 1)
         goto cleanup;
     for (size_t i = 0; i < n; i++)
-        if (EVP_MAC_update(ctx, parts[i].data, parts[i].len) != 1)
+        if (c->mac_update(ctx, parts[i].data, parts[i].len) != 1)
             goto cleanup;
-    if (EVP_MAC_final(ctx, out, &out_len, FL_MAC_LEN) != 1 || out_len != FL_MAC_LEN)
+    if (c->mac_final(ctx, out, &out_len, FL_MAC_LEN) != 1 || out_len != FL_MAC_LEN)
         goto cleanup;
     rc = 0;
 cleanup:
-    EVP_MAC_CTX_free(ctx);
+    c->mac_ctx_free(ctx);
     return rc;
 }
 
@@ -78,14 +79,17 @@ void fl_auth_init(struct fl_auth *auth, enum fl_role role, const struct fl_key *
 
 void fl_auth_wipe(struct fl_auth *auth)
 {
-    OPENSSL_cleanse(auth, sizeof(*auth));
+    explicit_bzero(auth, sizeof(*auth));
 }
 
 int fl_auth_hello(struct fl_auth *auth, uint8_t nonce_c[FL_NONCE_LEN])
 {
     if (auth->role != FL_ROLE_CONTROLLER || auth->state != FL_AUTH_START)
         return fail(auth, -EPROTO);
-    if (RAND_bytes(auth->nonce_c, FL_NONCE_LEN) != 1)
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL)
+        return fail(auth, -EIO);
+    if (c->rand_bytes(auth->nonce_c, FL_NONCE_LEN) != 1)
         return fail(auth, -EIO);
     memcpy(nonce_c, auth->nonce_c, FL_NONCE_LEN);
     auth->state = FL_AUTH_HELLO_SENT;
@@ -97,12 +101,15 @@ int fl_auth_challenge(struct fl_auth *auth, const uint8_t *nonce_c, size_t nonce
 {
     if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_START || nonce_len != FL_NONCE_LEN)
         return fail(auth, -EPROTO);
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL)
+        return fail(auth, -EIO);
     memcpy(auth->nonce_c, nonce_c, FL_NONCE_LEN);
-    if (RAND_bytes(auth->nonce_a, FL_NONCE_LEN) != 1)
+    if (c->rand_bytes(auth->nonce_a, FL_NONCE_LEN) != 1)
         return fail(auth, -EIO);
     /* A controller echoing our own nonce back gains nothing (labels differ),
      * but identical nonces mean something is badly wrong. */
-    if (CRYPTO_memcmp(auth->nonce_a, auth->nonce_c, FL_NONCE_LEN) == 0)
+    if (c->memcmp(auth->nonce_a, auth->nonce_c, FL_NONCE_LEN) == 0)
         return fail(auth, -EPROTO);
     int rc = handshake_mac(auth, LABEL_AGENT, proof_a);
     if (rc < 0)
@@ -129,16 +136,19 @@ int fl_auth_respond(struct fl_auth *auth, const uint8_t *nonce_a, size_t nonce_l
     if (auth->role != FL_ROLE_CONTROLLER || auth->state != FL_AUTH_HELLO_SENT ||
         nonce_len != FL_NONCE_LEN || proof_len != FL_MAC_LEN)
         return fail(auth, -EPROTO);
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL)
+        return fail(auth, -EIO);
     memcpy(auth->nonce_a, nonce_a, FL_NONCE_LEN);
-    if (CRYPTO_memcmp(auth->nonce_a, auth->nonce_c, FL_NONCE_LEN) == 0)
+    if (c->memcmp(auth->nonce_a, auth->nonce_c, FL_NONCE_LEN) == 0)
         return fail(auth, -EPROTO); /* our own nonce reflected */
 
     uint8_t expect[FL_MAC_LEN];
     int rc = handshake_mac(auth, LABEL_AGENT, expect);
     if (rc < 0)
         return fail(auth, rc);
-    int ok = CRYPTO_memcmp(expect, proof_a, FL_MAC_LEN) == 0;
-    OPENSSL_cleanse(expect, sizeof(expect));
+    int ok = c->memcmp(expect, proof_a, FL_MAC_LEN) == 0;
+    explicit_bzero(expect, sizeof(expect));
     if (!ok)
         return fail(auth, -EACCES);
 
@@ -152,12 +162,15 @@ int fl_auth_verify(struct fl_auth *auth, const uint8_t *proof_c, size_t proof_le
 {
     if (auth->role != FL_ROLE_AGENT || auth->state != FL_AUTH_CHALLENGED || proof_len != FL_MAC_LEN)
         return fail(auth, -EPROTO);
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL)
+        return fail(auth, -EIO);
     uint8_t expect[FL_MAC_LEN];
     int rc = handshake_mac(auth, LABEL_CONTROLLER, expect);
     if (rc < 0)
         return fail(auth, rc);
-    int ok = CRYPTO_memcmp(expect, proof_c, FL_MAC_LEN) == 0;
-    OPENSSL_cleanse(expect, sizeof(expect));
+    int ok = c->memcmp(expect, proof_c, FL_MAC_LEN) == 0;
+    explicit_bzero(expect, sizeof(expect));
     if (!ok)
         return fail(auth, -EACCES);
     if ((rc = derive_keys(auth)) < 0)
@@ -189,9 +202,12 @@ enum { DECRYPT = 0, ENCRYPT = 1 };
  * decrypting checks it (-EBADMSG). */
 static int aead(const uint8_t key[FL_AEAD_KEY_LEN], int enc, uint8_t *frame, size_t text_len)
 {
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL)
+        return -EIO;
     static EVP_CIPHER *cipher; /* fetched once; the loop is single threaded */
     if (cipher == NULL) {
-        cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+        cipher = c->cipher_fetch(NULL, "ChaCha20-Poly1305", NULL);
         if (cipher == NULL)
             return -EIO;
     }
@@ -201,29 +217,29 @@ static int aead(const uint8_t key[FL_AEAD_KEY_LEN], int enc, uint8_t *frame, siz
     memcpy(nonce + 4, frame, FL_SEQ_LEN);
     uint8_t *text = frame + FL_SEQ_LEN;
     uint8_t *tag = text + text_len;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    EVP_CIPHER_CTX *ctx = c->cipher_ctx_new();
     if (ctx == NULL)
         return -ENOMEM;
     int rc = -EIO, n = 0;
-    if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, enc, NULL) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &n, frame, FL_SEQ_LEN) != 1 ||
-        EVP_CipherUpdate(ctx, text, &n, text, (int)text_len) != 1)
+    if (c->cipher_init(ctx, cipher, key, nonce, enc, NULL) != 1 ||
+        c->cipher_update(ctx, NULL, &n, frame, FL_SEQ_LEN) != 1 ||
+        c->cipher_update(ctx, text, &n, text, (int)text_len) != 1)
         goto cleanup;
     if (enc == ENCRYPT) {
-        if (EVP_CipherFinal_ex(ctx, tag, &n) != 1 ||
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, FL_TAG_LEN, tag) != 1)
+        if (c->cipher_final(ctx, tag, &n) != 1 ||
+            c->cipher_ctx_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, FL_TAG_LEN, tag) != 1)
             goto cleanup;
     } else {
-        if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, FL_TAG_LEN, tag) != 1)
+        if (c->cipher_ctx_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, FL_TAG_LEN, tag) != 1)
             goto cleanup;
-        if (EVP_CipherFinal_ex(ctx, tag, &n) != 1) {
+        if (c->cipher_final(ctx, tag, &n) != 1) {
             rc = -EBADMSG;
             goto cleanup;
         }
     }
     rc = 0;
 cleanup:
-    EVP_CIPHER_CTX_free(ctx);
+    c->cipher_ctx_free(ctx);
     return rc;
 }
 

@@ -3,12 +3,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "common/cryptolib.h"
 
 #define KEY_HEX_LEN (2 * FL_KEY_LEN)
 
@@ -120,15 +120,16 @@ int fl_key_load(const char *path, struct fl_key *key, char *err, size_t errlen)
     *key = tmp;
 
 cleanup:
-    OPENSSL_cleanse(text, sizeof(text));
-    OPENSSL_cleanse(&tmp, sizeof(tmp));
+    explicit_bzero(text, sizeof(text));
+    explicit_bzero(&tmp, sizeof(tmp));
     close(fd);
     return rc;
 }
 
 int fl_key_generate(struct fl_key *key)
 {
-    if (RAND_bytes(key->bytes, FL_KEY_LEN) != 1)
+    const struct fl_cryptolib *c = fl_cryptolib();
+    if (c == NULL || c->rand_bytes(key->bytes, FL_KEY_LEN) != 1)
         return -EIO;
     return 0;
 }
@@ -155,7 +156,7 @@ int fl_key_write(const char *path, const struct fl_key *key, bool overwrite, cha
                      path);
         else
             snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-        OPENSSL_cleanse(text, sizeof(text));
+        explicit_bzero(text, sizeof(text));
         return rc;
     }
     /* An existing file keeps its mode under O_TRUNC: tighten it. */
@@ -170,11 +171,11 @@ int fl_key_write(const char *path, const struct fl_key *key, bool overwrite, cha
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         unlink(path);
     }
-    OPENSSL_cleanse(text, sizeof(text));
+    explicit_bzero(text, sizeof(text));
     return rc;
 }
 
 void fl_key_wipe(struct fl_key *key)
 {
-    OPENSSL_cleanse(key, sizeof(*key));
+    explicit_bzero(key, sizeof(*key));
 }
