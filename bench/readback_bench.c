@@ -85,8 +85,8 @@ int main(int argc, char **argv)
         if (b.pg) {
             rc = fl_pgwrite_create(loop, argv[2], argv[3], argv[4], &b.p, err, sizeof(err));
         } else {
-            struct fl_rediswrite_config cfg = {.address = argv[2], .key = argv[3],
-                                               .run_id = argv[4]};
+            struct fl_rediswrite_config cfg = {
+                .address = argv[2], .key = argv[3], .run_id = argv[4]};
             rc = fl_rediswrite_create(loop, &cfg, &b.r, err, sizeof(err));
         }
         if (rc < 0) {
