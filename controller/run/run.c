@@ -557,7 +557,7 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
     assert(r->phase != PHASE_DONE);
     if (r->alog_open)
         fl_attemptlog_add(&r->alog, s->index, res);
-    fl_probe_data_judged(p, res->outcome);
+    fl_probe_data_judged(p, res->outcome, res->latency_ms);
     bool changed = false;
     int rc = fl_timeline_add(&rp->tl, res, &changed);
     if (rc < 0) {
@@ -613,11 +613,18 @@ static int rewrite_timeline(struct probe_slot *s, struct fl_run_probe *rp,
     int rc = fate != NULL && res != NULL ? fl_rpo_classify(w, nw, seqs, n, end, fate) : -ENOMEM;
     for (size_t i = 0; rc == 0 && i < nw; i++) {
         enum fl_probe_outcome judged = FL_OUTCOME_TIMEOUT;
-        fl_probe_data_outcome(s->probe, i, &judged);
+        uint32_t judged_ms = FL_PROBE_DATA_UNJUDGED;
+        fl_probe_data_outcome(s->probe, i, &judged, &judged_ms);
         struct fl_probe_result *x = &res[i];
         x->started_ms = w[i].sent_ms;
-        x->latency_ms = w[i].acked && w[i].ack_ms >= w[i].sent_ms ? w[i].ack_ms - w[i].sent_ms
-                                                                  : rp->spec->timeout_ms;
+        /* the time the runner judged it at: a write refused at once failed
+         * then, not a timeout later (which would push its result past the
+         * successes after it, and past the end of the run) */
+        if (judged_ms != FL_PROBE_DATA_UNJUDGED)
+            x->latency_ms = judged_ms;
+        else
+            x->latency_ms = w[i].acked && w[i].ack_ms >= w[i].sent_ms ? w[i].ack_ms - w[i].sent_ms
+                                                                      : rp->spec->timeout_ms;
         if (judged == FL_OUTCOME_LATE) {
             x->outcome = FL_OUTCOME_LATE;
         } else if (fate[i] == FL_RPO_SURVIVED && judged == FL_OUTCOME_OK) {
