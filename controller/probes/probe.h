@@ -227,7 +227,7 @@ typedef void (*fl_probe_readback_cb)(void *arg, const uint64_t *seqs, size_t n, 
  * write that failed at once (refused) must keep its own time, not the
  * timeout's. *latency_ms is FL_PROBE_DATA_UNJUDGED for a write the runner
  * never reported. No-op for other kinds. */
-#define FL_PROBE_DATA_UNJUDGED UINT32_MAX
+#define FL_PROBE_DATA_UNJUDGED UINT32_MAX /* = FL_RPO_UNJUDGED */
 void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome, uint64_t latency_ms);
 int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *out,
                           uint32_t *latency_ms);

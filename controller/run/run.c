@@ -615,27 +615,7 @@ static int rewrite_timeline(struct probe_slot *s, struct fl_run_probe *rp,
         enum fl_probe_outcome judged = FL_OUTCOME_TIMEOUT;
         uint32_t judged_ms = FL_PROBE_DATA_UNJUDGED;
         fl_probe_data_outcome(s->probe, i, &judged, &judged_ms);
-        struct fl_probe_result *x = &res[i];
-        x->started_ms = w[i].sent_ms;
-        /* the time the runner judged it at: a write refused at once failed
-         * then, not a timeout later (which would push its result past the
-         * successes after it, and past the end of the run) */
-        if (judged_ms != FL_PROBE_DATA_UNJUDGED)
-            x->latency_ms = judged_ms;
-        else
-            x->latency_ms = w[i].acked && w[i].ack_ms >= w[i].sent_ms ? w[i].ack_ms - w[i].sent_ms
-                                                                      : rp->spec->timeout_ms;
-        if (judged == FL_OUTCOME_LATE) {
-            x->outcome = FL_OUTCOME_LATE;
-        } else if (fate[i] == FL_RPO_SURVIVED && judged == FL_OUTCOME_OK) {
-            x->outcome = FL_OUTCOME_OK;
-            x->ok = true;
-        } else if (fate[i] == FL_RPO_LOST) {
-            x->outcome = FL_OUTCOME_FAILED;
-            snprintf(x->detail, sizeof(x->detail), "acknowledged, then lost");
-        } else {
-            x->outcome = judged == FL_OUTCOME_OK ? FL_OUTCOME_FAILED : judged;
-        }
+        fl_rpo_result_of(&w[i], fate[i], (int)judged, judged_ms, rp->spec->timeout_ms, &res[i]);
     }
     free(fate);
     if (rc < 0) {
