@@ -561,7 +561,8 @@ static void test_wait_one_loses_nothing(void **state)
         assert_true(oc.n_truth >= 1);
         assert_int_equal(jint(d, "lost"), 0);
         assert_int_equal(jint(oc.run, "rpo_ms"), 0);
-        assert_true(jint(d, "acknowledged") >= 5);
+        /* the steady state's rise and the recovery's, at least */
+        assert_true(jint(d, "acknowledged") >= 4);
         /* every acknowledged write is on the new master: survived =
          * acknowledged, and the new master holds at least that many */
         assert_int_equal(jint(d, "survived"), jint(d, "acknowledged"));
