@@ -16,8 +16,9 @@
 # appendfsync always, like the Redis bed), one faultline-agent and a dummy
 # `sleep` (bench/http_bed.sh). For each datastore and rate: `faultline run`
 # of an experiment with one write probe (interval 100ms or 10ms, timeout 1s,
-# steady state on it) and a pause_process of the dummy for the run's length,
-# under /usr/bin/time (user + system CPU of the controller, from wait4). The
+# steady state on it) and a pause_process of the dummy for the run's length
+# (user + system CPU of the controller in ms, from wait4 through bash's
+# `times` in a subshell whose only child it is). The
 # baseline is the same experiment, as long, whose probe is a tcp connect to
 # the same server once a second: CPU per write = (run - baseline) / writes,
 # so it counts what a write costs the whole controller (the probe runner,
@@ -117,15 +118,25 @@ run() {
     local name=$1 probe=$2 secs=$3
     experiment "$work/$name.yaml" "$name" "$probe" "$secs"
     flock 9
-    /usr/bin/time -f "%U %S" -o "$work/$name.time" "$build/faultline" run "$work/$name.yaml" \
-        --report-dir "$work/$name" >"$work/$name.log" 2>&1 9>&- || {
+    # a subshell whose only child is the controller: its `times` (second
+    # line: children's user and system CPU, in ms) is the controller's
+    (
+        "$build/faultline" run "$work/$name.yaml" --report-dir "$work/$name" \
+            >"$work/$name.log" 2>&1 9>&-
+        rc=$?
+        times >"$work/$name.time"
+        exit $rc
+    ) || {
         echo "$name: the run failed:" >&2
         tail -20 "$work/$name.log" >&2
         exit 1
     }
     flock -u 9
     sed -n 's/.*"l":\([0-9]*\),"o":"ok".*/\1/p' "$work/$name/attempts.jsonl" >"$work/$name.lat"
-    echo "$(awk '{printf "%.2f", $1 + $2}' "$work/$name.time") $(wc -l <"$work/$name/attempts.jsonl")" >"$work/$name.res"
+    echo "$(awk 'NR == 2 {
+            split($1, u, /[ms]/); split($2, s, /[ms]/)
+            printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$work/$name.time")" \
+        "$(wc -l <"$work/$name/attempts.jsonl")" >"$work/$name.res"
 }
 
 pg_probe() { echo "  - { name: w, postgres: { dsn: \"$dsn\" }, interval: $1, timeout: 1s }"; }
