@@ -22,7 +22,8 @@
 # data path, as it would where Sentinels run beside the clients. They have no
 # agent: nothing here injects faults into them.
 #
-# Each redis-server is supervised (restarted RESTART_DELAY seconds after it
+# Each redis-server is supervised (restarted $REDISBED_RESTART_DELAY seconds,
+# default 1, after it
 # exits, as systemd's Restart= would, as a replica of the master the
 # Sentinels name then, or as master if they name it). When it exits, the
 # supervisor first
