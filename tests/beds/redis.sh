@@ -22,12 +22,11 @@
 # data path, as it would where Sentinels run beside the clients. They have no
 # agent: nothing here injects faults into them.
 #
-# Each redis-server is supervised (restarted $REDISBED_RESTART_DELAY seconds,
-# default 1, after it
-# exits, as systemd's Restart= would, as a replica of the master the
-# Sentinels name then, or as master if they name it). When it exits, the
-# supervisor first
-# copies its data directory, as the dead process left it, to
+# Each redis-server is supervised: restarted $REDISBED_RESTART_DELAY seconds
+# (default 1) after it exits, as systemd's Restart= would, as a replica of
+# the master the Sentinels name then, or as master if they name it. When it
+# exits, the supervisor first copies its data directory, as the dead process
+# left it, to
 # STATE/HOST/crash-N (N counting from 1; STATE/HOST/last-crash holds N): the
 # old primary's own files, for a truth read later in isolation, before a
 # restart can make it a replica and resync it. While STATE/HOST/hold exists
