@@ -22,7 +22,6 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -104,6 +103,98 @@ struct fl_rediswrite {
     void (*closed)(void *arg);
     void *closed_arg;
 };
+
+/* hiredis on the libuv loop. Not hiredis 0.14's adapter
+ * (hiredis/adapters/libuv.h): when libuv reports a poll error -- which it
+ * does for a socket with an error pending, a refused connect or a reset --
+ * that adapter returns without telling hiredis, libuv has stopped the poll,
+ * and the operation waited for its timeout (tests/unit/
+ * rediswrite_errors_test.c). This one is the same but for that case: it lets
+ * hiredis handle the events it was waiting for, so that hiredis makes the
+ * call that returns the error and gives up on the connection, as the
+ * adapter of hiredis 1.x does. */
+struct uvev {
+    redisAsyncContext *ac; /* NULL once hiredis has cleaned up */
+    uv_poll_t poll;
+    int events;
+};
+
+static void uvev_poll(uv_poll_t *h, int status, int events)
+{
+    struct uvev *p = h->data;
+    int ev = status < 0 ? p->events : events;
+    if (p->ac != NULL && (ev & UV_READABLE))
+        redisAsyncHandleRead(p->ac);
+    if (p->ac != NULL && (ev & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void uvev_set(struct uvev *p, int events)
+{
+    p->events = events;
+    if (events != 0)
+        uv_poll_start(&p->poll, events, uvev_poll);
+    else
+        uv_poll_stop(&p->poll);
+}
+
+static void uvev_add_read(void *d)
+{
+    struct uvev *p = d;
+    uvev_set(p, p->events | UV_READABLE);
+}
+
+static void uvev_del_read(void *d)
+{
+    struct uvev *p = d;
+    uvev_set(p, p->events & ~UV_READABLE);
+}
+
+static void uvev_add_write(void *d)
+{
+    struct uvev *p = d;
+    uvev_set(p, p->events | UV_WRITABLE);
+}
+
+static void uvev_del_write(void *d)
+{
+    struct uvev *p = d;
+    uvev_set(p, p->events & ~UV_WRITABLE);
+}
+
+static void uvev_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void uvev_cleanup(void *d)
+{
+    struct uvev *p = d;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, uvev_closed);
+}
+
+static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data != NULL)
+        return REDIS_ERR;
+    struct uvev *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return REDIS_ERR;
+    if (uv_poll_init(loop, &p->poll, ac->c.fd) != 0) {
+        free(p);
+        return REDIS_ERR;
+    }
+    p->ac = ac;
+    p->poll.data = p;
+    ac->ev.addRead = uvev_add_read;
+    ac->ev.delRead = uvev_del_read;
+    ac->ev.addWrite = uvev_add_write;
+    ac->ev.delWrite = uvev_del_write;
+    ac->ev.cleanup = uvev_cleanup;
+    ac->ev.data = p;
+    return REDIS_OK;
+}
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 static void ask_sentinel(struct fl_rediswrite *w);
@@ -218,7 +309,7 @@ static struct rctx *connect_to(struct fl_rediswrite *w, const struct hostport *h
         free(r);
         return NULL;
     }
-    if (redisLibuvAttach(ac, w->loop) != REDIS_OK) {
+    if (uvev_attach(ac, w->loop) != REDIS_OK) {
         snprintf(why, why_len, "cannot watch the connection's socket");
         redisAsyncFree(ac);
         free(r);

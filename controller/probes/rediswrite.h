@@ -1,7 +1,8 @@
 /* A Redis write client on the libuv loop (issue 15): one XADD per write, an
  * optional WAIT for replicas, and the read-back of a run's records.
  *
- * hiredis's async API with its libuv adapter (hiredis/adapters/libuv.h).
+ * hiredis's async API on the libuv loop, through an adapter of our own
+ * (rediswrite.c: hiredis 0.14's drops poll errors).
  * With sentinels, the client asks them for the current master
  * (SENTINEL get-master-addr-by-name), one after another until one answers,
  * as a Sentinel-aware client does, and asks again after any error. Every

@@ -37,6 +37,8 @@
  *   not lost: it was never promised). */
 #include "controller/run/rpo.h"
 
+#include "controller/probes/probe.h" /* struct fl_probe_result: types only */
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -266,4 +268,26 @@ const char *fl_rpo_fate_name(enum fl_rpo_fate fate)
         return "acknowledged, then lost";
     }
     return "unknown";
+}
+
+void fl_rpo_result_of(const struct fl_rpo_write *w, enum fl_rpo_fate fate, int judged,
+                      uint32_t judged_ms, uint64_t timeout_ms, struct fl_probe_result *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->started_ms = w->sent_ms;
+    if (judged_ms != FL_RPO_UNJUDGED)
+        x->latency_ms = judged_ms;
+    else
+        x->latency_ms = w->acked && w->ack_ms >= w->sent_ms ? w->ack_ms - w->sent_ms : timeout_ms;
+    if (judged == FL_OUTCOME_LATE) {
+        x->outcome = FL_OUTCOME_LATE;
+    } else if (fate == FL_RPO_SURVIVED && judged == FL_OUTCOME_OK) {
+        x->outcome = FL_OUTCOME_OK;
+        x->ok = true;
+    } else if (fate == FL_RPO_LOST) {
+        x->outcome = FL_OUTCOME_FAILED;
+        snprintf(x->detail, sizeof(x->detail), "acknowledged, then lost");
+    } else {
+        x->outcome = judged == FL_OUTCOME_OK ? FL_OUTCOME_FAILED : (enum fl_probe_outcome)judged;
+    }
 }

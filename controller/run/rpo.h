@@ -82,4 +82,17 @@ int fl_rpo_classify(const struct fl_rpo_write *writes, size_t n_writes, const ui
 /* "not acknowledged", "in doubt", "survived", "acknowledged, then lost". */
 const char *fl_rpo_fate_name(enum fl_rpo_fate fate);
 
+/* The result the recovery counts for one write, given its fate and the
+ * runner's judgement of it (outcome and latency; judged_ms
+ * FL_RPO_UNJUDGED: the runner never reported it): OK only when it
+ * survived and was judged OK; FAILED "acknowledged, then lost" when lost;
+ * LATE stays late; otherwise the runner's outcome (OK turned FAILED). Its
+ * time is the one the runner judged it at -- a write refused at once failed
+ * then, not a timeout later -- or, unjudged, its acknowledgement (or
+ * timeout_ms). */
+#define FL_RPO_UNJUDGED UINT32_MAX
+struct fl_probe_result;
+void fl_rpo_result_of(const struct fl_rpo_write *w, enum fl_rpo_fate fate, int judged,
+                      uint32_t judged_ms, uint64_t timeout_ms, struct fl_probe_result *out);
+
 #endif
