@@ -12,11 +12,11 @@
  *       <system-out> the text report </system-out>
  *
  * rto passes with no impact or a recovery within the objective (checked
- * against the recovery time's upper bound, as the verdict is); rpo always
- * fails "not measured" until a data probe exists; "steady state returned"
- * fails when the steady-state probes were not healthy at the end. An aborted
- * run measured nothing trustworthy, so every testcase is an <error> carrying
- * the abort reason instead.
+ * against the recovery time's upper bound, as the verdict is); rpo fails
+ * when the observed RPO exceeds it ("not measured" when the read-back
+ * failed); "steady state returned" fails when the steady-state probes were
+ * not healthy at the end. An aborted run measured nothing trustworthy, so
+ * every testcase is an <error> carrying the abort reason instead.
  *
  * Everything from the experiment or from outside is escaped (& < > " ' and,
  * in attributes, tab and newlines); control characters XML 1.0 cannot carry
