@@ -10,14 +10,21 @@
  *   max_concurrent_runs: 1
  *   retention: { runs_per_experiment: 1000, max_age: 180d }
  *   timezone: Europe/Berlin                     # default the machine's
+ *   webhooks:                                   # webhook.h; at most FL_WEBHOOKS_MAX
+ *     - url: https://chat.example.com/hooks/abc
+ *       events: [fail, aborted, regression, recovered, freeze, thaw]  # default all
+ *       timeout: 10s                            # per attempt (FL_WEBHOOK_TIMEOUT_*)
  *
- * listen_control and webhooks are keys of the issue that this build does not
- * have yet: they are refused by name, never silently ignored. */
+ * listen_control is a key of the issue that this build does not have yet:
+ * it is refused by name, never silently ignored. webhooks has no flag (a
+ * list): only the file sets it. */
 #ifndef FL_SERVE_CONFIG_H
 #define FL_SERVE_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "controller/serve/webhook.h"
 
 #define FL_SERVE_DEFAULT_DB "sqlite:/var/lib/faultline/history.db"
 #define FL_SERVE_DEFAULT_REPORTS_DIR "/var/lib/faultline/reports"
@@ -39,6 +46,8 @@ struct fl_serve_config {
     unsigned max_concurrent_runs;
     uint64_t retention_runs;   /* 0: no count limit */
     uint64_t retention_age_ms; /* 0: no age limit */
+    struct fl_webhook_target *webhooks;
+    size_t n_webhooks;
 };
 
 /* The defaults above. 0 or -ENOMEM. */

@@ -35,6 +35,7 @@ struct fl_metrics {
     pthread_mutex_t mu;
     struct exp_metrics *exps;
     size_t n, cap;
+    uint64_t webhook_failures, webhook_dropped;
 };
 
 struct fl_metrics *fl_metrics_new(void)
@@ -172,6 +173,34 @@ int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s
     }
     pthread_mutex_unlock(&m->mu);
     return x ? 0 : -ENOMEM;
+}
+
+bool fl_metrics_known(struct fl_metrics *m, const char *experiment)
+{
+    pthread_mutex_lock(&m->mu);
+    bool known = false;
+    for (size_t i = 0; !known && i < m->n; i++)
+        known = strcmp(m->exps[i].name, experiment) == 0;
+    pthread_mutex_unlock(&m->mu);
+    return known;
+}
+
+void fl_metrics_webhook_failure(struct fl_metrics *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->webhook_failures++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void fl_metrics_webhook_dropped(struct fl_metrics *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->webhook_dropped++;
+    pthread_mutex_unlock(&m->mu);
 }
 
 const char *fl_metrics_skip_class(const char *reason)
@@ -334,8 +363,11 @@ char *fl_metrics_render(struct fl_metrics *m)
     head(&o, "faultline_frozen", "gauge", "1 while frozen (freeze is not built yet: always 0).");
     put(&o, "faultline_frozen 0\n");
     head(&o, "faultline_webhook_failures_total", "counter",
-         "Webhook deliveries that failed (webhooks are not built yet: always 0).");
-    put(&o, "faultline_webhook_failures_total 0\n");
+         "Webhook deliveries given up after their last retry.");
+    put(&o, "faultline_webhook_failures_total %llu\n", (unsigned long long)m->webhook_failures);
+    head(&o, "faultline_webhook_dropped_total", "counter",
+         "Webhook deliveries refused because FL_WEBHOOK_QUEUE_MAX were alive.");
+    put(&o, "faultline_webhook_dropped_total %llu\n", (unsigned long long)m->webhook_dropped);
     if (o.oom) {
         free(o.buf);
         return NULL;
