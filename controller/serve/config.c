@@ -29,6 +29,7 @@ int fl_serve_config_defaults(struct fl_serve_config *c)
     c->max_concurrent_runs = FL_SERVE_DEFAULT_MAX_CONCURRENT;
     c->retention_runs = FL_SERVE_DEFAULT_RETENTION_RUNS;
     c->retention_age_ms = FL_SERVE_DEFAULT_RETENTION_AGE_MS;
+    c->reload_on_change = true;
     if (set_str(&c->db, FL_SERVE_DEFAULT_DB) < 0 ||
         set_str(&c->reports_dir, FL_SERVE_DEFAULT_REPORTS_DIR) < 0 ||
         set_str(&c->listen_http, FL_SERVE_DEFAULT_LISTEN_HTTP) < 0) {
@@ -183,6 +184,14 @@ static int set_value(struct fl_serve_config *c, const char *key, const char *v, 
         c->retention_age_ms = ms;
         return 0;
     }
+    if (strcmp(key, "reload_on_change") == 0) {
+        if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
+            c->reload_on_change = strcmp(v, "true") == 0;
+            return 0;
+        }
+        snprintf(err, errlen, "reload_on_change: '%s' is not true or false", v);
+        return -EINVAL;
+    }
     if (strcmp(key, "listen_control") == 0) {
         snprintf(err, errlen,
                  "%s: not built yet in this faultline (freeze/thaw/pause/run-now come "
@@ -322,7 +331,8 @@ int fl_serve_config_load(const char *path, struct fl_serve_config *c, char *err,
     static const char *const keys[] = {
         "experiments", "inventory",      "key_file", "db",
         "reports_dir", "listen_http",    "timezone", "max_concurrent_runs",
-        "retention",   "listen_control", "webhooks", NULL};
+        "retention",   "listen_control", "webhooks", "reload_on_change",
+        NULL};
     static const char *const retention_keys[] = {"runs_per_experiment", "max_age", NULL};
     const struct fl_yaml_node *root = doc->root;
     if (root == NULL) {

@@ -10,6 +10,7 @@
  *   max_concurrent_runs: 1
  *   retention: { runs_per_experiment: 1000, max_age: 180d }
  *   timezone: Europe/Berlin                     # default the machine's
+ *   reload_on_change: true                      # watch the directory (SIGHUP always)
  *   webhooks:                                   # webhook.h; at most FL_WEBHOOKS_MAX
  *     - url: https://chat.example.com/hooks/abc
  *       events: [fail, aborted, regression, recovered, freeze, thaw]  # default all
@@ -46,6 +47,7 @@ struct fl_serve_config {
     unsigned max_concurrent_runs;
     uint64_t retention_runs;   /* 0: no count limit */
     uint64_t retention_age_ms; /* 0: no age limit */
+    bool reload_on_change; /* watch experiments for changes (default true) */
     struct fl_webhook_target *webhooks;
     size_t n_webhooks;
 };

@@ -1108,6 +1108,11 @@ static int reload_start(struct sched *s)
     uv_fs_event_init(&s->loop, &s->fsev);
     s->sighup.data = s->reload_debounce.data = s->reload_tick.data = s->fsev.data = s;
     uv_signal_start(&s->sighup, on_sighup, SIGHUP);
+    if (!s->c->reload_on_change) {
+        fl_info("%s: not watched for changes (reload_on_change: false); SIGHUP reloads",
+                s->c->experiments);
+        return 0;
+    }
     int rc = uv_fs_event_start(&s->fsev, on_fs_event, s->c->experiments, 0);
     if (rc < 0)
         fl_warn("%s: cannot watch for changes: %s", s->c->experiments, uv_strerror(rc));

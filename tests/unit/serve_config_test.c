@@ -58,7 +58,8 @@ static void test_every_key(void **state)
                   "listen_http: \"[::1]:9500\"\n"
                   "max_concurrent_runs: 3\n"
                   "retention: { runs_per_experiment: 50, max_age: 7d }\n"
-                  "timezone: Europe/Berlin\n",
+                  "timezone: Europe/Berlin\n"
+                  "reload_on_change: false\n",
                   &c, err, sizeof(err));
     if (rc != 0)
         fail_msg("%s", err);
@@ -72,6 +73,7 @@ static void test_every_key(void **state)
     assert_int_equal(c.retention_runs, 50);
     assert_true(c.retention_age_ms == 7ull * 86400 * 1000);
     assert_string_equal(c.timezone, "Europe/Berlin");
+    assert_false(c.reload_on_change);
     assert_int_equal(fl_serve_config_check(&c, err, sizeof(err)), 0);
     /* a flag wins over the file */
     assert_int_equal(fl_serve_config_set(&c, "max_concurrent_runs", "2", err, sizeof(err)), 0);
@@ -101,6 +103,7 @@ static void test_refusals(void **state)
         {"experiments: /x\nretention: { max_age: soon }\n", "duration"},
         {"experiments: /x\nretention: { runs: 3 }\n", "unknown key"},
         {"experiments: /x\nretention: 5\n", ":2:"},
+        {"experiments: /x\nreload_on_change: maybe\n", "2:19: reload_on_change"},
         {"experiments: /x\nwebhooks: [http://x]\n", "2:12: expected a mapping"},
         {"experiments: /x\nwebhooks: { url: http://x }\n", "2:11: expected a list"},
         {"experiments: /x\nwebhooks:\n  - url: ftp://x\n", "3:10: 'ftp://x' is not an http"},
