@@ -546,11 +546,11 @@ static void reload_scenario(const char *tag, bool by_sighup)
     write_file(good,
                "version: 1\n"
                "name: %s\n"
-               "probes: [ {\n",
+               "probez: []\n",
                good_name);
     if (by_sighup)
         kill(serve, SIGHUP);
-    snprintf(needle, sizeof(needle), "%s:3:", good);
+    snprintf(needle, sizeof(needle), "%s:3:1: unknown key 'probez'", good);
     wait_log_count(log, needle, 1, 10000);
     wait_log_count(log, "its previous version, if any, keeps its schedule", 1, 1000);
     wait_runs_since(good_name, t_break + 500, 2, 15000, log);
