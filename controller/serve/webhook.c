@@ -486,12 +486,9 @@ void fl_webhook_event_run(struct fl_webhooks *w, const struct fl_webhook_run *r)
     const char *event = fl_webhook_event_name(first);
 
     char text[2048], extra[512] = "";
-    if (r->recovery_ms >= 0) {
-        int n = snprintf(extra, sizeof(extra), "; recovery %.3f s", (double)r->recovery_ms / 1000);
-        if (r->regressed && r->baseline_ms >= 0 && n > 0 && (size_t)n < sizeof(extra))
-            snprintf(extra + n, sizeof(extra) - (size_t)n, " (baseline %.3f s: REGRESSED)",
-                     (double)r->baseline_ms / 1000);
-    }
+    if (r->regressed && r->recovery_ms >= 0 && r->baseline_ms >= 0)
+        snprintf(extra, sizeof(extra), "; recovery %.3f s against a baseline of %.3f s: REGRESSED",
+                 (double)r->recovery_ms / 1000, (double)r->baseline_ms / 1000);
     const char *icon = (events & (FL_WEBHOOK_FAIL | FL_WEBHOOK_ABORTED)) ? ":red_circle:"
                        : (events & FL_WEBHOOK_REGRESSION)                ? ":warning:"
                                                                          : ":large_green_circle:";
