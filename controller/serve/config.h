@@ -47,7 +47,7 @@ struct fl_serve_config {
     unsigned max_concurrent_runs;
     uint64_t retention_runs;   /* 0: no count limit */
     uint64_t retention_age_ms; /* 0: no age limit */
-    bool reload_on_change; /* watch experiments for changes (default true) */
+    bool reload_on_change;     /* watch experiments for changes (default true) */
     struct fl_webhook_target *webhooks;
     size_t n_webhooks;
 };
