@@ -425,9 +425,15 @@ static int64_t num(json_t *o, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
 }
 
-/* Finished runs of experiment with a due time at or after since_ms. */
+/* Finished runs of experiment with a due time at or after since_ms (0
+ * while serve has not created the database yet). */
 static size_t runs_since(const char *experiment, int64_t since_ms)
 {
+    struct stat st;
+    char db[320];
+    snprintf(db, sizeof(db), "%s", db_url + strlen("sqlite:"));
+    if (stat(db, &st) != 0)
+        return 0;
     json_t *rows = history();
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
