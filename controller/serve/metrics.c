@@ -175,6 +175,15 @@ int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s
     return x ? 0 : -ENOMEM;
 }
 
+void fl_metrics_next_clear(struct fl_metrics *m, const char *experiment)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->exps[i].name, experiment) == 0)
+            m->exps[i].have_next = false;
+    pthread_mutex_unlock(&m->mu);
+}
+
 bool fl_metrics_known(struct fl_metrics *m, const char *experiment)
 {
     pthread_mutex_lock(&m->mu);

@@ -49,6 +49,8 @@ int fl_metrics_run(struct fl_metrics *m, const char *experiment, const char *ver
 /* A skipped due time; reason is the class (a label value), not the sentence. */
 int fl_metrics_skip(struct fl_metrics *m, const char *experiment, const char *reason);
 int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s);
+/* No next due time any more (its file was removed): the sample goes. */
+void fl_metrics_next_clear(struct fl_metrics *m, const char *experiment);
 /* Whether the experiment has an entry (a reload seeds only new names). */
 bool fl_metrics_known(struct fl_metrics *m, const char *experiment);
 /* A webhook delivery given up / refused (queue full). m may be NULL. */

@@ -947,6 +947,7 @@ static void job_remove(struct job *j)
     j->removing = true;
     uv_timer_stop(&j->due_timer);
     j->armed = false;
+    fl_metrics_next_clear(j->s->metrics, j->e->name);
     job_drop(j->next_version);
     j->next_version = NULL;
     if (j->state == JOB_WAITING) {

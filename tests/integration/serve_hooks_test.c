@@ -622,6 +622,23 @@ static void reload_scenario(const char *tag, bool by_sighup)
     snprintf(needle, sizeof(needle), "%s.yaml was removed", added_name);
     wait_log_count(log, needle, 1, 10000);
     int64_t t_removed = (int64_t)fl_now_ms();
+    wait_log_count(log, "(its file was removed)", 1, 10000); /* its run, if any, ended */
+    {
+        char cmd[300], out[1 << 14], sample[200];
+        snprintf(cmd, sizeof(cmd), "curl -sf http://127.0.0.1:%u/metrics", (unsigned)http_port);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t len = fread(out, 1, sizeof(out) - 1, p);
+        out[len] = '\0';
+        assert_int_equal(pclose(p), 0);
+        snprintf(sample, sizeof(sample), "faultline_next_run_timestamp_seconds{experiment=\"%s\"}",
+                 added_name);
+        if (strstr(out, sample) != NULL)
+            fail_msg("a removed experiment still has a next run:\n%s", out);
+        snprintf(sample, sizeof(sample), "faultline_next_run_timestamp_seconds{experiment=\"%s\"}",
+                 good_name);
+        assert_non_null(strstr(out, sample));
+    }
 
     /* a changed schedule re-arms: good, valid again, every 3 s */
     write_pause_experiment(exps, "good", good_name, "3s");
