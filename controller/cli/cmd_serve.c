@@ -23,7 +23,8 @@ static const char serve_help[] =
     "                       [--listen-http ADDR:PORT|off] [--listen-control ADDR:PORT|off]\n"
     "                       [--max-concurrent-runs N]\n"
     "                       [--retention-runs N] [--retention-max-age DURATION]\n"
-    "                       [--timezone ZONE] [--verbose]\n"
+    "                       [--timezone ZONE] [--reload-on-change true|false]\n"
+    "                       [--verbose]\n"
     "\n"
     "Runs every experiment in the experiments directory that has a schedule:\n"
     "block, each exactly as `faultline run` would, and keeps their history in\n"
@@ -45,6 +46,10 @@ static const char serve_help[] =
     "  --retention-runs N       rows kept per experiment; default 1000 (0: no limit)\n"
     "  --retention-max-age D    default 180d (0: no limit)\n"
     "  --timezone ZONE          for schedules without one; default the machine's\n"
+    "  --reload-on-change B     reload when a file in DIR changes; default true\n"
+    "                           (SIGHUP always reloads)\n"
+    "  webhooks: [...]          config file only: POSTs on fail, aborted,\n"
+    "                           regression, recovered, freeze, thaw\n"
     "\n"
     "SIGTERM/SIGINT abort and revert every running experiment, record them\n"
     "ABORTED (\"server stopping\") and exit 0.\n";
@@ -64,6 +69,7 @@ int fl_cmd_serve(int argc, char **argv)
         {"retention-runs", required_argument, NULL, 1},
         {"retention-max-age", required_argument, NULL, 1},
         {"timezone", required_argument, NULL, 1},
+        {"reload-on-change", required_argument, NULL, 1},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},

@@ -47,8 +47,20 @@ static bool is_yaml(const char *name)
                               (n > 4 && strcmp(name + n - 4, ".yml") == 0));
 }
 
-int fl_catalog_load(const char *dir, const char *inventory, struct fl_catalog *out, char *err,
-                    size_t errlen)
+static int note_invalid(struct fl_catalog *c, const char *path)
+{
+    char **grown = realloc(c->invalid, (c->n_invalid + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    c->invalid = grown;
+    if ((grown[c->n_invalid] = strdup(path)) == NULL)
+        return -ENOMEM;
+    c->n_invalid++;
+    return 0;
+}
+
+static int load(const char *dir, const char *inventory, bool reload, struct fl_catalog *out,
+                char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     DIR *d = opendir(dir);
@@ -95,12 +107,18 @@ int fl_catalog_load(const char *dir, const char *inventory, struct fl_catalog *o
         struct fl_experiment *e = NULL;
         int lrc = fl_experiment_load(path, inventory, &e, why, sizeof(why));
         if (lrc < 0) {
-            fl_error("%s (not scheduled)", why);
-            out->n_invalid++;
+            fl_error("%s (%s)", why,
+                     reload ? "its previous version, if any, keeps its schedule" : "not scheduled");
+            if (note_invalid(out, path) < 0) {
+                rc = -ENOMEM;
+                snprintf(err, errlen, "out of memory");
+                break;
+            }
             continue;
         }
         if (e->schedule == NULL) {
-            fl_info("%s: no schedule: block, not scheduled", path);
+            if (!reload)
+                fl_info("%s: no schedule: block, not scheduled", path);
             out->n_unscheduled++;
             fl_experiment_free(&e);
             continue;
@@ -135,10 +153,25 @@ int fl_catalog_load(const char *dir, const char *inventory, struct fl_catalog *o
     return rc;
 }
 
+int fl_catalog_load(const char *dir, const char *inventory, struct fl_catalog *out, char *err,
+                    size_t errlen)
+{
+    return load(dir, inventory, false, out, err, errlen);
+}
+
+int fl_catalog_reload(const char *dir, const char *inventory, struct fl_catalog *out, char *err,
+                      size_t errlen)
+{
+    return load(dir, inventory, true, out, err, errlen);
+}
+
 void fl_catalog_free(struct fl_catalog *c)
 {
     for (size_t i = 0; i < c->n; i++)
         fl_experiment_free(&c->entries[i].e);
+    for (size_t i = 0; i < c->n_invalid; i++)
+        free(c->invalid[i]);
+    free(c->invalid);
     free(c->entries);
     memset(c, 0, sizeof(*c));
 }

@@ -23,6 +23,9 @@ struct fl_catalog {
     struct fl_catalog_entry *entries;
     size_t n;
     size_t n_unscheduled, n_invalid;
+    /* the files that failed to load (n_invalid of them), as their paths:
+     * a reload keeps their previous version scheduled */
+    char **invalid;
 };
 
 /* inventory: --inventory for every experiment (NULL: their own). 0, or a
@@ -30,6 +33,11 @@ struct fl_catalog {
  * experiments with the same name are refused too: history is by name). */
 int fl_catalog_load(const char *dir, const char *inventory, struct fl_catalog *out, char *err,
                     size_t errlen);
+/* The same for a reload: an invalid file is logged as "FILE:LINE:COL:
+ * message (its previous version keeps its schedule)", files without a
+ * schedule are not listed again. */
+int fl_catalog_reload(const char *dir, const char *inventory, struct fl_catalog *out, char *err,
+                      size_t errlen);
 void fl_catalog_free(struct fl_catalog *c);
 /* The first scheduled experiment with an http probe, or NULL. The http
  * probe keeps one curl multi per loop in a process-wide list without a lock

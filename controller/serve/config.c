@@ -29,6 +29,7 @@ int fl_serve_config_defaults(struct fl_serve_config *c)
     c->max_concurrent_runs = FL_SERVE_DEFAULT_MAX_CONCURRENT;
     c->retention_runs = FL_SERVE_DEFAULT_RETENTION_RUNS;
     c->retention_age_ms = FL_SERVE_DEFAULT_RETENTION_AGE_MS;
+    c->reload_on_change = true;
     if (set_str(&c->db, FL_SERVE_DEFAULT_DB) < 0 ||
         set_str(&c->reports_dir, FL_SERVE_DEFAULT_REPORTS_DIR) < 0 ||
         set_str(&c->listen_http, FL_SERVE_DEFAULT_LISTEN_HTTP) < 0 ||
@@ -49,6 +50,9 @@ void fl_serve_config_free(struct fl_serve_config *c)
     free(c->listen_http);
     free(c->listen_control);
     free(c->timezone);
+    for (size_t i = 0; i < c->n_webhooks; i++)
+        free(c->webhooks[i].url);
+    free(c->webhooks);
     memset(c, 0, sizeof(*c));
 }
 
@@ -194,11 +198,18 @@ static int set_value(struct fl_serve_config *c, const char *key, const char *v, 
         c->retention_age_ms = ms;
         return 0;
     }
+    if (strcmp(key, "reload_on_change") == 0) {
+        if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
+            c->reload_on_change = strcmp(v, "true") == 0;
+            return 0;
+        }
+        snprintf(err, errlen, "reload_on_change: '%s' is not true or false", v);
+        return -EINVAL;
+    }
     if (strcmp(key, "webhooks") == 0) {
         snprintf(err, errlen,
-                 "%s: not built yet in this faultline (webhooks come later); remove "
-                 "the key",
-                 key);
+                 "webhooks: a list of {url, events, timeout}: set it in the config "
+                 "file (there is no flag for it)");
         return -EINVAL;
     }
     snprintf(err, errlen, "unknown key '%s'", key);
@@ -226,6 +237,98 @@ static int scalar(const struct fl_yaml_node *n, const char **out, char *err, siz
     return fl_yaml_errorf(n, err, errlen, "expected a single value (a string, number or duration)");
 }
 
+/* webhooks: [ {url, events?, timeout?} ], replacing any earlier list. */
+static int load_webhooks(const struct fl_yaml_node *v, struct fl_serve_config *c, char *err,
+                         size_t errlen)
+{
+    static const char *const keys[] = {"url", "events", "timeout", NULL};
+    int rc = fl_yaml_expect(v, FL_YAML_SEQUENCE, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (v->n_items > FL_WEBHOOKS_MAX)
+        return fl_yaml_errorf(v->items[FL_WEBHOOKS_MAX], err, errlen,
+                              "more than %d webhooks (FL_WEBHOOKS_MAX); send them to one "
+                              "relay instead",
+                              FL_WEBHOOKS_MAX);
+    struct fl_webhook_target *t = calloc(v->n_items ? v->n_items : 1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; rc == 0 && i < v->n_items; i++) {
+        const struct fl_yaml_node *item = v->items[i];
+        if ((rc = fl_yaml_expect(item, FL_YAML_MAPPING, err, errlen)) < 0 ||
+            (rc = fl_yaml_check_keys(item, keys, err, errlen)) < 0)
+            break;
+        const struct fl_yaml_node *url = fl_yaml_get(item, "url");
+        const char *text = NULL;
+        if (url == NULL) {
+            rc = fl_yaml_errorf(item, err, errlen, "a webhook needs url: (http:// or https://)");
+            break;
+        }
+        if ((rc = fl_yaml_string(url, &text, err, errlen)) < 0)
+            break;
+        if (strncmp(text, "http://", 7) != 0 && strncmp(text, "https://", 8) != 0) {
+            rc = fl_yaml_errorf(url, err, errlen, "'%s' is not an http:// or https:// URL", text);
+            break;
+        }
+        struct fl_webhook_target *x = &t[n];
+        x->events = FL_WEBHOOK_ALL_EVENTS;
+        x->timeout_ms = FL_WEBHOOK_TIMEOUT_DEFAULT_MS;
+        const struct fl_yaml_node *ev = fl_yaml_get(item, "events");
+        if (ev != NULL) {
+            const char *names[FL_WEBHOOK_N_EVENTS * 2];
+            size_t k = 0;
+            if ((rc = fl_yaml_strings(ev, names, FL_WEBHOOK_N_EVENTS * 2, &k, err, errlen)) < 0)
+                break;
+            x->events = 0;
+            for (size_t e = 0; rc == 0 && e < k; e++) {
+                unsigned bit = fl_webhook_event_parse(names[e]);
+                if (bit == 0)
+                    rc = fl_yaml_errorf(ev->items[e], err, errlen,
+                                        "unknown webhook event '%s' (known: fail, aborted, "
+                                        "regression, recovered, freeze, thaw)",
+                                        names[e]);
+                x->events |= bit;
+            }
+            if (rc == 0 && x->events == 0)
+                rc = fl_yaml_errorf(ev, err, errlen,
+                                    "events: is empty: list at least one event, or leave the "
+                                    "key out for all of them");
+            if (rc < 0)
+                break;
+        }
+        const struct fl_yaml_node *to = fl_yaml_get(item, "timeout");
+        if (to != NULL) {
+            if ((rc = fl_yaml_duration(to, &x->timeout_ms, err, errlen)) < 0)
+                break;
+            if (x->timeout_ms < 1 || x->timeout_ms > FL_WEBHOOK_TIMEOUT_MAX_MS) {
+                rc = fl_yaml_errorf(to, err, errlen,
+                                    "timeout must be from 1ms to %d s "
+                                    "(FL_WEBHOOK_TIMEOUT_MAX_MS)",
+                                    FL_WEBHOOK_TIMEOUT_MAX_MS / 1000);
+                break;
+            }
+        }
+        if ((x->url = strdup(text)) == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            free(t[i].url);
+        free(t);
+        return rc;
+    }
+    for (size_t i = 0; i < c->n_webhooks; i++)
+        free(c->webhooks[i].url);
+    free(c->webhooks);
+    c->webhooks = t;
+    c->n_webhooks = n;
+    return 0;
+}
+
 int fl_serve_config_load(const char *path, struct fl_serve_config *c, char *err, size_t errlen)
 {
     struct fl_yaml_doc *doc = NULL;
@@ -235,7 +338,8 @@ int fl_serve_config_load(const char *path, struct fl_serve_config *c, char *err,
     static const char *const keys[] = {
         "experiments", "inventory",      "key_file", "db",
         "reports_dir", "listen_http",    "timezone", "max_concurrent_runs",
-        "retention",   "listen_control", "webhooks", NULL};
+        "retention",   "listen_control", "webhooks", "reload_on_change",
+        NULL};
     static const char *const retention_keys[] = {"runs_per_experiment", "max_age", NULL};
     const struct fl_yaml_node *root = doc->root;
     if (root == NULL) {
@@ -265,9 +369,8 @@ int fl_serve_config_load(const char *path, struct fl_serve_config *c, char *err,
         const char *text = NULL;
         char why[512];
         if (strcmp(key, "webhooks") == 0) {
-            set_value(c, key, "", why, sizeof(why)); /* refused by name */
-            rc = fl_yaml_errorf(root->pairs[i].key, err, errlen, "%s", why);
-            break;
+            rc = load_webhooks(v, c, err, errlen);
+            continue;
         }
         rc = scalar(v, &text, err, errlen);
         if (rc == 0 && (rc = set_value(c, key, text, why, sizeof(why))) == -EINVAL)

@@ -11,14 +11,20 @@
  *   max_concurrent_runs: 1
  *   retention: { runs_per_experiment: 1000, max_age: 180d }
  *   timezone: Europe/Berlin                     # default the machine's
+ *   reload_on_change: true                      # watch the directory (SIGHUP always)
+ *   webhooks:                                   # webhook.h; at most FL_WEBHOOKS_MAX
+ *     - url: https://chat.example.com/hooks/abc
+ *       events: [fail, aborted, regression, recovered, freeze, thaw]  # default all
+ *       timeout: 10s                            # per attempt (FL_WEBHOOK_TIMEOUT_*)
  *
- * webhooks is a key of the issue that this build does not have yet: it is
- * refused by name, never silently ignored. */
+ * webhooks has no flag (a list): only the file sets it. */
 #ifndef FL_SERVE_CONFIG_H
 #define FL_SERVE_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "controller/serve/webhook.h"
 
 #define FL_SERVE_DEFAULT_DB "sqlite:/var/lib/faultline/history.db"
 #define FL_SERVE_DEFAULT_REPORTS_DIR "/var/lib/faultline/reports"
@@ -44,6 +50,9 @@ struct fl_serve_config {
     unsigned max_concurrent_runs;
     uint64_t retention_runs;   /* 0: no count limit */
     uint64_t retention_age_ms; /* 0: no age limit */
+    bool reload_on_change;     /* watch experiments for changes (default true) */
+    struct fl_webhook_target *webhooks;
+    size_t n_webhooks;
 };
 
 /* The defaults above. 0 or -ENOMEM. */

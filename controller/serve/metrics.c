@@ -36,6 +36,7 @@ struct fl_metrics {
     struct exp_metrics *exps;
     size_t n, cap;
     bool frozen;
+    uint64_t webhook_failures, webhook_dropped;
 };
 
 struct fl_metrics *fl_metrics_new(void)
@@ -179,6 +180,43 @@ void fl_metrics_frozen(struct fl_metrics *m, bool frozen)
 {
     pthread_mutex_lock(&m->mu);
     m->frozen = frozen;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void fl_metrics_next_clear(struct fl_metrics *m, const char *experiment)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->exps[i].name, experiment) == 0)
+            m->exps[i].have_next = false;
+    pthread_mutex_unlock(&m->mu);
+}
+
+bool fl_metrics_known(struct fl_metrics *m, const char *experiment)
+{
+    pthread_mutex_lock(&m->mu);
+    bool known = false;
+    for (size_t i = 0; !known && i < m->n; i++)
+        known = strcmp(m->exps[i].name, experiment) == 0;
+    pthread_mutex_unlock(&m->mu);
+    return known;
+}
+
+void fl_metrics_webhook_failure(struct fl_metrics *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->webhook_failures++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void fl_metrics_webhook_dropped(struct fl_metrics *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->webhook_dropped++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -347,8 +385,11 @@ char *fl_metrics_render(struct fl_metrics *m)
     put(&o, "faultline_frozen %d\n", m->frozen ? 1 : 0);
     pthread_mutex_unlock(&m->mu);
     head(&o, "faultline_webhook_failures_total", "counter",
-         "Webhook deliveries that failed (webhooks are not built yet: always 0).");
-    put(&o, "faultline_webhook_failures_total 0\n");
+         "Webhook deliveries given up after their last retry.");
+    put(&o, "faultline_webhook_failures_total %llu\n", (unsigned long long)m->webhook_failures);
+    head(&o, "faultline_webhook_dropped_total", "counter",
+         "Webhook deliveries refused because FL_WEBHOOK_QUEUE_MAX were alive.");
+    put(&o, "faultline_webhook_dropped_total %llu\n", (unsigned long long)m->webhook_dropped);
     if (o.oom) {
         free(o.buf);
         return NULL;

@@ -14,7 +14,8 @@
  *   faultline_next_run_timestamp_seconds{experiment}  next due time
  *   faultline_skipped_total{experiment,reason}        counter
  *   faultline_frozen                                  1 while frozen (faultline freeze)
- *   faultline_webhook_failures_total                  0 (webhooks are not built yet)
+ *   faultline_webhook_failures_total                  deliveries given up (webhook.h)
+ *   faultline_webhook_dropped_total                   deliveries refused: queue full
  *
  * Label values are escaped as the format says (\\, \", \n). */
 #ifndef FL_SERVE_METRICS_H
@@ -49,6 +50,13 @@ int fl_metrics_run(struct fl_metrics *m, const char *experiment, const char *ver
 /* A skipped due time; reason is the class (a label value), not the sentence. */
 int fl_metrics_skip(struct fl_metrics *m, const char *experiment, const char *reason);
 int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s);
+/* No next due time any more (its file was removed): the sample goes. */
+void fl_metrics_next_clear(struct fl_metrics *m, const char *experiment);
+/* Whether the experiment has an entry (a reload seeds only new names). */
+bool fl_metrics_known(struct fl_metrics *m, const char *experiment);
+/* A webhook delivery given up / refused (queue full). m may be NULL. */
+void fl_metrics_webhook_failure(struct fl_metrics *m);
+void fl_metrics_webhook_dropped(struct fl_metrics *m);
 
 /* The freeze (faultline freeze / thaw; at start, the stored state). */
 void fl_metrics_frozen(struct fl_metrics *m, bool frozen);

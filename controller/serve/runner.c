@@ -118,6 +118,7 @@ static void *run_thread(void *arg)
     }
 
     /* regression: against the recoveries of the runs before this one */
+    r->baseline_ms = -1;
     if (row.recovery_ms >= 0 && rc == 0 && rec.verdict == FL_VERDICT_PASS) {
         int64_t past[FL_SERVE_REGRESSION_WINDOW];
         size_t n = 0;
@@ -127,6 +128,7 @@ static void *run_thread(void *arg)
                                                   FL_REGRESSION_TOLERANCE_DEFAULT, row.recovery_ms,
                                                   row.resolution_ms);
             r->regressed = g.regressed;
+            r->baseline_ms = g.have_baseline ? g.baseline_ms : -1;
         } else {
             fl_error("%s", fl_store_error(r->store));
         }
@@ -150,6 +152,10 @@ static void *run_thread(void *arg)
     free(run_json);
     fl_metrics_run(r->metrics, e->name, r->verdict, r->ended_ms, row.recovery_ms, row.resolution_ms,
                    r->regressed);
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    r->recovery_ms = row.recovery_ms;
+    r->resolution_ms = row.resolution_ms;
+    snprintf(r->report, sizeof(r->report), "%s", drc == 0 ? dir : "");
     fl_info("%s: run %lld ended %s%s%s%s", e->name, (long long)r->id, r->verdict,
             reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
     r->on_done(r, r->ctx);

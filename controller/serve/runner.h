@@ -41,6 +41,10 @@ struct fl_serve_run {
     char verdict[32];
     bool regressed;
     int64_t started_ms, ended_ms;
+    /* for webhooks: -1 when not measured / no baseline; report "" if none */
+    char reason[512];
+    int64_t recovery_ms, resolution_ms, baseline_ms;
+    char report[4096];
 };
 
 /* The regression window and tolerance (regression.h's defaults). */

@@ -20,6 +20,7 @@
 #include "controller/serve/prune.h"
 #include "controller/serve/runner.h"
 #include "controller/serve/schedule.h"
+#include "controller/serve/webhook.h"
 
 enum job_state { JOB_IDLE, JOB_WAITING, JOB_CLAIMING, JOB_RUNNING };
 static const char *const state_names[] = {"idle", "waiting", "claiming", "running"};
@@ -48,6 +49,13 @@ struct job {
     bool ctl_paused;                 /* faultline pause (stored) */
     bool manual;                     /* WAITING..RUNNING: a faultline run-now */
     struct fl_control_req *manual_q; /* CLAIMING: the run-now to answer */
+    /* reload (the reload section below) */
+    struct fl_catalog_entry own; /* the entry, when a reload loaded it */
+    bool owns;
+    bool gone;                /* a free slot: its file was removed, its run ended */
+    bool removing;            /* its file was removed: it ends once idle */
+    struct job *next_version; /* its file changed: applied once idle */
+    unsigned refs;            /* store calls in flight that read it */
 };
 
 struct sched {
@@ -74,6 +82,14 @@ struct sched {
     /* faultline freeze (stored; control.h) and the control channel */
     struct fl_control_freeze freeze;
     struct fl_control *control;
+    /* webhooks (webhook.h) */
+    struct fl_webhooks *hooks;
+    int hooks_stop; /* 0 running, 1 stopping, 2 stopped */
+    /* reload: SIGHUP and changes in the experiments directory */
+    uv_signal_t sighup;
+    uv_fs_event_t fsev;
+    uv_timer_t reload_debounce, reload_tick;
+    bool reload_busy, reload_again;
 };
 
 static void try_start(struct sched *s);
@@ -81,6 +97,12 @@ static void maybe_end(struct sched *s);
 static void on_due(uv_timer_t *t);
 static bool held_back(struct job *j, int64_t due_s);
 static void claimed(struct job *j, fl_store_rc rc, int64_t id);
+static void notify_run(struct sched *s, const struct job *j, const struct fl_serve_run *r);
+static bool hooks_stopped(struct sched *s);
+static int reload_start(struct sched *s);
+static void reload_close(struct sched *s);
+static void reload_free(struct sched *s);
+static void seed_webhooks(struct sched *s, const struct job *j);
 
 /* ---------------------------------------------------------------- states */
 
@@ -174,6 +196,8 @@ static void work_done(uv_work_t *req, int status)
     struct work *w = req->data;
     struct sched *s = w->s;
     s->work--;
+    if (w->j != NULL)
+        w->j->refs--;
     (void)status;
     switch (w->kind) {
     case WORK_SKIP:
@@ -238,6 +262,8 @@ static int queue(struct sched *s, enum work_kind kind, struct job *j, int64_t du
         return rc;
     }
     s->work++;
+    if (j != NULL)
+        j->refs++;
     return 0;
 }
 
@@ -318,6 +344,7 @@ static void on_done_async(uv_async_t *a)
         for (size_t k = 0; k < s->n_jobs; k++) {
             struct job *j = &s->jobs[k];
             if (j->run == done[i]) {
+                notify_run(s, j, done[i]);
                 j->run = NULL;
                 j->manual = false;
                 set_state(j, JOB_IDLE);
@@ -503,12 +530,15 @@ static void close_all(struct sched *s)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->done_async, NULL);
+    reload_close(s);
 }
 
 static void maybe_end(struct sched *s)
 {
     if (!s->stopping || s->active > 0 || s->work > 0 || uv_is_closing((uv_handle_t *)&s->wake))
         return;
+    if (!hooks_stopped(s))
+        return; /* called again when the last webhook delivery is done */
     fl_info("every run ended and is recorded: stopping");
     close_all(s);
 }
@@ -607,6 +637,9 @@ static int ctl_freeze(void *ctx, const char *reason, const char *who, unsigned *
     }
     fl_warn("FROZEN (%s, by %s): %u run(s) aborted; nothing starts until faultline thaw", reason,
             who, *aborted);
+    char said[sizeof(s->freeze.reason) + sizeof(s->freeze.who) + 8];
+    snprintf(said, sizeof(said), "%s (by %s)", reason, who);
+    fl_webhook_event_freeze(s->hooks, said, *aborted);
     *st = s->freeze;
     return 0;
 }
@@ -623,6 +656,7 @@ static int ctl_thaw(void *ctx, struct fl_control_freeze *st, char *msg, size_t l
     memset(&s->freeze, 0, sizeof(s->freeze));
     fl_metrics_frozen(s->metrics, false);
     fl_warn("thawed: experiments start again at their next due time");
+    fl_webhook_event_thaw(s->hooks);
     *st = s->freeze;
     try_start(s);
     return 0;
@@ -989,6 +1023,461 @@ static void plan_missed(struct sched *s, struct job *j, int64_t now_s)
         due(j, plan.run_at);
 }
 
+/* ---------------------------------------------------------------- webhooks */
+
+static void notify_run(struct sched *s, const struct job *j, const struct fl_serve_run *r)
+{
+    struct fl_webhook_run w = {.experiment = j->e->name,
+                               .run_id = r->id,
+                               .due_ms = r->due_ms,
+                               .verdict = r->verdict,
+                               .reason = r->reason[0] ? r->reason : NULL,
+                               .recovery_ms = r->recovery_ms,
+                               .resolution_ms = r->resolution_ms,
+                               .baseline_ms = r->baseline_ms,
+                               .regressed = r->regressed,
+                               .report = r->report[0] ? r->report : NULL};
+    fl_webhook_event_run(s->hooks, &w);
+}
+
+/* The newest PASS or FAIL in history, so `recovered` survives a restart. */
+static void seed_webhooks(struct sched *s, const struct job *j)
+{
+    fl_store_row *rows = NULL;
+    size_t n = 0;
+    if (fl_store_query(s->store, j->e->name, 0, FL_SERVE_SEED_ROWS, 0, &rows, &n) != FL_STORE_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = rows[i].verdict;
+        if (v != NULL && (strcmp(v, "FAIL") == 0 || strncmp(v, "PASS", 4) == 0)) {
+            fl_webhooks_note_verdict(s->hooks, j->e->name, v);
+            break;
+        }
+    }
+    fl_store_rows_free(rows, n);
+}
+
+static void on_hooks_stopped(void *ctx)
+{
+    struct sched *s = ctx;
+    s->hooks_stop = 2;
+    maybe_end(s);
+}
+
+/* At the end: deliveries in flight get their grace, then the loop ends. */
+static bool hooks_stopped(struct sched *s)
+{
+    if (s->hooks_stop == 0) {
+        s->hooks_stop = 1;
+        fl_webhooks_stop(s->hooks, on_hooks_stopped, s);
+    }
+    return s->hooks_stop == 2;
+}
+
+/* ---------------------------------------------------------------- reload */
+
+struct reload_snap {
+    char *path;
+    char hash[65];
+    bool seen; /* in the new catalog (valid or not) */
+};
+
+struct reload_work {
+    uv_work_t req;
+    struct sched *s;
+    struct reload_snap *snap;
+    size_t n_snap;
+    int rc;
+    char err[1024];
+    struct job **prepared; /* new and changed files, job_init'd */
+    size_t n_prepared;
+    size_t n_invalid;
+};
+
+/* A prepared job that is not used: everything it holds. */
+static void job_drop(struct job *j)
+{
+    if (j == NULL)
+        return;
+    fl_key_wipe(&j->key);
+    fl_tz_free(&j->tz);
+    free(j->hosts);
+    if (j->owns)
+        fl_experiment_free(&j->own.e);
+    free(j);
+}
+
+/* serve refuses max_concurrent_runs > 1 with an http probe at start
+ * (cmd_serve.c, fl_catalog_http_user); a reload keeps that promise. */
+static bool has_http_probe(const struct fl_experiment *e)
+{
+    for (size_t k = 0; k < e->n_probes; k++)
+        if (e->probes[k].type == FL_PROBE_HTTP)
+            return true;
+    return false;
+}
+
+/* On a worker thread: reads the directory again, prepares the jobs of new
+ * and changed files (keys, time zones, hosts: blocking file I/O). */
+static void reload_run(uv_work_t *req)
+{
+    struct reload_work *rw = req->data;
+    struct sched *s = rw->s;
+    struct fl_catalog cat;
+    rw->rc = fl_catalog_reload(s->c->experiments, s->c->inventory, &cat, rw->err, sizeof(rw->err));
+    if (rw->rc < 0)
+        return;
+    rw->n_invalid = cat.n_invalid;
+    rw->prepared = calloc(cat.n ? cat.n : 1, sizeof(*rw->prepared));
+    if (rw->prepared == NULL) {
+        rw->rc = -ENOMEM;
+        snprintf(rw->err, sizeof(rw->err), "out of memory");
+        fl_catalog_free(&cat);
+        return;
+    }
+    for (size_t k = 0; k < rw->n_snap; k++)
+        for (size_t i = 0; i < cat.n_invalid && !rw->snap[k].seen; i++)
+            rw->snap[k].seen = strcmp(cat.invalid[i], rw->snap[k].path) == 0;
+    for (size_t i = 0; i < cat.n; i++) {
+        struct reload_snap *old = NULL;
+        for (size_t k = 0; old == NULL && k < rw->n_snap; k++)
+            if (strcmp(rw->snap[k].path, cat.entries[i].e->path) == 0)
+                old = &rw->snap[k];
+        if (old != NULL)
+            old->seen = true;
+        if (old != NULL && strcmp(old->hash, cat.entries[i].hash) == 0)
+            continue; /* unchanged */
+        if (s->c->max_concurrent_runs > 1 && has_http_probe(cat.entries[i].e)) {
+            fl_error("%s: has an http probe, and http probes cannot yet run in two experiments "
+                     "at once while max_concurrent_runs is %u (as at start): not scheduled "
+                     "(%s)",
+                     cat.entries[i].e->path, s->c->max_concurrent_runs,
+                     old ? "its previous version keeps its schedule" : "a new file");
+            continue;
+        }
+        struct job *nj = calloc(1, sizeof(*nj));
+        if (nj == NULL) {
+            fl_error("%s: out of memory reloading it (%s)", cat.entries[i].e->path,
+                     old ? "its previous version keeps its schedule" : "not scheduled");
+            continue;
+        }
+        nj->own = cat.entries[i];
+        nj->owns = true;
+        cat.entries[i].e = NULL;
+        char why[1024];
+        if (job_init(s, nj, &nj->own, why, sizeof(why)) < 0) {
+            fl_error("%s (%s)", why,
+                     old ? "its previous version keeps its schedule" : "not scheduled");
+            fl_experiment_free(&nj->own.e);
+            free(nj);
+            continue;
+        }
+        if (!fl_metrics_known(s->metrics, nj->e->name))
+            seed_metrics(s, nj);
+        rw->prepared[rw->n_prepared++] = nj;
+    }
+    fl_catalog_free(&cat);
+}
+
+/* The live job of that file, or NULL. */
+static struct job *job_by_path(struct sched *s, const char *path)
+{
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        struct job *j = &s->jobs[i];
+        if (!j->gone && !j->removing && strcmp(j->e->path, path) == 0)
+            return j;
+    }
+    return NULL;
+}
+
+/* Frees what the slot holds (not its timer); the slot is then empty. */
+static void job_release(struct job *j)
+{
+    fl_key_wipe(&j->key);
+    fl_tz_free(&j->tz);
+    free(j->hosts);
+    j->hosts = NULL;
+    j->n_hosts = 0;
+    if (j->owns)
+        fl_experiment_free(&j->own.e);
+    j->owns = false;
+    j->entry = NULL;
+    j->e = NULL;
+    j->sc = NULL;
+}
+
+/* An idle, empty slot takes a prepared job's contents, and is armed. */
+static void job_install(struct sched *s, struct job *slot, struct job *nj)
+{
+    assert(slot->state == JOB_IDLE && slot->run == NULL && slot->refs == 0);
+    slot->s = s;
+    slot->own = nj->own;
+    slot->owns = nj->owns;
+    slot->entry = &slot->own;
+    slot->e = slot->own.e;
+    slot->sc = slot->e->schedule;
+    slot->key = nj->key;
+    slot->tz = nj->tz;
+    slot->hosts = nj->hosts;
+    slot->n_hosts = nj->n_hosts;
+    slot->gone = slot->removing = slot->armed = false;
+    slot->next_version = NULL;
+    free(nj); /* its contents are the slot's now */
+    fl_metrics_experiment(s->metrics, slot->e->name);
+    if (slot->sc->paused) {
+        fl_info("%s: paused (schedule: paused: true): not scheduled", slot->e->name);
+        return;
+    }
+    int64_t now_s = (int64_t)(fl_now_ms() / 1000);
+    if (fl_schedule_next(slot->sc, &slot->tz, s->origin_s, now_s, &slot->next_due_s) < 0) {
+        fl_warn("%s: the schedule has no due time ahead", slot->e->name);
+        return;
+    }
+    fl_info("%s: scheduled (%s); next due time %lld", slot->e->name, slot->e->path,
+            (long long)slot->next_due_s);
+    arm_due(slot);
+}
+
+/* A new file: the first free slot. */
+static void job_add(struct sched *s, struct job *nj)
+{
+    struct job *slot = NULL;
+    for (size_t i = 0; slot == NULL && i < s->n_jobs; i++)
+        if (s->jobs[i].gone)
+            slot = &s->jobs[i];
+    if (slot == NULL && s->n_jobs < FL_SERVE_JOB_SLOTS) {
+        slot = &s->jobs[s->n_jobs++];
+        uv_timer_init(&s->loop, &slot->due_timer);
+        slot->due_timer.data = slot;
+    }
+    if (slot == NULL) {
+        fl_error("%s: not scheduled: all %d job slots are taken (FL_SERVE_JOB_SLOTS; removed "
+                 "experiments still running hold theirs); the next reload tries again",
+                 nj->e->path, FL_SERVE_JOB_SLOTS);
+        job_drop(nj);
+        return;
+    }
+    job_install(s, slot, nj);
+}
+
+/* A removed file: no more due times; a waiting one is a skip row. */
+static void job_remove(struct job *j)
+{
+    j->removing = true;
+    uv_timer_stop(&j->due_timer);
+    j->armed = false;
+    fl_metrics_next_clear(j->s->metrics, j->e->name);
+    job_drop(j->next_version);
+    j->next_version = NULL;
+    if (j->state == JOB_WAITING) {
+        int64_t d = j->wait_due_s;
+        set_state(j, JOB_IDLE);
+        skip(j, d, "its file was removed before the run started");
+    }
+    fl_info("%s: %s was removed: its schedule ends%s", j->e->name, j->e->path,
+            active(j) ? " once the running run finishes" : "");
+}
+
+static void on_reload_tick(uv_timer_t *t);
+
+/* Removals and new versions that wait for their job to be idle (no run, no
+ * store call reading it) are applied now if they can be. */
+static void reload_settle(struct sched *s)
+{
+    bool waiting = false;
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        struct job *j = &s->jobs[i];
+        if (!j->removing && j->next_version == NULL)
+            continue;
+        if (j->state != JOB_IDLE || j->refs > 0) {
+            waiting = true;
+            continue;
+        }
+        if (j->removing) {
+            fl_info("%s: ended (its file was removed)", j->e->name);
+            job_release(j);
+            j->removing = false;
+            j->gone = true;
+            continue;
+        }
+        struct job *nj = j->next_version;
+        j->next_version = NULL;
+        job_release(j);
+        job_install(s, j, nj);
+    }
+    if (waiting && !s->stopping)
+        uv_timer_start(&s->reload_tick, on_reload_tick, FL_SCHED_RECHECK_MS, 0);
+}
+
+static void on_reload_tick(uv_timer_t *t)
+{
+    reload_settle(t->data);
+}
+
+static void reload_begin(struct sched *s);
+
+static void reload_done(uv_work_t *req, int status)
+{
+    struct reload_work *rw = req->data;
+    struct sched *s = rw->s;
+    (void)status;
+    s->work--;
+    s->reload_busy = false;
+    size_t added = 0, changed = 0, removed = 0;
+    if (s->stopping) {
+        for (size_t i = 0; i < rw->n_prepared; i++)
+            job_drop(rw->prepared[i]);
+    } else if (rw->rc < 0) {
+        fl_error("reload refused: %s; every schedule stays as it was", rw->err);
+    } else {
+        for (size_t k = 0; k < rw->n_snap; k++) {
+            struct job *j = rw->snap[k].seen ? NULL : job_by_path(s, rw->snap[k].path);
+            if (j != NULL) {
+                job_remove(j);
+                removed++;
+            }
+        }
+        for (size_t i = 0; i < rw->n_prepared; i++) {
+            struct job *nj = rw->prepared[i];
+            struct job *j = job_by_path(s, nj->e->path);
+            if (j == NULL) {
+                job_add(s, nj);
+                added++;
+                continue;
+            }
+            changed++;
+            job_drop(j->next_version);
+            j->next_version = nj;
+            uv_timer_stop(&j->due_timer);
+            j->armed = false;
+            fl_info("%s: %s changed: the new version is scheduled %s", j->e->name, j->e->path,
+                    j->state == JOB_IDLE ? "now" : "once the old version's due time ends");
+        }
+        fl_info("reload of %s: %zu new, %zu changed, %zu removed, %zu invalid (kept as they "
+                "were)",
+                s->c->experiments, added, changed, removed, rw->n_invalid);
+        reload_settle(s);
+    }
+    for (size_t k = 0; k < rw->n_snap; k++)
+        free(rw->snap[k].path);
+    free(rw->snap);
+    free(rw->prepared);
+    free(rw);
+    if (s->reload_again && !s->stopping) {
+        s->reload_again = false;
+        reload_begin(s);
+    }
+    try_start(s);
+    maybe_end(s);
+}
+
+static void reload_begin(struct sched *s)
+{
+    if (s->stopping)
+        return;
+    if (s->reload_busy) {
+        s->reload_again = true;
+        return;
+    }
+    struct reload_work *rw = calloc(1, sizeof(*rw));
+    if (rw == NULL || (rw->snap = calloc(s->n_jobs ? s->n_jobs : 1, sizeof(*rw->snap))) == NULL) {
+        free(rw);
+        fl_error("reload: out of memory; every schedule stays as it was");
+        return;
+    }
+    rw->req.data = rw;
+    rw->s = s;
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        const struct job *j = &s->jobs[i];
+        if (j->gone || j->removing)
+            continue;
+        const struct job *newest = j->next_version ? j->next_version : j;
+        struct reload_snap *x = &rw->snap[rw->n_snap];
+        if ((x->path = strdup(j->e->path)) == NULL)
+            continue;
+        memcpy(x->hash, newest->own.e ? newest->own.hash : newest->entry->hash, sizeof(x->hash));
+        rw->n_snap++;
+    }
+    int rc = uv_queue_work(&s->loop, &rw->req, reload_run, reload_done);
+    if (rc < 0) {
+        fl_error("reload: cannot queue it: %s; every schedule stays as it was", uv_strerror(rc));
+        for (size_t k = 0; k < rw->n_snap; k++)
+            free(rw->snap[k].path);
+        free(rw->snap);
+        free(rw);
+        return;
+    }
+    s->work++;
+    s->reload_busy = true;
+    fl_info("reloading %s", s->c->experiments);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    fl_info("SIGHUP: reloading the experiments");
+    reload_begin(h->data);
+}
+
+static void on_reload_debounce(uv_timer_t *t)
+{
+    reload_begin(t->data);
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    struct sched *s = h->data;
+    (void)events;
+    if (status < 0) {
+        fl_warn("%s: watching for changes failed: %s (SIGHUP still reloads)", s->c->experiments,
+                uv_strerror(status));
+        return;
+    }
+    if (s->stopping || (filename != NULL && filename[0] == '.'))
+        return;
+    uv_timer_start(&s->reload_debounce, on_reload_debounce, FL_SERVE_RELOAD_DEBOUNCE_MS, 0);
+}
+
+static int reload_start(struct sched *s)
+{
+    uv_signal_init(&s->loop, &s->sighup);
+    uv_timer_init(&s->loop, &s->reload_debounce);
+    uv_timer_init(&s->loop, &s->reload_tick);
+    uv_fs_event_init(&s->loop, &s->fsev);
+    s->sighup.data = s->reload_debounce.data = s->reload_tick.data = s->fsev.data = s;
+    uv_signal_start(&s->sighup, on_sighup, SIGHUP);
+    if (!s->c->reload_on_change) {
+        fl_info("%s: not watched for changes (reload_on_change: false); SIGHUP reloads",
+                s->c->experiments);
+        return 0;
+    }
+    int rc = uv_fs_event_start(&s->fsev, on_fs_event, s->c->experiments, 0);
+    if (rc < 0)
+        fl_warn("%s: cannot watch for changes: %s", s->c->experiments, uv_strerror(rc));
+    return rc;
+}
+
+static void reload_close(struct sched *s)
+{
+    uv_close((uv_handle_t *)&s->sighup, NULL);
+    uv_close((uv_handle_t *)&s->reload_debounce, NULL);
+    uv_close((uv_handle_t *)&s->reload_tick, NULL);
+    uv_close((uv_handle_t *)&s->fsev, NULL);
+}
+
+/* After the loop: the experiments and prepared versions reloads own (the
+ * keys, zones and hosts of every slot are freed with the others). */
+static void reload_free(struct sched *s)
+{
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        struct job *j = &s->jobs[i];
+        job_drop(j->next_version);
+        j->next_version = NULL;
+        if (j->owns)
+            fl_experiment_free(&j->own.e);
+    }
+}
+
 int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl_store *store,
                      struct fl_metrics *metrics, char *err, size_t errlen)
 {
@@ -1001,8 +1490,8 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     s->store = store;
     s->metrics = metrics;
     s->origin_s = (int64_t)(fl_now_ms() / 1000);
-    s->jobs = calloc(cat->n ? cat->n : 1, sizeof(*s->jobs));
-    size_t cap = cat->n ? cat->n : 1;
+    size_t cap = FL_SERVE_JOB_SLOTS; /* fixed: a job's timer must never move */
+    s->jobs = calloc(cap, sizeof(*s->jobs));
     s->done = calloc(cap, sizeof(*s->done));
     s->done_copy = calloc(cap, sizeof(*s->done_copy));
     s->order = calloc(cap, sizeof(*s->order));
@@ -1018,6 +1507,17 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         free(s->held);
         free(s);
         return rc;
+    }
+    s->hooks = fl_webhooks_new(&s->loop, c->webhooks, c->n_webhooks, metrics, err, errlen);
+    if (s->hooks == NULL) {
+        uv_loop_close(&s->loop);
+        free(s->jobs);
+        free(s->done);
+        free(s->done_copy);
+        free(s->order);
+        free(s->held);
+        free(s);
+        return -ENOMEM;
     }
     record_interrupted(store, c->reports_dir);
     for (size_t i = 0; i < cat->n; i++) {
@@ -1039,6 +1539,8 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     s->sigterm.data = s->sigint.data = s;
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sigint, on_signal, SIGINT);
+    if (reload_start(s) < 0)
+        fl_warn("%s: reload on change is off; SIGHUP still reloads", c->experiments);
     uv_timer_start(&s->prune_timer, on_prune, 0, FL_SERVE_PRUNE_EVERY_MS);
     int64_t now_s = (int64_t)(fl_now_ms() / 1000);
     load_control_state(s);
@@ -1047,6 +1549,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         uv_timer_init(&s->loop, &j->due_timer);
         j->due_timer.data = j;
         seed_metrics(s, j);
+        seed_webhooks(s, j);
         if (j->sc->paused) {
             fl_info("%s: paused (schedule: paused: true): not scheduled", j->e->name);
             continue;
@@ -1087,6 +1590,8 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     fl_serve_http_stop(http);
     if (uv_loop_close(&s->loop) != 0)
         fl_error("internal error: handles left open at the end");
+    reload_free(s);
+    fl_webhooks_free(s->hooks);
     for (size_t i = 0; i < s->n_jobs; i++) {
         fl_key_wipe(&s->jobs[i].key);
         fl_tz_free(&s->jobs[i].tz);

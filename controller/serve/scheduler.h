@@ -28,7 +28,16 @@
  *   read back at start.
  * - At start (before the loop): rows left `running` by a server that died
  *   are recorded ABORTED ("server died during the run"), metrics are seeded
- *   from history, retention prunes (and again every day). */
+ *   from history, retention prunes (and again every day).
+ * - Reload (SIGHUP, or a change in the experiments directory after
+ *   FL_SERVE_RELOAD_DEBOUNCE_MS of quiet): the directory is read again on a
+ *   worker thread. A file that fails to load is logged FILE:LINE:COL and its
+ *   previous version keeps its schedule; a new file is scheduled; a removed
+ *   file's schedule ends (a WAITING due time becomes a skip row, a running
+ *   run finishes); a changed file is re-armed with its new version once its
+ *   job is idle (a run of the old version finishes first).
+ * - Webhooks (webhook.h): every finished run goes to notify_run(); at the
+ *   end the loop waits for deliveries in flight (FL_WEBHOOK_STOP_GRACE_MS). */
 #ifndef FL_SERVE_SCHEDULER_H
 #define FL_SERVE_SCHEDULER_H
 
@@ -40,6 +49,13 @@ struct fl_metrics;
 
 /* A WAITING due time is checked again at least this often. */
 #define FL_SCHED_RECHECK_MS 1000
+/* Job slots: the experiments of the directory, plus removed ones whose run
+ * has not ended yet (a reload finding no free slot says so and tries again). */
+#define FL_SERVE_JOB_SLOTS (2 * FL_SERVE_MAX_EXPERIMENTS)
+/* A change in the experiments directory reloads after this quiet time. */
+#define FL_SERVE_RELOAD_DEBOUNCE_MS 500
+/* History rows read at start to find an experiment's last PASS or FAIL. */
+#define FL_SERVE_SEED_ROWS 50
 /* Missed due times (cron, after downtime) recorded one row each, at most. */
 #define FL_SERVE_MISSED_ROWS_MAX 1000
 

@@ -58,7 +58,8 @@ static void test_every_key(void **state)
                   "listen_http: \"[::1]:9500\"\n"
                   "max_concurrent_runs: 3\n"
                   "retention: { runs_per_experiment: 50, max_age: 7d }\n"
-                  "timezone: Europe/Berlin\n",
+                  "timezone: Europe/Berlin\n"
+                  "reload_on_change: false\n",
                   &c, err, sizeof(err));
     if (rc != 0)
         fail_msg("%s", err);
@@ -72,6 +73,7 @@ static void test_every_key(void **state)
     assert_int_equal(c.retention_runs, 50);
     assert_true(c.retention_age_ms == 7ull * 86400 * 1000);
     assert_string_equal(c.timezone, "Europe/Berlin");
+    assert_false(c.reload_on_change);
     assert_int_equal(fl_serve_config_check(&c, err, sizeof(err)), 0);
     /* a flag wins over the file */
     assert_int_equal(fl_serve_config_set(&c, "max_concurrent_runs", "2", err, sizeof(err)), 0);
@@ -101,7 +103,17 @@ static void test_refusals(void **state)
         {"experiments: /x\nretention: { max_age: soon }\n", "duration"},
         {"experiments: /x\nretention: { runs: 3 }\n", "unknown key"},
         {"experiments: /x\nretention: 5\n", ":2:"},
-        {"experiments: /x\nwebhooks: [http://x]\n", "not built yet"},
+        {"experiments: /x\nreload_on_change: maybe\n", "2:19: reload_on_change"},
+        {"experiments: /x\nwebhooks: [http://x]\n", "2:12: expected a mapping"},
+        {"experiments: /x\nwebhooks: { url: http://x }\n", "2:11: expected a list"},
+        {"experiments: /x\nwebhooks:\n  - url: ftp://x\n", "3:10: 'ftp://x' is not an http"},
+        {"experiments: /x\nwebhooks:\n  - events: [fail]\n", "needs url"},
+        {"experiments: /x\nwebhooks:\n  - { url: http://x, events: [fial] }\n",
+         "unknown webhook event 'fial'"},
+        {"experiments: /x\nwebhooks:\n  - { url: http://x, events: [] }\n", "is empty"},
+        {"experiments: /x\nwebhooks:\n  - { url: http://x, timeout: 1h }\n",
+         "FL_WEBHOOK_TIMEOUT_MAX_MS"},
+        {"experiments: /x\nwebhooks:\n  - { url: http://x, secret: y }\n", "unknown key"},
         {"experiments: /x\nlisten_control: localhost:7412\n", "listen_control: 'localhost:7412'"},
         {"experiments: [a, b]\n", "single value"},
         {"- a\n", "1:1"},
@@ -123,6 +135,31 @@ static void test_refusals(void **state)
                      -EINVAL);
     assert_non_null(strstr(err, "--max_concurrent_runs"));
     assert_int_equal(fl_serve_config_set(&c, "nope", "1", err, sizeof(err)), -EINVAL);
+    assert_int_equal(fl_serve_config_set(&c, "webhooks", "http://x", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "config file"));
+    fl_serve_config_free(&c);
+}
+
+static void test_webhooks(void **state)
+{
+    (void)state;
+    struct fl_serve_config c;
+    char err[512] = "";
+    int rc = load("experiments: /x\n"
+                  "webhooks:\n"
+                  "  - url: http://127.0.0.1:1/hook\n"
+                  "  - url: https://chat.example.com/h\n"
+                  "    events: [fail, regression]\n"
+                  "    timeout: 2s\n",
+                  &c, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.n_webhooks, 2);
+    assert_string_equal(c.webhooks[0].url, "http://127.0.0.1:1/hook");
+    assert_int_equal(c.webhooks[0].events, FL_WEBHOOK_ALL_EVENTS);
+    assert_int_equal(c.webhooks[0].timeout_ms, FL_WEBHOOK_TIMEOUT_DEFAULT_MS);
+    assert_int_equal(c.webhooks[1].events, FL_WEBHOOK_FAIL | FL_WEBHOOK_REGRESSION);
+    assert_int_equal(c.webhooks[1].timeout_ms, 2000);
     fl_serve_config_free(&c);
 }
 
@@ -132,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_webhooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
