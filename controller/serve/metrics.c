@@ -174,6 +174,20 @@ int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s
     return x ? 0 : -ENOMEM;
 }
 
+bool fl_metrics_next_get(struct fl_metrics *m, const char *experiment, int64_t *next_s)
+{
+    bool have = false;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->exps[i].name, experiment) == 0) {
+            have = m->exps[i].have_next;
+            *next_s = m->exps[i].next_s;
+            break;
+        }
+    pthread_mutex_unlock(&m->mu);
+    return have;
+}
+
 const char *fl_metrics_skip_class(const char *reason)
 {
     if (strncmp(reason, "still running", 13) == 0)

@@ -49,6 +49,9 @@ int fl_metrics_run(struct fl_metrics *m, const char *experiment, const char *ver
 int fl_metrics_skip(struct fl_metrics *m, const char *experiment, const char *reason);
 int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s);
 
+/* The next due time of an experiment, for the UI: false when none is known. */
+bool fl_metrics_next_get(struct fl_metrics *m, const char *experiment, int64_t *next_s);
+
 /* The whole exposition, malloc'd (caller frees), or NULL on no memory. */
 char *fl_metrics_render(struct fl_metrics *m);
 

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "controller/serve/http.h"
 #include "controller/serve/metrics.h"
+#include "controller/serve/pages.h"
 #include "controller/serve/prune.h"
 #include "controller/serve/runner.h"
 #include "controller/serve/schedule.h"
@@ -744,8 +745,10 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         arm_due(j);
     }
     struct fl_serve_http *http = NULL;
+    struct fl_serve_pages *pages = NULL;
     if (strcmp(c->listen_http, "off") != 0) {
-        if (fl_serve_http_start(c->listen_http, metrics, &http, err, errlen) < 0) {
+        if (fl_serve_pages_new(c->db, c->reports_dir, cat, metrics, &pages, err, errlen) < 0 ||
+            fl_serve_http_start(c->listen_http, metrics, pages, &http, err, errlen) < 0) {
             fl_error("%s", err);
             rc = -EADDRINUSE;
             s->stopping = true; /* nothing started yet: close and return */
@@ -754,6 +757,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
             maybe_end(s);
         } else {
             fl_info("/metrics on http://%s/metrics", c->listen_http);
+            fl_info("pages on http://%s/ (read-only)", c->listen_http);
         }
     }
     if (!s->stopping) {
@@ -762,6 +766,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     fl_serve_http_stop(http);
+    fl_serve_pages_free(pages);
     if (uv_loop_close(&s->loop) != 0)
         fl_error("internal error: handles left open at the end");
     for (size_t i = 0; i < s->n_jobs; i++) {
