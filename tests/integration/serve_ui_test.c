@@ -501,9 +501,16 @@ static void test_path_traversal(void **state)
     /* rows the store could hold after someone edited it, or a moved
      * reports_dir: a folder outside reports_dir, a folder that is a symlink
      * out of it, a report.html that is a symlink */
-    char out_link[400], in_folder[400];
+    char outside[400], secret[500], out_link[400], in_folder[400];
+    snprintf(outside, sizeof(outside), "%s/outside", dir);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    snprintf(secret, sizeof(secret), "%s/report.html", outside);
+    FILE *f = fopen(secret, "w");
+    assert_non_null(f);
+    fputs("flui-secret: a report.html outside reports_dir\n", f);
+    assert_int_equal(fclose(f), 0);
     snprintf(out_link, sizeof(out_link), "%s/web-a/linked-out", reports);
-    assert_int_equal(symlink("/etc", out_link), 0);
+    assert_int_equal(symlink(outside, out_link), 0);
     snprintf(in_folder, sizeof(in_folder), "%s/web-a/symlinked-page", reports);
     assert_int_equal(mkdir(in_folder, 0755), 0);
     char page[500];
@@ -513,11 +520,12 @@ static void test_path_traversal(void **state)
     snprintf(db, sizeof(db), "%s", db_url + 7);
     assert_int_equal(
         sh("sqlite3 %s \"INSERT INTO runs (id, experiment, file_hash, due_ms, state, verdict, "
-           "report_folder) VALUES (900001, 'web-a', 'x', 1, 'finished', 'PASS', '/etc'), "
+           "report_folder) VALUES (900001, 'web-a', 'x', 1, 'finished', 'PASS', '%s'), "
            "(900002, 'web-a', 'x', 2, 'finished', 'PASS', '%s'), "
-           "(900003, 'web-a', 'x', 3, 'finished', 'PASS', '%s/../../../../etc'), "
-           "(900004, 'web-a', 'x', 4, 'finished', 'PASS', '%s')\"",
-           db, out_link, folder, in_folder),
+           "(900003, 'web-a', 'x', 3, 'finished', 'PASS', '%s/../../../outside'), "
+           "(900004, 'web-a', 'x', 4, 'finished', 'PASS', '%s'), "
+           "(900005, 'web-a', 'x', 5, 'finished', 'PASS', '/etc')\"",
+           db, outside, out_link, folder, in_folder),
         0);
     char escaped[300];
     snprintf(escaped, sizeof(escaped), "/runs/%lld/../../../../../../etc/passwd", (long long)id);
@@ -537,12 +545,13 @@ static void test_path_traversal(void **state)
         "/runs/900002",
         "/runs/900003",
         "/runs/900004",
+        "/runs/900005",
         "/../../etc/passwd",
         "/api/../../etc/passwd",
     };
     for (size_t i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
         int code = http_get(attempts[i], body, sizeof(body));
-        if (code != 404 || strstr(body, first_line) != NULL)
+        if (code != 404 || strstr(body, first_line) != NULL || strstr(body, "flui-secret"))
             fail_msg("%s: status %d, body:\n%.300s", attempts[i], code, body);
     }
     json_decref(rows);
