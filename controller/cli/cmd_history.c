@@ -16,6 +16,7 @@
 #include "controller/cli/cli.h"
 #include "controller/cli/cmd_control.h"
 #include "controller/serve/config.h"
+#include "controller/serve/rowjson.h"
 #include "controller/serve/store.h"
 
 /* Rows printed when --limit is not given. */
@@ -50,37 +51,15 @@ static const char *dur(int64_t ms, char *buf, size_t len)
     return buf;
 }
 
-static json_t *num_or_null(int64_t v)
-{
-    return v < 0 ? json_null() : json_integer(v);
-}
-
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
 static int print_json(const fl_store_row *rows, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
-        const fl_store_row *r = &rows[i];
-        json_t *o = json_object();
-        json_object_set_new(o, "id", json_integer(r->id));
-        json_object_set_new(o, "experiment", str_or_null(r->experiment));
-        json_object_set_new(o, "file_hash", str_or_null(r->file_hash));
-        json_object_set_new(o, "due_ms", json_integer(r->due_ms));
-        json_object_set_new(o, "started_ms", num_or_null(r->started_ms ? r->started_ms : -1));
-        json_object_set_new(o, "ended_ms", num_or_null(r->ended_ms ? r->ended_ms : -1));
-        json_object_set_new(o, "state", str_or_null(r->state));
-        json_object_set_new(o, "verdict", str_or_null(r->verdict));
-        json_object_set_new(o, "reason", str_or_null(r->reason));
-        json_object_set_new(o, "recovery_ms", num_or_null(r->recovery_ms));
-        json_object_set_new(o, "resolution_ms", num_or_null(r->resolution_ms));
-        json_object_set_new(o, "rpo_ms", num_or_null(r->rpo_ms));
-        json_object_set_new(o, "flags", str_or_null(r->flags));
-        json_object_set_new(o, "report_folder", str_or_null(r->report_folder));
-        json_array_append_new(arr, o);
+        json_t *o = fl_store_row_json(&rows[i]);
+        if (o == NULL || json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
     }
     char *text = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
     json_decref(arr);
@@ -210,7 +189,7 @@ int fl_cmd_history(int argc, char **argv)
     fl_store_row *rows = NULL;
     size_t n = 0;
     int rc = 0;
-    if (fl_store_query(s, experiment, since_ms, limit, 0, &rows, &n) != FL_STORE_OK) {
+    if (fl_store_query_brief(s, experiment, since_ms, limit, 0, &rows, &n) != FL_STORE_OK) {
         fprintf(stderr, "faultline history: %s\n", fl_store_error(s));
         fl_store_rows_free(rows, n);
         rc = FL_EXIT_ERROR;

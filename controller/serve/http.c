@@ -1,4 +1,4 @@
-/* libmicrohttpd for /metrics (http.h). */
+/* libmicrohttpd for /metrics and the pages (http.h). */
 #include "controller/serve/http.h"
 
 #include <arpa/inet.h>
@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "controller/serve/config.h"
 #include "controller/serve/metrics.h"
+#include "controller/serve/pages.h"
 
 /* Connections the server holds at once (MHD_OPTION_CONNECTION_LIMIT). */
 #define FL_HTTP_MAX_CONNECTIONS 64
@@ -21,6 +23,7 @@
 struct fl_serve_http {
     struct MHD_Daemon *d;
     struct fl_metrics *m;
+    struct fl_serve_pages *pages; /* NULL: /metrics only */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
@@ -33,6 +36,11 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static const char *query_arg(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -55,13 +63,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
                      MHD_RESPMEM_MUST_FREE);
     }
-    return reply(c, MHD_HTTP_NOT_FOUND, "text/plain",
-                 (char *)"not found: this server has /metrics (the UI is not built yet)\n",
-                 MHD_RESPMEM_PERSISTENT);
+    if (h->pages == NULL)
+        return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", (char *)"not found: /metrics only\n",
+                     MHD_RESPMEM_PERSISTENT);
+    struct fl_page page;
+    fl_serve_pages_get(h->pages, url, query_arg, c, &page);
+    struct MHD_Response *r =
+        page.fd >= 0 ? MHD_create_response_from_fd64(page.fd_size, page.fd)
+                     : MHD_create_response_from_buffer(page.len, page.body ? page.body : (char *)"",
+                                                       page.body ? MHD_RESPMEM_MUST_FREE
+                                                                 : MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        if (page.fd >= 0)
+            close(page.fd);
+        free(page.body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", page.type ? page.type : "text/plain");
+    /* the pages fetch nothing: say so to the browser as well */
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; style-src 'unsafe-inline'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response(c, page.status, r);
+    MHD_destroy_response(r);
+    return ret;
 }
 
-int fl_serve_http_start(const char *listen, struct fl_metrics *m, struct fl_serve_http **out,
-                        char *err, size_t errlen)
+int fl_serve_http_start(const char *listen, struct fl_metrics *m, struct fl_serve_pages *pages,
+                        struct fl_serve_http **out, char *err, size_t errlen)
 {
     char host[64];
     uint16_t port;
@@ -91,6 +120,7 @@ int fl_serve_http_start(const char *listen, struct fl_metrics *m, struct fl_serv
         return -ENOMEM;
     }
     h->m = m;
+    h->pages = pages;
     h->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)FL_HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,

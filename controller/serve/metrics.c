@@ -220,6 +220,20 @@ void fl_metrics_webhook_dropped(struct fl_metrics *m)
     pthread_mutex_unlock(&m->mu);
 }
 
+bool fl_metrics_next_get(struct fl_metrics *m, const char *experiment, int64_t *next_s)
+{
+    bool have = false;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->exps[i].name, experiment) == 0) {
+            have = m->exps[i].have_next;
+            *next_s = m->exps[i].next_s;
+            break;
+        }
+    pthread_mutex_unlock(&m->mu);
+    return have;
+}
+
 const char *fl_metrics_skip_class(const char *reason)
 {
     if (strncmp(reason, "frozen", 6) == 0)

@@ -61,6 +61,9 @@ void fl_metrics_webhook_dropped(struct fl_metrics *m);
 /* The freeze (faultline freeze / thaw; at start, the stored state). */
 void fl_metrics_frozen(struct fl_metrics *m, bool frozen);
 
+/* The next due time of an experiment, for the UI: false when none is known. */
+bool fl_metrics_next_get(struct fl_metrics *m, const char *experiment, int64_t *next_s);
+
 /* The whole exposition, malloc'd (caller frees), or NULL on no memory. */
 char *fl_metrics_render(struct fl_metrics *m);
 

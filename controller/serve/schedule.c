@@ -71,6 +71,7 @@ int fl_schedule_parse(const struct fl_yaml_node *node, struct fl_schedule *out, 
         s.kind = FL_SCHED_CRON;
         if (fl_cron_parse(text, &s.cron, &col, msg, sizeof msg) < 0)
             return at_col(cron, col, msg, err, errlen);
+        snprintf(s.cron_text, sizeof s.cron_text, "%s", text); /* fits: parse refuses longer */
     } else {
         s.kind = FL_SCHED_EVERY;
         if ((rc = dur_s(every, FL_SCHED_EVERY_MIN_S, FL_SCHED_EVERY_MAX_S, "every", &s.every_s, err,

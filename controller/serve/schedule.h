@@ -50,6 +50,7 @@ enum fl_sched_missed { FL_MISSED_RUN_ONCE, FL_MISSED_SKIP };
 struct fl_schedule {
     enum fl_sched_kind kind;
     struct fl_cron cron;
+    char cron_text[FL_CRON_MAX_LEN + 1]; /* the expression as written (for the UI) */
     int64_t every_s;
     char timezone[FL_TZ_NAME_MAX + 1]; /* "" = the server's */
     int64_t jitter_s;

@@ -17,6 +17,7 @@
 #include "controller/serve/control.h"
 #include "controller/serve/http.h"
 #include "controller/serve/metrics.h"
+#include "controller/serve/pages.h"
 #include "controller/serve/prune.h"
 #include "controller/serve/runner.h"
 #include "controller/serve/schedule.h"
@@ -84,6 +85,8 @@ struct sched {
     struct fl_control *control;
     /* webhooks (webhook.h) */
     struct fl_webhooks *hooks;
+    /* the read-only pages (pages.h): told what is scheduled after a reload */
+    struct fl_serve_pages *pages;
     int hooks_stop; /* 0 running, 1 stopping, 2 stopped */
     /* reload: SIGHUP and changes in the experiments directory */
     uv_signal_t sighup;
@@ -1091,7 +1094,7 @@ struct reload_work {
     char err[1024];
     struct job **prepared; /* new and changed files, job_init'd */
     size_t n_prepared;
-    size_t n_invalid;
+    size_t n_invalid, n_unscheduled;
 };
 
 /* A prepared job that is not used: everything it holds. */
@@ -1128,6 +1131,7 @@ static void reload_run(uv_work_t *req)
     if (rw->rc < 0)
         return;
     rw->n_invalid = cat.n_invalid;
+    rw->n_unscheduled = cat.n_unscheduled;
     rw->prepared = calloc(cat.n ? cat.n : 1, sizeof(*rw->prepared));
     if (rw->prepared == NULL) {
         rw->rc = -ENOMEM;
@@ -1316,6 +1320,28 @@ static void on_reload_tick(uv_timer_t *t)
 
 static void reload_begin(struct sched *s);
 
+/* The pages (another thread) list what is scheduled from now on: each
+ * live job's newest version, removed files left out. */
+static void pages_publish(struct sched *s, size_t n_unscheduled, size_t n_invalid)
+{
+    if (s->pages == NULL)
+        return;
+    struct fl_pages_entry *l = calloc(s->n_jobs ? s->n_jobs : 1, sizeof(*l));
+    size_t n = 0;
+    for (size_t i = 0; l != NULL && i < s->n_jobs; i++) {
+        const struct job *j = &s->jobs[i];
+        if (j->gone || j->removing)
+            continue;
+        const struct job *newest = j->next_version ? j->next_version : j;
+        l[n].name = newest->e->name;
+        l[n].schedule = newest->sc;
+        n++;
+    }
+    if (l == NULL || fl_serve_pages_publish(s->pages, l, n, n_unscheduled, n_invalid) < 0)
+        fl_error("reload: out of memory for the pages; they list the experiments as before");
+    free(l);
+}
+
 static void reload_done(uv_work_t *req, int status)
 {
     struct reload_work *rw = req->data;
@@ -1357,6 +1383,7 @@ static void reload_done(uv_work_t *req, int status)
                 "were)",
                 s->c->experiments, added, changed, removed, rw->n_invalid);
         reload_settle(s);
+        pages_publish(s, rw->n_unscheduled, rw->n_invalid);
     }
     for (size_t k = 0; k < rw->n_snap; k++)
         free(rw->snap[k].path);
@@ -1563,8 +1590,12 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         arm_due(j);
     }
     struct fl_serve_http *http = NULL;
+    struct fl_serve_pages *pages = NULL;
     if (strcmp(c->listen_http, "off") != 0) {
-        if (fl_serve_http_start(c->listen_http, metrics, &http, err, errlen) < 0) {
+        int prc = fl_serve_pages_new(c->db, c->reports_dir, cat, metrics, &pages, err, errlen);
+        s->pages = pages;
+        if (prc < 0 ||
+            fl_serve_http_start(c->listen_http, metrics, pages, &http, err, errlen) < 0) {
             fl_error("%s", err);
             rc = -EADDRINUSE;
             s->stopping = true; /* nothing started yet: close and return */
@@ -1573,6 +1604,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
             maybe_end(s);
         } else {
             fl_info("/metrics on http://%s/metrics", c->listen_http);
+            fl_info("pages on http://%s/ (read-only)", c->listen_http);
         }
     }
     if (!s->stopping && (rc = start_control(s, err, errlen)) < 0) {
@@ -1588,6 +1620,8 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     fl_serve_http_stop(http);
+    s->pages = NULL;
+    fl_serve_pages_free(pages);
     if (uv_loop_close(&s->loop) != 0)
         fl_error("internal error: handles left open at the end");
     reload_free(s);

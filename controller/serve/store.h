@@ -72,6 +72,13 @@ fl_store_rc fl_store_interrupted(fl_store *s, fl_store_row **rows, size_t *n);
 /* History, newest due time first. experiment NULL = all; since_ms 0 = all. */
 fl_store_rc fl_store_query(fl_store *s, const char *experiment, int64_t since_ms, size_t limit,
                            size_t offset, fl_store_row **rows, size_t *n);
+/* fl_store_query without run_json (NULL in every row): for listings (the
+ * history table, /api/runs, the UI) that never show it. */
+fl_store_rc fl_store_query_brief(fl_store *s, const char *experiment, int64_t since_ms,
+                                 size_t limit, size_t offset, fl_store_row **rows, size_t *n);
+/* One row by id, without run_json; *found false (and FL_STORE_OK) when no
+ * row has that id. The caller frees it with fl_store_row_free. */
+fl_store_rc fl_store_get_run(fl_store *s, int64_t id, fl_store_row *row, bool *found);
 /* Recoveries of the last `window` PASS runs with a measured recovery, newest
  * first (the regression baseline's input). out has room for window. */
 fl_store_rc fl_store_recent_recoveries(fl_store *s, const char *experiment, size_t window,

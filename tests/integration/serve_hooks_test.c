@@ -461,6 +461,20 @@ static void wait_runs_since(const char *experiment, int64_t since_ms, size_t wan
 
 /* ---------------------------------------------------------------- webhooks */
 
+/* Does serve's index page list the experiment (its row's data attribute)? */
+static bool index_lists(const char *name)
+{
+    char cmd[300], out[1 << 16], needle[200];
+    snprintf(cmd, sizeof(cmd), "curl -sf http://127.0.0.1:%u/", (unsigned)http_port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t len = fread(out, 1, sizeof(out) - 1, p);
+    out[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    snprintf(needle, sizeof(needle), "data-experiment=\"%s\"", name);
+    return strstr(out, needle) != NULL;
+}
+
 static void test_webhook_fail_retry_hang(void **state)
 {
     (void)state;
@@ -615,6 +629,10 @@ static void reload_scenario(const char *tag, bool by_sighup)
     wait_log_count(log, needle, 1, 10000);
     wait_runs_since(added_name, 0, 1, 15000, log);
 
+    /* the index page lists it (pages.c: published after each reload) */
+    if (!index_lists(added_name))
+        fail_msg("the page / does not list %s, added by a reload", added_name);
+
     /* a removed file's schedule ends */
     assert_int_equal(unlink(added), 0);
     if (by_sighup)
@@ -639,6 +657,10 @@ static void reload_scenario(const char *tag, bool by_sighup)
                  good_name);
         assert_non_null(strstr(out, sample));
     }
+    if (index_lists(added_name))
+        fail_msg("the page / still lists %s after its file was removed", added_name);
+    if (!index_lists(good_name))
+        fail_msg("the page / lost %s in a reload", good_name);
 
     /* a changed schedule re-arms: good, valid again, every 3 s */
     write_pause_experiment(exps, "good", good_name, "3s");
