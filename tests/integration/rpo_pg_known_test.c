@@ -208,8 +208,8 @@ static uint64_t parse_rfc3339(const char *s)
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
     int ms = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) != 7)
         return 0;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -301,8 +301,7 @@ static void test_sync_loses_nothing(void **state)
         snprintf(path, sizeof(path), "%s/db2/postgres.log", bed);
         uint64_t ready =
             log_event(path, "ready to accept connections", injected, pline, sizeof(pline));
-        printf("[ truth    ] repmgrd on db2: %s\n             postgres on db2: %s\n", rline,
-               pline);
+        printf("[ truth    ] repmgrd on db2: %s\n             postgres on db2: %s\n", rline, pline);
         bed_down();
         assert_int_equal(rc, 0);
         assert_string_equal(jstr(j, "verdict"), "pass");
@@ -416,8 +415,8 @@ static int64_t async_once(const char *file, bool strict, int64_t *truth_diff)
     char *yaml = instantiate(file, true);
     int rc;
     char reports[600];
-    json_t *j = run_experiment(strict ? "strict-async" : "dr-async", yaml, &rc, reports,
-                               sizeof(reports));
+    json_t *j =
+        run_experiment(strict ? "strict-async" : "dr-async", yaml, &rc, reports, sizeof(reports));
     free(yaml);
     json_t *d = data_of(j);
     printf("[ run      ] %s, async: %s, %s\n", file, jstr(j, "verdict"), jstr(j, "reason"));
@@ -481,11 +480,12 @@ static int64_t async_once(const char *file, bool strict, int64_t *truth_diff)
             survivor_at = now[i].written_at;
     int64_t truth_rpo = n_truth > 0 && survivor_at > 0 ? (int64_t)(last_lost_at - survivor_at) : -1;
     int64_t rpo = jint(j, "rpo_ms");
-    printf("[ truth    ] old primary alone: %zu rows of this run, new primary %zu; %zu acknowledged "
-           "rows only on the old one (seq %llu..%llu), %zu more never acknowledged; faultline: "
-           "%lld lost in %zu range(s)\n",
-           n_old, n_now, n_truth, (unsigned long long)first_lost, (unsigned long long)last_lost,
-           n_unacked, (long long)jint(d, "lost"), json_array_size(ranges));
+    printf(
+        "[ truth    ] old primary alone: %zu rows of this run, new primary %zu; %zu acknowledged "
+        "rows only on the old one (seq %llu..%llu), %zu more never acknowledged; faultline: "
+        "%lld lost in %zu range(s)\n",
+        n_old, n_now, n_truth, (unsigned long long)first_lost, (unsigned long long)last_lost,
+        n_unacked, (long long)jint(d, "lost"), json_array_size(ranges));
     printf("[ measured ] RPO observed %lld ms (resolution %lld ms); from the old primary's rows "
            "%lld ms; difference %+lld ms\n",
            (long long)rpo, (long long)jint(d, "resolution_ms"), (long long)truth_rpo,
