@@ -34,7 +34,8 @@ struct data_state {
     struct fl_pgwrite *pg;
     struct fl_rediswrite *redis;
     struct fl_rpo_write *writes;
-    unsigned char *judged; /* each write's outcome as the runner judged it */
+    unsigned char *judged;    /* each write's outcome as the runner judged it */
+    uint64_t *judged_latency; /* and its latency; UINT64_MAX until judged */
     size_t n_writes, cap_writes;
     uint64_t next_seq;
     bool busy; /* an operation is in flight */
@@ -130,11 +131,14 @@ static int data_start(struct fl_probe *p, void **attempt, char *err, size_t err_
         if (g != NULL)
             st->writes = g;
         unsigned char *j = g != NULL ? realloc(st->judged, cap) : NULL;
-        if (j == NULL) {
+        if (j != NULL)
+            st->judged = j;
+        uint64_t *l = j != NULL ? realloc(st->judged_latency, cap * sizeof(*l)) : NULL;
+        if (l == NULL) {
             snprintf(err, err_len, "out of memory");
             return -ENOMEM;
         }
-        st->judged = j;
+        st->judged_latency = l;
         st->cap_writes = cap;
     }
     struct data_attempt *a = calloc(1, sizeof(*a));
@@ -151,6 +155,7 @@ static int data_start(struct fl_probe *p, void **attempt, char *err, size_t err_
     w->seq = st->next_seq;
     w->sent_ms = now;
     st->judged[st->n_writes] = FL_OUTCOME_TIMEOUT; /* until the runner says */
+    st->judged_latency[st->n_writes] = UINT64_MAX;
     uint64_t timeout = fl_probe_get_spec(p)->timeout_ms + DATA_TIMEOUT_MARGIN_MS;
     int rc = st->postgres ? fl_pgwrite_write(st->pg, w->seq, now, timeout, on_written, a)
                           : fl_rediswrite_write(st->redis, w->seq, now, timeout, on_written, a);
@@ -180,6 +185,7 @@ static void on_client_closed(void *arg)
     struct data_state *st = arg;
     free(st->writes);
     free(st->judged);
+    free(st->judged_latency);
     free(st);
 }
 
@@ -216,23 +222,29 @@ const struct fl_rpo_write *fl_probe_data_writes(struct fl_probe *p, size_t *n)
     return st != NULL ? st->writes : NULL;
 }
 
-void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome)
+void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome, uint64_t latency_ms)
 {
     if (!fl_probe_is_writer(fl_probe_get_spec(p)))
         return;
     struct data_state *st = state_of(p, false, NULL, 0);
     /* the write being reported is the last one started: none starts before
      * the runner has reported the one before it */
-    if (st != NULL && st->n_writes > 0)
+    if (st != NULL && st->n_writes > 0) {
         st->judged[st->n_writes - 1] = (unsigned char)outcome;
+        st->judged_latency[st->n_writes - 1] = latency_ms;
+    }
 }
 
-int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *out)
+int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *out,
+                          uint64_t *latency_ms)
 {
     struct data_state *st = state_of(p, false, NULL, 0);
     if (st == NULL || i >= st->n_writes)
         return -EINVAL;
+    if (st->judged_latency[i] == UINT64_MAX)
+        return -ENOENT;
     *out = (enum fl_probe_outcome)st->judged[i];
+    *latency_ms = st->judged_latency[i];
     return 0;
 }
 

@@ -221,11 +221,14 @@ const struct fl_rpo_write *fl_probe_data_writes(struct fl_probe *p, size_t *n);
  * runs once: seqs (valid during the call) or err. Returns 0 or a negative
  * errno (-EINVAL: not a write probe). */
 typedef void (*fl_probe_readback_cb)(void *arg, const uint64_t *seqs, size_t n, const char *err);
-/* The runner's judgement of the write it is reporting (the last started);
- * and of write i later: the timeline of a write probe is rebuilt after the
- * read-back, and a LATE write must stay late. No-op for other kinds. */
-void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome);
-int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *out);
+/* The runner's judgement of the write it is reporting (the last started),
+ * with its latency; and of write i later: the timeline of a write probe is
+ * rebuilt after the read-back, a LATE write must stay late, and a write
+ * refused in 2 ms must not be known only at its timeout. No-op for other
+ * kinds. fl_probe_data_outcome returns -ENOENT for a write never judged. */
+void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome, uint64_t latency_ms);
+int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *out,
+                          uint64_t *latency_ms);
 int fl_probe_data_readback(struct fl_probe *p, uint64_t timeout_ms, fl_probe_readback_cb cb,
                            void *arg);
 

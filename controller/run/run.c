@@ -48,6 +48,7 @@
 #include "controller/run/where.h"
 #include "controller/report/availability.h"
 #include "controller/run/preview.h"
+#include "controller/run/rewrite.h"
 #include "controller/run/rpo.h"
 
 #define HEARTBEAT_MS 1000
@@ -557,7 +558,7 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
     assert(r->phase != PHASE_DONE);
     if (r->alog_open)
         fl_attemptlog_add(&r->alog, s->index, res);
-    fl_probe_data_judged(p, res->outcome);
+    fl_probe_data_judged(p, res->outcome, res->latency_ms);
     bool changed = false;
     int rc = fl_timeline_add(&rp->tl, res, &changed);
     if (rc < 0) {
@@ -613,22 +614,9 @@ static int rewrite_timeline(struct probe_slot *s, struct fl_run_probe *rp,
     int rc = fate != NULL && res != NULL ? fl_rpo_classify(w, nw, seqs, n, end, fate) : -ENOMEM;
     for (size_t i = 0; rc == 0 && i < nw; i++) {
         enum fl_probe_outcome judged = FL_OUTCOME_TIMEOUT;
-        fl_probe_data_outcome(s->probe, i, &judged);
-        struct fl_probe_result *x = &res[i];
-        x->started_ms = w[i].sent_ms;
-        x->latency_ms = w[i].acked && w[i].ack_ms >= w[i].sent_ms ? w[i].ack_ms - w[i].sent_ms
-                                                                  : rp->spec->timeout_ms;
-        if (judged == FL_OUTCOME_LATE) {
-            x->outcome = FL_OUTCOME_LATE;
-        } else if (fate[i] == FL_RPO_SURVIVED && judged == FL_OUTCOME_OK) {
-            x->outcome = FL_OUTCOME_OK;
-            x->ok = true;
-        } else if (fate[i] == FL_RPO_LOST) {
-            x->outcome = FL_OUTCOME_FAILED;
-            snprintf(x->detail, sizeof(x->detail), "acknowledged, then lost");
-        } else {
-            x->outcome = judged == FL_OUTCOME_OK ? FL_OUTCOME_FAILED : judged;
-        }
+        uint64_t latency = 0;
+        bool has = fl_probe_data_outcome(s->probe, i, &judged, &latency) == 0;
+        fl_rewrite_write(&w[i], fate[i], has, judged, latency, rp->spec->timeout_ms, &res[i]);
     }
     free(fate);
     if (rc < 0) {
