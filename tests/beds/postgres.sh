@@ -32,7 +32,8 @@
 #                 'n2' on db1 only: a commit returns once db2 has flushed it.
 #                 The promoted db2 has no synchronous_standby_names: with
 #                 'n1' there (a symmetric setup) every commit on the new
-#                 primary would wait for the dead n1 for ever.
+#                 primary waits for the dead n1 for ever (seen: wait event
+#                 SyncRep, not ended by statement_timeout).
 #        async -- no synchronous standby.
 #
 #   postgres.sh up STATE BUILD sync|async [OWNER_PID]
