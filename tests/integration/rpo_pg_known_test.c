@@ -31,6 +31,10 @@
  *                seed's own DR test (experiments/db-failover-dr.yaml, RTO
  *                300 s, RPO 60 s) the same way: the same loss, PASS.
  *
+ * And the bed's own promise: should the test that owns it die, its watcher
+ * tears everything down (processes, namespaces, the System V segment a
+ * killed postmaster leaves, the directory).
+ *
  * Each spread is printed like the game-day test's. */
 #include <jansson.h>
 #include <setjmp.h>
@@ -41,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -550,6 +556,81 @@ static void test_async_loses_what_the_old_primary_holds(void **state)
     print_spread("async: RPO observed", rpo, RUNS);
 }
 
+/* ------------------------------------------------ a bed whose owner died */
+
+static bool netns_with_prefix(const char *prefix)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "ip netns list | grep -q '^%s-'", prefix);
+    return system(cmd) == 0;
+}
+
+/* The test that owns a bed dies (ctest's timeout, a crash) with a killed
+ * postmaster's System V segment left behind: the bed's watcher tears it all
+ * down on its own -- processes, namespaces, the segment, the directory. */
+static void test_owner_dies_bed_goes(void **state)
+{
+    (void)state;
+    char *sleeper[] = {arg("/bin/sleep"), arg("600"), NULL};
+    pid_t owner = proc_start(sleeper, "/dev/null");
+    assert_true(owner > 0);
+    char dir[400], owner_s[16], env[500], prefix[64] = "", pidfile[500];
+    static char out[65536];
+    snprintf(dir, sizeof(dir), "%s/orphan", top);
+    snprintf(owner_s, sizeof(owner_s), "%d", (int)owner);
+    if (bed_cmd(out, sizeof(out), 120000, "up", dir, FL_BUILD_DIR, "async", owner_s, NULL) != 0) {
+        proc_stop(owner, SIGKILL, 5000);
+        fail_msg("the bed did not come up:\n%s", out);
+    }
+    snprintf(env, sizeof(env), "%s/bed.env", dir);
+    FILE *f = fopen(env, "r");
+    assert_non_null(f);
+    char line[300];
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "PREFIX=%63s", prefix) == 1)
+            break;
+    fclose(f);
+    assert_true(prefix[0] != '\0');
+    assert_true(netns_with_prefix(prefix));
+    /* kill -9 the primary: its shared memory segment stays */
+    snprintf(pidfile, sizeof(pidfile), "%s/db1/pgdata/postmaster.pid", dir);
+    f = fopen(pidfile, "r");
+    assert_non_null(f);
+    int pm = 0, shmid = -1;
+    for (int i = 1; fgets(line, sizeof(line), f) != NULL; i++) {
+        unsigned long key;
+        if (i == 1)
+            pm = atoi(line);
+        if (i == 7 && sscanf(line, "%lu %d", &key, &shmid) != 2)
+            shmid = -1;
+    }
+    fclose(f);
+    assert_true(pm > 0 && shmid >= 0);
+    assert_int_equal(kill(pm, SIGKILL), 0);
+    sleep_ms(500);
+    struct shmid_ds ds;
+    assert_int_equal(shmctl(shmid, IPC_STAT, &ds), 0);
+
+    uint64_t t0 = fl_mono_ms();
+    assert_int_equal(proc_stop(owner, SIGKILL, 5000), 128 + SIGKILL);
+    struct stat st;
+    while ((stat(dir, &st) == 0 || netns_with_prefix(prefix)) && fl_mono_ms() - t0 < 30000)
+        sleep_ms(100);
+    uint64_t took = fl_mono_ms() - t0;
+    bool dir_left = stat(dir, &st) == 0, ns_left = netns_with_prefix(prefix);
+    bool shm_left = shmctl(shmid, IPC_STAT, &ds) == 0;
+    printf("[ measured ] owner killed -9: the bed's watcher took it down in %llu ms "
+           "(directory %s, namespaces %s, the dead primary's segment %s)\n",
+           (unsigned long long)took, dir_left ? "LEFT" : "gone", ns_left ? "LEFT" : "gone",
+           shm_left ? "LEFT" : "gone");
+    fflush(stdout);
+    if (dir_left || ns_left) /* leave nothing, even failing */
+        bed_cmd(out, sizeof(out), 120000, "down", dir, NULL);
+    assert_false(dir_left);
+    assert_false(ns_left);
+    assert_false(shm_left);
+}
+
 /* --------------------------------------------------------------- setup */
 
 static int setup(void **state)
@@ -598,6 +679,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_sync_loses_nothing, teardown_each),
         cmocka_unit_test_teardown(test_async_loses_what_the_old_primary_holds, teardown_each),
+        cmocka_unit_test(test_owner_dies_bed_goes),
     };
     return cmocka_run_group_tests_name("PostgreSQL data loss, known answers (repmgr, namespaces)",
                                        tests, setup, teardown);
