@@ -9,25 +9,33 @@
 #      says it marked web1 DOWN;
 #   3. kills the controller with -9 in the middle of an experiment and shows
 #      the agent's lease reverting the fault on its own;
+#   4. brings up the PostgreSQL bed (tests/beds/postgres.sh: a primary and an
+#      asynchronous standby with repmgrd, each a namespace with its agent)
+#      and runs experiments/db-failover-lag.yaml (cut the standby's WAL
+#      stream, kill the primary): the writes lost are counted, and set beside
+#      the old primary's own data directory, started alone afterwards;
 # and tears it all down, checking that nothing is left.
 # usage: scripts/demo.sh BUILD_DIR
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-build}" && pwd)
 bed="$here/tests/beds/gameday.sh"
+pgbed="$here/tests/beds/postgres.sh"
 work=$(mktemp -d /tmp/faultline-demo.XXXXXX)
+chmod 755 "$work" # the PostgreSQL bed's server runs as postgres, under it
 # the reports outlive the demo (the bed and its work folder do not):
 # DEMO_REPORTS, default /var/tmp/faultline-demo-reports/TIME
 keep=${DEMO_REPORTS:-/var/tmp/faultline-demo-reports/$(date +%Y%m%dT%H%M%S)}
 state="$work/bed"
+pgstate="$work/pg"
 summary="$work/summary"
 : >"$summary"
 
 cleanup() {
     rc=$?
     trap - EXIT INT TERM
-    printf '\n== tearing the bed down\n'
-    if "$bed" down "$state"; then
+    printf '\n== tearing the beds down\n'
+    if "$bed" down "$state" && "$pgbed" down "$pgstate"; then
         echo "nothing left behind: no namespace, process, mount, nft table or file"
     else
         rc=1
@@ -147,6 +155,44 @@ on_client "$build/faultline" agents --inventory "$state/hosts.yaml"
 line="the agent reverted the fault $(secs "$reverted") after its controller died (lease 2 s)"
 echo "$line"
 printf '%-20s %s\n' "controller kill -9:" "$line" >>"$summary"
+
+step "the PostgreSQL bed: db1 primary, db2 asynchronous standby, repmgrd on both"
+"$pgbed" up "$pgstate" "$build" async
+pgsql() { "$pgbed" sql "$pgstate" "$@"; }
+
+step "faultline run experiments/db-failover-lag.yaml (from the client host)"
+out="$work/db-failover-lag.out"
+{ rc=0; "$pgbed" exec "$pgstate" client "$build/faultline" run \
+    "$here/experiments/db-failover-lag.yaml" --inventory "$pgstate/hosts.yaml" \
+    --report-dir "$work/reports/db-failover-lag" || rc=$?
+  echo "$rc" >"$work/rc"; } | tee "$out"
+rc=$(cat "$work/rc")
+# exit 1 is the verdict FAIL, which this act expects (rpo: 0s on an
+# asynchronous standby); anything else is the demo failing
+[ "$rc" -eq 1 ] || { echo "demo: db-failover-lag did not FAIL as expected (exit $rc)" >&2; exit 1; }
+run_id=$(sed -n 's/^  "run_id": "\(.*\)",$/\1/p' "$work/reports/db-failover-lag/run.json")
+q="SELECT seq FROM faultline_writes WHERE run_id = '$run_id' ORDER BY seq"
+pgsql db2 "$q" | sort >"$work/new.seqs"
+"$pgbed" isolate "$pgstate" db1
+pgsql db1-isolated "$q" | sort >"$work/old.seqs"
+only_old=$(comm -23 "$work/old.seqs" "$work/new.seqs" | sort -n)
+n_old=$(printf '%s\n' "$only_old" | grep -c . || true)
+span=$(printf '%s\n' "$only_old" | sed -n '1p;$p' | paste -sd- -)
+truth="the old primary's data directory, started alone, holds $n_old rows the new primary lacks (seq $span)"
+echo
+echo "ground truth: $truth"
+echo "(faultline counts an acknowledged write lost; a row committed by the dying primary"
+echo " whose acknowledgement never reached the client is not one: at most the write in flight)"
+verdict=$(sed -n 's/^experiment [^ ]*: \(.*\)$/\1/p' "$out" | head -1)
+said="$verdict: $(grep -m1 -A1 '^experiment ' "$out" | tail -1 | sed 's/^  //')"
+grep -E '^objectives:|^    data:' "$out"
+mkdir -p "$keep" && cp -r "$work/reports/db-failover-lag" "$keep/db-failover-lag"
+{
+    printf '%-20s %s\n' "db-failover-lag:" "$said"
+    grep '^    data:' "$out" | sed 's/^    data: /                     data: /'
+    printf '%-20s (%s)\n' "" "$truth"
+    printf '%-20s report: %s\n' "" "$keep/db-failover-lag/report.html"
+} >>"$summary"
 
 step "what this showed"
 cat "$summary"

@@ -375,7 +375,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
     uv_poll_stop(h);
     if (w->op == OP_NONE || h != w->poll)
         return;
-    if (status < 0) {
+    /* An error event on the socket (POLLERR) is what uv_poll reports as
+     * UV_EBADF: a TCP connect refused or reset. It is libpq's to read
+     * (SO_ERROR, or the failed recv): a multi-host DSN then moves on to its
+     * next host; failing here would never let it. */
+    if (status == UV_EBADF)
+        events = UV_READABLE | UV_WRITABLE | UV_DISCONNECT;
+    else if (status < 0) {
         fail(w, "connection socket: %s", uv_strerror(status));
         return;
     }
