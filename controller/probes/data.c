@@ -228,8 +228,12 @@ void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome, uin
         return;
     struct data_state *st = state_of(p, false, NULL, 0);
     /* the write being reported is the last one started: none starts before
-     * the runner has reported the one before it */
-    if (st != NULL && st->n_writes > 0) {
+     * the runner has reported the one before it. A write is judged once: an
+     * attempt that could not start (its predecessor still in the client,
+     * -EBUSY) is reported too, and must not overwrite the judgement of the
+     * write before it. */
+    if (st != NULL && st->n_writes > 0 &&
+        st->judged_ms[st->n_writes - 1] == FL_PROBE_DATA_UNJUDGED) {
         st->judged[st->n_writes - 1] = (unsigned char)outcome;
         st->judged_ms[st->n_writes - 1] =
             latency_ms < FL_PROBE_DATA_UNJUDGED ? (uint32_t)latency_ms : FL_PROBE_DATA_UNJUDGED - 1;
