@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -83,6 +84,10 @@ static void serve(int lfd, const char *counts_path)
     struct sigaction sa = {.sa_handler = on_term}; /* no SA_RESTART: accept returns */
     sigaction(SIGTERM, &sa, NULL);
     while (!server_stop) {
+        /* a bounded wait, not EINTR: a sanitizer may hold the signal back */
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
         int c = accept(lfd, NULL, NULL);
         if (c < 0)
             continue;
