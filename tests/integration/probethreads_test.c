@@ -68,26 +68,15 @@ static bool is_bad(size_t i)
 
 /* ------------------------------------------------------------ the server */
 
-static volatile sig_atomic_t server_stop;
-
-static void on_term(int sig)
-{
-    (void)sig;
-    server_stop = 1;
-}
-
-/* The child: one connection at a time; counts /p/I; writes the counts to
- * DIR/counts-PORT on SIGTERM. */
-static void serve(int lfd, const char *counts_path)
+/* The child, started before any thread exists (a child forked from a
+ * threaded process may not take locks, and TSan's runtime takes some): one
+ * connection at a time; counts /p/I; GET /dump answers the counts ("I N"
+ * lines) and starts them afresh. Killed by the teardown. */
+static void serve(int lfd)
 {
     static unsigned long counts[MAX_PATHS];
-    struct sigaction sa = {.sa_handler = on_term}; /* no SA_RESTART: accept returns */
-    sigaction(SIGTERM, &sa, NULL);
-    while (!server_stop) {
-        /* a bounded wait, not EINTR: a sanitizer may hold the signal back */
-        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
+    static char out[MAX_PATHS * 32 + 128];
+    for (;;) {
         int c = accept(lfd, NULL, NULL);
         if (c < 0)
             continue;
@@ -106,24 +95,28 @@ static void serve(int lfd, const char *counts_path)
         }
         req[n] = '\0';
         unsigned idx;
-        if (sscanf(req, "GET /p/%u ", &idx) == 1 && idx < MAX_PATHS) {
+        const char *resp = NULL;
+        if (strncmp(req, "GET /dump ", 10) == 0) {
+            size_t o = (size_t)snprintf(out, sizeof(out), "HTTP/1.0 200 OK\r\n\r\n");
+            for (unsigned i = 0; i < MAX_PATHS; i++) {
+                if (counts[i] > 0)
+                    o += (size_t)snprintf(out + o, sizeof(out) - o, "%u %lu\n", i, counts[i]);
+                counts[i] = 0;
+            }
+            resp = out;
+        } else if (sscanf(req, "GET /p/%u ", &idx) == 1 && idx < MAX_PATHS) {
             counts[idx]++;
-            const char *resp = idx % BAD_EVERY == 3 ? "HTTP/1.1 503 Busy\r\nContent-Length: "
-                                                      "4\r\nConnection: close\r\n\r\nbusy"
-                                                    : "HTTP/1.1 200 OK\r\nContent-Length: "
-                                                      "2\r\nConnection: close\r\n\r\nok";
+            resp = idx % BAD_EVERY == 3 ? "HTTP/1.1 503 Busy\r\nContent-Length: "
+                                          "4\r\nConnection: close\r\n\r\nbusy"
+                                        : "HTTP/1.1 200 OK\r\nContent-Length: "
+                                          "2\r\nConnection: close\r\n\r\nok";
+        }
+        if (resp != NULL) {
             ssize_t w = write(c, resp, strlen(resp));
             (void)w;
         }
         close(c);
     }
-    FILE *f = fopen(counts_path, "w");
-    if (f != NULL) {
-        for (unsigned i = 0; i < MAX_PATHS; i++)
-            fprintf(f, "%u %lu\n", i, counts[i]);
-        fclose(f);
-    }
-    _exit(0);
 }
 
 static int server_start(void)
@@ -137,34 +130,44 @@ static int server_start(void)
     socklen_t len = sizeof(sin);
     getsockname(lfd, (struct sockaddr *)&sin, &len);
     server_port = ntohs(sin.sin_port);
-    char counts[400];
-    snprintf(counts, sizeof(counts), "%s/counts", dir);
     server = fork();
     if (server == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        serve(lfd, counts);
+        serve(lfd);
     }
     close(lfd);
     return server > 0 ? 0 : -1;
 }
 
-/* Stops the server and reads what it saw. */
+/* What the server saw since the last call. */
 static void server_counts(unsigned long *counts)
 {
     memset(counts, 0, MAX_PATHS * sizeof(*counts));
-    assert_int_equal(proc_stop(server, SIGTERM, 10000), 0);
-    server = 0;
-    char path[400];
-    snprintf(path, sizeof(path), "%s/counts", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                              .sin_port = htons(server_port)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    const char *req = "GET /dump HTTP/1.0\r\n\r\n";
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    static char buf[MAX_PATHS * 32 + 128];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(fd);
+    const char *body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    body += 4;
     unsigned i;
     unsigned long c;
-    while (fscanf(f, "%u %lu", &i, &c) == 2)
+    int used;
+    while (sscanf(body, "%u %lu\n%n", &i, &c, &used) == 2) {
         if (i < MAX_PATHS)
             counts[i] = c;
-    fclose(f);
-    unlink(path);
+        body += used;
+    }
 }
 
 /* ------------------------------------------------------------ setup */
@@ -191,7 +194,7 @@ static int setup(void **state)
         }
     }
     closed_port = test_free_port(); /* nothing listens there */
-    return 0;
+    return server_start();
 }
 
 static int teardown(void **state)
@@ -375,7 +378,8 @@ static size_t recorded(const struct one_run *o, size_t i)
 static void test_two_threads_attribute_every_result(void **state)
 {
     (void)state;
-    assert_int_equal(server_start(), 0);
+    unsigned long before[MAX_PATHS];
+    server_counts(before); /* starts the counts afresh */
     struct one_run o;
     prepare(&o, "solo", dummies[0], 2);
     run_main(&o);
@@ -399,7 +403,8 @@ static void test_two_threads_attribute_every_result(void **state)
 static void test_two_runs_at_once(void **state)
 {
     (void)state;
-    assert_int_equal(server_start(), 0);
+    unsigned long before[MAX_PATHS];
+    server_counts(before);
     struct one_run a, b;
     prepare(&a, "left", dummies[0], 2);
     prepare(&b, "right", dummies[1], 2);
