@@ -4,6 +4,7 @@
 #
 # usage (as root, after `make build`): bench/probe_rate.sh [BUILD_DIR] [N...]
 #   N: probe counts (default 100 1000 5000)
+#   THREADS      faultline's --probe-threads values to run each N with (default "1 2")
 #   FAULT_S      the fault's duration, seconds (default 20)
 #   FAULTLINE=0  skip the faultline part; BLACKBOX=0 skip the blackbox_exporter part; BB_N: its counts (default: the N)
 #   BB_SECONDS   blackbox measurement window, seconds (default 30)
@@ -26,6 +27,7 @@ shift || true
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(100 1000 5000)
 read -r -a bb_ns <<<"${BB_N:-${ns[*]}}"
+read -r -a threads <<<"${THREADS:-1 2}"
 fault_s=${FAULT_S:-20}
 bb_seconds=${BB_SECONDS:-30}
 bb_warm=${BB_WARM:-10}
@@ -63,11 +65,14 @@ bed_start_victim
 echo "nginx 127.0.0.1:$NGINX_PORT (2 workers), agent 127.0.0.1:$AGENT_PORT, dummy pid $BED_VICTIM"
 echo
 [ "${FAULTLINE:-1}" = 0 ] && ns=()
-echo "== faultline: N http probes, 100ms interval, 100ms timeout, fault ${fault_s}s"
-for n in ${ns[@]+"${ns[@]}"}; do
+echo "== faultline: N http probes, 100ms interval, 100ms timeout, fault ${fault_s}s, --probe-threads ${threads[*]}"
+summary=()
+for n0 in ${ns[@]+"${ns[@]}"}; do
+for k in "${threads[@]}"; do
+    n="$n0-t$k"
     exp="$work/exp-$n.yaml"
     rdir="$work/report-$n"
-    bed_experiment "$exp" "$n" "$fault_s"
+    bed_experiment "$exp" "$n0" "$fault_s"
     flock 9
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     r0=$(bed_nginx_requests)
@@ -75,7 +80,8 @@ for n in ${ns[@]+"${ns[@]}"}; do
     (
         ulimit -n "$(ulimit -Hn)"
         exec /usr/bin/time -f '%U %S %M %e' -o "$work/time-$n" \
-            "$build/faultline" run "$exp" --report-dir "$rdir" >"$work/out-$n.txt" 2>&1 9>&-
+            "$build/faultline" run "$exp" --probe-threads "$k" --report-dir "$rdir" \
+            >"$work/out-$n.txt" 2>&1 9>&-
     ) || rc=$?
     r1=$(bed_nginx_requests)
     flock -u 9
@@ -111,7 +117,19 @@ for n in ${ns[@]+"${ns[@]}"}; do
         printf "  controller CPU %.2f s (user %.2f, sys %.2f) = %.1f us/attempt, %.0f%% of one core; peak RSS %.1f MiB\n", c, u, st, c / a * 1e6, c / s * 100, m / 1024
     }'
     echo "  attempt latency (attempts.jsonl l, ms) p50 $l50  p90 $l90  p99 $l99  max $lmax"
+    summary+=("$(awk -v n="$n0" -v k="$k" -v v="$verdict" -v a="$att" -v s="$secs" -v c="$cpu" \
+        -v f="$((failed + tmo))" -v l="$late" -v ls="$lstarts" -v sk="$skipped" \
+        -v p="$l50/$l90/$l99" 'BEGIN {
+        printf "| %5d | %d | %-15s | %6.0f | %d | %d | %d | %5.1f | %s |", n, k, v, a / s, f,
+            l, ls + sk, c / a * 1e6, p }')")
 done
+done
+if [ ${#summary[@]} -gt 0 ]; then
+    echo
+    echo "| N | threads | verdict | attempts/s | false failures | late | late starts + skipped | CPU us/attempt | latency p50/p90/p99 ms |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${summary[@]}"
+fi
 
 [ "${BLACKBOX:-1}" = 0 ] && exit 0
 echo

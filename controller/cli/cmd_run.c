@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "controller/cli/cli.h"
 #include "controller/experiment/experiment.h"
+#include "controller/probes/pool.h"
 #include "controller/report/html.h"
 #include "controller/report/report.h"
 #include "controller/run/run.h"
@@ -48,7 +49,7 @@ static int make_dirs(const char *path)
 
 static const char run_help[] =
     "usage: faultline run [--key FILE] [--inventory FILE] [--report-dir DIR] [--dry-run]\n"
-    "                     EXPERIMENT\n"
+    "                     [--probe-threads N] EXPERIMENT\n"
     "\n"
     "Runs an experiment: connects to the target agents, checks the steady state,\n"
     "injects the faults on schedule, watches the probes, aborts on abort_when,\n"
@@ -63,6 +64,9 @@ static const char run_help[] =
     "                      missing)\n"
     "  --dry-run           connect, check the steady state, print what would be\n"
     "                      injected where; inject nothing\n"
+    "  --probe-threads N   run the http and tcp probes on N threads (1 to 16);\n"
+    "                      default the experiment's controller: probe_threads,\n"
+    "                      else the online CPUs, at most 4. 1: one loop, no threads\n"
     "\n"
     "Exit status: 0 pass, 1 fail, 2 aborted or error, 64 usage or invalid experiment.\n";
 
@@ -73,11 +77,13 @@ int fl_cmd_run(int argc, char **argv)
         {"inventory", required_argument, NULL, 'i'},
         {"report-dir", required_argument, NULL, 'r'},
         {"dry-run", no_argument, NULL, 'n'},
+        {"probe-threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *inventory = NULL, *report_dir = NULL;
     bool dry_run = false;
+    unsigned probe_threads = 0;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -94,6 +100,16 @@ int fl_cmd_run(int argc, char **argv)
         case 'n':
             dry_run = true;
             break;
+        case 't': {
+            char *end = NULL;
+            errno = 0;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || n < 1 || n > FL_PROBE_THREADS_MAX)
+                return fl_cli_usage_error("run", "--probe-threads takes a number from 1 to 16 "
+                                                 "(FL_PROBE_THREADS_MAX)");
+            probe_threads = (unsigned)n;
+            break;
+        }
         case 'h':
             fputs(run_help, stdout);
             return 0;
@@ -123,7 +139,10 @@ int fl_cmd_run(int argc, char **argv)
         return FL_EXIT_ERROR;
     }
 
-    struct fl_run_options o = {.dry_run = dry_run, .progress = stdout, .connect_timeout_ms = 5000};
+    struct fl_run_options o = {.dry_run = dry_run,
+                               .progress = stdout,
+                               .connect_timeout_ms = 5000,
+                               .probe_threads = probe_threads};
     char attempts_path[4096];
     if (report_dir != NULL && !dry_run) {
         snprintf(attempts_path, sizeof(attempts_path), "%s/attempts.jsonl", report_dir);

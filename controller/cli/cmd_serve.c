@@ -152,16 +152,10 @@ int fl_cmd_serve(int argc, char **argv)
     }
     fl_info("%s: %zu scheduled, %zu without a schedule, %zu invalid", c.experiments, cat.n,
             cat.n_unscheduled, cat.n_invalid);
-    const char *http_user = fl_catalog_http_user(&cat);
+    /* Two runs with http probes at once are fine: http.c keeps one curl multi
+     * per loop and curl_global_init runs once (issue 12 item 4). */
     int drc = 0;
-    if (c.max_concurrent_runs > 1 && http_user != NULL) {
-        fprintf(stderr,
-                "faultline serve: max_concurrent_runs is %u, but %s has an http probe, and http "
-                "probes cannot yet run in two experiments at once (their curl state is "
-                "process-wide): set max_concurrent_runs: 1\n",
-                c.max_concurrent_runs, http_user);
-        exit_code = FL_EXIT_USAGE;
-    } else if ((drc = fl_serve_mkdirs(c.reports_dir)) < 0) {
+    if ((drc = fl_serve_mkdirs(c.reports_dir)) < 0) {
         fprintf(stderr, "faultline serve: reports_dir: cannot create %s: %s\n", c.reports_dir,
                 strerror(-drc));
     } else if ((store = fl_store_open(c.db, &why)) == NULL) {

@@ -30,6 +30,7 @@
 #include "controller/experiment/objectives.h"
 #include "controller/experiment/check.h"
 #include "controller/experiment/probes.h"
+#include "controller/probes/pool.h"
 #include "controller/serve/schedule.h"
 
 /* inventory: --inventory wins; a string is a file next to the experiment. */
@@ -83,12 +84,29 @@ static int check_windows(struct fl_check *c, const struct fl_experiment *e,
     return 0;
 }
 
+/* `controller:` how this controller runs the experiment. */
+static int parse_controller(struct fl_check *c, struct fl_experiment *e,
+                            const struct fl_yaml_node *v)
+{
+    static const char *const keys[] = {"probe_threads", NULL};
+    int rc = fl_yaml_expect(v, FL_YAML_MAPPING, c->err, c->errlen);
+    if (rc == 0)
+        rc = fl_yaml_check_keys(v, keys, c->err, c->errlen);
+    const struct fl_yaml_node *t = rc == 0 ? fl_yaml_get(v, "probe_threads") : NULL;
+    uint64_t n = 0;
+    if (t != NULL) {
+        rc = fl_yaml_uint(t, 1, FL_PROBE_THREADS_MAX, &n, c->err, c->errlen);
+        e->probe_threads = (unsigned)n;
+    }
+    return rc;
+}
+
 static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
                             const struct fl_yaml_node *root, const char *inventory_path)
 {
-    static const char *const keys[] = {"version",    "name",     "description",  "inventory",
-                                       "objectives", "probes",   "steady_state", "faults",
-                                       "abort_when", "recovery", "schedule",     NULL};
+    static const char *const keys[] = {
+        "version", "name",       "description", "inventory", "objectives", "probes", "steady_state",
+        "faults",  "abort_when", "recovery",    "schedule",  "controller", NULL};
     int rc = fl_yaml_check_keys(root, keys, c->err, c->errlen);
     const struct fl_yaml_node *v = NULL;
     uint64_t version;
@@ -125,6 +143,8 @@ static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
         rc = fl_objectives_recovery(c, e, fl_yaml_get(root, "recovery"));
     if (rc == 0)
         rc = check_windows(c, e, root);
+    if (rc == 0 && (v = fl_yaml_get(root, "controller")) != NULL)
+        rc = parse_controller(c, e, v);
     size_t writers = 0; /* write probes: what can measure an rpo */
     for (size_t i = 0; i < e->n_probes; i++)
         writers += e->probes[i].type == FL_PROBE_POSTGRES || e->probes[i].type == FL_PROBE_REDIS;

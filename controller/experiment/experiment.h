@@ -104,6 +104,9 @@ struct fl_experiment {
     size_t n_aborts;
     struct fl_recovery recovery;
     struct fl_schedule *schedule; /* `schedule:` (faultline serve); NULL when absent */
+    /* `controller: { probe_threads: N }` (controller/probes/pool.h): 1 to
+     * FL_PROBE_THREADS_MAX; 0 when not given (--probe-threads or the default) */
+    unsigned probe_threads;
 };
 
 /* Loads and checks the experiment at path. inventory_path (--inventory, may

@@ -1,8 +1,11 @@
 /* HTTP probe: libcurl's multi interface driven by libuv.
  *
- * One CURLM per loop (struct multi), shared by every HTTP attempt on it,
- * created for the first attempt and torn down when the last one is gone.
- * As curl's docs/examples/multi-uv.c, with every error checked:
+ * One CURLM per loop (struct multi), shared by every HTTP probe on it,
+ * created for the first attempt and torn down when the last HTTP probe on
+ * that loop is released (not when the last transfer ends: at a few attempts
+ * in flight a multi made and unmade per attempt cost a wakeup socketpair and
+ * a timer each time). As curl's docs/examples/multi-uv.c, with every error
+ * checked:
  *
  *   - curl's socket callback keeps one uv_poll_t per curl socket (struct
  *     sock), started for the events curl asks, closed on CURL_POLL_REMOVE;
@@ -11,21 +14,36 @@
  *     finished transfers (curl_multi_info_read) and end their attempts —
  *     always after curl has returned, never from inside one of its callbacks.
  *
- * An attempt is one easy handle: fresh connection (a probe measures the
- * service, not a cached socket), no signals, no redirects. The body is never
- * kept: with body_contains, its first BODY_CAP bytes are searched as they
- * stream past (a carry of the needle's length minus one joins the chunks),
- * so an attempt in flight holds a few hundred bytes, not a body buffer
- * (issue 12 item 5: a thousand attempts in flight held 64 MiB of them). The runner's deadline
- * cancels it by removing the easy handle from the multi.
+ * Threads (issue 12 item 4): each probe thread runs its own loop, so its own
+ * multi; a multi, its sockets and its probes' easy handles are only touched
+ * from the thread of their loop. The one shared thing, the list of multis by
+ * loop, is guarded by a mutex and looked up once per probe (its first
+ * attempt); curl_global_init runs once per process (pthread_once), before
+ * any thread uses curl.
  *
- *   ADDED ──(done in info_read)──► check status/body ──► end
- *     └──(cancel)──► remove ──► end (ignored)
+ * Each probe keeps one easy handle (struct http_probe, the kind's state),
+ * set up at its first attempt and added to the multi again for each next
+ * one: its options stay set between transfers, so an attempt costs no
+ * curl_easy_init and no setopt. Every attempt is still a fresh connection
+ * (CURLOPT_FRESH_CONNECT and CURLOPT_FORBID_REUSE: a probe measures the
+ * service, not a cached socket, as blackbox_exporter does), no signals, no
+ * redirects. A probe's attempts never overlap (probe.h), so one handle is
+ * enough. The body is never kept: with body_contains, its first BODY_CAP
+ * bytes are searched as they stream past (a carry of the needle's length
+ * minus one joins the chunks), so an attempt in flight holds a few hundred
+ * bytes, not a body buffer (issue 12 item 5: a thousand attempts in flight
+ * held 64 MiB of them). The runner's deadline cancels an attempt by removing
+ * the easy handle from the multi.
+ *
+ *   IDLE ──(start: add)──► ADDED ──(done, info_read)──► check status/body ──► end ──► IDLE
+ *                            └──(cancel)──► remove ──► end (ignored) ──► IDLE
  */
 #include "controller/probes/probe.h"
 
 #include <curl/curl.h>
+#include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +54,13 @@
 
 struct multi;
 
+/* One probe's attempt, the same one again each time (in struct http_probe). */
 struct http_attempt {
     struct fl_probe *p;
     struct multi *m;
     CURL *easy;
-    struct curl_slist *headers;
     struct http_attempt *next_done; /* finished transfers, collected in info_read */
+    bool in_multi;                  /* between start and end */
     bool removed;                   /* out of the multi; on a done list, about to end */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
@@ -49,6 +68,12 @@ struct http_attempt {
     bool matched;     /* body_contains found (or none asked for) */
     char *carry;      /* the last needle-length-minus-one bytes searched */
     size_t carry_len;
+};
+
+/* What a probe keeps between attempts (*fl_probe_kind_state). */
+struct http_probe {
+    struct http_attempt a; /* a.easy, a.carry and a.m live as long as the probe */
+    struct curl_slist *headers;
 };
 
 struct sock {
@@ -62,15 +87,31 @@ struct multi {
     uv_loop_t *loop;
     CURLM *curlm;
     uv_timer_t timer;
-    size_t n_easy;
+    size_t n_easy;  /* transfers in it */
+    size_t n_users; /* probes that hold it (struct http_probe) */
     struct sock *socks;
     bool closing;
     struct multi *next;
 };
 
-/* One per loop; single-threaded like the loops themselves. */
+/* One per loop. The list is shared by every thread (guarded by multis_lock);
+ * a multi itself only by its loop's thread. */
 static struct multi *multis;
-static bool curl_ready;
+static pthread_mutex_t multis_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Before any thread uses curl (probe threads call it before they start). */
+int fl_probe_http_global_init(void)
+{
+    pthread_once(&curl_once, curl_init_once);
+    return curl_init_result == CURLE_OK ? 0 : -ENOMEM;
+}
 
 /* ------------------------------------------------------------ the multi */
 
@@ -98,18 +139,21 @@ static void sock_close(struct sock *s)
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
 
-/* Called when no transfer is left; m must not be used afterwards. */
+/* Called when no probe holds m and no transfer is left; m must not be used
+ * afterwards. */
 static void multi_maybe_destroy(struct multi *m)
 {
-    if (m->n_easy > 0 || m->closing)
+    if (m->n_easy > 0 || m->n_users > 0 || m->closing)
         return;
     m->closing = true;
+    pthread_mutex_lock(&multis_lock);
     for (struct multi **pp = &multis; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == m) {
             *pp = m->next;
             break;
         }
     }
+    pthread_mutex_unlock(&multis_lock);
     /* Any socket curl still watches is reported with CURL_POLL_REMOVE here. */
     CURLMcode mc = curl_multi_cleanup(m->curlm);
     if (mc != CURLM_OK)
@@ -153,7 +197,6 @@ static void check_multi_info(struct multi *m)
         done = a->next_done;
         attempt_finish(a);
     }
-    multi_maybe_destroy(m);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -251,21 +294,23 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
     return 0;
 }
 
+/* The loop's multi, made if need be; the caller holds it (n_users). */
 static int multi_get(uv_loop_t *loop, struct multi **out)
 {
-    for (struct multi *m = multis; m != NULL; m = m->next) {
-        if (m->loop == loop) {
-            *out = m;
-            return 0;
-        }
+    int rc = fl_probe_http_global_init();
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&multis_lock);
+    struct multi *m = multis;
+    while (m != NULL && m->loop != loop)
+        m = m->next;
+    pthread_mutex_unlock(&multis_lock);
+    if (m != NULL) {
+        m->n_users++;
+        *out = m;
+        return 0;
     }
-    if (!curl_ready) {
-        /* The programs are single-threaded; the first HTTP probe initialises curl. */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return -ENOMEM;
-        curl_ready = true;
-    }
-    struct multi *m = calloc(1, sizeof(*m));
+    m = calloc(1, sizeof(*m));
     if (m == NULL)
         return -ENOMEM;
     m->loop = loop;
@@ -274,7 +319,7 @@ static int multi_get(uv_loop_t *loop, struct multi **out)
         free(m);
         return -ENOMEM;
     }
-    int rc = uv_timer_init(loop, &m->timer);
+    rc = uv_timer_init(loop, &m->timer);
     if (rc < 0) {
         curl_multi_cleanup(m->curlm);
         free(m);
@@ -289,8 +334,11 @@ static int multi_get(uv_loop_t *loop, struct multi **out)
         uv_close((uv_handle_t *)&m->timer, on_multi_closed);
         return -EINVAL;
     }
+    m->n_users = 1;
+    pthread_mutex_lock(&multis_lock);
     m->next = multis;
     multis = m;
+    pthread_mutex_unlock(&multis_lock);
     *out = m;
     return 0;
 }
@@ -336,13 +384,23 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-static void attempt_free(struct http_attempt *a)
+/* What the probe held for its attempts; once it is stopped, no attempt alive. */
+static void http_release(void *state)
 {
+    struct http_probe *hp = state;
+    struct http_attempt *a = &hp->a;
+    assert(!a->in_multi);
     if (a->easy != NULL)
         curl_easy_cleanup(a->easy);
-    curl_slist_free_all(a->headers);
+    curl_slist_free_all(hp->headers);
     free(a->carry);
-    free(a);
+    struct multi *m = a->m;
+    free(hp);
+    if (m != NULL) {
+        assert(m->n_users > 0);
+        m->n_users--;
+        multi_maybe_destroy(m);
+    }
 }
 
 static const char *connect_error(struct http_attempt *a)
@@ -406,7 +464,7 @@ static void attempt_finish(struct http_attempt *a)
         ok = true;
         snprintf(detail, sizeof(detail), "%ld", status);
     }
-    attempt_free(a);
+    a->in_multi = false;
     fl_probe_attempt_end(p, ok, "%s", detail);
 }
 
@@ -419,53 +477,49 @@ static void attempt_finish(struct http_attempt *a)
         }                                                                                          \
     } while (0)
 
-static int http_start(struct fl_probe *p, void **attempt, char *err, size_t err_len)
+/* The probe's easy handle and the rest, at its first attempt. Returns 0 or a
+ * negative errno with err filled in and nothing kept. */
+static int probe_setup(struct fl_probe *p, struct http_probe **out, char *err, size_t err_len)
 {
     const struct fl_probe_http *spec = &fl_probe_get_spec(p)->u.http;
-    struct multi *m;
-    int rc = multi_get(fl_probe_loop(p), &m);
-    if (rc < 0) {
-        snprintf(err, err_len, "cannot start libcurl: %s", fl_strerror(rc));
-        return rc;
-    }
-    struct http_attempt *a = calloc(1, sizeof(*a));
-    if (a == NULL) {
-        snprintf(err, err_len, "out of memory");
-        multi_maybe_destroy(m);
-        return -ENOMEM;
-    }
-    a->p = p;
-    const char *needle = fl_probe_get_spec(p)->u.http.body_contains;
-    a->matched = needle == NULL || needle[0] == '\0';
-    if (!a->matched && strlen(needle) > FL_PROBE_BODY_CONTAINS_MAX) {
+    const char *needle = spec->body_contains;
+    bool check_body = needle != NULL && needle[0] != '\0';
+    if (check_body && strlen(needle) > FL_PROBE_BODY_CONTAINS_MAX) {
         snprintf(err, err_len, "body_contains is longer than %u bytes", FL_PROBE_BODY_CONTAINS_MAX);
-        free(a);
-        multi_maybe_destroy(m);
         return -EINVAL;
     }
-    if (!a->matched && (a->carry = malloc(strlen(needle))) == NULL) {
+    struct http_probe *hp = calloc(1, sizeof(*hp));
+    if (hp == NULL) {
         snprintf(err, err_len, "out of memory");
-        free(a);
-        multi_maybe_destroy(m);
         return -ENOMEM;
     }
-    a->m = m;
-    rc = -EINVAL;
+    struct http_attempt *a = &hp->a;
+    a->p = p;
+    int rc = multi_get(fl_probe_loop(p), &a->m);
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot start libcurl: %s", fl_strerror(rc));
+        free(hp);
+        return rc;
+    }
+    rc = -ENOMEM;
+    if (check_body && (a->carry = malloc(strlen(needle))) == NULL) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     a->easy = curl_easy_init();
     if (a->easy == NULL) {
         snprintf(err, err_len, "cannot start libcurl");
-        rc = -ENOMEM;
         goto fail;
     }
     for (size_t i = 0; i < spec->n_headers; i++) {
-        struct curl_slist *l = curl_slist_append(a->headers, spec->headers[i]);
+        struct curl_slist *l = curl_slist_append(hp->headers, spec->headers[i]);
         if (l == NULL) {
             snprintf(err, err_len, "out of memory");
-            rc = -ENOMEM;
             goto fail;
         }
-        a->headers = l;
+        hp->headers = l;
     }
+    rc = -EINVAL;
     SET(CURLOPT_URL, spec->url);
     SET(CURLOPT_PRIVATE, a);
     SET(CURLOPT_ERRORBUFFER, a->errbuf);
@@ -476,26 +530,48 @@ static int http_start(struct fl_probe *p, void **attempt, char *err, size_t err_
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, a);
     SET(CURLOPT_USERAGENT, "faultline-probe");
-    if (a->headers != NULL)
-        SET(CURLOPT_HTTPHEADER, a->headers);
+    if (hp->headers != NULL)
+        SET(CURLOPT_HTTPHEADER, hp->headers);
     if (spec->method != NULL && strcmp(spec->method, "GET") != 0) {
         if (strcmp(spec->method, "HEAD") == 0)
             SET(CURLOPT_NOBODY, 1L);
         else
             SET(CURLOPT_CUSTOMREQUEST, spec->method);
     }
-    CURLMcode mc = curl_multi_add_handle(m->curlm, a->easy);
-    if (mc != CURLM_OK) {
-        snprintf(err, err_len, "cannot start transfer: %s", curl_multi_strerror(mc));
-        goto fail;
-    }
-    m->n_easy++;
-    *attempt = a;
+    *out = hp;
     return 0;
 fail:
-    attempt_free(a);
-    multi_maybe_destroy(m);
+    http_release(hp);
     return rc;
+}
+
+static int http_start(struct fl_probe *p, void **attempt, char *err, size_t err_len)
+{
+    struct http_probe **state = (struct http_probe **)fl_probe_kind_state(p);
+    if (*state == NULL) {
+        int rc = probe_setup(p, state, err, err_len);
+        if (rc < 0)
+            return rc;
+    }
+    struct http_attempt *a = &(*state)->a;
+    assert(!a->in_multi); /* attempts never overlap */
+    const char *needle = fl_probe_get_spec(p)->u.http.body_contains;
+    a->matched = needle == NULL || needle[0] == '\0';
+    a->body_seen = 0;
+    a->carry_len = 0;
+    a->removed = false;
+    a->result = CURLE_OK;
+    a->errbuf[0] = '\0';
+    a->next_done = NULL;
+    CURLMcode mc = curl_multi_add_handle(a->m->curlm, a->easy);
+    if (mc != CURLM_OK) {
+        snprintf(err, err_len, "cannot start transfer: %s", curl_multi_strerror(mc));
+        return -EINVAL;
+    }
+    a->m->n_easy++;
+    a->in_multi = true;
+    *attempt = a;
+    return 0;
 }
 
 static void http_cancel(void *attempt)
@@ -508,14 +584,13 @@ static void http_cancel(void *attempt)
     if (mc != CURLM_OK)
         fl_warn("http probe: curl_multi_remove_handle: %s", curl_multi_strerror(mc));
     m->n_easy--;
-    struct fl_probe *p = a->p;
-    attempt_free(a);
-    fl_probe_attempt_end(p, false, "cancelled");
-    multi_maybe_destroy(m);
+    a->in_multi = false;
+    fl_probe_attempt_end(a->p, false, "cancelled");
 }
 
 const struct fl_probe_kind fl_probe_kind_http = {
     .name = "http",
     .start = http_start,
     .cancel = http_cancel,
+    .release = http_release,
 };

@@ -16,7 +16,10 @@
  *
  * (libuv's idle-time metric would say the same, but in libuv 1.44 a wait
  * that ends by its timeout is only accounted at the next event, so a quiet
- * loop would look busy.) Both handles are unref'd: they never keep the loop
+ * loop would look busy.) libuv 1.44's uv_backend_timeout also says 0 when
+ * sockets wait to be registered, and the loop then waits for its real
+ * timeout: an unref'd FL_LAG_TICK_MS timer bounds every wait, and a 0 is
+ * judged against that bound. Every handle is unref'd: none keeps the loop
  * alive. */
 #include "controller/probes/lag.h"
 
@@ -57,7 +60,17 @@ static void on_prepare(uv_prepare_t *h)
         fl_lag_record(lag, lag->wait_end_ns, now);
     lag->prepare_ns = now;
     int timeout = uv_backend_timeout(lag->loop);
+    /* 0 may also mean "sockets to register first" (libuv 1.44: a non-empty
+     * watcher queue), after which the loop waits for its real timeout, not
+     * known here; that is at most our tick away. */
+    if (timeout == 0)
+        timeout = FL_LAG_TICK_MS;
     lag->wait_limit_ns = timeout < 0 ? UINT64_MAX : (uint64_t)timeout * 1000000u;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t; /* it only bounds the loop's waits */
 }
 
 static void on_check(uv_check_t *h)
@@ -86,12 +99,18 @@ int fl_lag_start(struct fl_lag *lag, uv_loop_t *loop)
     if (rc < 0)
         return rc;
     lag->open_handles = 2;
-    lag->prepare.data = lag->check.data = lag;
+    rc = uv_timer_init(loop, &lag->tick);
+    if (rc < 0)
+        return rc;
+    lag->open_handles = 3;
+    lag->prepare.data = lag->check.data = lag->tick.data = lag;
     if ((rc = uv_prepare_start(&lag->prepare, on_prepare)) < 0 ||
-        (rc = uv_check_start(&lag->check, on_check)) < 0)
+        (rc = uv_check_start(&lag->check, on_check)) < 0 ||
+        (rc = uv_timer_start(&lag->tick, on_tick, FL_LAG_TICK_MS, FL_LAG_TICK_MS)) < 0)
         return rc;
     uv_unref((uv_handle_t *)&lag->prepare);
     uv_unref((uv_handle_t *)&lag->check);
+    uv_unref((uv_handle_t *)&lag->tick);
     return 0;
 }
 
@@ -114,8 +133,10 @@ void fl_lag_stop(struct fl_lag *lag, void (*closed)(void *arg), void *arg)
         return;
     }
     uv_close((uv_handle_t *)&lag->prepare, on_closed);
-    if (open == 2)
+    if (open >= 2)
         uv_close((uv_handle_t *)&lag->check, on_closed);
+    if (open == 3)
+        uv_close((uv_handle_t *)&lag->tick, on_closed);
 }
 
 /* The part of [begin, end] inside [from, to]. */

@@ -27,6 +27,12 @@
 #define FL_LAG_RECORD_MS 2
 /* How many recent stalls are remembered. */
 #define FL_LAG_RING 1024
+/* The monitor's own timer period: it bounds every wait of the loop, so that
+ * a wait whose limit libuv does not tell (uv_backend_timeout says 0 while
+ * sockets wait to be registered, as after an attempt starts) is judged
+ * against this bound. The loop wakes 1000 / FL_LAG_TICK_MS times a second
+ * while it is watched (a run). */
+#define FL_LAG_TICK_MS 10
 
 struct fl_lag_stall {
     uint64_t begin_ns, end_ns; /* monotonic */
@@ -36,6 +42,7 @@ struct fl_lag {
     uv_loop_t *loop;
     uv_prepare_t prepare;
     uv_check_t check;
+    uv_timer_t tick;        /* FL_LAG_TICK_MS, unref'd: bounds every wait */
     uint64_t prepare_ns;    /* the last time the loop went to wait */
     uint64_t wait_limit_ns; /* the poll timeout the loop asked for then */
     uint64_t wait_end_ns;   /* when the last wait ended (estimated) */

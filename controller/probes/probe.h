@@ -273,6 +273,10 @@ struct fl_probe_kind {
 };
 
 extern const struct fl_probe_kind fl_probe_kind_http;
+/* Initialises libcurl once per process (thread-safe; later calls return the
+ * first one's answer): 0 or -ENOMEM. Called by the first HTTP attempt, and
+ * by the probe threads before they start (controller/probes/pool.h). */
+int fl_probe_http_global_init(void);
 extern const struct fl_probe_kind fl_probe_kind_tcp;
 extern const struct fl_probe_kind fl_probe_kind_exec;
 extern const struct fl_probe_kind fl_probe_kind_ssh;

@@ -715,6 +715,8 @@ static json_t *controller(const struct fl_controller_figures *c)
     put(o, "longest_stall_ms", integer(c->longest_stall_ms), &ok);
     put(o, "threshold_ms", integer(c->late_threshold_ms), &ok);
     put(o, "overload_percent", json_integer(FL_RUN_OVERLOAD_PERCENT), &ok);
+    put(o, "probe_threads", json_integer(c->probe_threads), &ok);
+    put(o, "queue_lost", integer(c->queue_lost), &ok);
     if (!ok) {
         json_decref(o);
         return NULL;

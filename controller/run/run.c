@@ -43,6 +43,7 @@
 #include "controller/report/faultprint.h"
 #include "controller/probes/health.h"
 #include "controller/probes/lag.h"
+#include "controller/probes/pool.h"
 #include "controller/run/attemptlog.h"
 #include "controller/run/timeline.h"
 #include "controller/run/where.h"
@@ -135,6 +136,8 @@ struct run {
     uint64_t hb_id;
     struct fl_lag lag; /* the loop's own stalls: tells LATE from a failure */
     bool lag_open;
+    struct fl_probe_pool *pool; /* probe threads; NULL with probe_threads 1 */
+    unsigned probe_threads;
     struct fl_attemptlog alog; /* attempts.jsonl */
     bool alog_open;
     uint64_t late_said_ms; /* the last live line about lateness (monotonic) */
@@ -547,17 +550,17 @@ static void say_late(struct run *r, const struct fl_run_probe *rp,
     r->late_said = true;
 }
 
-static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *res, void *arg)
+/* One result of one probe, on the run's loop, whichever loop the probe runs on. */
+static void take_result(struct probe_slot *s, const struct fl_probe_result *res)
 {
-    struct probe_slot *s = arg;
     struct run *r = s->run;
     struct fl_run_probe *rp = &r->rec->probes[s->index];
-    /* finish() stops every probe, and a stopped probe reports nothing more:
-     * the timeline is closed once the run is done. */
+    /* finish() stops every probe, and a stopped probe reports nothing more
+     * (the pool drops what is still queued): the timeline is closed once the
+     * run is done. */
     assert(r->phase != PHASE_DONE);
     if (r->alog_open)
         fl_attemptlog_add(&r->alog, s->index, res);
-    fl_probe_data_judged(p, res->outcome, res->latency_ms);
     bool changed = false;
     int rc = fl_timeline_add(&rp->tl, res, &changed);
     if (rc < 0) {
@@ -589,6 +592,35 @@ static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *re
     }
     if (res->outcome == FL_OUTCOME_LATE)
         say_late(r, rp, res);
+}
+
+/* A probe on the run's loop. */
+static void on_probe_result(struct fl_probe *p, const struct fl_probe_result *res, void *arg)
+{
+    fl_probe_data_judged(p, res->outcome, res->latency_ms); /* before the owner may stop p */
+    take_result(arg, res);
+}
+
+/* A probe on a probe thread, handed over by the pool. */
+static void on_pool_result(void *arg, size_t id, const struct fl_probe_result *res)
+{
+    struct run *r = arg;
+    assert(id < r->rec->n_probes);
+    take_result(&r->slots[id], res);
+}
+
+/* A probe thread's queue was full: results are lost, and the run cannot be
+ * judged on them. Never silently. */
+static void on_pool_overflow(void *arg, unsigned thread, uint64_t total)
+{
+    struct run *r = arg;
+    if (r->phase == PHASE_DONE)
+        return;
+    r->rec->controller.queue_lost = total;
+    abort_run(r,
+              "controller overloaded: probe thread %u could not hand %llu result(s) to the run's "
+              "loop, whose queue of %u (FL_PROBE_QUEUE_MAX) was full",
+              thread + 1, (unsigned long long)total, FL_PROBE_QUEUE_MAX);
 }
 
 static void on_probe_stopped(void *arg)
@@ -912,6 +944,8 @@ static void finish(struct run *r)
             r->slots[i].probe = NULL;
         }
     }
+    if (r->pool != NULL)
+        fl_probe_pool_stop(r->pool, on_probe_stopped, r); /* one of probes_open */
     if (r->fleet != NULL)
         fl_fleet_stop(r->fleet);
     for (size_t i = 0; i < r->n_agents; i++)
@@ -1021,10 +1055,23 @@ static void controller_figures(struct fl_run_record *rec)
     }
     if (c->late_threshold_ms == UINT64_MAX)
         c->late_threshold_ms = 0;
-    uint64_t due = c->attempts + c->skipped;
-    uint64_t affected = c->late + c->late_starts + c->skipped;
-    c->overloaded =
-        affected >= FL_RUN_OVERLOAD_MIN && affected * 100 > due * FL_RUN_OVERLOAD_PERCENT;
+    /* Judged per loop: one probe thread behind is enough, even when the
+     * others make the sum look fine (with one loop: the sum, as ever). */
+    uint64_t due[FL_PROBE_THREADS_MAX + 1] = {0}, affected[FL_PROBE_THREADS_MAX + 1] = {0};
+    for (size_t i = 0; i < rec->n_probes; i++) {
+        const struct fl_run_probe *rp = &rec->probes[i];
+        unsigned t = rp->thread <= FL_PROBE_THREADS_MAX ? rp->thread : 0;
+        due[t] += rp->tl.counts.attempts + rp->stats.skipped;
+        affected[t] += rp->tl.counts.late + rp->stats.late_starts + rp->stats.skipped;
+    }
+    c->overloaded = false;
+    for (unsigned t = 0; t <= FL_PROBE_THREADS_MAX && !c->overloaded; t++) {
+        if (affected[t] >= FL_RUN_OVERLOAD_MIN &&
+            affected[t] * 100 > due[t] * FL_RUN_OVERLOAD_PERCENT) {
+            c->overloaded = true;
+            c->overloaded_thread = t;
+        }
+    }
 }
 
 /* The availability objective (issue 14): the measured recovery as MTTR
@@ -1108,10 +1155,15 @@ static void measure(struct run *r)
         const struct fl_controller_figures *c = &rec->controller;
         snprintf(rec->abort_reason, sizeof(rec->abort_reason),
                  "controller overloaded: %llu of %llu attempts were late, started %llu ms or more "
-                 "late, or skipped (its loop stalled up to %llu ms); the service was not judged",
+                 "late, or skipped (its loop stalled up to %llu ms%s%s); the service was not "
+                 "judged",
                  (unsigned long long)(c->late + c->late_starts + c->skipped),
                  (unsigned long long)(c->attempts + c->skipped),
-                 (unsigned long long)c->late_threshold_ms, (unsigned long long)c->longest_stall_ms);
+                 (unsigned long long)c->late_threshold_ms, (unsigned long long)c->longest_stall_ms,
+                 c->probe_threads > 1 ? "; behind first: " : "",
+                 c->probe_threads <= 1       ? ""
+                 : c->overloaded_thread == 0 ? "the run's loop"
+                                             : "a probe thread");
     }
 
     /* the RPO: the worst of the write probes; measured only if every one was */
@@ -1230,12 +1282,26 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     uv_signal_init(&r->loop, &r->sigterm);
     r->tick.data = r->heartbeat.data = r->sigint.data = r->sigterm.data = r;
 
+    r->probe_threads = o->probe_threads != 0   ? o->probe_threads
+                       : e->probe_threads != 0 ? e->probe_threads
+                                               : fl_probe_threads_default();
+    rec->controller.probe_threads = r->probe_threads;
+    if (rc == 0 && r->probe_threads > 1) {
+        rc = fl_probe_pool_new(&r->loop, r->probe_threads, on_pool_result, on_pool_overflow, r,
+                               &r->pool);
+        if (rc == 0)
+            r->probes_open++; /* the pool: stopped in finish */
+    }
     for (size_t i = 0; rc == 0 && i < e->n_probes; i++) {
         struct probe_slot *s = &r->slots[i];
         s->run = r;
         s->index = i;
         if (e->probes[i].is_template)
             continue; /* run only for where: */
+        if (r->pool != NULL && fl_probe_pool_kind_ok(e->probes[i].type)) {
+            rc = fl_probe_pool_add(r->pool, i, &e->probes[i]); /* started below */
+            continue;
+        }
         if (fl_probe_is_writer(&e->probes[i])) {
             /* a write probe tags its records with this run's id */
             struct fl_probe_spec spec;
@@ -1254,6 +1320,9 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         } else
             s->probe = NULL;
     }
+    char pool_err[256] = "";
+    if (rc == 0 && r->pool != NULL && fl_probe_pool_start(r->pool, pool_err, sizeof(pool_err)) < 0)
+        abort_run(r, "cannot start the probe threads: %s", pool_err);
     progress(r, "experiment %s: %zu probe(s), %zu fault(s) on %zu agent(s)", e->name, e->n_probes,
              rec->n_faults, r->n_agents);
     /* The agents connect through the fleet fan-out, a window at a time; each
@@ -1302,6 +1371,22 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
         rec->attempts_lines = r->alog.lines_written;
         rec->attempts_written = !r->alog.failed;
         snprintf(rec->attempts_error, sizeof(rec->attempts_error), "%s", r->alog.error);
+    }
+    if (r->pool != NULL) {
+        /* every worker has ended: its probes' figures are the run's to read */
+        for (size_t i = 0; i < rec->n_probes; i++) {
+            int t = fl_probe_pool_thread(r->pool, i);
+            if (t < 0)
+                continue;
+            fl_probe_pool_stats(r->pool, i, &rec->probes[i].stats);
+            rec->probes[i].thread = (unsigned)t + 1;
+        }
+        uint64_t stall = fl_probe_pool_longest_stall_ns(r->pool) / 1000000u;
+        if (stall > rec->controller.longest_stall_ms)
+            rec->controller.longest_stall_ms = stall;
+        rec->controller.queue_lost = fl_probe_pool_lost(r->pool);
+        fl_probe_pool_free(r->pool);
+        r->pool = NULL;
     }
     measure(r);
     fl_fleet_free(r->fleet);

@@ -34,6 +34,12 @@ struct fl_run_options {
      * `faultline run`'s behaviour. */
     const atomic_bool *abort;
     const char *abort_reason;
+    /* Probe threads (controller/probes/pool.h): 0 takes the experiment's
+     * `controller: probe_threads`, else fl_probe_threads_default(). With 1
+     * every probe runs on the run's loop, as before threads; with K > 1 the
+     * http and tcp probes run on K worker loops, and the run's loop keeps
+     * the timelines, the verdict and attempts.jsonl. */
+    unsigned probe_threads;
 };
 
 /* Runs e to its end and fills rec (which the caller frees with

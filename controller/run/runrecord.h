@@ -33,6 +33,7 @@ struct fl_run_probe {
     bool in_recovery; /* one of recovery.probes: measured */
     bool measured;
     struct fl_measurement m; /* when measured */
+    unsigned thread;         /* the loop it ran on: 0 the run's, i the probe thread i (pool.h) */
 };
 
 /* One fault on one host (a fault targeting two hosts is two of these). */
@@ -76,7 +77,10 @@ struct fl_controller_figures {
     uint64_t max_start_late_ms;
     uint64_t longest_stall_ms;  /* of the loop (lag.h) */
     uint64_t late_threshold_ms; /* the smallest of the probes' */
-    bool overloaded;
+    bool overloaded;            /* any loop (the run's, or a probe thread's) was */
+    unsigned probe_threads;     /* K (controller/probes/pool.h); 1: no threads */
+    unsigned overloaded_thread; /* the first overloaded loop: 0 the run's, i probe thread i */
+    uint64_t queue_lost;        /* results a probe thread could not hand over (aborts) */
 };
 
 /* A run's id: 16 random hex digits; write probes tag their records with it. */

@@ -175,12 +175,3 @@ void fl_catalog_free(struct fl_catalog *c)
     free(c->entries);
     memset(c, 0, sizeof(*c));
 }
-
-const char *fl_catalog_http_user(const struct fl_catalog *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        for (size_t k = 0; k < c->entries[i].e->n_probes; k++)
-            if (c->entries[i].e->probes[k].type == FL_PROBE_HTTP)
-                return c->entries[i].e->path;
-    return NULL;
-}

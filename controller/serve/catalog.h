@@ -39,11 +39,5 @@ int fl_catalog_load(const char *dir, const char *inventory, struct fl_catalog *o
 int fl_catalog_reload(const char *dir, const char *inventory, struct fl_catalog *out, char *err,
                       size_t errlen);
 void fl_catalog_free(struct fl_catalog *c);
-/* The first scheduled experiment with an http probe, or NULL. The http
- * probe keeps one curl multi per loop in a process-wide list without a lock
- * (controller/probes/http.c), so two runs with http probes must not run at
- * once on two threads: serve refuses max_concurrent_runs > 1 while one
- * exists, until that file is made thread-safe. */
-const char *fl_catalog_http_user(const struct fl_catalog *c);
 
 #endif

@@ -1110,16 +1110,6 @@ static void job_drop(struct job *j)
     free(j);
 }
 
-/* serve refuses max_concurrent_runs > 1 with an http probe at start
- * (cmd_serve.c, fl_catalog_http_user); a reload keeps that promise. */
-static bool has_http_probe(const struct fl_experiment *e)
-{
-    for (size_t k = 0; k < e->n_probes; k++)
-        if (e->probes[k].type == FL_PROBE_HTTP)
-            return true;
-    return false;
-}
-
 /* On a worker thread: reads the directory again, prepares the jobs of new
  * and changed files (keys, time zones, hosts: blocking file I/O). */
 static void reload_run(uv_work_t *req)
@@ -1151,14 +1141,6 @@ static void reload_run(uv_work_t *req)
             old->seen = true;
         if (old != NULL && strcmp(old->hash, cat.entries[i].hash) == 0)
             continue; /* unchanged */
-        if (s->c->max_concurrent_runs > 1 && has_http_probe(cat.entries[i].e)) {
-            fl_error("%s: has an http probe, and http probes cannot yet run in two experiments "
-                     "at once while max_concurrent_runs is %u (as at start): not scheduled "
-                     "(%s)",
-                     cat.entries[i].e->path, s->c->max_concurrent_runs,
-                     old ? "its previous version keeps its schedule" : "a new file");
-            continue;
-        }
         struct job *nj = calloc(1, sizeof(*nj));
         if (nj == NULL) {
             fl_error("%s: out of memory reloading it (%s)", cat.entries[i].e->path,

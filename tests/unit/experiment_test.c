@@ -357,6 +357,24 @@ static void minimal_defaults(void **state)
     fl_experiment_free(NULL);
 }
 
+/* controller: { probe_threads } (issue 12 item 4): 1..16, 0 when absent. */
+static void probe_threads_option(void **state)
+{
+    (void)state;
+    struct fl_experiment *e = load_ok(write_file("e.yaml", HEAD FAULT), NULL);
+    assert_int_equal(e->probe_threads, 0);
+    fl_experiment_free(&e);
+    e = load_ok(write_file("e.yaml", HEAD FAULT "controller: { probe_threads: 3 }\n"), NULL);
+    assert_int_equal(e->probe_threads, 3);
+    fl_experiment_free(&e);
+    fails_with(HEAD FAULT "controller: { probe_threads: 17 }\n", NULL,
+               "15:30: '17' is out of range: expected a whole number from 1 to 16");
+    fails_with(HEAD FAULT "controller: { probe_threads: 0 }\n", NULL,
+               "15:30: '0' is out of range: expected a whole number from 1 to 16");
+    fails_with(HEAD FAULT "controller: { threads: 2 }\n", NULL,
+               "15:15: unknown key 'threads'; known keys here: probe_threads");
+}
+
 /* ---------------------------------------------------------------- errors */
 
 static void unknown_key(void **state)
@@ -929,6 +947,7 @@ int main(void)
         cmocka_unit_test(example_web_primary_crash),
         cmocka_unit_test(example_details),
         cmocka_unit_test(minimal_defaults),
+        cmocka_unit_test(probe_threads_option),
         cmocka_unit_test(no_probes_refused),
         cmocka_unit_test(impact_and_rpo),
         cmocka_unit_test(availability_objective),
