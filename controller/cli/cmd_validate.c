@@ -8,6 +8,7 @@
 
 #include "common/units.h"
 #include "controller/cli/cli.h"
+#include "controller/probes/pool.h"
 #include "controller/probes/rate.h"
 #include "controller/experiment/experiment.h"
 #include "controller/experiment/faultspec.h"
@@ -117,17 +118,22 @@ static void print_fault(const struct fl_experiment *e, const struct fl_fault *f)
 static void print_probe_load(const struct fl_experiment *e)
 {
     struct fl_probe_load l;
-    fl_probe_load_estimate(e->probes, e->n_probes, &l);
+    unsigned threads = e->probe_threads != 0 ? e->probe_threads : fl_probe_threads_default();
+    fl_probe_load_estimate_threads(e->probes, e->n_probes, threads, &l);
     printf("probe load: %.0f attempts/s, about %.1f%% of one core of the controller",
            l.attempts_per_s, l.core_percent);
+    if (l.threads > 1)
+        printf(" (%u probe threads: the busiest loop about %.1f%%)", l.threads,
+               l.busiest_loop_percent);
     if (l.ssh_attempts_per_s > 0)
         printf(" (plus %.0f ssh attempts/s on the thread pool)", l.ssh_attempts_per_s);
     putchar('\n');
-    if (l.core_percent > FL_PROBE_LOAD_WARN_PERCENT)
-        printf("  warning: above %u%% of a core the controller may fall behind its probes; the "
-               "attempts it cannot judge are recorded late, never as failures, and a run with "
-               "too many ends ABORTED \"controller overloaded\": lengthen the intervals or split "
-               "the probes over several controllers\n",
+    if (l.busiest_loop_percent > FL_PROBE_LOAD_WARN_PERCENT)
+        printf("  warning: above %u%% of a core on one loop the controller may fall behind its "
+               "probes; the attempts it cannot judge are recorded late, never as failures, and a "
+               "run with too many ends ABORTED \"controller overloaded\": lengthen the "
+               "intervals, raise controller: probe_threads (if this machine has the cores), or "
+               "split the probes over several controllers\n",
                FL_PROBE_LOAD_WARN_PERCENT);
 }
 

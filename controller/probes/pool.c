@@ -93,12 +93,20 @@ unsigned fl_probe_pool_thread_of(const char *name, unsigned k)
 {
     if (k <= 1)
         return 0;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, as the phase; the high bits */
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, as the phase */
     for (const unsigned char *c = (const unsigned char *)(name != NULL ? name : ""); *c; c++) {
         h ^= *c;
         h *= 1099511628211ull;
     }
-    return (unsigned)((h >> 32) % k);
+    /* FNV-1a alone spreads names that differ in their last characters
+     * badly over a small k ("web-0".."web-999": 990 on one of two threads);
+     * a 64-bit finalizer (MurmurHash3's fmix64) mixes every bit into all. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (unsigned)(h % k);
 }
 
 bool fl_probe_pool_kind_ok(enum fl_probe_type type)

@@ -602,6 +602,23 @@ static void arm_tick(struct fl_probe *p, uint64_t now_ns)
     uv_timer_start(&p->tick, on_tick, ms, 0); /* cannot fail: live timer */
 }
 
+/* The probe's first due time: its phase's next instant from now, with now
+ * read when the loop first gets to the probe. */
+static void on_first(uv_timer_t *t)
+{
+    struct fl_probe *p = t->data;
+    if (p->stopping)
+        return;
+    uint64_t now = fl_mono_ns();
+    uint64_t now_ms = now / 1000000u;
+    uint64_t phase = fl_probe_phase_ms(p->spec.name, p->spec.interval_ms);
+    uint64_t into = (now_ms + p->spec.interval_ms - phase) % p->spec.interval_ms;
+    p->due_ns = (now_ms + (into == 0 ? 0 : p->spec.interval_ms - into)) * 1000000u;
+    if (p->due_ns < now)
+        p->due_ns = now;
+    arm_tick(p, now);
+}
+
 static int probe_new(uv_loop_t *loop, const struct fl_probe_spec *spec, fl_probe_cb cb, void *arg,
                      bool once, struct fl_probe **out)
 {
@@ -643,14 +660,10 @@ static int probe_new(uv_loop_t *loop, const struct fl_probe_spec *spec, fl_probe
     if (rc == 0 && once) {
         rc = uv_timer_start(&p->kick, on_kick, 0, 0);
     } else if (rc == 0) {
-        uint64_t now = fl_mono_ns();
-        uint64_t now_ms = now / 1000000u;
-        uint64_t phase = fl_probe_phase_ms(p->spec.name, p->spec.interval_ms);
-        uint64_t into = (now_ms + p->spec.interval_ms - phase) % p->spec.interval_ms;
-        p->due_ns = (now_ms + (into == 0 ? 0 : p->spec.interval_ms - into)) * 1000000u;
-        if (p->due_ns < now)
-            p->due_ns = now;
-        arm_tick(p, now);
+        /* The first due time is chosen once the loop runs (on_first), not
+         * now: setting up thousands of probes before a loop starts must not
+         * leave every due time that passed meanwhile to fire in one burst. */
+        rc = uv_timer_start(&p->tick, on_first, 0, 0);
     }
     if (rc < 0) {
         /* Half built: close what was opened; freed in the close callbacks. */

@@ -23,9 +23,18 @@ struct fl_probe_load {
     double attempts_per_s;     /* every probe, ssh included */
     double ssh_attempts_per_s; /* of those, ssh */
     double core_percent;       /* estimated share of one core (ssh not counted) */
+    /* With probe threads: the share of one core on the busiest loop (http
+     * and tcp probes on their worker, fl_probe_pool_thread_of; the others
+     * on the run's loop). The warning is about this one. */
+    double busiest_loop_percent;
+    unsigned threads;
 };
 
 void fl_probe_load_estimate(const struct fl_probe_spec *probes, size_t n,
                             struct fl_probe_load *out);
+/* The same, with the probes spread as a run with that many probe threads
+ * spreads them (1: every probe on the run's loop). */
+void fl_probe_load_estimate_threads(const struct fl_probe_spec *probes, size_t n, unsigned threads,
+                                    struct fl_probe_load *out);
 
 #endif

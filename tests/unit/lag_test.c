@@ -5,12 +5,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
 #include <cmocka.h>
 
 #include "common/clock.h"
 #include "controller/probes/lag.h"
+#include "controller/probes/pool.h"
 #include "controller/probes/probe.h"
 #include "controller/probes/rate.h"
 
@@ -102,6 +104,36 @@ static void load_estimate(void **state)
     }
     fl_probe_load_estimate(many, 1000, &l);
     assert_true(l.core_percent > FL_PROBE_LOAD_WARN_PERCENT);
+    assert_true(l.busiest_loop_percent > 149.9 && l.busiest_loop_percent < 150.1);
+    /* on 4 probe threads, by the pool's own hash: each loop about a quarter,
+     * and the busiest one is what validate warns about */
+    static char names[1000][16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(names[i], sizeof(names[i]), "p%d", i);
+        many[i].name = names[i];
+    }
+    fl_probe_load_estimate_threads(many, 1000, 4, &l);
+    assert_true(l.core_percent > 149.9 && l.core_percent < 150.1);
+    assert_int_equal(l.threads, 4);
+    assert_true(l.busiest_loop_percent > 37.4 && l.busiest_loop_percent < 45.0);
+    /* names that differ only at the end spread evenly too: FNV-1a's high
+     * bits alone put 990 of "web-0".."web-999" on one of two threads */
+    unsigned on[2] = {0, 0};
+    for (int i = 0; i < 1000; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "web-%d", i);
+        on[fl_probe_pool_thread_of(name, 2)]++;
+    }
+    assert_true(on[0] > 400 && on[1] > 400);
+    /* exec probes stay on the run's loop, whatever the threads */
+    static struct fl_probe_spec ex[200];
+    for (int i = 0; i < 200; i++) {
+        ex[i].type = FL_PROBE_EXEC;
+        ex[i].interval_ms = 100;
+        ex[i].name = names[i];
+    }
+    fl_probe_load_estimate_threads(ex, 200, 4, &l);
+    assert_true(l.busiest_loop_percent > 79.9 && l.busiest_loop_percent < 80.1);
 }
 
 /* A real loop: a callback that spins 60 ms is a stall of at least that. */
