@@ -58,7 +58,7 @@
 #include "common/clock.h"
 #include "tests/support/proc.h"
 
-#define RUNS 4
+#define RUNS 3
 /* The bed's Sentinels' failover-timeout: a Sentinel does not fail the same
  * master over again within twice that of its last failover. */
 #define FAILOVER_TIMEOUT_MS 5000
