@@ -256,7 +256,7 @@ static void tick_title(const struct fl_thin_col *c, int64_t origin, struct fl_hb
                        n, a, z, c->n[FL_TICK_OK], c->n[FL_TICK_FAILED], c->n[FL_TICK_TIMEOUT],
                        c->n[FL_TICK_LATE], fl_tick_name(c->worst), w, rl);
     }
-    if (c->worst_detail[0] != '\0') {
+    if (c->worst_detail != NULL) {
         fl_hbuf_puts(b, ": ");
         fl_hbuf_esc(b, c->worst_detail);
     }

@@ -14,6 +14,8 @@ int fl_thin_init(struct fl_thin *t, unsigned width)
 
 void fl_thin_free(struct fl_thin *t)
 {
+    for (unsigned i = 0; t->cols != NULL && i < t->width; i++)
+        free(t->cols[i].worst_detail);
     free(t->cols);
     t->cols = NULL;
     t->width = 0;
@@ -27,19 +29,23 @@ uint64_t fl_thin_count(const struct fl_thin_col *c)
     return n;
 }
 
-/* Copies at most FL_THIN_DETAIL_MAX - 1 bytes, never splitting a UTF-8
- * sequence (continuation bytes at the cut are dropped). */
-static void keep_detail(char *dst, const char *src)
+/* Replaces *dst with a copy of at most FL_THIN_DETAIL_MAX - 1 bytes of src,
+ * never splitting a UTF-8 sequence (continuation bytes at the cut are
+ * dropped); NULL when src is empty (or out of memory). */
+static void keep_detail(char **dst, const char *src)
 {
+    free(*dst);
+    *dst = NULL;
     size_t n = src == NULL ? 0 : strlen(src);
     if (n >= FL_THIN_DETAIL_MAX) {
         n = FL_THIN_DETAIL_MAX - 1;
         while (n > 0 && ((unsigned char)src[n] & 0xc0u) == 0x80u)
             n--;
     }
-    if (n > 0)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
+    if (n == 0 || (*dst = malloc(n + 1)) == NULL)
+        return;
+    memcpy(*dst, src, n);
+    (*dst)[n] = '\0';
 }
 
 void fl_thin_add(struct fl_thin *t, unsigned col, int64_t t_ms, int64_t latency_ms, enum fl_tick o,
@@ -59,7 +65,7 @@ void fl_thin_add(struct fl_thin *t, unsigned col, int64_t t_ms, int64_t latency_
         c->worst = o;
         c->worst_ms = t_ms;
         c->worst_latency_ms = latency_ms;
-        keep_detail(c->worst_detail, detail);
+        keep_detail(&c->worst_detail, detail);
     }
     c->n[o]++;
 }

@@ -21,7 +21,7 @@ enum fl_tick {
 };
 #define FL_TICK_COUNT 4
 
-/* The worst attempt's detail kept per column (bytes, longer is cut). */
+/* The worst attempt's detail kept per column (bytes with its NUL, longer is cut). */
 #define FL_THIN_DETAIL_MAX 160
 
 struct fl_thin_col {
@@ -30,7 +30,12 @@ struct fl_thin_col {
     enum fl_tick worst;
     int64_t worst_ms; /* the first attempt of the worst outcome */
     int64_t worst_latency_ms;
-    char worst_detail[FL_THIN_DETAIL_MAX];
+    /* The worst attempt's detail (at most FL_THIN_DETAIL_MAX - 1 bytes), on
+     * the heap and only when there is one: a column is 80 bytes, not 232
+     * (a probe has FL_HTML_X1 - FL_HTML_X0 = 760 columns; 1,000 probes held
+     * 176 MiB of mostly empty detail arrays while report.html was drawn).
+     * NULL when none (or none could be kept: out of memory). */
+    char *worst_detail;
 };
 
 struct fl_thin {
