@@ -83,10 +83,13 @@ struct fl_probe_pool {
 
 unsigned fl_probe_threads_default(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        n = 1;
-    return n > (long)FL_PROBE_THREADS_DEFAULT_MAX ? FL_PROBE_THREADS_DEFAULT_MAX : (unsigned)n;
+    /* One loop until the probe threads' known flaw is found: under a full
+     * CPU load (stress-ng beside the game-day test) a run on two threads
+     * reported its recovery 2-3 ms after the first success of the run it
+     * names (gameday_test's exact check, 2 of 5 runs; 0 of 4 with one loop).
+     * Threads stay one option away: controller: probe_threads, or
+     * --probe-threads. FL_PROBE_THREADS_DEFAULT_MAX bounds nothing meanwhile. */
+    return 1;
 }
 
 unsigned fl_probe_pool_thread_of(const char *name, unsigned k)

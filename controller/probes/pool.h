@@ -43,7 +43,7 @@
  * it fills: 8192 x ~740 bytes = 6 MiB at most per worker). */
 #define FL_PROBE_QUEUE_MAX 8192u
 
-/* The default K: min(online CPUs, FL_PROBE_THREADS_DEFAULT_MAX), at least 1. */
+/* The default K: 1 for now (pool.c says why); threads are opt-in. */
 unsigned fl_probe_threads_default(void);
 
 /* The worker a probe of that name runs on, of k: a stable hash. */
