@@ -208,8 +208,9 @@ static void crypto_load_done(uv_work_t *w, int status)
 static void accept_one(struct fl_server *srv)
 {
     /* the first connection loads libcrypto off the loop, while the peer's
-     * hello is on its way; if it comes first, the handshake waits for the
-     * load (about a millisecond) rather than read the library itself */
+     * hello is on its way -- the library and OpenSSL's first algorithm
+     * lookups (its configuration read, fl_cryptolib_get); if the hello comes
+     * first, the handshake waits for the load rather than do it itself */
     if (!srv->crypto_load_queued && !fl_cryptolib_loaded())
         srv->crypto_load_queued =
             uv_queue_work(srv->loop, &srv->crypto_load, crypto_load_work, crypto_load_done) == 0;

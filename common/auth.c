@@ -22,16 +22,10 @@ static int hmac(const uint8_t *key, size_t key_len, const struct part *parts, si
                 uint8_t out[FL_MAC_LEN])
 {
     const struct fl_cryptolib *c = fl_cryptolib();
-    if (c == NULL)
+    if (c == NULL || c->hmac == NULL)
         return -EIO;
-    static EVP_MAC *mac; /* fetched once; the loop is single threaded */
-    if (mac == NULL) {
-        mac = c->mac_fetch(NULL, "HMAC", NULL);
-        if (mac == NULL)
-            return -EIO;
-    }
     int rc = -EIO;
-    EVP_MAC_CTX *ctx = c->mac_ctx_new(mac);
+    EVP_MAC_CTX *ctx = c->mac_ctx_new(c->hmac);
     if (ctx == NULL)
         return -ENOMEM;
     char digest[] = "SHA256";
@@ -203,14 +197,8 @@ enum { DECRYPT = 0, ENCRYPT = 1 };
 static int aead(const uint8_t key[FL_AEAD_KEY_LEN], int enc, uint8_t *frame, size_t text_len)
 {
     const struct fl_cryptolib *c = fl_cryptolib();
-    if (c == NULL)
+    if (c == NULL || c->chacha20_poly1305 == NULL)
         return -EIO;
-    static EVP_CIPHER *cipher; /* fetched once; the loop is single threaded */
-    if (cipher == NULL) {
-        cipher = c->cipher_fetch(NULL, "ChaCha20-Poly1305", NULL);
-        if (cipher == NULL)
-            return -EIO;
-    }
     if (text_len > INT_MAX)
         return -EMSGSIZE;
     uint8_t nonce[12] = {0};
@@ -221,7 +209,7 @@ static int aead(const uint8_t key[FL_AEAD_KEY_LEN], int enc, uint8_t *frame, siz
     if (ctx == NULL)
         return -ENOMEM;
     int rc = -EIO, n = 0;
-    if (c->cipher_init(ctx, cipher, key, nonce, enc, NULL) != 1 ||
+    if (c->cipher_init(ctx, c->chacha20_poly1305, key, nonce, enc, NULL) != 1 ||
         c->cipher_update(ctx, NULL, &n, frame, FL_SEQ_LEN) != 1 ||
         c->cipher_update(ctx, text, &n, text, (int)text_len) != 1)
         goto cleanup;

@@ -63,6 +63,8 @@ const struct fl_cryptolib *fl_cryptolib_get(char *err, size_t errlen)
     RESOLVE(sha256, "EVP_sha256");
     RESOLVE(rand_bytes, "RAND_bytes");
     RESOLVE(memcmp, "CRYPTO_memcmp");
+    next.hmac = next.mac_fetch(NULL, "HMAC", NULL);
+    next.chacha20_poly1305 = next.cipher_fetch(NULL, "ChaCha20-Poly1305", NULL);
     lib = next;
     loaded = 1;
     pthread_mutex_unlock(&lib_lock);

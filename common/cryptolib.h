@@ -44,6 +44,12 @@ struct fl_cryptolib {
     __typeof__(EVP_sha256) *sha256;
     __typeof__(RAND_bytes) *rand_bytes;
     __typeof__(CRYPTO_memcmp) *memcmp;
+    /* fetched when the library is loaded, so that OpenSSL's first algorithm
+     * lookup (its configuration read, its providers started) happens on the
+     * loading thread -- the agent's thread pool, never its loop; NULL when
+     * the library has no such algorithm (the handshake then fails) */
+    EVP_MAC *hmac;
+    EVP_CIPHER *chacha20_poly1305;
 };
 
 /* The library's functions, loading it on the first call (once per process,
@@ -51,7 +57,8 @@ struct fl_cryptolib {
  * saying so ("... needs libcrypto (libcrypto.so.3), which could not be
  * loaded: <reason>; install it (Debian and Ubuntu: libssl3)"), also logged
  * as an error. A failed load is tried again on the next call. Loading reads
- * the library (page-cache mapped, once per process). */
+ * the library (page-cache mapped, once per process) and fetches the
+ * handshake's algorithms, which reads OpenSSL's configuration. */
 const struct fl_cryptolib *fl_cryptolib_get(char *err, size_t errlen);
 
 /* The same, for callers that report only a code: NULL is logged. */

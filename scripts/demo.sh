@@ -35,7 +35,12 @@ cleanup() {
     rc=$?
     trap - EXIT INT TERM
     printf '\n== tearing the beds down\n'
-    if "$bed" down "$state" && "$pgbed" down "$pgstate"; then
+    # both, whatever the first says: a failed gameday teardown must not
+    # leave the PostgreSQL bed's namespaces and servers behind
+    down=0
+    "$bed" down "$state" || down=1
+    "$pgbed" down "$pgstate" || down=1
+    if [ "$down" -eq 0 ]; then
         echo "nothing left behind: no namespace, process, mount, nft table or file"
     else
         rc=1

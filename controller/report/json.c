@@ -729,6 +729,35 @@ static json_t *objective(bool has, uint64_t ms)
     return has ? integer(ms) : json_null();
 }
 
+/* objectives.availability: null unless the experiment sets one. */
+static json_t *availability(const struct fl_run_record *r)
+{
+    const struct fl_objectives *o = &r->e->objectives;
+    if (!o->has_availability)
+        return json_null();
+    json_t *av = json_object();
+    if (av == NULL)
+        return NULL;
+    bool ok = true;
+    put(av, "target", json_real(o->avail_target), &ok);
+    put(av, "failures_per_year",
+        o->avail_failures_per_year > 0 ? json_real(o->avail_failures_per_year) : json_null(), &ok);
+    put(av, "mtbf_ms", o->avail_mtbf_ms ? integer(o->avail_mtbf_ms) : json_null(), &ok);
+    put(av, "redundancy", json_integer(o->avail_redundancy), &ok);
+    put(av, "measured", json_boolean(r->avail_measured), &ok);
+    if (r->avail_measured) {
+        put(av, "availability", json_real(r->avail_availability), &ok);
+        put(av, "downtime_ms_per_year", json_real(r->avail_downtime_ms), &ok);
+        put(av, "max_mttr_ms", json_integer(r->avail_max_mttr_ms), &ok);
+        put(av, "pass", json_boolean(r->avail_pass), &ok);
+    }
+    if (!ok) {
+        json_decref(av);
+        return NULL;
+    }
+    return av;
+}
+
 static json_t *document(const struct fl_run_record *r)
 {
     const struct fl_experiment *e = r->e;
@@ -780,31 +809,7 @@ static json_t *document(const struct fl_run_record *r)
         put(obj, "rpo_ms", objective(e->objectives.has_rpo, e->objectives.rpo_ms), &ok);
         put(obj, "impact", json_string(e->objectives.impact_required ? "required" : "optional"),
             &ok);
-        json_t *av = json_null();
-        if (e->objectives.has_availability) {
-            av = json_object();
-            if (av != NULL) {
-                put(av, "target", json_real(e->objectives.avail_target), &ok);
-                put(av, "failures_per_year",
-                    e->objectives.avail_failures_per_year > 0
-                        ? json_real(e->objectives.avail_failures_per_year)
-                        : json_null(),
-                    &ok);
-                put(av, "mtbf_ms",
-                    e->objectives.avail_mtbf_ms ? integer(e->objectives.avail_mtbf_ms)
-                                                : json_null(),
-                    &ok);
-                put(av, "redundancy", json_integer(e->objectives.avail_redundancy), &ok);
-                put(av, "measured", json_boolean(r->avail_measured), &ok);
-                if (r->avail_measured) {
-                    put(av, "availability", json_real(r->avail_availability), &ok);
-                    put(av, "downtime_ms_per_year", json_real(r->avail_downtime_ms), &ok);
-                    put(av, "max_mttr_ms", json_integer(r->avail_max_mttr_ms), &ok);
-                    put(av, "pass", json_boolean(r->avail_pass), &ok);
-                }
-            }
-        }
-        put(obj, "availability", av, &ok);
+        put(obj, "availability", availability(r), &ok);
     }
     put(doc, "objectives", obj, &ok);
 
