@@ -88,7 +88,7 @@ unsigned fl_probe_threads_default(void)
      * reported its recovery 2-3 ms after the first success of the run it
      * names (gameday_test's exact check, 2 of 5 runs; 0 of 4 with one loop).
      * Threads stay one option away: controller: probe_threads, or
-     * --probe-threads. FL_PROBE_THREADS_DEFAULT_MAX bounds nothing meanwhile. */
+     * --probe-threads. */
     return 1;
 }
 

@@ -34,9 +34,6 @@
 /* probe_threads: at most this many (refused above, at validation and on the
  * command line). */
 #define FL_PROBE_THREADS_MAX 16u
-/* The default when neither the experiment nor --probe-threads says: the
- * online CPUs, at most this many. */
-#define FL_PROBE_THREADS_DEFAULT_MAX 4u
 /* Results a worker may have handed over that the owner's loop has not yet
  * taken, per worker; one more is lost and aborts the run. At 10,000
  * attempts/s a second's worth; the ring is calloc'd (pages touched only as
