@@ -29,13 +29,22 @@
 /* The writes one probe remembers in a run: a day at 10 writes a second. */
 #define FL_DATA_WRITES_MAX 1000000u
 
+/* run.c hands a write's judged latency to fl_rpo_result_of as it is: one
+ * sentinel under two names, which must not drift apart. */
+_Static_assert(FL_PROBE_DATA_UNJUDGED == FL_RPO_UNJUDGED, "one 'not judged' sentinel");
+
+/* The runner's judgement of one write (fl_probe_data_judged). */
+struct judgement {
+    uint32_t ms;           /* its latency; FL_PROBE_DATA_UNJUDGED: not judged yet */
+    unsigned char outcome; /* enum fl_probe_outcome */
+};
+
 struct data_state {
     bool postgres;
     struct fl_pgwrite *pg;
     struct fl_rediswrite *redis;
     struct fl_rpo_write *writes;
-    unsigned char *judged; /* each write's outcome as the runner judged it */
-    uint32_t *judged_ms;   /* and its latency (FL_PROBE_DATA_UNJUDGED: not yet) */
+    struct judgement *judged; /* each write as the runner judged it */
     size_t n_writes, cap_writes;
     uint64_t next_seq;
     bool busy; /* an operation is in flight */
@@ -130,15 +139,12 @@ static int data_start(struct fl_probe *p, void **attempt, char *err, size_t err_
         struct fl_rpo_write *g = realloc(st->writes, cap * sizeof(*g));
         if (g != NULL)
             st->writes = g;
-        unsigned char *j = g != NULL ? realloc(st->judged, cap) : NULL;
-        if (j != NULL)
-            st->judged = j;
-        uint32_t *jm = j != NULL ? realloc(st->judged_ms, cap * sizeof(*jm)) : NULL;
-        if (jm == NULL) {
+        struct judgement *j = g != NULL ? realloc(st->judged, cap * sizeof(*j)) : NULL;
+        if (j == NULL) {
             snprintf(err, err_len, "out of memory");
             return -ENOMEM;
         }
-        st->judged_ms = jm;
+        st->judged = j;
         st->cap_writes = cap;
     }
     struct data_attempt *a = calloc(1, sizeof(*a));
@@ -154,8 +160,8 @@ static int data_start(struct fl_probe *p, void **attempt, char *err, size_t err_
     memset(w, 0, sizeof(*w));
     w->seq = st->next_seq;
     w->sent_ms = now;
-    st->judged[st->n_writes] = FL_OUTCOME_TIMEOUT; /* until the runner says */
-    st->judged_ms[st->n_writes] = FL_PROBE_DATA_UNJUDGED;
+    st->judged[st->n_writes] = (struct judgement){
+        .ms = FL_PROBE_DATA_UNJUDGED, .outcome = FL_OUTCOME_TIMEOUT}; /* until the runner says */
     uint64_t timeout = fl_probe_get_spec(p)->timeout_ms + DATA_TIMEOUT_MARGIN_MS;
     int rc = st->postgres ? fl_pgwrite_write(st->pg, w->seq, now, timeout, on_written, a)
                           : fl_rediswrite_write(st->redis, w->seq, now, timeout, on_written, a);
@@ -185,7 +191,6 @@ static void on_client_closed(void *arg)
     struct data_state *st = arg;
     free(st->writes);
     free(st->judged);
-    free(st->judged_ms);
     free(st);
 }
 
@@ -232,10 +237,10 @@ void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome, uin
      * attempt that could not start (its predecessor still in the client,
      * -EBUSY) is reported too, and must not overwrite the judgement of the
      * write before it. */
-    if (st != NULL && st->n_writes > 0 &&
-        st->judged_ms[st->n_writes - 1] == FL_PROBE_DATA_UNJUDGED) {
-        st->judged[st->n_writes - 1] = (unsigned char)outcome;
-        st->judged_ms[st->n_writes - 1] =
+    struct judgement *j = st != NULL && st->n_writes > 0 ? &st->judged[st->n_writes - 1] : NULL;
+    if (j != NULL && j->ms == FL_PROBE_DATA_UNJUDGED) {
+        j->outcome = (unsigned char)outcome;
+        j->ms =
             latency_ms < FL_PROBE_DATA_UNJUDGED ? (uint32_t)latency_ms : FL_PROBE_DATA_UNJUDGED - 1;
     }
 }
@@ -246,8 +251,8 @@ int fl_probe_data_outcome(struct fl_probe *p, size_t i, enum fl_probe_outcome *o
     struct data_state *st = state_of(p, false, NULL, 0);
     if (st == NULL || i >= st->n_writes)
         return -EINVAL;
-    *out = (enum fl_probe_outcome)st->judged[i];
-    *latency_ms = st->judged_ms[i];
+    *out = (enum fl_probe_outcome)st->judged[i].outcome;
+    *latency_ms = st->judged[i].ms;
     return 0;
 }
 

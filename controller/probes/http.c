@@ -357,7 +357,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     a->body_seen += take;
     /* a match across the boundary: the carry and the chunk's first bytes */
     if (a->carry_len > 0) {
-        char join[2 * 256];
+        char join[2 * FL_PROBE_BODY_CONTAINS_MAX]; /* carry + head: under nl each */
         size_t head = take < nl - 1 ? take : nl - 1;
         memcpy(join, a->carry, a->carry_len);
         memcpy(join + a->carry_len, data, head);

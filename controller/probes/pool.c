@@ -69,8 +69,8 @@ struct fl_probe_pool {
     fl_probe_pool_result_cb cb;
     fl_probe_pool_overflow_cb overflow_cb;
     void *arg;
-    struct member *members;
-    size_t n_members;
+    struct member *members; /* by id, increasing (fl_probe_pool_add) */
+    size_t n_members, cap_members;
     struct worker *workers;
     unsigned n_workers;
     uv_async_t results_async; /* on the owner's loop */
@@ -88,7 +88,7 @@ unsigned fl_probe_threads_default(void)
      * reported its recovery 2-3 ms after the first success of the run it
      * names (gameday_test's exact check, 2 of 5 runs; 0 of 4 with one loop).
      * Threads stay one option away: controller: probe_threads, or
-     * --probe-threads. FL_PROBE_THREADS_DEFAULT_MAX bounds nothing meanwhile. */
+     * --probe-threads. */
     return 1;
 }
 
@@ -273,11 +273,17 @@ int fl_probe_pool_add(struct fl_probe_pool *pool, size_t id, const struct fl_pro
 {
     if (!fl_probe_pool_kind_ok(spec->type))
         return -EINVAL;
-    struct member *m = realloc(pool->members, (pool->n_members + 1) * sizeof(*m));
-    if (m == NULL)
-        return -ENOMEM;
-    pool->members = m;
-    m = &pool->members[pool->n_members++];
+    if (pool->n_members > 0 && id <= pool->members[pool->n_members - 1].id)
+        return -EINVAL; /* member_of searches them by id */
+    if (pool->n_members == pool->cap_members) {
+        size_t cap = pool->cap_members ? pool->cap_members * 2 : 16;
+        struct member *g = realloc(pool->members, cap * sizeof(*g));
+        if (g == NULL)
+            return -ENOMEM;
+        pool->members = g;
+        pool->cap_members = cap;
+    }
+    struct member *m = &pool->members[pool->n_members++];
     memset(m, 0, sizeof(*m));
     m->id = id;
     m->spec = spec;
@@ -380,11 +386,19 @@ void fl_probe_pool_stop(struct fl_probe_pool *pool, void (*stopped)(void *arg), 
     maybe_stopped(pool); /* no worker running: closes now */
 }
 
+/* Binary search: the run asks for every probe once it ends (thousands). */
 static const struct member *member_of(const struct fl_probe_pool *pool, size_t id)
 {
-    for (size_t i = 0; i < pool->n_members; i++)
-        if (pool->members[i].id == id)
-            return &pool->members[i];
+    size_t lo = 0, hi = pool->n_members;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pool->members[mid].id == id)
+            return &pool->members[mid];
+        if (pool->members[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

@@ -34,9 +34,6 @@
 /* probe_threads: at most this many (refused above, at validation and on the
  * command line). */
 #define FL_PROBE_THREADS_MAX 16u
-/* The default when neither the experiment nor --probe-threads says: the
- * online CPUs, at most this many. */
-#define FL_PROBE_THREADS_DEFAULT_MAX 4u
 /* Results a worker may have handed over that the owner's loop has not yet
  * taken, per worker; one more is lost and aborts the run. At 10,000
  * attempts/s a second's worth; the ring is calloc'd (pages touched only as
@@ -67,7 +64,8 @@ int fl_probe_pool_new(uv_loop_t *owner, unsigned threads, fl_probe_pool_result_c
                       fl_probe_pool_overflow_cb overflow_cb, void *arg, struct fl_probe_pool **out);
 
 /* Before start: probe id with spec (borrowed: it must outlive the pool) goes
- * to its worker. Returns 0 or -EINVAL (not a kind for a worker) / -ENOMEM. */
+ * to its worker; ids in increasing order. Returns 0 or -EINVAL (not a kind
+ * for a worker, or an id not above the last) / -ENOMEM. */
 int fl_probe_pool_add(struct fl_probe_pool *pool, size_t id, const struct fl_probe_spec *spec);
 
 /* Starts every probe on its worker's loop, then the threads. Returns 0, or

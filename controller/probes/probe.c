@@ -501,10 +501,21 @@ static void on_deadline(uv_timer_t *t)
     if (p->attempt == NULL || p->resolved)
         return;
     if (!p->overdue) {
-        /* Timers run before the loop polls its sockets: look once more
-         * (1 ms, so that the poll comes first) before calling it a timeout. */
         uint64_t due = p->started_ns + p->spec.timeout_ms * 1000000u;
         uint64_t now = fl_mono_ns();
+        if (now < due) {
+            /* Armed on the loop's cached time, which lags the clock by
+             * whatever ran (or was preempted) in the iteration before the
+             * attempt started: not yet. A timeout judged early is reported
+             * at started + timeout_ms all the same, later than the next
+             * attempt (started early by as much) may already have
+             * succeeded. Wait out the rest, as on_tick does. */
+            uv_timer_start(&p->deadline, on_deadline, (due - now + 999999u) / 1000000u,
+                           0); /* cannot fail: live timer */
+            return;
+        }
+        /* Timers run before the loop polls its sockets: look once more
+         * (1 ms, so that the poll comes first) before calling it a timeout. */
         p->overdue = true;
         p->deadline_late_ns = now > due ? now - due : 0;
         uv_timer_start(&p->deadline, on_deadline, 1, 0); /* cannot fail: live timer */

@@ -668,6 +668,71 @@ static void test_exec_timeout(void **state)
     assert_no_children(); /* killed and reaped: no zombie */
 }
 
+/* A deadline armed on a stale loop time: the attempt starts in the same
+ * timer pass as a callback that kept the loop busy, so libuv's cached now
+ * lags the clock by STALL_MS and a timer armed for timeout_ms fires that
+ * much early. The timeout must still be judged no earlier than started +
+ * timeout_ms, the time it is reported at (else the next attempt, started
+ * early by as much, can succeed before the failure it follows is "known":
+ * gameday's recovered_at 2-3 ms after its first success). */
+#define STALL_MS 60u
+struct stale {
+    uv_loop_t *loop;
+    struct fl_probe_spec spec;
+    struct fl_probe *p;
+    struct fl_probe_result r;
+    uint64_t judged_wall_ms;
+    bool got;
+};
+
+static void on_stale_result(struct fl_probe *p, const struct fl_probe_result *r, void *arg)
+{
+    (void)p;
+    struct stale *st = arg;
+    st->r = *r;
+    st->judged_wall_ms = fl_now_ms();
+    st->got = true;
+}
+
+static void on_stall(uv_timer_t *t)
+{
+    struct stale *st = t->data;
+    uint64_t until = fl_mono_ms() + STALL_MS; /* the loop's cached now stays behind */
+    while (fl_mono_ms() < until)
+        ;
+    /* its kick (0 ms, on the stale now) runs in this same timer pass */
+    assert_int_equal(fl_probe_once(st->loop, &st->spec, on_stale_result, st, &st->p), 0);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_deadline_stale_loop_time(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct stale st;
+    memset(&st, 0, sizeof(st));
+    st.loop = &loop;
+    st.spec = exec_spec("/bin/sleep", SLEEP_ARG, NULL);
+    st.spec.timeout_ms = 100;
+    uv_timer_t stall;
+    assert_int_equal(uv_timer_init(&loop, &stall), 0);
+    stall.data = &st;
+    assert_int_equal(uv_timer_start(&stall, on_stall, 0, 0), 0);
+    while (!st.got)
+        assert_true(uv_run(&loop, UV_RUN_ONCE) != 0 || st.got);
+    fl_probe_stop(st.p, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(st.r.outcome, FL_OUTCOME_TIMEOUT);
+    assert_int_equal(st.r.latency_ms, 100);
+    /* judged at or after the time it claims to be known */
+    if (st.judged_wall_ms < st.r.started_ms + st.r.latency_ms)
+        fail_msg("timeout judged %llu ms before started + timeout_ms",
+                 (unsigned long long)(st.r.started_ms + st.r.latency_ms - st.judged_wall_ms));
+    assert_no_children();
+}
+
 /* An attempt longer than the interval: ticks are postponed, never overlapped. */
 static void test_exec_no_overlap(void **state)
 {
@@ -808,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_exec_timeout),
         cmocka_unit_test(test_exec_no_overlap),
         cmocka_unit_test(test_timeout_equals_interval),
+        cmocka_unit_test(test_deadline_stale_loop_time),
         cmocka_unit_test(test_stop_in_flight),
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_spec_copy_free),
