@@ -234,9 +234,10 @@ void fl_probe_data_judged(struct fl_probe *p, enum fl_probe_outcome outcome, uin
     struct data_state *st = state_of(p, false, NULL, 0);
     /* the write being reported is the last one started: none starts before
      * the runner has reported the one before it. A write is judged once: an
-     * attempt that could not start (its predecessor still in the client,
-     * -EBUSY) is reported too, and must not overwrite the judgement of the
-     * write before it. */
+     * attempt that fails to start before it adds a write (past
+     * FL_DATA_WRITES_MAX, out of memory) is reported too, and must not
+     * overwrite the judgement of the write before it. (-EBUSY cannot reach
+     * here: the runner keeps an attempt alive until the client ends it.) */
     struct judgement *j = st != NULL && st->n_writes > 0 ? &st->judged[st->n_writes - 1] : NULL;
     if (j != NULL && j->ms == FL_PROBE_DATA_UNJUDGED) {
         j->outcome = (unsigned char)outcome;
