@@ -99,9 +99,8 @@ static int print_rows(fl_store_row *rows, size_t n, bool json)
 }
 
 static int from_server(const char *server, const char *key_path, const char *experiment,
-                       uint64_t since, unsigned long limit, bool json)
+                       int64_t since_ms, unsigned long limit, bool json)
 {
-    int64_t since_ms = since ? (int64_t)fl_now_ms() - (int64_t)since : 0;
     fl_store_row *rows = NULL;
     size_t n = 0;
     int rc = fl_cli_control_history("history", server, key_path, FL_CONTROL_CLI_TIMEOUT_MS,
@@ -168,8 +167,9 @@ int fl_cmd_history(int argc, char **argv)
         return fl_cli_usage_error("history", "--db and --server: one or the other");
     if (server == NULL && key_path != NULL)
         return fl_cli_usage_error("history", "--key goes with --server");
+    int64_t since_ms = since ? (int64_t)fl_now_ms() - (int64_t)since : 0;
     if (server != NULL)
-        return from_server(server, key_path, experiment, since, limit, json);
+        return from_server(server, key_path, experiment, since_ms, limit, json);
     /* a read: never create an empty database where serve has not made one */
     struct stat st;
     if (strncmp(db, "sqlite:", 7) == 0 && stat(db + 7, &st) != 0) {
@@ -185,7 +185,6 @@ int fl_cmd_history(int argc, char **argv)
         free(why);
         return FL_EXIT_ERROR;
     }
-    int64_t since_ms = since ? (int64_t)fl_now_ms() - (int64_t)since : 0;
     fl_store_row *rows = NULL;
     size_t n = 0;
     int rc = 0;

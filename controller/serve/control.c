@@ -168,8 +168,8 @@ static void cwork_run(uv_work_t *req)
         w->rc = fl_store_set_paused(s, w->experiment, w->paused);
         break;
     case CW_HISTORY:
-        w->rc = fl_store_query(s, w->experiment[0] ? w->experiment : NULL, w->since_ms,
-                               w->limit + 1, w->offset, &w->rows, &w->n);
+        w->rc = fl_store_query_brief(s, w->experiment[0] ? w->experiment : NULL, w->since_ms,
+                                     w->limit + 1, w->offset, &w->rows, &w->n);
         break;
     }
     if (w->rc == FL_STORE_ERR)

@@ -916,7 +916,7 @@ static void seed_metrics(struct sched *s, const struct job *j)
     fl_store_row *rows = NULL;
     size_t n = 0;
     fl_metrics_experiment(s->metrics, j->e->name);
-    if (fl_store_query(s->store, j->e->name, 0, 0, 0, &rows, &n) != FL_STORE_OK) {
+    if (fl_store_query_brief(s->store, j->e->name, 0, 0, 0, &rows, &n) != FL_STORE_OK) {
         fl_error("%s", fl_store_error(s->store));
         return;
     }
@@ -999,7 +999,7 @@ static void plan_missed(struct sched *s, struct job *j, int64_t now_s)
         return; /* every: counts from this start, nothing was missed */
     fl_store_row *rows = NULL;
     size_t n = 0;
-    if (fl_store_query(s->store, j->e->name, 0, 1, 0, &rows, &n) != FL_STORE_OK || n == 0) {
+    if (fl_store_query_brief(s->store, j->e->name, 0, 1, 0, &rows, &n) != FL_STORE_OK || n == 0) {
         fl_store_rows_free(rows, n);
         return;
     }
@@ -1048,7 +1048,8 @@ static void seed_webhooks(struct sched *s, const struct job *j)
 {
     fl_store_row *rows = NULL;
     size_t n = 0;
-    if (fl_store_query(s->store, j->e->name, 0, FL_SERVE_SEED_ROWS, 0, &rows, &n) != FL_STORE_OK)
+    if (fl_store_query_brief(s->store, j->e->name, 0, FL_SERVE_SEED_ROWS, 0, &rows, &n) !=
+        FL_STORE_OK)
         return;
     for (size_t i = 0; i < n; i++) {
         const char *v = rows[i].verdict;

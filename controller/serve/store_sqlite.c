@@ -387,19 +387,20 @@ fl_store_rc fl_store_interrupted(fl_store *s, fl_store_row **rows, size_t *n)
     return ret;
 }
 
-fl_store_rc fl_store_query(fl_store *s, const char *experiment, int64_t since_ms, size_t limit,
-                           size_t offset, fl_store_row **rows, size_t *n)
+/* ROW_COLS with NULL for run_json: the listings that never show it. */
+#define ROW_COLS_BRIEF                                                                             \
+    "id, experiment, file_hash, due_ms, started_ms, ended_ms, state, verdict, reason,"             \
+    " recovery_ms, resolution_ms, rpo_ms, flags, report_folder, NULL"
+
+/* The history listing: sql is one of the four statements below (with or
+ * without run_json, with or without an experiment), bound the same way. */
+static fl_store_rc query(fl_store *s, const char *sql, const char *experiment, int64_t since_ms,
+                         size_t limit, size_t offset, fl_store_row **rows, size_t *n)
 {
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st = NULL;
     fl_store_rc ret = FL_STORE_ERR;
-    int rc =
-        sqlite3_prepare_v2(s->db,
-                           experiment != NULL ? "SELECT " ROW_COLS " FROM runs WHERE experiment=?1"
-                                                " AND " QUERY_TAIL
-                                              : "SELECT " ROW_COLS " FROM runs WHERE ?1 IS NULL"
-                                                " AND " QUERY_TAIL,
-                           -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
         set_err(s, "query history", rc);
     } else {
@@ -414,36 +415,24 @@ fl_store_rc fl_store_query(fl_store *s, const char *experiment, int64_t since_ms
     return ret;
 }
 
-/* ROW_COLS with NULL for run_json: the listings that never show it. */
-#define ROW_COLS_BRIEF                                                                             \
-    "id, experiment, file_hash, due_ms, started_ms, ended_ms, state, verdict, reason,"             \
-    " recovery_ms, resolution_ms, rpo_ms, flags, report_folder, NULL"
+fl_store_rc fl_store_query(fl_store *s, const char *experiment, int64_t since_ms, size_t limit,
+                           size_t offset, fl_store_row **rows, size_t *n)
+{
+    return query(s,
+                 experiment != NULL
+                     ? "SELECT " ROW_COLS " FROM runs WHERE experiment=?1 AND " QUERY_TAIL
+                     : "SELECT " ROW_COLS " FROM runs WHERE ?1 IS NULL AND " QUERY_TAIL,
+                 experiment, since_ms, limit, offset, rows, n);
+}
 
 fl_store_rc fl_store_query_brief(fl_store *s, const char *experiment, int64_t since_ms,
                                  size_t limit, size_t offset, fl_store_row **rows, size_t *n)
 {
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    fl_store_rc ret = FL_STORE_ERR;
-    int rc = sqlite3_prepare_v2(s->db,
-                                experiment != NULL
-                                    ? "SELECT " ROW_COLS_BRIEF " FROM runs WHERE experiment=?1"
-                                      " AND " QUERY_TAIL
-                                    : "SELECT " ROW_COLS_BRIEF " FROM runs WHERE ?1 IS NULL"
-                                      " AND " QUERY_TAIL,
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        set_err(s, "query history", rc);
-    } else {
-        bind_text(st, 1, experiment);
-        sqlite3_bind_int64(st, 2, since_ms);
-        sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
-        sqlite3_bind_int64(st, 4, (int64_t)offset);
-        ret = collect(s, "query history", st, rows, n);
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
-    return ret;
+    return query(s,
+                 experiment != NULL
+                     ? "SELECT " ROW_COLS_BRIEF " FROM runs WHERE experiment=?1 AND " QUERY_TAIL
+                     : "SELECT " ROW_COLS_BRIEF " FROM runs WHERE ?1 IS NULL AND " QUERY_TAIL,
+                 experiment, since_ms, limit, offset, rows, n);
 }
 
 fl_store_rc fl_store_get_run(fl_store *s, int64_t id, fl_store_row *row, bool *found)
