@@ -75,7 +75,7 @@ void serve_check_exit(int status, const char *log)
 
 json_t *serve_history(const char *ctl_bin, const char *db_url, int timeout_ms)
 {
-    static char out[1 << 20];
+    static char out[1 << 22];
     char *argv[] = {arg(ctl_bin), arg("history"), arg("--json"), arg("--limit"),
                     arg("0"),     arg("--db"),    arg(db_url),   NULL};
     assert_int_equal(proc_run(argv, out, sizeof(out), timeout_ms), 0);

@@ -1,9 +1,10 @@
 /* What the faultline serve integration tests (serve_test, serve_control_test,
- * serve_hooks_test) share: the pause experiment they schedule, waiting on
- * and dumping serve's log, its exit, `faultline history --json`, a history
- * row's fields, /metrics samples, and the dummy process the runs pause.
- * Every helper fails the calling cmocka test (fail_msg, assert_*) with
- * serve's log on stderr when what it waits for does not come. */
+ * serve_hooks_test, and in part serve_ui_test and serve_gameday_test) share:
+ * the pause experiment they schedule, waiting on and dumping serve's log,
+ * its exit, `faultline history --json`, a history row's fields, /metrics
+ * samples, and the dummy process the runs pause. Every helper fails the
+ * calling cmocka test (fail_msg, assert_*) with serve's log on stderr when
+ * what it waits for does not come. */
 #ifndef FL_TESTS_SERVE_H
 #define FL_TESTS_SERVE_H
 
