@@ -40,36 +40,12 @@ ADDR_web2=10.77.0.3
 ADDR_client=10.77.0.100
 HOSTS="lb web1 web2 client"
 SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+BED_TAG=gameday
+BED_KIND="game-day bed"
+BED_MOUNTS=1
+# shellcheck source=tests/beds/lib.sh
+. "$(dirname "$SELF")/lib.sh"
 RESTART_DELAY=${GAMEDAY_RESTART_DELAY:-3}
-
-die() { echo "gameday: $*" >&2; exit 1; }
-addr_of() { eval "echo \$ADDR_$1"; }
-ns_of() { echo "$PREFIX-$1"; }
-in_ns() {
-    local ns
-    ns=$(ns_of "$1")
-    shift
-    ip netns exec "$ns" "$@"
-}
-
-load_state() {
-    [ -f "$1/bed.env" ] || die "$1 is not a game-day bed (no bed.env)"
-    STATE=$(cd "$1" && pwd)
-    . "$STATE/bed.env"
-}
-
-# Waits up to $2 tenths of a second for command $3... to succeed.
-wait_for() {
-    local what=$1 tenths=$2 i
-    shift 2
-    i=0
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -lt "$tenths" ] || return 1
-        sleep 0.1
-    done
-    return 0
-}
 
 # ---------------------------------------------------------------- configs
 
@@ -177,25 +153,7 @@ supervise() {
         "supervise-$name" "$@" >>"$STATE/$h/$name.log" 2>&1 </dev/null &
 }
 
-start_agent() {
-    local h=$1
-    mkdir -p "$STATE/$h/state"
-    ip netns exec "$(ns_of "$h")" setsid "$BUILD/faultline-agent" --key "$STATE/faultline.key" \
-        --config "$STATE/$h/agent.yaml" >"$STATE/$h/agent.log" 2>&1 </dev/null &
-    echo $! >"$STATE/$h/agent.pid"
-}
-
-agent_listening() { grep -q "listening on" "$STATE/$1/agent.log"; }
 http_ok() { in_ns client curl -fsS -m 1 -o /dev/null "$1"; }
-
-# The watcher: tears the bed down once OWNER_PID has gone, unless `down`
-# stops it first. Runs in the root namespace, detached from the caller.
-start_watcher() {
-    setsid sh -c 'while kill -0 "$1" 2>/dev/null && [ -f "$2/bed.env" ]; do sleep 1; done
-                  [ -f "$2/bed.env" ] && exec "$3" down "$2"' \
-        gameday-watch "$1" "$STATE" "$SELF" >/dev/null 2>&1 </dev/null &
-    echo $! >"$STATE/watch.pid"
-}
 
 up() {
     [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
@@ -215,19 +173,9 @@ up() {
 
     "$BUILD/faultline" keygen "$STATE/faultline.key" >/dev/null
 
-    sw=$(ns_of sw)
-    ip netns add "$sw"
-    ip -n "$sw" link add br0 type bridge
-    ip -n "$sw" link set br0 up
+    bed_switch_up
     for h in $HOSTS; do
-        ns=$(ns_of "$h")
-        mkdir -p "$STATE/$h"
-        ip netns add "$ns"
-        ip -n "$sw" link add "$h" type veth peer name eth0 netns "$ns"
-        ip -n "$sw" link set "$h" master br0 up
-        ip -n "$ns" addr add "$(addr_of "$h")/24" dev eth0
-        ip -n "$ns" link set eth0 up
-        ip -n "$ns" link set lo up
+        bed_host_up "$h"
         mkdir -p "$STATE/$h/data"
         write_agent_config "$h"
     done
@@ -264,14 +212,6 @@ up() {
 }
 
 # --------------------------------------------------------------- teardown
-
-stop_pids() { # signal, pids...
-    local sig=$1
-    shift
-    [ $# -gt 0 ] && kill "-$sig" "$@" 2>/dev/null || true
-}
-
-ns_pids() { ip netns pids "$1" 2>/dev/null || true; }
 
 down_loaded() {
     trap - EXIT
@@ -317,34 +257,6 @@ down_loaded() {
         ip netns del "$(ns_of "$h")" 2>/dev/null || true
     done
     rm -rf "$STATE"
-}
-
-down() {
-    [ -e "$1" ] || return 0
-    load_state "$1"
-    down_loaded
-    check_clean_loaded
-}
-
-check_clean_loaded() {
-    bad=0
-    if ip netns list 2>/dev/null | grep -q "^$PREFIX-"; then
-        echo "gameday: namespaces left: $(ip netns list | grep "^$PREFIX-" | tr '\n' ' ')" >&2
-        bad=1
-    fi
-    if grep -q " $STATE/" /proc/mounts; then
-        echo "gameday: mounts left under $STATE" >&2
-        bad=1
-    fi
-    if [ -n "${left:-}" ]; then
-        echo "gameday: processes that would not die:$left" >&2
-        bad=1
-    fi
-    if [ -e "$STATE" ]; then
-        echo "gameday: $STATE is left" >&2
-        bad=1
-    fi
-    return $bad
 }
 
 cmd=${1:-}

@@ -70,37 +70,13 @@ REPL_ADDR=10.77.0.20 # db1's second address: the WAL stream only
 HOSTS="db1 db2 client"
 PGBIN=/usr/lib/postgresql/15/bin
 SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+BED_TAG=postgres-bed
+BED_KIND="PostgreSQL bed"
+# shellcheck source=tests/beds/lib.sh
+. "$(dirname "$SELF")/lib.sh"
 
-die() { echo "postgres-bed: $*" >&2; exit 1; }
-addr_of() { eval "echo \$ADDR_$1"; }
-ns_of() { echo "$PREFIX-$1"; }
-in_ns() {
-    local ns
-    ns=$(ns_of "$1")
-    shift
-    ip netns exec "$ns" "$@"
-}
 as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
 node_of() { case "$1" in db1) echo 1 ;; db2) echo 2 ;; *) die "no database host $1" ;; esac; }
-
-load_state() {
-    [ -f "$1/bed.env" ] || die "$1 is not a PostgreSQL bed (no bed.env)"
-    STATE=$(cd "$1" && pwd)
-    . "$STATE/bed.env"
-}
-
-# Waits up to $2 tenths of a second for command $3... to succeed.
-wait_for() {
-    local what=$1 tenths=$2 i
-    shift 2
-    i=0
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -lt "$tenths" ] || return 1
-        sleep 0.1
-    done
-    return 0
-}
 
 # sql_on HOST DB SQL: psql on HOST's socket, as postgres, in its namespace
 sql_on() {
@@ -197,23 +173,6 @@ start_repmgrd() { # HOST
         >>"$STATE/$h/repmgrd.out" 2>&1 </dev/null &
 }
 
-start_agent() {
-    local h=$1
-    mkdir -p "$STATE/$h/state"
-    ip netns exec "$(ns_of "$h")" setsid "$BUILD/faultline-agent" --key "$STATE/faultline.key" \
-        --config "$STATE/$h/agent.yaml" >"$STATE/$h/agent.log" 2>&1 </dev/null &
-    echo $! >"$STATE/$h/agent.pid"
-}
-
-agent_listening() { grep -q "listening on" "$STATE/$1/agent.log"; }
-
-start_watcher() {
-    setsid sh -c 'while kill -0 "$1" 2>/dev/null && [ -f "$2/bed.env" ]; do sleep 1; done
-                  [ -f "$2/bed.env" ] && exec "$3" down "$2"' \
-        postgres-bed-watch "$1" "$STATE" "$SELF" >/dev/null 2>&1 </dev/null &
-    echo $! >"$STATE/watch.pid"
-}
-
 up() {
     [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
     [ ! -e "$1" ] || die "$1 exists: give a new directory"
@@ -238,19 +197,9 @@ up() {
 
     "$BUILD/faultline" keygen "$STATE/faultline.key" >/dev/null
 
-    sw=$(ns_of sw)
-    ip netns add "$sw"
-    ip -n "$sw" link add br0 type bridge
-    ip -n "$sw" link set br0 up
+    bed_switch_up
     for h in $HOSTS; do
-        ns=$(ns_of "$h")
-        mkdir -p "$STATE/$h"
-        ip netns add "$ns"
-        ip -n "$sw" link add "$h" type veth peer name eth0 netns "$ns"
-        ip -n "$sw" link set "$h" master br0 up
-        ip -n "$ns" addr add "$(addr_of "$h")/24" dev eth0
-        ip -n "$ns" link set eth0 up
-        ip -n "$ns" link set lo up
+        bed_host_up "$h"
         write_agent_config "$h"
     done
     ip -n "$(ns_of db1)" addr add "$REPL_ADDR/24" dev eth0
@@ -368,14 +317,6 @@ EOF
 
 # --------------------------------------------------------------- teardown
 
-stop_pids() { # signal, pids...
-    local sig=$1
-    shift
-    [ $# -gt 0 ] && kill "-$sig" "$@" 2>/dev/null || true
-}
-
-ns_pids() { ip netns pids "$1" 2>/dev/null || true; }
-
 # A killed postmaster leaves its System V segment: its id is on the seventh
 # line of postmaster.pid. Removed only when nothing is attached to it.
 remove_shm() { # DATADIR
@@ -434,30 +375,6 @@ down_loaded() {
         ip netns del "$(ns_of "$h")" 2>/dev/null || true
     done
     rm -rf "$STATE"
-}
-
-down() {
-    [ -e "$1" ] || return 0
-    load_state "$1"
-    down_loaded
-    check_clean_loaded
-}
-
-check_clean_loaded() {
-    bad=0
-    if ip netns list 2>/dev/null | grep -q "^$PREFIX-"; then
-        echo "postgres-bed: namespaces left: $(ip netns list | grep "^$PREFIX-" | tr '\n' ' ')" >&2
-        bad=1
-    fi
-    if [ -n "${left:-}" ]; then
-        echo "postgres-bed: processes that would not die:$left" >&2
-        bad=1
-    fi
-    if [ -e "$STATE" ]; then
-        echo "postgres-bed: $STATE is left" >&2
-        bad=1
-    fi
-    return $bad
 }
 
 cmd=${1:-}

@@ -73,40 +73,17 @@ SENTINEL_HOSTS="sen1 sen2 sen3"
 HOSTS="$DATA_HOSTS $SENTINEL_HOSTS client"
 MASTER=flrd
 SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+BED_TAG=redisbed
+BED_KIND="Redis bed"
+# shellcheck source=tests/beds/lib.sh
+. "$(dirname "$SELF")/lib.sh"
 RESTART_DELAY=${REDISBED_RESTART_DELAY:-1}
 
-die() { echo "redisbed: $*" >&2; exit 1; }
-addr_of() { eval "echo \$ADDR_$1"; }
-ns_of() { echo "$PREFIX-$1"; }
-in_ns() {
-    local ns
-    ns=$(ns_of "$1")
-    shift
-    ip netns exec "$ns" "$@"
-}
 port_of() { case "$1" in sen*) echo 26379 ;; *) echo 6379 ;; esac; }
 cli() { # HOST ARGS...: redis-cli from the client host
     local h=$1
     shift
     in_ns client redis-cli -h "$(addr_of "$h")" -p "$(port_of "$h")" "$@"
-}
-
-load_state() {
-    [ -f "$1/bed.env" ] || die "$1 is not a Redis bed (no bed.env)"
-    STATE=$(cd "$1" && pwd)
-    . "$STATE/bed.env"
-}
-
-wait_for() {
-    local what=$1 tenths=$2 i
-    shift 2
-    i=0
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -lt "$tenths" ] || return 1
-        sleep 0.1
-    done
-    return 0
 }
 
 # ---------------------------------------------------------------- configs
@@ -213,15 +190,6 @@ start_sentinel() {
         >>"$STATE/$h/sentinel.log" 2>&1 </dev/null &
 }
 
-start_agent() {
-    local h=$1
-    mkdir -p "$STATE/$h/state"
-    ip netns exec "$(ns_of "$h")" setsid "$BUILD/faultline-agent" --key "$STATE/faultline.key" \
-        --config "$STATE/$h/agent.yaml" >"$STATE/$h/agent.log" 2>&1 </dev/null &
-    echo $! >"$STATE/$h/agent.pid"
-}
-
-agent_listening() { grep -q "listening on" "$STATE/$1/agent.log"; }
 pong() { [ "$(cli "$1" PING)" = PONG ]; }
 link_up() { [ "$(info_field "$1" replication master_link_status)" = up ]; }
 
@@ -272,13 +240,6 @@ healthy() {
     echo "$m"
 }
 
-start_watcher() {
-    setsid sh -c 'while kill -0 "$1" 2>/dev/null && [ -f "$2/bed.env" ]; do sleep 1; done
-                  [ -f "$2/bed.env" ] && exec "$3" down "$2"' \
-        redisbed-watch "$1" "$STATE" "$SELF" >/dev/null 2>&1 </dev/null &
-    echo $! >"$STATE/watch.pid"
-}
-
 up() {
     [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
     [ ! -e "$1" ] || die "$1 exists: give a new directory"
@@ -297,19 +258,9 @@ up() {
 
     "$BUILD/faultline" keygen "$STATE/faultline.key" >/dev/null
 
-    sw=$(ns_of sw)
-    ip netns add "$sw"
-    ip -n "$sw" link add br0 type bridge
-    ip -n "$sw" link set br0 up
+    bed_switch_up
     for h in $HOSTS; do
-        ns=$(ns_of "$h")
-        mkdir -p "$STATE/$h"
-        ip netns add "$ns"
-        ip -n "$sw" link add "$h" type veth peer name eth0 netns "$ns"
-        ip -n "$sw" link set "$h" master br0 up
-        ip -n "$ns" addr add "$(addr_of "$h")/24" dev eth0
-        ip -n "$ns" link set eth0 up
-        ip -n "$ns" link set lo up
+        bed_host_up "$h"
     done
     for h in $DATA_HOSTS; do
         mkdir -p "$STATE/$h/data"
@@ -341,14 +292,6 @@ up() {
 }
 
 # --------------------------------------------------------------- teardown
-
-stop_pids() { # signal, pids...
-    local sig=$1
-    shift
-    [ $# -gt 0 ] && kill "-$sig" "$@" 2>/dev/null || true
-}
-
-ns_pids() { ip netns pids "$1" 2>/dev/null || true; }
 
 down_loaded() {
     trap - EXIT
@@ -388,30 +331,6 @@ down_loaded() {
         ip netns del "$(ns_of "$h")" 2>/dev/null || true
     done
     rm -rf "$STATE"
-}
-
-down() {
-    [ -e "$1" ] || return 0
-    load_state "$1"
-    down_loaded
-    check_clean_loaded
-}
-
-check_clean_loaded() {
-    bad=0
-    if ip netns list 2>/dev/null | grep -q "^$PREFIX-"; then
-        echo "redisbed: namespaces left: $(ip netns list | grep "^$PREFIX-" | tr '\n' ' ')" >&2
-        bad=1
-    fi
-    if [ -n "${left:-}" ]; then
-        echo "redisbed: processes that would not die:$left" >&2
-        bad=1
-    fi
-    if [ -e "$STATE" ]; then
-        echo "redisbed: $STATE is left" >&2
-        bad=1
-    fi
-    return $bad
 }
 
 data_host() {

@@ -114,24 +114,8 @@ static void test_libcrypto_lazy(void **state)
     struct raw_peer p;
     assert_int_equal(raw_connect(&p, agent.port), 0);
     assert_int_equal(raw_handshake(&p, &key), 0);
-    Faultline__ProcessSelector sel = FAULTLINE__PROCESS_SELECTOR__INIT;
-    sel.by_case = FAULTLINE__PROCESS_SELECTOR__BY_PID;
-    sel.pid = victim;
-    Faultline__PauseProcess pp = FAULTLINE__PAUSE_PROCESS__INIT;
-    pp.target = &sel;
-    Faultline__FaultSpec spec = FAULTLINE__FAULT_SPEC__INIT;
-    spec.name = fl_pb_str("flar-mem");
-    spec.duration_ms = 600000;
-    spec.kind_case = FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS;
-    spec.pause_process = &pp;
-    Faultline__InjectRequest ir = FAULTLINE__INJECT_REQUEST__INIT;
-    ir.spec = &spec;
-    ir.detached = 1; /* only the guardian ends it */
-    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
-    env.id = 1;
-    env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
-    env.inject = &ir;
-    Faultline__Envelope *reply = raw_request(&p, &env, 10000);
+    /* detached: only the guardian ends it */
+    Faultline__Envelope *reply = raw_inject_pause(&p, "flar-mem", victim, 600000, true, 10000);
     assert_non_null(reply);
     assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_INJECTED);
     faultline__envelope__free_unpacked(reply, NULL);

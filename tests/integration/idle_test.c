@@ -21,7 +21,6 @@
 #include <cmocka.h>
 
 #include "common/key.h"
-#include "common/pbutil.h"
 #include "tests/support/agent_proc.h"
 #include "tests/support/proc.h"
 #include "tests/support/raw_peer.h"
@@ -120,24 +119,8 @@ static void test_idle_after_leased_fault(void **state)
     assert_int_equal(raw_connect(&p, agent.port), 0);
     assert_int_equal(raw_handshake(&p, &key), 0);
 
-    Faultline__ProcessSelector sel = FAULTLINE__PROCESS_SELECTOR__INIT;
-    sel.by_case = FAULTLINE__PROCESS_SELECTOR__BY_PID;
-    sel.pid = victim;
-    Faultline__PauseProcess pp = FAULTLINE__PAUSE_PROCESS__INIT;
-    pp.target = &sel;
-    Faultline__FaultSpec spec = FAULTLINE__FAULT_SPEC__INIT;
-    spec.name = fl_pb_str("idle");
-    spec.duration_ms = 60000;
-    spec.kind_case = FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS;
-    spec.pause_process = &pp;
-    Faultline__InjectRequest ir = FAULTLINE__INJECT_REQUEST__INIT;
-    ir.spec = &spec;
-    ir.detached = 0; /* leased: the agent checks the lease while it lives */
-    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
-    env.id = 1;
-    env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
-    env.inject = &ir;
-    Faultline__Envelope *reply = raw_request(&p, &env, 10000);
+    /* leased (not detached): the agent checks the lease while it lives */
+    Faultline__Envelope *reply = raw_inject_pause(&p, "idle", victim, 60000, false, 10000);
     assert_non_null(reply);
     assert_int_equal(reply->msg_case, FAULTLINE__ENVELOPE__MSG_INJECTED);
     char fid[32];

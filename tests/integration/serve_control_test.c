@@ -36,6 +36,7 @@
 #include "common/clock.h"
 #include "tests/support/agent_proc.h"
 #include "tests/support/proc.h"
+#include "tests/support/serve.h"
 
 static char dir[] = "/tmp/flctl-serve-control.XXXXXX";
 static char key_path[300], bad_key[300], pidfile[300], reports[300];
@@ -110,34 +111,7 @@ static int teardown(void **state)
 static void write_experiment(const char *exps, const char *name, const char *hold,
                              const char *every)
 {
-    char path[400];
-    snprintf(path, sizeof(path), "%s/%s.yaml", exps, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "version: 1\n"
-            "name: %s\n"
-            "inventory:\n"
-            "  key_file: %s\n"
-            "  hosts:\n"
-            "    web1: { address: 127.0.0.1, port: %u }\n"
-            "probes:\n"
-            "  - name: up\n"
-            "    tcp: { address: \"127.0.0.1:%u\" }\n"
-            "    interval: 100ms\n"
-            "    timeout: 100ms\n"
-            "steady_state: [up]\n"
-            "faults:\n"
-            "  - name: pause-dummy\n"
-            "    target: { hosts: [web1] }\n"
-            "    pause_process: { pidfile: %s }\n"
-            "    duration: %s\n"
-            "recovery: { probes: [up], timeout: 5s }\n"
-            "schedule:\n"
-            "  every: %s\n"
-            "  starting_deadline: 1s\n",
-            name, key_path, (unsigned)agent.port, (unsigned)agent.port, pidfile, hold, every);
-    fclose(f);
+    serve_write_pause_experiment(exps, name, key_path, agent.port, pidfile, hold, every);
 }
 
 static pid_t start_serve(const char *exps, const char *db_url, const char *log)
@@ -164,9 +138,7 @@ static pid_t start_serve(const char *exps, const char *db_url, const char *log)
     pid_t pid = proc_start(argv, log);
     assert_true(pid > 0);
     serve_pid = pid;
-    char buf[1 << 16];
-    if (file_wait_for(log, "serving ", buf, sizeof(buf), 15000) == NULL)
-        fail_msg("serve did not start:\n%s", buf);
+    serve_wait_log(log, "serving ", 15000);
     return pid;
 }
 
@@ -174,12 +146,7 @@ static void stop_serve(pid_t pid, const char *log)
 {
     int st = proc_stop(pid, SIGTERM, 20000);
     serve_pid = 0;
-    if (st != 0 || getenv("FL_TEST_VERBOSE")) {
-        char buf[1 << 16];
-        file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-        fprintf(stderr, "serve log:\n%s\n", buf);
-    }
-    assert_int_equal(st, 0);
+    serve_check_exit(st, log);
 }
 
 /* faultline CMD --server ... [ARGS], output in out; the exit status. */
@@ -196,48 +163,23 @@ static int ctl(char *out, size_t cap, const char *key, const char *cmd, const ch
 /* faultline history --json, every row, from the database. */
 static json_t *history(const char *db_url)
 {
-    static char out[1 << 20];
-    char *argv[] = {arg(FL_CTL_BIN), arg("history"), arg("--json"), arg("--limit"),
-                    arg("0"),        arg("--db"),    arg(db_url),   NULL};
-    assert_int_equal(proc_run(argv, out, sizeof(out), 10000), 0);
-    json_error_t jerr;
-    json_t *rows = json_loads(out, 0, &jerr);
-    if (rows == NULL)
-        fprintf(stderr, "history --json: %s\n%s\n", jerr.text, out);
-    assert_non_null(rows);
-    return rows;
-}
-
-static const char *str(json_t *row, const char *key)
-{
-    const char *v = json_string_value(json_object_get(row, key));
-    return v ? v : "";
-}
-
-static int64_t num(json_t *row, const char *key)
-{
-    json_t *v = json_object_get(row, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+    return serve_history(FL_CTL_BIN, db_url, 10000);
 }
 
 static void dump(json_t *rows)
 {
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        fprintf(stderr, "  %-6s due %lld start %lld %-9s %-8s %-10s %s\n", str(a, "experiment"),
-                (long long)num(a, "due_ms"), (long long)num(a, "started_ms"), str(a, "state"),
-                str(a, "verdict"), str(a, "flags"), str(a, "reason"));
+        fprintf(stderr, "  %-6s due %lld start %lld %-9s %-8s %-10s %s\n", row_str(a, "experiment"),
+                (long long)row_num(a, "due_ms"), (long long)row_num(a, "started_ms"),
+                row_str(a, "state"), row_str(a, "verdict"), row_str(a, "flags"),
+                row_str(a, "reason"));
     }
 }
 
 static void wait_paused(const char *log)
 {
-    if (proc_wait_state(dummy, 'T', 20000) != 'T') {
-        char buf[1 << 16];
-        file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-        fprintf(stderr, "serve log:\n%s\n", buf);
-        fail_msg("no run paused the dummy within 20 s");
-    }
+    serve_wait_paused(dummy, log);
 }
 
 /* For ms: the dummy is never stopped (no fault is put in force). */
@@ -253,11 +195,7 @@ static void assert_never_paused(int ms)
 
 static void assert_no_active_fault(void)
 {
-    char out[8192];
-    char *ag[] = {arg(FL_CTL_BIN), arg("agents"), arg("--key"), key_path, agent.where, NULL};
-    assert_int_equal(proc_run(ag, out, sizeof(out), 10000), 0);
-    if (strstr(out, "pause_process  active") != NULL)
-        fail_msg("the agent still holds the fault:\n%s", out);
+    serve_assert_no_active_fault(FL_CTL_BIN, key_path, agent.where);
 }
 
 /* faultline_frozen from /metrics. */
@@ -279,14 +217,14 @@ static size_t skips_after(json_t *rows, int64_t t, const char *want)
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        if (num(a, "due_ms") <= t || strcmp(str(a, "flags"), "manual") == 0)
+        if (row_num(a, "due_ms") <= t || strcmp(row_str(a, "flags"), "manual") == 0)
             continue;
-        if (strcmp(str(a, "state"), "skipped") != 0) {
+        if (strcmp(row_str(a, "state"), "skipped") != 0) {
             dump(rows);
-            fail_msg("due time %lld after %lld ran (%s)", (long long)num(a, "due_ms"), (long long)t,
-                     str(a, "state"));
+            fail_msg("due time %lld after %lld ran (%s)", (long long)row_num(a, "due_ms"),
+                     (long long)t, row_str(a, "state"));
         }
-        n += strcmp(str(a, "reason"), want) == 0;
+        n += strcmp(row_str(a, "reason"), want) == 0;
     }
     return n;
 }
@@ -342,8 +280,8 @@ static void test_freeze_mid_run_restart_thaw(void **state)
     size_t aborted = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        aborted +=
-            strcmp(str(a, "verdict"), "ABORTED") == 0 && strcmp(str(a, "reason"), reason) == 0;
+        aborted += strcmp(row_str(a, "verdict"), "ABORTED") == 0 &&
+                   strcmp(row_str(a, "reason"), reason) == 0;
     }
     assert_int_equal(aborted, 1);
     assert_true(skips_after(rows, t_freeze, reason) >= 2);
@@ -437,10 +375,10 @@ static void test_wrong_key_pause_run_now_history(void **state)
     size_t manual = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        if (strcmp(str(a, "flags"), "manual") == 0) {
+        if (strcmp(row_str(a, "flags"), "manual") == 0) {
             manual++;
-            assert_string_equal(str(a, "state"), "finished");
-            assert_true(num(a, "due_ms") >= t_pause);
+            assert_string_equal(row_str(a, "state"), "finished");
+            assert_true(row_num(a, "due_ms") >= t_pause);
         }
     }
     assert_int_equal(manual, 1);

@@ -41,6 +41,7 @@
 
 #include "common/clock.h"
 #include "tests/support/proc.h"
+#include "tests/support/serve.h"
 
 #define EVERY_MS 8000
 #define N_EXP 2
@@ -67,18 +68,6 @@ static int bed_cmd(char *out, size_t cap, int timeout_ms, ...)
     va_end(ap);
     argv[n] = NULL;
     return proc_run(argv, out, cap, timeout_ms);
-}
-
-static const char *str(json_t *row, const char *key)
-{
-    const char *v = json_string_value(json_object_get(row, key));
-    return v ? v : "";
-}
-
-static int64_t num(json_t *row, const char *key)
-{
-    json_t *v = json_object_get(row, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
 }
 
 /* ------------------------------------------------------------ the serve */
@@ -132,13 +121,6 @@ static void write_experiments(const char *every)
     }
 }
 
-static void dump(const char *log)
-{
-    static char buf[1 << 18];
-    file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-    fprintf(stderr, "serve log (%s):\n%s\n", log, buf);
-}
-
 /* serve on the client host: ip netns exec execs, so the pid is serve's. */
 static pid_t start_serve(const char *log)
 {
@@ -165,34 +147,18 @@ static pid_t start_serve(const char *log)
                     NULL};
     pid_t pid = proc_start(argv, log);
     assert_true(pid > 0);
-    char buf[1 << 16];
-    if (file_wait_for(log, "pages on http", buf, sizeof(buf), 20000) == NULL) {
-        dump(log);
-        fail_msg("serve did not start its pages within 20 s");
-    }
+    serve_wait_log(log, "pages on http", 20000);
     return pid;
 }
 
 static void stop_serve(pid_t pid, const char *log)
 {
-    int st = proc_stop(pid, SIGTERM, 30000);
-    if (st != 0 || getenv("FL_TEST_VERBOSE"))
-        dump(log);
-    assert_int_equal(st, 0);
+    serve_check_exit(proc_stop(pid, SIGTERM, 30000), log);
 }
 
 static json_t *history(void)
 {
-    static char out[1 << 22];
-    char *argv[] = {arg(FL_CTL_BIN), arg("history"), arg("--json"), arg("--limit"),
-                    arg("0"),        arg("--db"),    db_url,        NULL};
-    assert_int_equal(proc_run(argv, out, sizeof(out), 20000), 0);
-    json_error_t jerr;
-    json_t *rows = json_loads(out, 0, &jerr);
-    if (rows == NULL)
-        fprintf(stderr, "history --json: %s\n%s\n", jerr.text, out);
-    assert_non_null(rows);
-    return rows;
+    return serve_history(FL_CTL_BIN, db_url, 20000);
 }
 
 /* GET path from the client host (serve listens on its loopback); the HTTP
@@ -238,9 +204,9 @@ static double history_count(json_t *rows, size_t x, size_t l)
     double n = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *r = json_array_get(rows, i);
-        if (strcmp(str(r, "experiment"), names[x]) == 0 &&
-            strcmp(str(r, "state"), "finished") == 0 &&
-            strcmp(verdict_label(str(r, "verdict")), labels[l]) == 0)
+        if (strcmp(row_str(r, "experiment"), names[x]) == 0 &&
+            strcmp(row_str(r, "state"), "finished") == 0 &&
+            strcmp(verdict_label(row_str(r, "verdict")), labels[l]) == 0)
             n++;
     }
     return n;
@@ -269,37 +235,39 @@ static void check_history(json_t *rows)
     size_t n = json_array_size(rows);
     for (size_t i = 0; i < n; i++) {
         json_t *a = json_array_get(rows, i);
-        fprintf(stderr, "  %-8s due %lld %-9s %lld..%lld %-16s %s\n", str(a, "experiment"),
-                (long long)num(a, "due_ms"), str(a, "state"), (long long)num(a, "started_ms"),
-                (long long)num(a, "ended_ms"), str(a, "verdict"), str(a, "reason"));
+        fprintf(stderr, "  %-8s due %lld %-9s %lld..%lld %-16s %s\n", row_str(a, "experiment"),
+                (long long)row_num(a, "due_ms"), row_str(a, "state"),
+                (long long)row_num(a, "started_ms"), (long long)row_num(a, "ended_ms"),
+                row_str(a, "verdict"), row_str(a, "reason"));
     }
     for (size_t i = 0; i < n; i++) {
         json_t *a = json_array_get(rows, i);
-        assert_int_not_equal(strcmp(str(a, "state"), "running"), 0);
+        assert_int_not_equal(strcmp(row_str(a, "state"), "running"), 0);
         /* exactly once per (experiment, due time) */
         for (size_t k = i + 1; k < n; k++) {
             json_t *b = json_array_get(rows, k);
-            if (strcmp(str(a, "experiment"), str(b, "experiment")) == 0 &&
-                num(a, "due_ms") == num(b, "due_ms"))
-                fail_msg("%s due %lld appears twice (rows %lld and %lld)", str(a, "experiment"),
-                         (long long)num(a, "due_ms"), (long long)num(a, "id"),
-                         (long long)num(b, "id"));
+            if (strcmp(row_str(a, "experiment"), row_str(b, "experiment")) == 0 &&
+                row_num(a, "due_ms") == row_num(b, "due_ms"))
+                fail_msg("%s due %lld appears twice (rows %lld and %lld)", row_str(a, "experiment"),
+                         (long long)row_num(a, "due_ms"), (long long)row_num(a, "id"),
+                         (long long)row_num(b, "id"));
         }
-        if (strcmp(str(a, "state"), "finished") != 0)
+        if (strcmp(row_str(a, "state"), "finished") != 0)
             continue;
         /* blast radius: both experiments target web1, so no two runs at
          * once, whichever they are */
         for (size_t k = i + 1; k < n; k++) {
             json_t *b = json_array_get(rows, k);
-            if (strcmp(str(b, "state"), "finished") != 0)
+            if (strcmp(row_str(b, "state"), "finished") != 0)
                 continue;
-            assert_true(num(a, "started_ms") > 0 && num(a, "ended_ms") >= num(a, "started_ms"));
-            bool disjoint = num(a, "ended_ms") <= num(b, "started_ms") ||
-                            num(b, "ended_ms") <= num(a, "started_ms");
+            assert_true(row_num(a, "started_ms") > 0 &&
+                        row_num(a, "ended_ms") >= row_num(a, "started_ms"));
+            bool disjoint = row_num(a, "ended_ms") <= row_num(b, "started_ms") ||
+                            row_num(b, "ended_ms") <= row_num(a, "started_ms");
             if (!disjoint)
                 fail_msg("runs %lld (%s) and %lld (%s) overlap in time, both on web1",
-                         (long long)num(a, "id"), str(a, "experiment"), (long long)num(b, "id"),
-                         str(b, "experiment"));
+                         (long long)row_num(a, "id"), row_str(a, "experiment"),
+                         (long long)row_num(b, "id"), row_str(b, "experiment"));
         }
     }
     for (size_t x = 0; x < N_EXP; x++) {
@@ -307,24 +275,25 @@ static void check_history(json_t *rows)
         size_t stopping = 0;
         for (size_t i = 0; i < n; i++) {
             json_t *a = json_array_get(rows, i);
-            if (strcmp(str(a, "experiment"), names[x]) != 0)
+            if (strcmp(row_str(a, "experiment"), names[x]) != 0)
                 continue;
             /* newest first: consecutive due times are one interval apart */
             if (prev >= 0)
-                assert_int_equal(prev - num(a, "due_ms"), EVERY_MS);
-            prev = num(a, "due_ms");
-            if (strcmp(str(a, "state"), "finished") != 0)
+                assert_int_equal(prev - row_num(a, "due_ms"), EVERY_MS);
+            prev = row_num(a, "due_ms");
+            if (strcmp(row_str(a, "state"), "finished") != 0)
                 continue;
             if (newest_run < 0)
-                newest_run = num(a, "due_ms");
-            if (strcmp(str(a, "verdict"), "PASS") == 0)
+                newest_run = row_num(a, "due_ms");
+            if (strcmp(row_str(a, "verdict"), "PASS") == 0)
                 continue;
             /* the only other verdict: the run SIGTERM stopped, its newest run
              * (a due time it outlasted may be newer, as a skip) */
-            if (strcmp(str(a, "verdict"), "ABORTED") != 0 ||
-                strcmp(str(a, "reason"), "server stopping") != 0 || num(a, "due_ms") != newest_run)
-                fail_msg("%s run %lld: %s, %s", names[x], (long long)num(a, "id"),
-                         str(a, "verdict"), str(a, "reason"));
+            if (strcmp(row_str(a, "verdict"), "ABORTED") != 0 ||
+                strcmp(row_str(a, "reason"), "server stopping") != 0 ||
+                row_num(a, "due_ms") != newest_run)
+                fail_msg("%s run %lld: %s, %s", names[x], (long long)row_num(a, "id"),
+                         row_str(a, "verdict"), row_str(a, "reason"));
             stopping++;
         }
         assert_true(stopping <= 1);
@@ -351,7 +320,7 @@ static void test_two_schedules_on_the_bed(void **state)
         if (passes(rows, 0) >= 3 && passes(rows, 1) >= 3)
             break;
         if (fl_mono_ms() - t0 > 75000) {
-            dump(log1);
+            serve_dump_log(log1);
             check_history(rows); /* says which run went wrong, if one did */
             fail_msg("not 3 PASS runs of each within 75 s");
         }
@@ -406,8 +375,8 @@ static void test_two_schedules_on_the_bed(void **state)
         json_t *last = NULL;
         for (size_t i = 0; i < json_array_size(rows) && last == NULL; i++) {
             json_t *r = json_array_get(rows, i);
-            if (strcmp(str(r, "experiment"), names[x]) == 0 &&
-                strcmp(str(r, "state"), "finished") == 0)
+            if (strcmp(row_str(r, "experiment"), names[x]) == 0 &&
+                strcmp(row_str(r, "state"), "finished") == 0)
                 last = r;
         }
         assert_non_null(last);
@@ -419,15 +388,15 @@ static void test_two_schedules_on_the_bed(void **state)
         const char *end = strstr(tr, "</tr>");
         assert_non_null(end);
         char link[300], run[64];
-        snprintf(link, sizeof(link), "href=\"/runs/%lld\">%s</a>", (long long)num(last, "id"),
-                 str(last, "verdict"));
+        snprintf(link, sizeof(link), "href=\"/runs/%lld\">%s</a>", (long long)row_num(last, "id"),
+                 row_str(last, "verdict"));
         char *row = strndup(tr, (size_t)(end - tr));
         assert_non_null(row);
         const char *cell = strstr(row, "<td class=\"last\">");
         if (cell == NULL || strstr(cell, link) == NULL)
             fail_msg("/ row of %s has no last verdict %s: %s", names[x], link, row);
         free(row);
-        snprintf(run, sizeof(run), "/runs/%lld", (long long)num(last, "id"));
+        snprintf(run, sizeof(run), "/runs/%lld", (long long)row_num(last, "id"));
         static char page[1 << 22];
         assert_int_equal(http_get(run, page, sizeof(page)), 200);
         assert_non_null(strstr(page, names[x]));

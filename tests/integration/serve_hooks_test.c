@@ -39,6 +39,7 @@
 #include "common/clock.h"
 #include "tests/support/agent_proc.h"
 #include "tests/support/proc.h"
+#include "tests/support/serve.h"
 
 static char dir[] = "/tmp/flhk-serve-hooks.XXXXXX";
 static char key_path[300], pidfile[300], db_url[320], reports[300];
@@ -355,19 +356,9 @@ static pid_t start_serve(const char *exps, const char *config, const char *log)
     return track(proc_start(argv, log));
 }
 
-static void dump_log(const char *log)
-{
-    static char buf[1 << 18];
-    file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-    fprintf(stderr, "---- %s ----\n%s\n----\n", log, buf);
-}
-
 static void stop_serve(pid_t serve, const char *log)
 {
-    int st = stop_tracked(serve, SIGTERM, 30000);
-    if (st != 0 || getenv("FL_TEST_VERBOSE"))
-        dump_log(log);
-    assert_int_equal(st, 0);
+    serve_check_exit(stop_tracked(serve, SIGTERM, 30000), log);
 }
 
 /* How many times needle is in the file. */
@@ -391,7 +382,7 @@ static void wait_log_count(const char *log, const char *needle, size_t want, int
     uint64_t end = fl_now_ms() + (uint64_t)ms;
     while (log_count(log, needle) < want) {
         if (fl_now_ms() > end) {
-            dump_log(log);
+            serve_dump_log(log);
             fail_msg("'%s' not %zu times in %s within %d ms", needle, want, log, ms);
         }
         sleep_ms(100);
@@ -401,28 +392,7 @@ static void wait_log_count(const char *log, const char *needle, size_t want, int
 /* faultline history --json, every row. */
 static json_t *history(void)
 {
-    static char out[1 << 20];
-    char *argv[] = {arg(FL_CTL_BIN), arg("history"), arg("--json"), arg("--limit"),
-                    arg("0"),        arg("--db"),    db_url,        NULL};
-    assert_int_equal(proc_run(argv, out, sizeof(out), 10000), 0);
-    json_error_t jerr;
-    json_t *rows = json_loads(out, 0, &jerr);
-    if (rows == NULL)
-        fprintf(stderr, "history --json: %s\n%s\n", jerr.text, out);
-    assert_non_null(rows);
-    return rows;
-}
-
-static const char *str(json_t *o, const char *key)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    return v ? v : "";
-}
-
-static int64_t num(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+    return serve_history(FL_CTL_BIN, db_url, 10000);
 }
 
 /* Finished runs of experiment with a due time at or after since_ms (0
@@ -438,8 +408,8 @@ static size_t runs_since(const char *experiment, int64_t since_ms)
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        n += strcmp(str(a, "experiment"), experiment) == 0 &&
-             strcmp(str(a, "state"), "finished") == 0 && num(a, "due_ms") >= since_ms;
+        n += strcmp(row_str(a, "experiment"), experiment) == 0 &&
+             strcmp(row_str(a, "state"), "finished") == 0 && row_num(a, "due_ms") >= since_ms;
     }
     json_decref(rows);
     return n;
@@ -451,7 +421,7 @@ static void wait_runs_since(const char *experiment, int64_t since_ms, size_t wan
     uint64_t end = fl_now_ms() + (uint64_t)ms;
     while (runs_since(experiment, since_ms) < want) {
         if (fl_now_ms() > end) {
-            dump_log(log);
+            serve_dump_log(log);
             fail_msg("%s: not %zu runs due after %lld within %d ms", experiment, want,
                      (long long)since_ms, ms);
         }
@@ -531,7 +501,7 @@ static void test_webhook_fail_retry_hang(void **state)
     /* the FAIL arrives on the retry */
     long got = rx_wait_event(0, "fail", 200, 30000);
     if (got < 0)
-        dump_log(log);
+        serve_dump_log(log);
     assert_true(got >= 1);
     pthread_mutex_lock(&rx.mu);
     struct rx_hook first = rx.hooks[0], ok = rx.hooks[got];
@@ -539,22 +509,22 @@ static void test_webhook_fail_retry_hang(void **state)
     assert_int_equal(first.status, 500);
     assert_int_equal(ok.status, 200);
     json_t *b = ok.body;
-    assert_string_equal(str(first.body, "event"), "fail");
-    assert_int_equal(num(first.body, "run_id"), num(b, "run_id")); /* the same delivery */
-    assert_true(ok.at_ms - first.at_ms >= 900);                    /* after the 1 s backoff */
-    assert_string_equal(str(b, "experiment"), "failing");
-    assert_string_equal(str(b, "verdict"), "FAIL");
-    assert_non_null(strstr(str(b, "text"), "failing"));
-    assert_non_null(strstr(str(b, "text"), "FAILED"));
+    assert_string_equal(row_str(first.body, "event"), "fail");
+    assert_int_equal(row_num(first.body, "run_id"), row_num(b, "run_id")); /* the same delivery */
+    assert_true(ok.at_ms - first.at_ms >= 900); /* after the 1 s backoff */
+    assert_string_equal(row_str(b, "experiment"), "failing");
+    assert_string_equal(row_str(b, "verdict"), "FAIL");
+    assert_non_null(strstr(row_str(b, "text"), "failing"));
+    assert_non_null(strstr(row_str(b, "text"), "FAILED"));
     char *text = json_dumps(b, JSON_INDENT(1));
     fprintf(stderr, "the FAIL as delivered:\n%s\n", text);
     free(text);
-    assert_non_null(strstr(str(b, "reason"), "objective"));
-    assert_true(num(b, "recovery_ms") >= 300);
-    assert_true(num(b, "resolution_ms") > 0);
+    assert_non_null(strstr(row_str(b, "reason"), "objective"));
+    assert_true(row_num(b, "recovery_ms") >= 300);
+    assert_true(row_num(b, "resolution_ms") > 0);
     assert_true(json_is_false(json_object_get(b, "regressed")));
-    assert_non_null(strstr(str(b, "report"), reports));
-    assert_true(str(b, "server")[0] != '\0');
+    assert_non_null(strstr(row_str(b, "report"), reports));
+    assert_true(row_str(b, "server")[0] != '\0');
     assert_true(json_is_false(json_object_get(b, "frozen")));
     wait_log_count(log, "attempt 1 of 4 failed (HTTP 500)", 1, 1000);
 
@@ -566,17 +536,17 @@ static void test_webhook_fail_retry_hang(void **state)
     size_t checked = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        if (num(a, "due_ms") < t_hang)
+        if (row_num(a, "due_ms") < t_hang)
             continue;
-        if (strcmp(str(a, "state"), "skipped") == 0)
-            fail_msg("due %lld skipped while the receiver hangs: %s", (long long)num(a, "due_ms"),
-                     str(a, "reason"));
-        if (strcmp(str(a, "state"), "finished") != 0)
+        if (strcmp(row_str(a, "state"), "skipped") == 0)
+            fail_msg("due %lld skipped while the receiver hangs: %s",
+                     (long long)row_num(a, "due_ms"), row_str(a, "reason"));
+        if (strcmp(row_str(a, "state"), "finished") != 0)
             continue;
         /* a blocked loop would start it only after the 20 s hang */
-        int64_t lag = num(a, "started_ms") - num(a, "due_ms");
+        int64_t lag = row_num(a, "started_ms") - row_num(a, "due_ms");
         if (lag > 5000)
-            fail_msg("run %lld started %lld ms after its due time", (long long)num(a, "id"),
+            fail_msg("run %lld started %lld ms after its due time", (long long)row_num(a, "id"),
                      (long long)lag);
         checked++;
     }
@@ -676,13 +646,13 @@ static void reload_scenario(const char *tag, bool by_sighup)
     int64_t last = -1, gap = -1;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        if (strcmp(str(a, "experiment"), added_name) == 0 && num(a, "due_ms") > t_removed)
+        if (strcmp(row_str(a, "experiment"), added_name) == 0 && row_num(a, "due_ms") > t_removed)
             fail_msg("%s has a row due %lld, after its file was removed (%lld)", added_name,
-                     (long long)num(a, "due_ms"), (long long)t_removed);
-        if (strcmp(str(a, "experiment"), good_name) == 0 && num(a, "due_ms") >= t_changed) {
+                     (long long)row_num(a, "due_ms"), (long long)t_removed);
+        if (strcmp(row_str(a, "experiment"), good_name) == 0 && row_num(a, "due_ms") >= t_changed) {
             if (last >= 0 && gap < 0)
-                gap = last - num(a, "due_ms"); /* newest first */
-            last = num(a, "due_ms");
+                gap = last - row_num(a, "due_ms"); /* newest first */
+            last = row_num(a, "due_ms");
         }
     }
     json_decref(rows);
@@ -737,14 +707,6 @@ static pid_t start_haproxy(const char *cfg, const char *log, uint16_t front)
         sleep_ms(100);
     assert_int_equal(system(cmd), 0);
     return pid;
-}
-
-static double metric(const char *text, const char *name_labels)
-{
-    const char *p = strstr(text, name_labels);
-    if (p == NULL)
-        fail_msg("no %s in /metrics:\n%s", name_labels, text);
-    return strtod(p + strlen(name_labels), NULL);
 }
 
 static void test_regression_haproxy(void **state)
@@ -824,23 +786,23 @@ static void test_regression_haproxy(void **state)
     int64_t last_fast_run = -1;
     json_t *before = history();
     for (size_t i = 0; i < json_array_size(before); i++)
-        if (num(json_array_get(before, i), "id") > last_fast_run)
-            last_fast_run = num(json_array_get(before, i), "id");
+        if (row_num(json_array_get(before, i), "id") > last_fast_run)
+            last_fast_run = row_num(json_array_get(before, i), "id");
     json_decref(before);
 
     long got = rx_wait_event(0, "regression", 0, 30000);
     if (got < 0)
-        dump_log(log);
+        serve_dump_log(log);
     assert_true(got >= 0);
     pthread_mutex_lock(&rx.mu);
     json_t *b = json_incref(rx.hooks[got].body);
     pthread_mutex_unlock(&rx.mu);
-    assert_string_equal(str(b, "verdict"), "PASS");
+    assert_string_equal(row_str(b, "verdict"), "PASS");
     assert_true(json_is_true(json_object_get(b, "regressed")));
-    assert_true(num(b, "baseline_ms") > 0);
-    assert_true(num(b, "recovery_ms") > num(b, "baseline_ms"));
-    assert_non_null(strstr(str(b, "text"), "REGRESSED"));
-    int64_t regressed_run = num(b, "run_id");
+    assert_true(row_num(b, "baseline_ms") > 0);
+    assert_true(row_num(b, "recovery_ms") > row_num(b, "baseline_ms"));
+    assert_non_null(strstr(row_str(b, "text"), "REGRESSED"));
+    int64_t regressed_run = row_num(b, "run_id");
     json_decref(b);
 
     /* /metrics says so too */
@@ -859,25 +821,25 @@ static void test_regression_haproxy(void **state)
     size_t len = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[len] = '\0';
-    assert_true(metric(text, "faultline_regressed{experiment=\"failover\"} ") == 1);
-    assert_true(metric(text, "faultline_webhook_failures_total ") == 0);
+    assert_true(serve_metric(text, "faultline_regressed{experiment=\"failover\"} ") == 1);
+    assert_true(serve_metric(text, "faultline_webhook_failures_total ") == 0);
 
     /* and history: the baseline runs are not flagged, the slow ones are */
     json_t *rows = history();
     size_t flagged = 0, passed = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        if (strcmp(str(a, "experiment"), "failover") != 0)
+        if (strcmp(row_str(a, "experiment"), "failover") != 0)
             continue;
-        fprintf(stderr, "  run %lld %-8s recovery %lld ms flags %s\n", (long long)num(a, "id"),
-                str(a, "verdict"), (long long)num(a, "recovery_ms"), str(a, "flags"));
-        passed += strcmp(str(a, "verdict"), "PASS") == 0;
-        if (strstr(str(a, "flags"), "regressed") != NULL) {
+        fprintf(stderr, "  run %lld %-8s recovery %lld ms flags %s\n", (long long)row_num(a, "id"),
+                row_str(a, "verdict"), (long long)row_num(a, "recovery_ms"), row_str(a, "flags"));
+        passed += strcmp(row_str(a, "verdict"), "PASS") == 0;
+        if (strstr(row_str(a, "flags"), "regressed") != NULL) {
             flagged++;
-            assert_true(num(a, "id") > last_fast_run);
+            assert_true(row_num(a, "id") > last_fast_run);
         }
-        if (num(a, "id") == regressed_run)
-            assert_non_null(strstr(str(a, "flags"), "regressed"));
+        if (row_num(a, "id") == regressed_run)
+            assert_non_null(strstr(row_str(a, "flags"), "regressed"));
     }
     json_decref(rows);
     assert_true(flagged >= 1);

@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "tests/support/agent_proc.h"
 #include "tests/support/proc.h"
+#include "tests/support/serve.h"
 
 static char dir[] = "/tmp/fl-serve-test.XXXXXX";
 static char key_path[300], pidfile[300], db_url[320], reports[300];
@@ -100,34 +101,7 @@ static int teardown(void **state)
 static void write_experiment(const char *exps, const char *name, const char *hold,
                              const char *every)
 {
-    char path[400];
-    snprintf(path, sizeof(path), "%s/%s.yaml", exps, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "version: 1\n"
-            "name: %s\n"
-            "inventory:\n"
-            "  key_file: %s\n"
-            "  hosts:\n"
-            "    web1: { address: 127.0.0.1, port: %u }\n"
-            "probes:\n"
-            "  - name: up\n"
-            "    tcp: { address: \"127.0.0.1:%u\" }\n"
-            "    interval: 100ms\n"
-            "    timeout: 100ms\n"
-            "steady_state: [up]\n"
-            "faults:\n"
-            "  - name: pause-dummy\n"
-            "    target: { hosts: [web1] }\n"
-            "    pause_process: { pidfile: %s }\n"
-            "    duration: %s\n"
-            "recovery: { probes: [up], timeout: 5s }\n"
-            "schedule:\n"
-            "  every: %s\n"
-            "  starting_deadline: 1s\n",
-            name, key_path, (unsigned)agent.port, (unsigned)agent.port, pidfile, hold, every);
-    fclose(f);
+    serve_write_pause_experiment(exps, name, key_path, agent.port, pidfile, hold, every);
 }
 
 static pid_t start_serve_with(const char *exps, const char *log, const char *flag,
@@ -162,48 +136,18 @@ static pid_t start_serve(const char *exps, const char *log)
 /* faultline history --json, every row. */
 static json_t *history(void)
 {
-    static char out[1 << 20];
-    char *argv[] = {arg(FL_CTL_BIN), arg("history"), arg("--json"), arg("--limit"),
-                    arg("0"),        arg("--db"),    db_url,        NULL};
-    assert_int_equal(proc_run(argv, out, sizeof(out), 10000), 0);
-    json_error_t jerr;
-    json_t *rows = json_loads(out, 0, &jerr);
-    if (rows == NULL)
-        fprintf(stderr, "history --json: %s\n%s\n", jerr.text, out);
-    assert_non_null(rows);
-    return rows;
-}
-
-static const char *str(json_t *row, const char *key)
-{
-    const char *v = json_string_value(json_object_get(row, key));
-    return v ? v : "";
-}
-
-static int64_t num(json_t *row, const char *key)
-{
-    json_t *v = json_object_get(row, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+    return serve_history(FL_CTL_BIN, db_url, 10000);
 }
 
 /* Waits until the dummy is paused (a run has its fault on). */
 static void wait_paused(const char *log)
 {
-    if (proc_wait_state(dummy, 'T', 20000) != 'T') {
-        char buf[1 << 16];
-        file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-        fprintf(stderr, "serve log:\n%s\n", buf);
-        fail_msg("no run paused the dummy within 20 s");
-    }
+    serve_wait_paused(dummy, log);
 }
 
 static void assert_no_active_fault(void)
 {
-    char out[8192];
-    char *ag[] = {arg(FL_CTL_BIN), arg("agents"), arg("--key"), key_path, agent.where, NULL};
-    assert_int_equal(proc_run(ag, out, sizeof(out), 10000), 0);
-    if (strstr(out, "pause_process  active") != NULL)
-        fail_msg("the agent still holds the fault:\n%s", out);
+    serve_assert_no_active_fault(FL_CTL_BIN, key_path, agent.where);
 }
 
 static void test_schedule_overlap_blast_radius_sigterm(void **state)
@@ -222,13 +166,7 @@ static void test_schedule_overlap_blast_radius_sigterm(void **state)
     wait_paused(log); /* stop it in the middle of a run */
     uint64_t t_term = fl_now_ms();
     kill(serve, SIGTERM);
-    int st = proc_wait(serve, 20000);
-    char buf[1 << 16];
-    if (st != 0 || getenv("FL_TEST_VERBOSE")) {
-        file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-        fprintf(stderr, "serve log:\n%s\n", buf);
-    }
-    assert_int_equal(st, 0);
+    serve_check_exit(proc_wait(serve, 20000), log);
     assert_int_equal(proc_wait_state(dummy, 'S', 5000), 'S');
     assert_no_active_fault();
 
@@ -238,34 +176,35 @@ static void test_schedule_overlap_blast_radius_sigterm(void **state)
     size_t runs = 0, still_running = 0, stopping = 0, busy = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *a = json_array_get(rows, i);
-        fprintf(stderr, "  %-6s due %lld %-9s %-16s %s\n", str(a, "experiment"),
-                (long long)num(a, "due_ms"), str(a, "state"), str(a, "verdict"), str(a, "reason"));
-        assert_int_not_equal(strcmp(str(a, "state"), "running"), 0);
+        fprintf(stderr, "  %-6s due %lld %-9s %-16s %s\n", row_str(a, "experiment"),
+                (long long)row_num(a, "due_ms"), row_str(a, "state"), row_str(a, "verdict"),
+                row_str(a, "reason"));
+        assert_int_not_equal(strcmp(row_str(a, "state"), "running"), 0);
         /* exactly once per (experiment, due time) */
         for (size_t k = i + 1; k < n; k++) {
             json_t *b = json_array_get(rows, k);
-            assert_false(strcmp(str(a, "experiment"), str(b, "experiment")) == 0 &&
-                         num(a, "due_ms") == num(b, "due_ms"));
+            assert_false(strcmp(row_str(a, "experiment"), row_str(b, "experiment")) == 0 &&
+                         row_num(a, "due_ms") == row_num(b, "due_ms"));
         }
-        if (strcmp(str(a, "state"), "finished") == 0) {
+        if (strcmp(row_str(a, "state"), "finished") == 0) {
             runs++;
             /* blast radius: no two runs on web1 at once */
             for (size_t k = 0; k < n; k++) {
                 json_t *b = json_array_get(rows, k);
-                if (k == i || strcmp(str(b, "state"), "finished") != 0)
+                if (k == i || strcmp(row_str(b, "state"), "finished") != 0)
                     continue;
-                bool disjoint = num(a, "ended_ms") <= num(b, "started_ms") ||
-                                num(b, "ended_ms") <= num(a, "started_ms");
+                bool disjoint = row_num(a, "ended_ms") <= row_num(b, "started_ms") ||
+                                row_num(b, "ended_ms") <= row_num(a, "started_ms");
                 if (!disjoint)
-                    fail_msg("runs %lld and %lld overlap in time", (long long)num(a, "id"),
-                             (long long)num(b, "id"));
+                    fail_msg("runs %lld and %lld overlap in time", (long long)row_num(a, "id"),
+                             (long long)row_num(b, "id"));
             }
         }
-        still_running += strncmp(str(a, "reason"), "still running", 13) == 0 &&
-                         strcmp(str(a, "experiment"), "long") == 0;
-        busy += strncmp(str(a, "reason"), "hosts busy: web1", 16) == 0;
-        stopping += strcmp(str(a, "verdict"), "ABORTED") == 0 &&
-                    strcmp(str(a, "reason"), "server stopping") == 0;
+        still_running += strncmp(row_str(a, "reason"), "still running", 13) == 0 &&
+                         strcmp(row_str(a, "experiment"), "long") == 0;
+        busy += strncmp(row_str(a, "reason"), "hosts busy: web1", 16) == 0;
+        stopping += strcmp(row_str(a, "verdict"), "ABORTED") == 0 &&
+                    strcmp(row_str(a, "reason"), "server stopping") == 0;
     }
     /* no gaps: each experiment's due times are consecutive multiples of 2 s
      * (rows come newest first per due time); and both experiments ran: two
@@ -277,13 +216,13 @@ static void test_schedule_overlap_blast_radius_sigterm(void **state)
         size_t count = 0, ran = 0;
         for (size_t i = 0; i < n; i++) {
             json_t *a = json_array_get(rows, i);
-            if (strcmp(str(a, "experiment"), names[x]) != 0)
+            if (strcmp(row_str(a, "experiment"), names[x]) != 0)
                 continue;
             if (prev >= 0)
-                assert_int_equal(prev - num(a, "due_ms"), 2000);
-            prev = num(a, "due_ms");
+                assert_int_equal(prev - row_num(a, "due_ms"), 2000);
+            prev = row_num(a, "due_ms");
             count++;
-            ran += strcmp(str(a, "state"), "finished") == 0;
+            ran += strcmp(row_str(a, "state"), "finished") == 0;
         }
         if (ran == 0)
             fail_msg("%s never ran in %zu due times", names[x], count);
@@ -296,14 +235,6 @@ static void test_schedule_overlap_blast_radius_sigterm(void **state)
     assert_true(busy >= 1);
     assert_int_equal(stopping, 1);
     json_decref(rows);
-}
-
-/* Counts of a metric sample line "NAME{LABELS} VALUE" in text. */
-static double sample(const char *text, const char *name_labels)
-{
-    const char *p = strstr(text, name_labels);
-    assert_non_null(p);
-    return strtod(p + strlen(name_labels), NULL);
 }
 
 static void test_kill9_restart_metrics(void **state)
@@ -333,12 +264,7 @@ static void test_kill9_restart_metrics(void **state)
              (unsigned)http_port);
     assert_int_equal(system(cmd), 0);
     kill(serve, SIGTERM);
-    int st = proc_wait(serve, 20000);
-    if (st != 0 || getenv("FL_TEST_VERBOSE")) {
-        file_wait_for(log2, "\x01", buf, sizeof(buf), 0);
-        fprintf(stderr, "serve log:\n%s\n", buf);
-    }
-    assert_int_equal(st, 0);
+    serve_check_exit(proc_wait(serve, 20000), log2);
     snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", mpath);
     assert_int_equal(system(cmd), 0);
 
@@ -349,19 +275,20 @@ static void test_kill9_restart_metrics(void **state)
     size_t skips[3] = {0};
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *a = json_array_get(rows, i);
-        died += strcmp(str(a, "experiment"), "held") == 0 &&
-                strcmp(str(a, "reason"), "server died during the run") == 0 &&
-                strcmp(str(a, "verdict"), "ABORTED") == 0;
+        died += strcmp(row_str(a, "experiment"), "held") == 0 &&
+                strcmp(row_str(a, "reason"), "server died during the run") == 0 &&
+                strcmp(row_str(a, "verdict"), "ABORTED") == 0;
         for (size_t x = 0; x < 3; x++) {
-            if (strcmp(str(a, "experiment"), names[x]) != 0)
+            if (strcmp(row_str(a, "experiment"), names[x]) != 0)
                 continue;
             /* rows after the scrape (the second SIGTERM's) are not in it */
-            if (num(a, "ended_ms") > 0 && strcmp(str(a, "reason"), "server stopping") == 0 &&
+            if (row_num(a, "ended_ms") > 0 &&
+                strcmp(row_str(a, "reason"), "server stopping") == 0 &&
                 strcmp(names[x], "held") == 0)
                 continue;
-            if (strcmp(str(a, "state"), "skipped") == 0)
+            if (strcmp(row_str(a, "state"), "skipped") == 0)
                 skips[x]++;
-            else if (strcmp(str(a, "verdict"), "ABORTED") == 0)
+            else if (strcmp(row_str(a, "verdict"), "ABORTED") == 0)
                 aborted[x]++;
             else
                 passed[x]++;
@@ -376,13 +303,15 @@ static void test_kill9_restart_metrics(void **state)
     size_t len = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[len] = '\0';
-    assert_true(sample(text, "faultline_runs_total{experiment=\"held\",verdict=\"aborted\"} ") ==
-                aborted[0]);
-    assert_true(sample(text, "faultline_runs_total{experiment=\"held\",verdict=\"pass\"} ") +
-                    sample(text, "faultline_runs_total{experiment=\"held\","
-                                 "verdict=\"pass_no_impact\"} ") +
-                    sample(text, "faultline_runs_total{experiment=\"held\",verdict=\"fail\"} ") ==
-                passed[0]);
+    assert_true(
+        serve_metric(text, "faultline_runs_total{experiment=\"held\",verdict=\"aborted\"} ") ==
+        aborted[0]);
+    assert_true(
+        serve_metric(text, "faultline_runs_total{experiment=\"held\",verdict=\"pass\"} ") +
+            serve_metric(text, "faultline_runs_total{experiment=\"held\","
+                               "verdict=\"pass_no_impact\"} ") +
+            serve_metric(text, "faultline_runs_total{experiment=\"held\",verdict=\"fail\"} ") ==
+        passed[0]);
     assert_non_null(strstr(text, "faultline_frozen 0"));
     assert_non_null(strstr(text, "faultline_next_run_timestamp_seconds{experiment=\"held\"}"));
     (void)skips;
@@ -400,7 +329,7 @@ static void test_retention(void **state)
     json_t *before = history();
     size_t folders_before = 0;
     for (size_t i = 0; i < json_array_size(before); i++)
-        folders_before += str(json_array_get(before, i), "report_folder")[0] != '\0';
+        folders_before += row_str(json_array_get(before, i), "report_folder")[0] != '\0';
     json_decref(before);
     assert_true(folders_before >= 3);
     int64_t started = (int64_t)fl_now_ms();
@@ -417,14 +346,14 @@ static void test_retention(void **state)
         size_t old = 0;
         for (size_t i = 0; i < json_array_size(rows); i++) {
             json_t *a = json_array_get(rows, i);
-            if (strcmp(str(a, "experiment"), names[x]) == 0 && num(a, "due_ms") < started)
+            if (strcmp(row_str(a, "experiment"), names[x]) == 0 && row_num(a, "due_ms") < started)
                 old++;
         }
         if (old > 1)
             fail_msg("%s: %zu rows from before the prune, retention keeps 1", names[x], old);
     }
     for (size_t i = 0; i < json_array_size(rows); i++) {
-        const char *f = str(json_array_get(rows, i), "report_folder");
+        const char *f = row_str(json_array_get(rows, i), "report_folder");
         if (f[0] == '\0')
             continue;
         kept_folders++;

@@ -44,6 +44,7 @@
 
 #include "tests/support/agent_proc.h"
 #include "tests/support/proc.h"
+#include "tests/support/serve.h"
 
 static char dir[] = "/tmp/flui-serve-ui.XXXXXX";
 static char key_path[300], pidfile[300], db_url[320], reports[300], exps[300];
@@ -118,12 +119,7 @@ static pid_t start_serve(const char *log)
         arg(FL_CTL_BIN),      arg("serve"), arg("--experiments"), exps,   arg("--db"), db_url,
         arg("--reports-dir"), reports,      arg("--listen-http"), listen, NULL};
     pid_t pid = proc_start(argv, log);
-    char buf[1 << 16];
-    if (file_wait_for(log, "pages on http", buf, sizeof(buf), 20000) == NULL) {
-        file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-        fprintf(stderr, "serve log:\n%s\n", buf);
-        fail_msg("serve did not start its pages within 20 s");
-    }
+    serve_wait_log(log, "pages on http", 20000);
     return pid;
 }
 
@@ -166,12 +162,6 @@ static int http_get(const char *path, char *out, size_t cap)
     snprintf(out, cap, "%s", b ? b : "");
     free(b);
     return atoi(code_s);
-}
-
-static const char *str(json_t *row, const char *key)
-{
-    const char *v = json_string_value(json_object_get(row, key));
-    return v ? v : "";
 }
 
 /* Chromium in this test's namespace (only lo), with a network log. */
@@ -326,16 +316,14 @@ static void run_experiments(void)
         for (size_t i = 0; i < json_array_size(rows); i++) {
             json_t *r = json_array_get(rows, i);
             for (size_t x = 0; x < 2; x++)
-                done[x] += strcmp(str(r, "experiment"), names[x]) == 0 &&
-                           strcmp(str(r, "state"), "finished") == 0;
+                done[x] += strcmp(row_str(r, "experiment"), names[x]) == 0 &&
+                           strcmp(row_str(r, "state"), "finished") == 0;
         }
         json_decref(rows);
         if (done[0] >= 2 && done[1] >= 2)
             break;
         if (waited > 60000) {
-            char buf[1 << 16];
-            file_wait_for(log, "\x01", buf, sizeof(buf), 0);
-            fprintf(stderr, "serve log:\n%s\n", buf);
+            serve_dump_log(log);
             fail_msg("two runs of each experiment did not finish within 60 s");
         }
         sleep_ms(500);
@@ -375,8 +363,8 @@ static void test_pages_in_chromium(void **state)
         size_t links = 0;
         for (size_t i = 0; i < json_array_size(rows) && links < 5; i++) {
             json_t *r = json_array_get(rows, i);
-            if (strcmp(str(r, "experiment"), names[x]) != 0 ||
-                strcmp(str(r, "state"), "skipped") == 0)
+            if (strcmp(row_str(r, "experiment"), names[x]) != 0 ||
+                strcmp(row_str(r, "state"), "skipped") == 0)
                 continue;
             char href[64];
             snprintf(href, sizeof(href), "href=\"/runs/%lld\"",
@@ -394,7 +382,8 @@ static void test_pages_in_chromium(void **state)
     json_int_t id = -1;
     for (size_t i = 0; i < json_array_size(rows) && id < 0; i++) {
         json_t *r = json_array_get(rows, i);
-        if (strcmp(str(r, "experiment"), "web-a") == 0 && strcmp(str(r, "state"), "finished") == 0)
+        if (strcmp(row_str(r, "experiment"), "web-a") == 0 &&
+            strcmp(row_str(r, "state"), "finished") == 0)
             id = json_integer_value(json_object_get(r, "id"));
     }
     assert_true(id > 0);
@@ -417,10 +406,10 @@ static void test_report_html_served_as_is(void **state)
     const char *folder = NULL;
     for (size_t i = 0; i < json_array_size(rows) && id < 0; i++) {
         json_t *r = json_array_get(rows, i);
-        if (strcmp(str(r, "state"), "finished") == 0 &&
+        if (strcmp(row_str(r, "state"), "finished") == 0 &&
             json_is_string(json_object_get(r, "report_folder"))) {
             id = json_integer_value(json_object_get(r, "id"));
-            folder = str(r, "report_folder");
+            folder = row_str(r, "report_folder");
         }
     }
     assert_true(id > 0);
@@ -492,9 +481,9 @@ static void test_path_traversal(void **state)
     const char *folder = NULL;
     for (size_t i = 0; i < json_array_size(rows) && id < 0; i++) {
         json_t *r = json_array_get(rows, i);
-        if (strcmp(str(r, "state"), "finished") == 0) {
+        if (strcmp(row_str(r, "state"), "finished") == 0) {
             id = json_integer_value(json_object_get(r, "id"));
-            folder = str(r, "report_folder");
+            folder = row_str(r, "report_folder");
         }
     }
     assert_true(id > 0);
@@ -566,7 +555,8 @@ static size_t finished_runs(const char *experiment)
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *r = json_array_get(rows, i);
-        n += strcmp(str(r, "state"), "finished") == 0 && strcmp(str(r, "file_hash"), "x") != 0;
+        n += strcmp(row_str(r, "state"), "finished") == 0 &&
+             strcmp(row_str(r, "file_hash"), "x") != 0;
     }
     json_decref(rows);
     return n;

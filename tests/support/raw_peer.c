@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/conn.h"
 #include "common/frame.h"
+#include "common/pbutil.h"
 
 int raw_connect(struct raw_peer *p, uint16_t port)
 {
@@ -237,4 +238,27 @@ Faultline__Envelope *raw_request(struct raw_peer *p, const Faultline__Envelope *
     if (n == 0 || raw_send_bytes(p, buf, n) < 0)
         return NULL;
     return raw_recv_envelope(p, timeout_ms);
+}
+
+Faultline__Envelope *raw_inject_pause(struct raw_peer *p, const char *name, pid_t pid,
+                                      uint64_t duration_ms, bool detached, int timeout_ms)
+{
+    Faultline__ProcessSelector sel = FAULTLINE__PROCESS_SELECTOR__INIT;
+    sel.by_case = FAULTLINE__PROCESS_SELECTOR__BY_PID;
+    sel.pid = pid;
+    Faultline__PauseProcess pp = FAULTLINE__PAUSE_PROCESS__INIT;
+    pp.target = &sel;
+    Faultline__FaultSpec spec = FAULTLINE__FAULT_SPEC__INIT;
+    spec.name = fl_pb_str(name);
+    spec.duration_ms = duration_ms;
+    spec.kind_case = FAULTLINE__FAULT_SPEC__KIND_PAUSE_PROCESS;
+    spec.pause_process = &pp;
+    Faultline__InjectRequest ir = FAULTLINE__INJECT_REQUEST__INIT;
+    ir.spec = &spec;
+    ir.detached = detached;
+    Faultline__Envelope env = FAULTLINE__ENVELOPE__INIT;
+    env.id = 1;
+    env.msg_case = FAULTLINE__ENVELOPE__MSG_INJECT;
+    env.inject = &ir;
+    return raw_request(p, &env, timeout_ms);
 }

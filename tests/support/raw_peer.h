@@ -3,8 +3,10 @@
 #ifndef FL_TESTS_RAW_PEER_H
 #define FL_TESTS_RAW_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/auth.h"
 #include "faultline.pb-c.h"
@@ -46,5 +48,12 @@ Faultline__Envelope *raw_recv_envelope(struct raw_peer *p, int timeout_ms);
 /* Seals and sends env, then receives the reply; NULL on any failure. */
 Faultline__Envelope *raw_request(struct raw_peer *p, const Faultline__Envelope *env,
                                  int timeout_ms);
+
+/* Sends an Inject (envelope id 1) of a pause_process fault named name on
+ * pid for duration_ms, detached (only the guardian ends it) or leased, and
+ * returns the reply (the caller checks it is Injected and frees it); NULL
+ * on any failure. */
+Faultline__Envelope *raw_inject_pause(struct raw_peer *p, const char *name, pid_t pid,
+                                      uint64_t duration_ms, bool detached, int timeout_ms);
 
 #endif
