@@ -66,7 +66,8 @@ static const char run_help[] =
     "                      injected where; inject nothing\n"
     "  --probe-threads N   run the http and tcp probes on N threads (1 to 16);\n"
     "                      default the experiment's controller: probe_threads,\n"
-    "                      else the online CPUs, at most 4. 1: one loop, no threads\n"
+    "                      else chosen by the probing's load: 1 (one loop, no\n"
+    "                      threads) up to half a core, then up to min(CPUs, 4)\n"
     "\n"
     "Exit status: 0 pass, 1 fail, 2 aborted or error, 64 usage or invalid experiment.\n";
 

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "common/units.h"
 #include "controller/cli/cli.h"
@@ -118,12 +119,15 @@ static void print_fault(const struct fl_experiment *e, const struct fl_fault *f)
 static void print_probe_load(const struct fl_experiment *e)
 {
     struct fl_probe_load l;
-    unsigned threads = e->probe_threads != 0 ? e->probe_threads : fl_probe_threads_default();
+    unsigned cpus = uv_available_parallelism();
+    unsigned threads = e->probe_threads != 0 ? e->probe_threads
+                                             : fl_probe_threads_auto(e->probes, e->n_probes, cpus);
     fl_probe_load_estimate_threads(e->probes, e->n_probes, threads, &l);
     printf("probe load: %.0f attempts/s, about %.1f%% of one core of the controller",
            l.attempts_per_s, l.core_percent);
     if (l.threads > 1)
-        printf(" (%u probe threads: the busiest loop about %.1f%%)", l.threads,
+        printf(" (%u probe threads%s: the busiest loop about %.1f%%)", l.threads,
+               e->probe_threads != 0 ? "" : ", chosen by this load on this machine's CPUs",
                l.busiest_loop_percent);
     if (l.ssh_attempts_per_s > 0)
         printf(" (plus %.0f ssh attempts/s on the thread pool)", l.ssh_attempts_per_s);

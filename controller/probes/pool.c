@@ -81,18 +81,6 @@ struct fl_probe_pool {
     uint64_t discarded;
 };
 
-unsigned fl_probe_threads_default(void)
-{
-    /* One loop for now: under a full CPU load (stress-ng beside the
-     * game-day test) a run on two threads reported its recovery 2-3 ms
-     * after the first success of the run it names (gameday_test's exact
-     * check, 2 of 5 runs; 0 of 4 with one loop). The likely cause, a timeout
-     * fired early from the loop's stale time, is fixed (probe.c,
-     * on_deadline; 6 of 6 since); threads stay opt-in until more runs have
-     * been seen: controller: probe_threads, or --probe-threads. */
-    return 1;
-}
-
 unsigned fl_probe_pool_thread_of(const char *name, unsigned k)
 {
     if (k <= 1)

@@ -40,8 +40,8 @@
  * it fills: 8192 x ~740 bytes = 6 MiB at most per worker). */
 #define FL_PROBE_QUEUE_MAX 8192u
 
-/* The default K: 1 for now (pool.c says why); threads are opt-in. */
-unsigned fl_probe_threads_default(void);
+/* K when the experiment and the command line leave it open: chosen by the
+ * probing's estimated load (fl_probe_threads_auto, rate.h). */
 
 /* The worker a probe of that name runs on, of k: a stable hash. */
 unsigned fl_probe_pool_thread_of(const char *name, unsigned k);

@@ -7,6 +7,9 @@
 
 #include "controller/probes/pool.h"
 
+_Static_assert(FL_PROBE_THREADS_AUTO_MAX <= FL_PROBE_THREADS_MAX,
+               "the automatic choice stays within what probe_threads accepts");
+
 void fl_probe_load_estimate(const struct fl_probe_spec *probes, size_t n, struct fl_probe_load *out)
 {
     fl_probe_load_estimate_threads(probes, n, 1, out);
@@ -58,4 +61,27 @@ void fl_probe_load_estimate_threads(const struct fl_probe_spec *probes, size_t n
     for (unsigned k = 0; k <= threads; k++)
         if (loop_us[k] / 10000.0 > out->busiest_loop_percent)
             out->busiest_loop_percent = loop_us[k] / 10000.0;
+}
+
+unsigned fl_probe_threads_auto(const struct fl_probe_spec *probes, size_t n, unsigned cpus)
+{
+    struct fl_probe_load l;
+    fl_probe_load_estimate_threads(probes, n, 1, &l);
+    if (l.busiest_loop_percent <= FL_PROBE_LOAD_WARN_PERCENT)
+        return 1;
+    unsigned most = cpus < FL_PROBE_THREADS_AUTO_MAX ? cpus : FL_PROBE_THREADS_AUTO_MAX;
+    unsigned best = 1; /* one CPU: more loops add no cycles */
+    double best_percent = l.busiest_loop_percent;
+    for (unsigned k = 2; k <= most; k++) {
+        fl_probe_load_estimate_threads(probes, n, k, &l);
+        if (l.busiest_loop_percent <= FL_PROBE_LOAD_WARN_PERCENT)
+            return k;
+        /* the fewest threads that relieve the busiest loop most; none when
+         * the load is where threads cannot take it (exec, write probes) */
+        if (l.busiest_loop_percent < best_percent) {
+            best = k;
+            best_percent = l.busiest_loop_percent;
+        }
+    }
+    return best;
 }

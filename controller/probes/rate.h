@@ -19,6 +19,10 @@
 /* Above this share of one core, the controller may fall behind. */
 #define FL_PROBE_LOAD_WARN_PERCENT 50u
 
+/* probe_threads chosen by fl_probe_threads_auto: at most this many, and
+ * never more than the CPUs the process may use. */
+#define FL_PROBE_THREADS_AUTO_MAX 4u
+
 struct fl_probe_load {
     double attempts_per_s;     /* every probe, ssh included */
     double ssh_attempts_per_s; /* of those, ssh */
@@ -36,5 +40,15 @@ void fl_probe_load_estimate(const struct fl_probe_spec *probes, size_t n,
  * spreads them (1: every probe on the run's loop). */
 void fl_probe_load_estimate_threads(const struct fl_probe_spec *probes, size_t n, unsigned threads,
                                     struct fl_probe_load *out);
+
+/* probe_threads when neither the experiment (`controller: probe_threads`)
+ * nor the command line (--probe-threads) says: 1, every probe on the run's
+ * loop, while the estimate puts that loop at or under
+ * FL_PROBE_LOAD_WARN_PERCENT of a core (every experiment short of
+ * thousands of attempts a second); above it, the fewest threads whose
+ * busiest loop is under that share, at most min(cpus,
+ * FL_PROBE_THREADS_AUTO_MAX) (that cap when none is: validate warns). cpus:
+ * the CPUs this process may use (uv_available_parallelism). */
+unsigned fl_probe_threads_auto(const struct fl_probe_spec *probes, size_t n, unsigned cpus);
 
 #endif

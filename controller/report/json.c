@@ -716,6 +716,8 @@ static json_t *controller(const struct fl_controller_figures *c)
     put(o, "threshold_ms", integer(c->late_threshold_ms), &ok);
     put(o, "overload_percent", json_integer(FL_RUN_OVERLOAD_PERCENT), &ok);
     put(o, "probe_threads", json_integer(c->probe_threads), &ok);
+    if (c->probe_threads_from != NULL)
+        put(o, "probe_threads_from", json_string(c->probe_threads_from), &ok);
     put(o, "queue_lost", integer(c->queue_lost), &ok);
     if (!ok) {
         json_decref(o);

@@ -44,6 +44,7 @@
 #include "controller/probes/health.h"
 #include "controller/probes/lag.h"
 #include "controller/probes/pool.h"
+#include "controller/probes/rate.h"
 #include "controller/run/attemptlog.h"
 #include "controller/run/timeline.h"
 #include "controller/run/where.h"
@@ -1282,9 +1283,17 @@ int fl_run(const struct fl_experiment *e, const struct fl_key *key, const struct
     uv_signal_init(&r->loop, &r->sigterm);
     r->tick.data = r->heartbeat.data = r->sigint.data = r->sigterm.data = r;
 
-    r->probe_threads = o->probe_threads != 0   ? o->probe_threads
-                       : e->probe_threads != 0 ? e->probe_threads
-                                               : fl_probe_threads_default();
+    if (o->probe_threads != 0) {
+        r->probe_threads = o->probe_threads;
+        rec->controller.probe_threads_from = "command line";
+    } else if (e->probe_threads != 0) {
+        r->probe_threads = e->probe_threads;
+        rec->controller.probe_threads_from = "experiment";
+    } else {
+        r->probe_threads =
+            fl_probe_threads_auto(e->probes, e->n_probes, uv_available_parallelism());
+        rec->controller.probe_threads_from = "auto";
+    }
     rec->controller.probe_threads = r->probe_threads;
     if (rc == 0 && r->probe_threads > 1) {
         rc = fl_probe_pool_new(&r->loop, r->probe_threads, on_pool_result, on_pool_overflow, r,

@@ -35,7 +35,7 @@ struct fl_run_options {
     const atomic_bool *abort;
     const char *abort_reason;
     /* Probe threads (controller/probes/pool.h): 0 takes the experiment's
-     * `controller: probe_threads`, else fl_probe_threads_default(). With 1
+     * `controller: probe_threads`, else fl_probe_threads_auto(). With 1
      * every probe runs on the run's loop, as before threads; with K > 1 the
      * http and tcp probes run on K worker loops, and the run's loop keeps
      * the timelines, the verdict and attempts.jsonl. */

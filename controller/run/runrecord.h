@@ -79,6 +79,9 @@ struct fl_controller_figures {
     uint64_t late_threshold_ms; /* the smallest of the probes' */
     bool overloaded;            /* any loop (the run's, or a probe thread's) was */
     unsigned probe_threads;     /* K (controller/probes/pool.h); 1: no threads */
+    /* who chose K: "command line", "experiment", or "auto" (by the probing's
+     * estimated load, fl_probe_threads_auto) */
+    const char *probe_threads_from;
     unsigned overloaded_thread; /* the first overloaded loop: 0 the run's, i probe thread i */
     uint64_t queue_lost;        /* results a probe thread could not hand over (aborts) */
 };

@@ -310,6 +310,7 @@ static void check_run(struct one_run *o, unsigned long *started_sum)
     fprintf(stderr, "%s: verdict %d, reason: %s %s\n", o->tag, (int)rec->verdict, rec->reason,
             rec->abort_reason);
     assert_int_equal(rec->controller.probe_threads, o->threads);
+    assert_string_equal(rec->controller.probe_threads_from, "command line");
     assert_int_equal(rec->controller.queue_lost, 0);
     assert_int_equal(rec->n_probes, N_PROBES);
 

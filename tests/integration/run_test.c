@@ -226,6 +226,10 @@ static void test_recovery_time_matches_the_truth(void **state)
     json_int_t observed = json_integer_value(json_object_get(m, "recovery_time_ms"));
     json_int_t resolution = json_integer_value(json_object_get(m, "resolution_ms"));
     assert_false(json_is_true(json_object_get(m, "no_impact")));
+    /* a handful of probes: one loop, chosen by their load (rate.h) */
+    json_t *jc = json_object_get(j, "controller");
+    assert_int_equal(json_integer_value(json_object_get(jc, "probe_threads")), 1);
+    assert_string_equal(json_string_value(json_object_get(jc, "probe_threads_from")), "auto");
 
     /* the truth: from the kill (the supervisor saw its child die) to the
      * listener being back */

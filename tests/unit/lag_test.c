@@ -136,6 +136,40 @@ static void load_estimate(void **state)
     assert_true(l.busiest_loop_percent > 79.9 && l.busiest_loop_percent < 80.1);
 }
 
+/* probe_threads left open: one loop while it carries the load, then the
+ * fewest threads that do, within the CPUs; none where threads cannot help. */
+static void threads_auto(void **state)
+{
+    (void)state;
+    static char names[1000][16];
+    static struct fl_probe_spec p[1000];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(names[i], sizeof(names[i]), "web-%d", i);
+        p[i].name = names[i];
+        p[i].type = FL_PROBE_HTTP;
+        p[i].interval_ms = 100;
+    }
+    /* a game day: a few probes, whatever the machine */
+    assert_int_equal(fl_probe_threads_auto(p, 3, 64), 1);
+    /* 330 probes at 100 ms: 3,300/s, 49.5 % of a core, still one loop */
+    assert_int_equal(fl_probe_threads_auto(p, 330, 64), 1);
+    /* 400: 60 %, two threads of about 30 % each */
+    assert_int_equal(fl_probe_threads_auto(p, 400, 64), 2);
+    /* 1,000: 150 %, as many as it takes, never more than the cap or the CPUs */
+    unsigned k = fl_probe_threads_auto(p, 1000, 64);
+    struct fl_probe_load l;
+    fl_probe_load_estimate_threads(p, 1000, k, &l);
+    assert_true(k >= 3 && k <= FL_PROBE_THREADS_AUTO_MAX);
+    assert_true(l.busiest_loop_percent <= FL_PROBE_LOAD_WARN_PERCENT ||
+                k == FL_PROBE_THREADS_AUTO_MAX);
+    assert_int_equal(fl_probe_threads_auto(p, 1000, 2), 2);
+    assert_int_equal(fl_probe_threads_auto(p, 1000, 1), 1); /* one CPU: one loop */
+    /* exec probes stay on the run's loop: threads would not relieve it */
+    for (int i = 0; i < 200; i++)
+        p[i].type = FL_PROBE_EXEC;
+    assert_int_equal(fl_probe_threads_auto(p, 200, 64), 1);
+}
+
 /* A real loop: a callback that spins 60 ms is a stall of at least that. */
 static uint64_t spin_from, spin_to;
 
@@ -174,6 +208,7 @@ int main(void)
         cmocka_unit_test(thresholds),
         cmocka_unit_test(phases_spread),
         cmocka_unit_test(load_estimate),
+        cmocka_unit_test(threads_auto),
         cmocka_unit_test(a_spinning_callback_is_a_stall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
