@@ -129,6 +129,15 @@ static void server_reset(unsigned want)
     pthread_mutex_unlock(&srv.mu);
 }
 
+/* /hold answers (the test's own transfers are gone by then). */
+static void server_release(void)
+{
+    pthread_mutex_lock(&srv.mu);
+    srv.release = true;
+    pthread_cond_broadcast(&srv.cv);
+    pthread_mutex_unlock(&srv.mu);
+}
+
 static unsigned server_arrived(void)
 {
     pthread_mutex_lock(&srv.mu);
@@ -433,10 +442,7 @@ static void test_close_in_flight(void **state)
     run_end(&r);
     for (unsigned i = 0; i <= N_HELD; i++)
         assert_int_equal(r.calls[i], 1);
-    pthread_mutex_lock(&srv.mu);
-    srv.release = true;
-    pthread_cond_broadcast(&srv.cv);
-    pthread_mutex_unlock(&srv.mu);
+    server_release();
 }
 
 /* Transfers whose timeouts expire together end in one pump (curl handles
@@ -444,6 +450,15 @@ static void test_close_in_flight(void **state)
  * others wait for theirs. */
 #define N_TIMED 8
 #define TIMED_MS 300
+
+static void start_timed_and_held(struct run *r, unsigned n_held)
+{
+    server_reset(0);
+    for (unsigned i = 0; i < N_TIMED; i++)
+        start(r, i, port, "/hold", TIMED_MS);
+    for (unsigned i = N_TIMED; i < N_TIMED + n_held; i++)
+        start(r, i, port, "/hold", 30000);
+}
 
 /* The first callback closes the driver: the others that finished keep their
  * result, those still running end FL_CURLUV_CLOSED, each exactly once. */
@@ -454,11 +469,7 @@ static void test_close_from_callback(void **state)
     run_init(&r);
     r.first = FIRST_CLOSES;
     const unsigned n_held = 8;
-    server_reset(0);
-    for (unsigned i = 0; i < N_TIMED; i++)
-        start(&r, i, port, "/hold", TIMED_MS);
-    for (unsigned i = N_TIMED; i < N_TIMED + n_held; i++)
-        start(&r, i, port, "/hold", 30000);
+    start_timed_and_held(&r, n_held);
     want_done = N_TIMED + n_held;
     run_until(&r, enough_done);
     assert_int_equal(r.n_done, N_TIMED + n_held);
@@ -473,10 +484,7 @@ static void test_close_from_callback(void **state)
     /* the first, and others handed back from inside the close */
     assert_true(timed_out >= 2);
     run_end(&r);
-    pthread_mutex_lock(&srv.mu);
-    srv.release = true;
-    pthread_cond_broadcast(&srv.cv);
-    pthread_mutex_unlock(&srv.mu);
+    server_release();
 }
 
 /* The first callback cancels every other transfer, finished in the same
@@ -490,11 +498,7 @@ static void test_cancel_from_callback(void **state)
     run_init(&r);
     r.first = FIRST_CANCELS_REST;
     const unsigned n_held = 4;
-    server_reset(0);
-    for (unsigned i = 0; i < N_TIMED; i++)
-        start(&r, i, port, "/hold", TIMED_MS);
-    for (unsigned i = N_TIMED; i < N_TIMED + n_held; i++)
-        start(&r, i, port, "/hold", 30000);
+    start_timed_and_held(&r, n_held);
     want_done = 1;
     run_until(&r, enough_done);
     /* more turns, past the held ones' arrival: nothing else may come */
@@ -511,10 +515,7 @@ static void test_cancel_from_callback(void **state)
     assert_int_equal(handed, 1);
     assert_int_equal(cancelled, N_TIMED + n_held - 1);
     run_end(&r);
-    pthread_mutex_lock(&srv.mu);
-    srv.release = true;
-    pthread_cond_broadcast(&srv.cv);
-    pthread_mutex_unlock(&srv.mu);
+    server_release();
 }
 
 int main(void)
