@@ -18,16 +18,14 @@
  * Each probe keeps one easy handle (struct http_probe, the kind's state),
  * set up at its first attempt and added to the multi again for each next
  * one: its options stay set between transfers, so an attempt costs no
- * curl_easy_init and no setopt. Every attempt is still a fresh connection
- * (CURLOPT_FRESH_CONNECT and CURLOPT_FORBID_REUSE: a probe measures the
- * service, not a cached socket, as blackbox_exporter does), no signals, no
- * redirects. A probe's attempts never overlap (probe.h), so one handle is
- * enough. The body is never kept: with body_contains, its first BODY_CAP
- * bytes are searched as they stream past (a carry of the needle's length
- * minus one joins the chunks), so an attempt in flight holds a few hundred
- * bytes, not a body buffer (issue 12 item 5: a thousand attempts in flight
- * held 64 MiB of them). The runner's deadline cancels an attempt by taking
- * it out of the driver (fl_curluv_cancel: its callback never runs).
+ * curl_easy_init and no setopt but the driver's CURLOPT_PRIVATE. Every attempt is still a fresh
+ * connection (CURLOPT_FRESH_CONNECT and CURLOPT_FORBID_REUSE: a probe measures the service, not a
+ * cached socket, as blackbox_exporter does), no signals, no redirects. A probe's attempts never
+ * overlap (probe.h), so one handle is enough. The body is never kept: with body_contains, its first
+ * BODY_CAP bytes are searched as they stream past (a carry of the needle's length minus one joins
+ * the chunks), so an attempt in flight holds a few hundred bytes, not a body buffer (issue 12 item
+ * 5: a thousand attempts in flight held 64 MiB of them). The runner's deadline cancels an attempt
+ * by taking it out of the driver (fl_curluv_cancel: its callback never runs).
  *
  *   IDLE ──(start: add)──► ADDED ──(done)──► check status/body ──► end ──► IDLE
  *                            └──(cancel)──► out of the driver ──► end (ignored) ──► IDLE
