@@ -446,10 +446,18 @@ static void test_close_in_flight(void **state)
 }
 
 /* Transfers whose timeouts expire together end in one pump (curl handles
- * every expired timer in one call): the first one's callback runs while the
- * others wait for theirs. */
+ * every expired timer in one call; on_stall makes sure they all have): the
+ * first one's callback runs while the others wait for theirs. */
 #define N_TIMED 8
 #define TIMED_MS 300
+
+/* The loop stalls past every short timeout (a test may block its loop):
+ * curl's next timer then finds them all expired at once. */
+static void on_stall(uv_timer_t *t)
+{
+    uv_sleep(TIMED_MS + 200);
+    uv_close((uv_handle_t *)t, NULL);
+}
 
 static void start_timed_and_held(struct run *r, unsigned n_held)
 {
@@ -458,6 +466,9 @@ static void start_timed_and_held(struct run *r, unsigned n_held)
         start(r, i, port, "/hold", TIMED_MS);
     for (unsigned i = N_TIMED; i < N_TIMED + n_held; i++)
         start(r, i, port, "/hold", 30000);
+    static uv_timer_t stall;
+    assert_int_equal(uv_timer_init(&r->loop, &stall), 0);
+    assert_int_equal(uv_timer_start(&stall, on_stall, TIMED_MS / 3, 0), 0);
 }
 
 /* The first callback closes the driver: the others that finished keep their
