@@ -1,42 +1,34 @@
 /* HTTP probe: libcurl's multi interface driven by libuv.
  *
- * One CURLM per loop (struct multi), shared by every HTTP probe on it,
- * created for the first attempt and torn down when the last HTTP probe on
+ * One driver per loop (struct multi around controller/net/curluv.h, which
+ * owns the CURLM, its polls and its timer), shared by every HTTP probe on
+ * it, made for the first attempt and closed when the last HTTP probe on
  * that loop is released (not when the last transfer ends: at a few attempts
  * in flight a multi made and unmade per attempt cost a wakeup socketpair and
- * a timer each time). As curl's docs/examples/multi-uv.c, with every error
- * checked:
- *
- *   - curl's socket callback keeps one uv_poll_t per curl socket (struct
- *     sock), started for the events curl asks, closed on CURL_POLL_REMOVE;
- *   - curl's timer callback (re)arms one uv_timer_t; it never calls curl;
- *   - the poll and timer callbacks call curl_multi_socket_action(), then read
- *     finished transfers (curl_multi_info_read) and end their attempts —
- *     always after curl has returned, never from inside one of its callbacks.
+ * a timer each time). The driver hands a finished transfer back after curl
+ * has returned, never from inside one of its callbacks.
  *
  * Threads (issue 12 item 4): each probe thread runs its own loop, so its own
- * multi; a multi, its sockets and its probes' easy handles are only touched
- * from the thread of their loop. The one shared thing, the list of multis by
- * loop, is guarded by a mutex and looked up once per probe (its first
- * attempt); curl_global_init runs once per process (pthread_once), before
- * any thread uses curl.
+ * driver; a driver, its sockets and its probes' easy handles are only
+ * touched from the thread of their loop. The one shared thing, the list of
+ * multis by loop, is guarded by a mutex and looked up once per probe (its
+ * first attempt); curl_global_init runs once per process
+ * (fl_curluv_global_init), before any thread uses curl.
  *
  * Each probe keeps one easy handle (struct http_probe, the kind's state),
  * set up at its first attempt and added to the multi again for each next
  * one: its options stay set between transfers, so an attempt costs no
- * curl_easy_init and no setopt. Every attempt is still a fresh connection
- * (CURLOPT_FRESH_CONNECT and CURLOPT_FORBID_REUSE: a probe measures the
- * service, not a cached socket, as blackbox_exporter does), no signals, no
- * redirects. A probe's attempts never overlap (probe.h), so one handle is
- * enough. The body is never kept: with body_contains, its first BODY_CAP
- * bytes are searched as they stream past (a carry of the needle's length
- * minus one joins the chunks), so an attempt in flight holds a few hundred
- * bytes, not a body buffer (issue 12 item 5: a thousand attempts in flight
- * held 64 MiB of them). The runner's deadline cancels an attempt by removing
- * the easy handle from the multi.
+ * curl_easy_init and no setopt but the driver's CURLOPT_PRIVATE. Every attempt is still a fresh
+ * connection (CURLOPT_FRESH_CONNECT and CURLOPT_FORBID_REUSE: a probe measures the service, not a
+ * cached socket, as blackbox_exporter does), no signals, no redirects. A probe's attempts never
+ * overlap (probe.h), so one handle is enough. The body is never kept: with body_contains, its first
+ * BODY_CAP bytes are searched as they stream past (a carry of the needle's length minus one joins
+ * the chunks), so an attempt in flight holds a few hundred bytes, not a body buffer (issue 12 item
+ * 5: a thousand attempts in flight held 64 MiB of them). The runner's deadline cancels an attempt
+ * by taking it out of the driver (fl_curluv_cancel: its callback never runs).
  *
- *   IDLE ──(start: add)──► ADDED ──(done, info_read)──► check status/body ──► end ──► IDLE
- *                            └──(cancel)──► remove ──► end (ignored) ──► IDLE
+ *   IDLE ──(start: add)──► ADDED ──(done)──► check status/body ──► end ──► IDLE
+ *                            └──(cancel)──► out of the driver ──► end (ignored) ──► IDLE
  */
 #include "controller/probes/probe.h"
 
@@ -49,6 +41,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "controller/net/curluv.h"
 
 #define BODY_CAP (64u * 1024u)
 
@@ -59,9 +52,8 @@ struct http_attempt {
     struct fl_probe *p;
     struct multi *m;
     CURL *easy;
-    struct http_attempt *next_done; /* finished transfers, collected in info_read */
-    bool in_multi;                  /* between start and end */
-    bool removed;                   /* out of the multi; on a done list, about to end */
+    struct fl_curluv_xfer xfer;
+    bool in_multi; /* between start and end */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
     size_t body_seen; /* bytes of the body searched, up to BODY_CAP */
@@ -76,21 +68,10 @@ struct http_probe {
     struct curl_slist *headers;
 };
 
-struct sock {
-    uv_poll_t poll;
-    struct multi *m;
-    curl_socket_t fd;
-    struct sock *next; /* the multi's live sockets */
-};
-
 struct multi {
     uv_loop_t *loop;
-    CURLM *curlm;
-    uv_timer_t timer;
-    size_t n_easy;  /* transfers in it */
+    struct fl_curluv *cu;
     size_t n_users; /* probes that hold it (struct http_probe) */
-    struct sock *socks;
-    bool closing;
     struct multi *next;
 };
 
@@ -98,208 +79,18 @@ struct multi {
  * a multi itself only by its loop's thread. */
 static struct multi *multis;
 static pthread_mutex_t multis_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result = CURLE_FAILED_INIT;
-
-static void curl_init_once(void)
-{
-    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* Before any thread uses curl (probe threads call it before they start). */
 int fl_probe_http_global_init(void)
 {
-    pthread_once(&curl_once, curl_init_once);
-    return curl_init_result == CURLE_OK ? 0 : -ENOMEM;
+    return fl_curluv_global_init();
 }
 
 /* ------------------------------------------------------------ the multi */
 
-static void attempt_finish(struct http_attempt *a);
-
-static void on_multi_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void on_sock_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void sock_close(struct sock *s)
-{
-    for (struct sock **pp = &s->m->socks; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    }
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-}
-
-/* Called when no probe holds m and no transfer is left; m must not be used
- * afterwards. */
-static void multi_maybe_destroy(struct multi *m)
-{
-    if (m->n_easy > 0 || m->n_users > 0 || m->closing)
-        return;
-    m->closing = true;
-    pthread_mutex_lock(&multis_lock);
-    for (struct multi **pp = &multis; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == m) {
-            *pp = m->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&multis_lock);
-    /* Any socket curl still watches is reported with CURL_POLL_REMOVE here. */
-    CURLMcode mc = curl_multi_cleanup(m->curlm);
-    if (mc != CURLM_OK)
-        fl_warn("http probe: curl_multi_cleanup: %s", curl_multi_strerror(mc));
-    while (m->socks != NULL) /* none with fresh connections; never leave a handle open */
-        sock_close(m->socks);
-    uv_timer_stop(&m->timer);
-    uv_close((uv_handle_t *)&m->timer, on_multi_closed);
-}
-
-static void check_multi_info(struct multi *m)
-{
-    struct http_attempt *done = NULL, **tail = &done;
-    CURLMsg *msg;
-    int pending;
-    /* Collect first, end afterwards: an owner's callback may start or cancel
-     * other transfers, which must not happen while info_read is iterating. */
-    while ((msg = curl_multi_info_read(m->curlm, &pending)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode result = msg->data.result;
-        char *priv = NULL;
-        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || priv == NULL)
-            continue;
-        struct http_attempt *a = (struct http_attempt *)priv;
-        a->result = result;
-        a->next_done = NULL;
-        *tail = a;
-        tail = &a->next_done;
-    }
-    for (struct http_attempt *a = done; a != NULL; a = a->next_done) {
-        CURLMcode mc = curl_multi_remove_handle(m->curlm, a->easy);
-        if (mc != CURLM_OK)
-            fl_warn("http probe: curl_multi_remove_handle: %s", curl_multi_strerror(mc));
-        m->n_easy--;
-        a->removed = true;
-    }
-    while (done != NULL) {
-        struct http_attempt *a = done;
-        done = a->next_done;
-        attempt_finish(a);
-    }
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    struct sock *s = h->data;
-    struct multi *m = s->m; /* s may be closed by curl inside socket_action */
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
-    }
-    int running;
-    CURLMcode mc = curl_multi_socket_action(m->curlm, s->fd, flags, &running);
-    if (mc != CURLM_OK)
-        fl_warn("http probe: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    check_multi_info(m);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    struct multi *m = t->data;
-    int running;
-    CURLMcode mc = curl_multi_socket_action(m->curlm, CURL_SOCKET_TIMEOUT, 0, &running);
-    if (mc != CURLM_OK)
-        fl_warn("http probe: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    check_multi_info(m);
-}
-
-/* curl's CURLMOPT_TIMERFUNCTION: only arms the uv timer. */
-static int curl_timer_cb(CURLM *curlm, long timeout_ms, void *userp)
-{
-    (void)curlm;
-    struct multi *m = userp;
-    if (timeout_ms < 0) {
-        uv_timer_stop(&m->timer);
-        return 0;
-    }
-    int rc = uv_timer_start(&m->timer, on_timer, (uint64_t)timeout_ms, 0);
-    if (rc < 0) {
-        fl_warn("http probe: cannot arm curl timer: %s", uv_strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
-/* curl's CURLMOPT_SOCKETFUNCTION: one uv_poll_t per socket. */
-static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct multi *m = userp;
-    struct sock *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            curl_multi_assign(m->curlm, fd, NULL);
-            sock_close(s);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return -1;
-        int rc = uv_poll_init_socket(m->loop, &s->poll, fd);
-        if (rc < 0) {
-            fl_warn("http probe: uv_poll_init_socket: %s", uv_strerror(rc));
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        s->m = m;
-        s->fd = fd;
-        s->next = m->socks;
-        m->socks = s;
-        CURLMcode mc = curl_multi_assign(m->curlm, fd, s);
-        if (mc != CURLM_OK) {
-            fl_warn("http probe: curl_multi_assign: %s", curl_multi_strerror(mc));
-            sock_close(s);
-            return -1;
-        }
-    }
-    int events = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        events |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        events |= UV_WRITABLE;
-    int rc = uv_poll_start(&s->poll, events, on_poll);
-    if (rc < 0) {
-        fl_warn("http probe: uv_poll_start: %s", uv_strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
 /* The loop's multi, made if need be; the caller holds it (n_users). */
 static int multi_get(uv_loop_t *loop, struct multi **out)
 {
-    int rc = fl_probe_http_global_init();
-    if (rc < 0)
-        return rc;
     pthread_mutex_lock(&multis_lock);
     struct multi *m = multis;
     while (m != NULL && m->loop != loop)
@@ -314,25 +105,10 @@ static int multi_get(uv_loop_t *loop, struct multi **out)
     if (m == NULL)
         return -ENOMEM;
     m->loop = loop;
-    m->curlm = curl_multi_init();
-    if (m->curlm == NULL) {
-        free(m);
-        return -ENOMEM;
-    }
-    rc = uv_timer_init(loop, &m->timer);
+    int rc = fl_curluv_new(loop, "http probe", &m->cu);
     if (rc < 0) {
-        curl_multi_cleanup(m->curlm);
         free(m);
         return rc;
-    }
-    m->timer.data = m;
-    if (curl_multi_setopt(m->curlm, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
-        curl_multi_setopt(m->curlm, CURLMOPT_SOCKETDATA, m) != CURLM_OK ||
-        curl_multi_setopt(m->curlm, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
-        curl_multi_setopt(m->curlm, CURLMOPT_TIMERDATA, m) != CURLM_OK) {
-        curl_multi_cleanup(m->curlm);
-        uv_close((uv_handle_t *)&m->timer, on_multi_closed);
-        return -EINVAL;
     }
     m->n_users = 1;
     pthread_mutex_lock(&multis_lock);
@@ -341,6 +117,25 @@ static int multi_get(uv_loop_t *loop, struct multi **out)
     pthread_mutex_unlock(&multis_lock);
     *out = m;
     return 0;
+}
+
+/* The last probe gone, no transfer left: m is closed and freed. */
+static void multi_put(struct multi *m)
+{
+    assert(m->n_users > 0);
+    if (--m->n_users > 0)
+        return;
+    assert(fl_curluv_count(m->cu) == 0);
+    pthread_mutex_lock(&multis_lock);
+    for (struct multi **pp = &multis; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&multis_lock);
+    fl_curluv_close(m->cu, NULL, NULL);
+    free(m);
 }
 
 /* ------------------------------------------------------------ an attempt */
@@ -396,11 +191,8 @@ static void http_release(void *state)
     free(a->carry);
     struct multi *m = a->m;
     free(hp);
-    if (m != NULL) {
-        assert(m->n_users > 0);
-        m->n_users--;
-        multi_maybe_destroy(m);
-    }
+    if (m != NULL)
+        multi_put(m);
 }
 
 static const char *connect_error(struct http_attempt *a)
@@ -468,6 +260,15 @@ static void attempt_finish(struct http_attempt *a)
     fl_probe_attempt_end(p, ok, "%s", detail);
 }
 
+/* The driver hands the transfer back (curluv.h). */
+static void on_done(void *ctx, CURL *easy, CURLcode result)
+{
+    struct http_attempt *a = ctx;
+    assert(easy == a->easy);
+    a->result = result;
+    attempt_finish(a);
+}
+
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
         CURLcode c_ = curl_easy_setopt(a->easy, opt, val);                                         \
@@ -521,7 +322,6 @@ static int probe_setup(struct fl_probe *p, struct http_probe **out, char *err, s
     }
     rc = -EINVAL;
     SET(CURLOPT_URL, spec->url);
-    SET(CURLOPT_PRIVATE, a);
     SET(CURLOPT_ERRORBUFFER, a->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_FRESH_CONNECT, 1L);
@@ -559,16 +359,11 @@ static int http_start(struct fl_probe *p, void **attempt, char *err, size_t err_
     a->matched = needle == NULL || needle[0] == '\0';
     a->body_seen = 0;
     a->carry_len = 0;
-    a->removed = false;
     a->result = CURLE_OK;
     a->errbuf[0] = '\0';
-    a->next_done = NULL;
-    CURLMcode mc = curl_multi_add_handle(a->m->curlm, a->easy);
-    if (mc != CURLM_OK) {
-        snprintf(err, err_len, "cannot start transfer: %s", curl_multi_strerror(mc));
-        return -EINVAL;
-    }
-    a->m->n_easy++;
+    int rc = fl_curluv_add(a->m->cu, &a->xfer, a->easy, on_done, a, err, err_len);
+    if (rc < 0)
+        return rc;
     a->in_multi = true;
     *attempt = a;
     return 0;
@@ -577,13 +372,9 @@ static int http_start(struct fl_probe *p, void **attempt, char *err, size_t err_
 static void http_cancel(void *attempt)
 {
     struct http_attempt *a = attempt;
-    struct multi *m = a->m;
-    if (a->removed)
-        return; /* finished already; check_multi_info ends it in a moment */
-    CURLMcode mc = curl_multi_remove_handle(m->curlm, a->easy);
-    if (mc != CURLM_OK)
-        fl_warn("http probe: curl_multi_remove_handle: %s", curl_multi_strerror(mc));
-    m->n_easy--;
+    /* running, or finished and waiting its turn: either way its callback
+     * never runs now, and the attempt ends here */
+    fl_curluv_cancel(&a->xfer);
     a->in_multi = false;
     fl_probe_attempt_end(a->p, false, "cancelled");
 }

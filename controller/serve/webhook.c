@@ -1,10 +1,8 @@
 /* Webhooks of `faultline serve` (webhook.h).
  *
- * The driver is curl's docs/examples/multi-uv.c, kept apart from the probes'
- * (controller/probes/http.c): one CURLM for the scheduler's loop, one
- * uv_poll_t per curl socket, one uv_timer_t for curl's timeout; the poll and
- * timer callbacks call curl_multi_socket_action() and then collect finished
- * transfers, never from inside one of curl's callbacks.
+ * Transfers run on the scheduler's loop through the driver the http probes
+ * use too (controller/net/curluv.h), which hands a finished one back after
+ * curl has returned, never from inside one of curl's callbacks.
  *
  * A delivery, its state changed only in set_state():
  *
@@ -27,6 +25,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "controller/net/curluv.h"
 #include "controller/serve/metrics.h"
 
 static const char *const event_names[FL_WEBHOOK_N_EVENTS] = {"fail",      "aborted", "regression",
@@ -61,15 +60,10 @@ struct delivery {
     enum dstate state;
     unsigned attempt; /* attempts made */
     CURL *easy;
+    struct fl_curluv_xfer xfer;
     struct curl_slist *headers;
     uv_timer_t retry;
     char errbuf[CURL_ERROR_SIZE];
-};
-
-struct wsock {
-    uv_poll_t poll;
-    struct fl_webhooks *w;
-    curl_socket_t fd;
 };
 
 struct seen {
@@ -82,8 +76,8 @@ struct fl_webhooks {
     struct fl_webhook_target *targets;
     size_t n_targets;
     struct fl_metrics *metrics;
-    CURLM *multi;
-    uv_timer_t curl_timer, grace;
+    struct fl_curluv *curl; /* NULL once closed */
+    uv_timer_t grace;
     struct delivery *head; /* every live delivery */
     size_t n_live;
     size_t n_closing; /* handles whose close callback has not run */
@@ -143,7 +137,7 @@ static void delivery_free(struct delivery *d)
 {
     struct fl_webhooks *w = d->w;
     if (d->easy != NULL) {
-        curl_multi_remove_handle(w->multi, d->easy);
+        fl_curluv_cancel(&d->xfer);
         curl_easy_cleanup(d->easy);
         d->easy = NULL;
     }
@@ -160,6 +154,13 @@ static void delivery_free(struct delivery *d)
     uv_close((uv_handle_t *)&d->retry, on_delivery_closed);
 }
 
+static void on_curl_closed(void *ctx)
+{
+    struct fl_webhooks *w = ctx;
+    w->n_closing--;
+    maybe_done(w);
+}
+
 static void close_all(struct fl_webhooks *w)
 {
     if (w->closed)
@@ -167,13 +168,10 @@ static void close_all(struct fl_webhooks *w)
     w->closed = true;
     while (w->head != NULL)
         delivery_free(w->head);
-    /* while the loop still runs: curl closes its sockets through the socket
-     * callback, which closes their polls */
-    curl_multi_cleanup(w->multi);
-    w->multi = NULL;
-    uv_timer_stop(&w->curl_timer);
+    /* while the loop still runs: the driver closes its polls and timer */
     w->n_closing += 2;
-    uv_close((uv_handle_t *)&w->curl_timer, on_closed);
+    fl_curluv_close(w->curl, on_curl_closed, w);
+    w->curl = NULL;
     uv_close((uv_handle_t *)&w->grace, on_closed);
     maybe_done(w);
 }
@@ -188,14 +186,16 @@ static void on_retry(uv_timer_t *t)
     attempt(d);
 }
 
-/* A finished attempt: delivered, retried later, or given up. */
-static void attempt_end(struct delivery *d, CURLcode res)
+/* A finished attempt, handed back by the driver: delivered, retried later,
+ * or given up. */
+static void attempt_end(void *ctx, CURL *easy, CURLcode res)
 {
+    struct delivery *d = ctx;
     struct fl_webhooks *w = d->w;
     const char *url = w->targets[d->target].url;
     long status = 0;
+    assert(easy == d->easy);
     curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(w->multi, d->easy);
     curl_easy_cleanup(d->easy);
     d->easy = NULL;
     curl_slist_free_all(d->headers);
@@ -229,21 +229,6 @@ static void attempt_end(struct delivery *d, CURLcode res)
         close_all(w);
 }
 
-static void collect(struct fl_webhooks *w)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        struct delivery *d = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
-        CURLcode res = msg->data.result;
-        if (d != NULL)
-            attempt_end(d, res); /* msg is not read after this */
-    }
-}
-
 static size_t discard(char *data, size_t size, size_t nmemb, void *userp)
 {
     (void)data;
@@ -270,103 +255,14 @@ static void attempt(struct delivery *d)
          curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, d->body) == CURLE_OK &&
          curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, discard) == CURLE_OK &&
          curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->errbuf) == CURLE_OK &&
-         curl_easy_setopt(d->easy, CURLOPT_USERAGENT, "faultline-serve") == CURLE_OK &&
-         curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d) == CURLE_OK &&
-         curl_multi_add_handle(w->multi, d->easy) == CURLM_OK;
+         curl_easy_setopt(d->easy, CURLOPT_USERAGENT, "faultline-serve") == CURLE_OK;
+    char why[128] = "curl cannot set up the request";
+    ok = ok && fl_curluv_add(w->curl, &d->xfer, d->easy, attempt_end, d, why, sizeof(why)) == 0;
     if (!ok) {
-        fl_error("webhook %s: %s NOT delivered: curl cannot set up the request", t->url, d->what);
+        fl_error("webhook %s: %s NOT delivered: %s", t->url, d->what, why);
         fl_metrics_webhook_failure(w->metrics);
         delivery_free(d);
     }
-}
-
-/* ------------------------------------------------------------ curl on uv */
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    struct wsock *s = h->data;
-    struct fl_webhooks *w = s->w; /* s may be closed inside socket_action */
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    int running;
-    CURLMcode mc = curl_multi_socket_action(w->multi, s->fd, flags, &running);
-    if (mc != CURLM_OK)
-        fl_warn("webhooks: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    collect(w);
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-    struct fl_webhooks *w = t->data;
-    int running;
-    CURLMcode mc = curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    if (mc != CURLM_OK)
-        fl_warn("webhooks: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    collect(w);
-}
-
-static int curl_timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-    (void)m;
-    struct fl_webhooks *w = userp;
-    if (timeout_ms < 0) {
-        uv_timer_stop(&w->curl_timer);
-        return 0;
-    }
-    return uv_timer_start(&w->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0) < 0 ? -1 : 0;
-}
-
-static void on_sock_closed(uv_handle_t *h)
-{
-    struct wsock *s = h->data;
-    struct fl_webhooks *w = s->w;
-    free(s);
-    w->n_closing--;
-    maybe_done(w);
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct fl_webhooks *w = userp;
-    struct wsock *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            curl_multi_assign(w->multi, fd, NULL);
-            uv_poll_stop(&s->poll);
-            w->n_closing++;
-            uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return -1;
-        if (uv_poll_init_socket(w->loop, &s->poll, fd) < 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        s->w = w;
-        s->fd = fd;
-        if (curl_multi_assign(w->multi, fd, s) != CURLM_OK) {
-            w->n_closing++;
-            uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-            return -1;
-        }
-    }
-    int events = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        events |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        events |= UV_WRITABLE;
-    return uv_poll_start(&s->poll, events, on_poll) < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ the queue */
@@ -582,19 +478,14 @@ struct fl_webhooks *fl_webhooks_new(uv_loop_t *loop, const struct fl_webhook_tar
     }
     if (gethostname(w->host, sizeof(w->host) - 1) != 0)
         snprintf(w->host, sizeof(w->host), "localhost");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-        (w->multi = curl_multi_init()) == NULL) {
+    int rc = fl_curluv_new(loop, "webhooks", &w->curl);
+    if (rc < 0) {
         fl_webhooks_free(w);
-        snprintf(err, errlen, "webhooks: libcurl cannot start");
+        snprintf(err, errlen, "webhooks: libcurl cannot start: %s", fl_strerror(rc));
         return NULL;
     }
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
-    uv_timer_init(loop, &w->curl_timer);
     uv_timer_init(loop, &w->grace);
-    w->curl_timer.data = w->grace.data = w;
+    w->grace.data = w;
     return w;
 }
 
@@ -642,8 +533,8 @@ void fl_webhooks_free(struct fl_webhooks *w)
 {
     if (w == NULL)
         return;
-    if (w->multi != NULL)
-        curl_multi_cleanup(w->multi);
+    if (w->curl != NULL) /* its handles are on the loop: only a stop frees them */
+        fl_error("internal error: webhooks freed before fl_webhooks_stop() ended");
     for (size_t i = 0; i < w->n_targets; i++)
         free(w->targets[i].url);
     for (size_t i = 0; i < w->n_seen; i++)

@@ -1,6 +1,6 @@
 /* Webhooks of `faultline serve` (issue 16): a JSON POST per event to every
  * configured URL that asked for it, driven by libcurl's multi interface on
- * the scheduler's libuv loop (its own small driver, not the probes').
+ * the scheduler's libuv loop (controller/net/curluv.h, the probes' driver).
  *
  * Events: fail, aborted, regression (a passing run flagged `regressed`),
  * recovered (the first PASS of an experiment after a FAIL; ABORTED runs in
