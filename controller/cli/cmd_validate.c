@@ -3,6 +3,7 @@
  * FILE:LINE:COL message on stderr otherwise (exit 64). */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -13,6 +14,7 @@
 #include "controller/probes/rate.h"
 #include "controller/experiment/experiment.h"
 #include "controller/experiment/faultspec.h"
+#include "controller/serve/radius.h"
 #include "controller/serve/schedule.h"
 
 static void usage(FILE *out)
@@ -160,7 +162,48 @@ static void print_schedule(const struct fl_schedule *s)
            dur((uint64_t)s->starting_deadline_s * 1000, a, sizeof(a)), s->paused ? ", paused" : "");
 }
 
-static void print_summary(const struct fl_experiment *e)
+/* What `faultline serve` keeps apart (controller/serve/radius.h): one line
+ * per address, with every reason. */
+static int print_radius(const struct fl_experiment *e)
+{
+    struct fl_radius r;
+    char err[512];
+    if (fl_radius_of(e, &r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    printf("blast radius (serve never runs this at once with an experiment that shares an "
+           "address):\n");
+    for (size_t i = 0; i < r.n; i++) {
+        bool first = true;
+        for (size_t k = 0; k < i && first; k++)
+            first = strcmp(r.addrs[k].key, r.addrs[i].key) != 0;
+        if (!first)
+            continue;
+        printf("  %-20s %-16s", r.addrs[i].shown, r.addrs[i].host ? r.addrs[i].host : "");
+        for (size_t k = i; k < r.n; k++) {
+            const struct fl_radius_addr *x = &r.addrs[k];
+            if (strcmp(x->key, r.addrs[i].key) != 0)
+                continue;
+            static const char *const verbs[] = {[FL_RADIUS_FAULTED] = "faulted by fault",
+                                                [FL_RADIUS_PROBED] = "probed by probe",
+                                                [FL_RADIUS_USED] = "used (schedule: also_uses)"};
+            printf("%s %s%s%s", k == i ? "" : ",", verbs[x->why], x->by ? " " : "",
+                   x->by ? x->by : "");
+        }
+        putchar('\n');
+    }
+    if (r.has_exec)
+        printf("  note: what exec probes reach is not known: name those hosts in schedule: "
+               "also_uses\n");
+    if (r.has_sentinel)
+        printf("  note: the master a redis sentinel names is not known: name the candidates in "
+               "schedule: also_uses\n");
+    fl_radius_free(&r);
+    return 0;
+}
+
+static int print_summary(const struct fl_experiment *e)
 {
     char a[32];
     printf("%s: experiment '%s' is valid\n", e->path, e->name);
@@ -217,8 +260,11 @@ static void print_summary(const struct fl_experiment *e)
                dur(e->objectives.rpo_ms, a, sizeof(a)));
     printf("; impact %s%s\n", e->objectives.impact_required ? "required" : "optional",
            e->objectives.impact_set ? "" : " (the default)");
-    if (e->schedule != NULL)
+    if (e->schedule != NULL) {
         print_schedule(e->schedule);
+        return print_radius(e);
+    }
+    return 0;
 }
 
 int fl_cmd_validate(int argc, char **argv)
@@ -250,7 +296,7 @@ int fl_cmd_validate(int argc, char **argv)
     int rc = fl_cli_load_experiment(argv[optind], inventory, &e);
     if (rc != 0)
         return rc;
-    print_summary(e);
+    rc = print_summary(e) < 0 ? 64 : 0;
     fl_experiment_free(&e);
-    return 0;
+    return rc;
 }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/suggest.h"
 #include "common/units.h"
 #include "common/yamldoc.h"
 #include "controller/experiment/faults.h"
@@ -101,6 +102,67 @@ static int parse_controller(struct fl_check *c, struct fl_experiment *e,
     return rc;
 }
 
+/* schedule: { also_uses: [web1, tag:web] }: the inventory hosts a scheduled
+ * run depends on that its faults and probes do not name (the backends behind
+ * a load balancer), for faultline serve's blast radius
+ * (controller/serve/radius.h). Each host once, in the order given. */
+static void also_use(struct fl_schedule *s, size_t h)
+{
+    for (size_t k = 0; k < s->n_also_uses; k++)
+        if (s->also_uses[k] == h)
+            return;
+    s->also_uses[s->n_also_uses++] = h; /* room for every host: allocated so */
+}
+
+static int also_uses_tag(struct fl_check *c, struct fl_experiment *e, const struct fl_yaml_node *n,
+                         const char *tag)
+{
+    const struct fl_inventory *inv = &e->inventory;
+    bool any = false;
+    for (size_t h = 0; h < inv->n_hosts; h++)
+        for (size_t k = 0; k < inv->hosts[h].n_tags; k++)
+            if (strcmp(inv->hosts[h].tags[k], tag) == 0) {
+                also_use(e->schedule, h);
+                any = true;
+            }
+    if (any)
+        return 0;
+    struct fl_near nr;
+    fl_near_init(&nr, tag, strlen(tag), false);
+    for (size_t h = 0; h < inv->n_hosts; h++)
+        for (size_t k = 0; k < inv->hosts[h].n_tags; k++)
+            fl_near_consider(&nr, inv->hosts[h].tags[k]);
+    char buf[96];
+    return fl_yaml_errorf(n, c->err, c->errlen,
+                          "also_uses: no host in the inventory (%s) has the tag '%.64s'%s",
+                          inv->path, tag, fl_check_near_text(&nr, buf, sizeof(buf)));
+}
+
+static int parse_also_uses(struct fl_check *c, struct fl_experiment *e,
+                           const struct fl_yaml_node *v)
+{
+    size_t count = 0;
+    int rc = fl_check_list(c, v, &count);
+    if (rc < 0 || count == 0)
+        return rc;
+    size_t n_hosts = e->inventory.n_hosts;
+    struct fl_schedule *s = e->schedule;
+    if ((s->also_uses = calloc(n_hosts ? n_hosts : 1, sizeof(*s->also_uses))) == NULL)
+        return fl_check_nomem(c);
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        const struct fl_yaml_node *n = v->items[i];
+        const char *t;
+        size_t h = 0;
+        if ((rc = fl_yaml_string(n, &t, c->err, c->errlen)) < 0)
+            break;
+        if (strncmp(t, "tag:", 4) == 0)
+            rc = also_uses_tag(c, e, n, t + 4);
+        else if ((rc = fl_inventory_host_ref(c, &e->inventory, n, &h)) == 0)
+            also_use(s, h);
+    }
+    return rc;
+}
+
 static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
                             const struct fl_yaml_node *root, const char *inventory_path)
 {
@@ -158,6 +220,8 @@ static int parse_experiment(struct fl_check *c, struct fl_experiment *e,
             rc = fl_check_nomem(c);
         else
             rc = fl_schedule_parse(v, e->schedule, c->err, c->errlen);
+        if (rc == 0)
+            rc = parse_also_uses(c, e, fl_yaml_get(v, "also_uses"));
     }
     size_t watching = 0; /* probes that run on their own: not templates */
     for (size_t i = 0; i < e->n_probes; i++)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/suggest.h"
@@ -43,9 +44,9 @@ static int at_col(const struct fl_yaml_node *n, size_t col, const char *msg, cha
 int fl_schedule_parse(const struct fl_yaml_node *node, struct fl_schedule *out, char *err,
                       size_t errlen)
 {
-    static const char *const keys[] = {"cron",   "every",  "timezone",          "jitter",
-                                       "window", "missed", "starting_deadline", "paused",
-                                       NULL};
+    static const char *const keys[] = {"cron",      "every",  "timezone",          "jitter",
+                                       "window",    "missed", "starting_deadline", "paused",
+                                       "also_uses", NULL};
     int rc = fl_yaml_expect(node, FL_YAML_MAPPING, err, errlen);
     if (rc < 0)
         return rc;
@@ -133,7 +134,9 @@ int fl_schedule_parse(const struct fl_yaml_node *node, struct fl_schedule *out, 
 
 void fl_schedule_free(struct fl_schedule *s)
 {
-    (void)s;
+    free(s->also_uses);
+    s->also_uses = NULL;
+    s->n_also_uses = 0;
 }
 
 /* --- next due time ------------------------------------------------------- */

@@ -12,6 +12,7 @@
  *     missed: run_once       # or skip
  *     starting_deadline: 30m
  *     paused: false
+ *     also_uses: [web1, tag:web]  # blast radius: see radius.h
  *
  * Daylight saving, as cronie (cron.c, "virtual time", cases 2 and 3):
  *  - A wall time skipped by a spring-forward: a fixed-time job (neither minute
@@ -59,6 +60,12 @@ struct fl_schedule {
     enum fl_sched_missed missed;
     int64_t starting_deadline_s;
     bool paused;
+    /* also_uses: [web1, tag:web]: hosts a run depends on that its faults and
+     * probes do not name (radius.h); indices into the experiment's inventory
+     * hosts, each once. fl_schedule_parse accepts the key; the experiment
+     * loader resolves it (it has the inventory). */
+    size_t *also_uses;
+    size_t n_also_uses;
 };
 
 /* Parses a `schedule:` mapping. Unknown keys are refused with a suggestion;
@@ -66,7 +73,7 @@ struct fl_schedule {
  * and its file loaded once (so a typo fails at load time). 0 or -EINVAL. */
 int fl_schedule_parse(const struct fl_yaml_node *node, struct fl_schedule *out, char *err,
                       size_t errlen);
-/* Nothing is allocated today; kept so callers need not change if that does. */
+/* Frees also_uses (set by the experiment loader) and zeroes it. */
 void fl_schedule_free(struct fl_schedule *s);
 
 /* The first due time strictly after `after`: for cron, in zone tz (DST as

@@ -19,6 +19,7 @@
 #include "controller/serve/metrics.h"
 #include "controller/serve/pages.h"
 #include "controller/serve/prune.h"
+#include "controller/serve/radius.h"
 #include "controller/serve/runner.h"
 #include "controller/serve/schedule.h"
 #include "controller/serve/webhook.h"
@@ -35,8 +36,7 @@ struct job {
     const struct fl_schedule *sc;
     struct fl_key key;
     struct fl_tz tz;
-    size_t *hosts; /* indices into the job's inventory */
-    size_t n_hosts;
+    struct fl_radius radius; /* what its runs fault and measure (radius.h) */
     enum job_state state;
     int64_t next_due_s;
     bool armed; /* due_timer runs for next_due_s */
@@ -134,18 +134,15 @@ static bool active(const struct job *j)
     return j->state == JOB_CLAIMING || j->state == JOB_RUNNING;
 }
 
-/* The first host of a that b targets too (by address and port), or NULL. */
-static const char *shared_host(const struct job *a, const struct job *b)
+/* Whether a and b share an address of their blast radius; if so, why, in
+ * buf: "lb (10.77.0.1: probed by a, faulted by b)". */
+static bool shared_host(const struct job *a, const struct job *b, char *buf, size_t len)
 {
-    for (size_t i = 0; i < a->n_hosts; i++) {
-        const struct fl_host *ha = &a->e->inventory.hosts[a->hosts[i]];
-        for (size_t k = 0; k < b->n_hosts; k++) {
-            const struct fl_host *hb = &b->e->inventory.hosts[b->hosts[k]];
-            if (ha->port == hb->port && strcmp(ha->address, hb->address) == 0)
-                return ha->name;
-        }
-    }
-    return NULL;
+    size_t ia, ib;
+    if (!fl_radius_shared(&a->radius, &b->radius, &ia, &ib))
+        return false;
+    fl_radius_busy_text(&a->radius, ia, a->e->name, &b->radius, ib, b->e->name, buf, len);
+    return true;
 }
 
 /* ---------------------------------------------------------------- store work */
@@ -477,14 +474,15 @@ static void try_start(struct sched *s)
                 wake = j->wait_start_ms;
             continue;
         }
-        const char *busy = NULL;
-        for (size_t k = 0; busy == NULL && k < n; k++) {
+        char busy[200];
+        bool shared = false;
+        for (size_t k = 0; !shared && k < n; k++) {
             struct job *o = &s->jobs[k];
             if (o != j && (active(o) || held[k]))
-                busy = shared_host(j, o);
+                shared = shared_host(j, o, busy, sizeof(busy));
         }
         bool full = s->active >= s->c->max_concurrent_runs;
-        if (busy == NULL && !full) {
+        if (!shared && !full) {
             set_state(j, JOB_CLAIMING);
             j->last_start_ms = now;
             if (queue(s, WORK_CLAIM, j, j->wait_due_s * 1000, NULL) < 0)
@@ -494,7 +492,7 @@ static void try_start(struct sched *s)
         if (now >= j->wait_deadline_ms) {
             int64_t d = j->wait_due_s;
             set_state(j, JOB_IDLE);
-            if (busy != NULL)
+            if (shared)
                 skip(j, d, "hosts busy: %s (waited starting_deadline)", busy);
             else
                 skip(j, d, "max_concurrent_runs (%u) reached (waited starting_deadline)",
@@ -719,8 +717,8 @@ static int ctl_run_now(void *ctx, const char *name, struct fl_control_req *q, ch
     }
     for (size_t k = 0; k < s->n_jobs; k++) {
         struct job *o = &s->jobs[k];
-        const char *h = o != j && (active(o) || o->state == JOB_WAITING) ? shared_host(j, o) : NULL;
-        if (h != NULL) {
+        char h[200];
+        if (o != j && (active(o) || o->state == JOB_WAITING) && shared_host(j, o, h, sizeof(h))) {
             snprintf(msg, len, "refused: hosts busy: %s (%s is %s)", h, o->e->name,
                      active(o) ? "running" : "waiting to start");
             return -EBUSY;
@@ -932,23 +930,10 @@ static void seed_metrics(struct sched *s, const struct job *j)
     fl_store_rows_free(rows, n);
 }
 
-/* The hosts a job may touch: every fault's candidate hosts. */
-static int job_hosts(struct job *j)
+/* The addresses a job's runs fault and measure: its blast radius. */
+static int job_hosts(struct job *j, char *err, size_t errlen)
 {
-    const struct fl_experiment *e = j->e;
-    j->hosts = calloc(e->inventory.n_hosts ? e->inventory.n_hosts : 1, sizeof(*j->hosts));
-    if (j->hosts == NULL)
-        return -ENOMEM;
-    for (size_t f = 0; f < e->n_faults; f++)
-        for (size_t h = 0; h < e->faults[f].target.n_hosts; h++) {
-            size_t idx = e->faults[f].target.hosts[h];
-            bool seen = false;
-            for (size_t k = 0; k < j->n_hosts; k++)
-                seen |= j->hosts[k] == idx;
-            if (!seen)
-                j->hosts[j->n_hosts++] = idx;
-        }
-    return 0;
+    return fl_radius_of(j->e, &j->radius, err, errlen);
 }
 
 static int job_init(struct sched *s, struct job *j, const struct fl_catalog_entry *entry, char *err,
@@ -983,10 +968,9 @@ static int job_init(struct sched *s, struct job *j, const struct fl_catalog_entr
         snprintf(err, errlen, "%s: %s", j->e->path, why);
         return rc;
     }
-    if ((rc = job_hosts(j)) < 0) {
+    if ((rc = job_hosts(j, err, errlen)) < 0) {
         fl_key_wipe(&j->key);
         fl_tz_free(&j->tz);
-        snprintf(err, errlen, "out of memory");
         return rc;
     }
     return 0;
@@ -1105,7 +1089,7 @@ static void job_drop(struct job *j)
         return;
     fl_key_wipe(&j->key);
     fl_tz_free(&j->tz);
-    free(j->hosts);
+    fl_radius_free(&j->radius);
     if (j->owns)
         fl_experiment_free(&j->own.e);
     free(j);
@@ -1182,9 +1166,7 @@ static void job_release(struct job *j)
 {
     fl_key_wipe(&j->key);
     fl_tz_free(&j->tz);
-    free(j->hosts);
-    j->hosts = NULL;
-    j->n_hosts = 0;
+    fl_radius_free(&j->radius);
     if (j->owns)
         fl_experiment_free(&j->own.e);
     j->owns = false;
@@ -1205,8 +1187,7 @@ static void job_install(struct sched *s, struct job *slot, struct job *nj)
     slot->sc = slot->e->schedule;
     slot->key = nj->key;
     slot->tz = nj->tz;
-    slot->hosts = nj->hosts;
-    slot->n_hosts = nj->n_hosts;
+    slot->radius = nj->radius;
     slot->gone = slot->removing = slot->armed = false;
     slot->next_version = NULL;
     free(nj); /* its contents are the slot's now */
@@ -1612,7 +1593,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
     for (size_t i = 0; i < s->n_jobs; i++) {
         fl_key_wipe(&s->jobs[i].key);
         fl_tz_free(&s->jobs[i].tz);
-        free(s->jobs[i].hosts);
+        fl_radius_free(&s->jobs[i].radius);
     }
     uv_mutex_destroy(&s->done_mu);
     free(s->jobs);

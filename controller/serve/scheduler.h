@@ -9,10 +9,12 @@
  *
  * - A due time that finds its job CLAIMING or RUNNING is a `skipped (still
  *   running)` row; one that finds it WAITING is `skipped (still waiting ...)`.
- * - Blast radius: a job never leaves WAITING while a CLAIMING/RUNNING job's
- *   target hosts intersect its own, nor while an earlier-due WAITING job that
- *   intersects it is held back (the later one waits). Past starting_deadline
- *   it is a `skipped (hosts busy: web1)` row.
+ * - Blast radius (radius.h: what a run faults, what its probes reach, and
+ *   schedule: also_uses): a job never leaves WAITING while a CLAIMING/RUNNING
+ *   job's radius shares an address with its own, nor while an earlier-due
+ *   WAITING job that shares one is held back (the later one waits). Past
+ *   starting_deadline it is a `skipped (hosts busy: lb (10.77.0.1: probed by
+ *   a, faulted by b) ...)` row.
  * - max_concurrent_runs bounds CLAIMING + RUNNING jobs.
  * - Store calls (claim, skip, prune) run on uv_queue_work; runs on their own
  *   threads (runner.h). Every due time ends as exactly one row: the store's
