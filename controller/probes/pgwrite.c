@@ -37,11 +37,15 @@
  * whose timeout is shorter than connect_timeout would never reach the second
  * host: an outage the service does not have. A query that times out on an
  * open connection drops it (its reply could still come); the next operation
- * opens a new one, from the first host, as libpq does. Our CREATE TABLE on
- * a new connection stands for the first request's query: an operation that
- * times out a moment after the connection was made leaves it running (the
- * next operation would otherwise begin again at a silent first host), one
- * that finds it running for a whole operation timeout drops it as a query.
+ * opens a new one, from the first host, as libpq does. But a connection
+ * made during the operation that times out is not judged by it: that
+ * operation may have had a millisecond of its time left for its query, and
+ * dropping the connection would send the next one back to a silent first
+ * host for another connect_timeout. Its query (our CREATE TABLE, or its
+ * INSERT or SELECT, whose result is then discarded: a write that commits
+ * so is "in doubt", never acknowledged) runs on, and the next operation
+ * waits for it; a connection made before the operation began is dropped at
+ * its timeout.
  *
  * The uv_poll watches PQsocket. libpq may close that socket inside
  * PQconnectPoll (SSL or GSS refused, retried without) or PQconsumeInput (the
@@ -115,7 +119,9 @@ struct fl_pgwrite {
     PGconn *conn;
     enum conn_state cs;
     size_t host;          /* CONNECTING, SETUP: the target being tried */
-    uint64_t setup_since; /* SETUP: when the CREATE TABLE was sent (monotonic ms) */
+    uint64_t made_ms;     /* when libpq had the connection made (monotonic) */
+    uint64_t op_start_ms; /* when the operation was called (monotonic) */
+    bool orphan;          /* QUERY: a timed-out operation's query, its result discarded */
     int pass;             /* 1: prefer-standby's second pass */
     char why[256];        /* why the hosts tried so far failed */
     uv_poll_t *poll;      /* on poll_fd; NULL when not watching */
@@ -144,6 +150,7 @@ struct fl_pgwrite {
 
 static void on_poll(uv_poll_t *h, int status, int events);
 static void connect_from(struct fl_pgwrite *w);
+static void open_for_op(struct fl_pgwrite *w);
 
 static void dsn_free(struct dsn *d)
 {
@@ -214,6 +221,7 @@ static void drop_conn(struct fl_pgwrite *w)
         PQfinish(w->conn);
     w->conn = NULL;
     w->cs = C_NONE;
+    w->orphan = false;
 }
 
 /* Ends the current operation and calls its callback last: the callback may
@@ -323,6 +331,7 @@ static void send_query(struct fl_pgwrite *w, const char *sql, int n_params)
 static void send_op(struct fl_pgwrite *w)
 {
     w->cs = C_QUERY;
+    w->orphan = false;
     if (w->op == OP_WRITE)
         send_query(w, w->sql_insert, 3);
     else
@@ -338,7 +347,7 @@ static void take_result(struct fl_pgwrite *w, PGresult *r)
         w->res_error = true;
         return;
     }
-    if (w->cs != C_QUERY || w->op != OP_READBACK || st != PGRES_TUPLES_OK)
+    if (w->cs != C_QUERY || w->orphan || w->op != OP_READBACK || st != PGRES_TUPLES_OK)
         return;
     int n = PQntuples(r);
     if (n < 0 || (size_t)n > FL_PGWRITE_READBACK_MAX) {
@@ -373,6 +382,21 @@ static void take_result(struct fl_pgwrite *w, PGresult *r)
 /* Every result of the query in flight has arrived. */
 static void query_done(struct fl_pgwrite *w)
 {
+    if (w->orphan) {
+        /* a timed-out operation's: the next one, if any, goes on */
+        bool ok = !w->res_error;
+        if (ok) {
+            w->orphan = false;
+            w->cs = C_IDLE;
+        } else {
+            drop_conn(w);
+        }
+        if (w->op != OP_NONE && ok)
+            send_op(w);
+        else if (w->op != OP_NONE)
+            open_for_op(w);
+        return;
+    }
     if (w->res_error) {
         char d[sizeof(w->detail)];
         memcpy(d, w->detail, sizeof(d));
@@ -457,7 +481,7 @@ static void step_connect(struct fl_pgwrite *w)
         /* made: libpq's connect_timeout is behind it */
         uv_timer_stop(&w->host_end);
         w->cs = C_SETUP;
-        w->setup_since = fl_mono_ms();
+        w->made_ms = fl_mono_ms();
         send_query(w, w->sql_create, 0);
         return;
     case PGRES_POLLING_READING:
@@ -504,8 +528,17 @@ static void on_timer(uv_timer_t *t)
     struct fl_pgwrite *w = t->data;
     if (w->op == OP_NONE)
         return;
-    bool setup_stuck = w->cs == C_SETUP && fl_mono_ms() - w->setup_since >= w->timeout_ms;
-    if (w->cs == C_CONNECTING || (w->cs == C_SETUP && !setup_stuck)) {
+    /* made during this operation: not judged by its timeout (the header
+     * comment) */
+    bool fresh = (w->cs == C_SETUP || w->cs == C_QUERY) && w->made_ms >= w->op_start_ms;
+    if (w->cs == C_QUERY && fresh) {
+        char d[64];
+        snprintf(d, sizeof(d), "timeout after %" PRIu64 " ms", w->timeout_ms);
+        w->orphan = true;
+        finish(w, false, d);
+        return;
+    }
+    if (w->cs == C_CONNECTING || (w->cs == C_SETUP && fresh)) {
         /* the attempt goes on for the next operation (the header comment) */
         char d[sizeof(w->detail)];
         snprintf(d, sizeof(d), "timeout after %" PRIu64 " ms, connecting to %s (host %zu of %zu)",
@@ -596,6 +629,15 @@ static void connect_from(struct fl_pgwrite *w)
     }
 }
 
+/* A new connection, from the first host. */
+static void open_for_op(struct fl_pgwrite *w)
+{
+    w->host = 0;
+    w->pass = 0;
+    w->why[0] = '\0';
+    connect_from(w);
+}
+
 /* Starts the operation set up in w, on the loop iteration after the caller's
  * call (so that no callback ever runs inside it): on the open connection, by
  * waiting for the one being made, or by opening one from the first host. */
@@ -609,23 +651,23 @@ static void on_kick(uv_timer_t *t)
         send_op(w);
         return;
     case C_NONE:
-        w->host = 0;
-        w->pass = 0;
-        w->why[0] = '\0';
-        connect_from(w);
+        open_for_op(w);
         return;
     case C_CONNECTING:
     case C_SETUP:
         return; /* query_done sends the operation once the table is there */
     case C_QUERY:
+        assert(w->orphan);
+        return; /* query_done sends the operation once the orphan's result is in */
     default:
-        assert(!"an operation started while another was in flight");
+        assert(!"unknown connection state");
     }
 }
 
 static void start_op(struct fl_pgwrite *w)
 {
     uv_update_time(w->loop); /* the deadline counts from this call */
+    w->op_start_ms = fl_mono_ms();
     uv_timer_start(&w->timer, on_timer, w->timeout_ms, 0);
     uv_timer_start(&w->kick, on_kick, 0, 0);
 }

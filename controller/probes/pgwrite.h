@@ -12,8 +12,11 @@
  * connect timeout), target_session_attrs checked on each. An operation that
  * times out while the connection is being made fails, and the attempt goes
  * on for the next operation, as an application's pool or a blocking client
- * would; a query that times out, or any error, drops the connection and the
- * next operation opens a new one from the first host. On each new
+ * would; a query that times out on a connection made before its operation
+ * began, or any error, drops the connection and the next operation opens a
+ * new one from the first host (a query on a connection made during its
+ * operation runs on, its result discarded, and the next operation waits for
+ * it). On each new
  * connection the table is created if missing:
  *
  *   CREATE TABLE IF NOT EXISTS <table> (run_id text NOT NULL, seq bigint NOT
