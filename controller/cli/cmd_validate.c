@@ -10,6 +10,7 @@
 
 #include "common/units.h"
 #include "controller/cli/cli.h"
+#include "controller/probes/pgwrite.h"
 #include "controller/probes/pool.h"
 #include "controller/probes/rate.h"
 #include "controller/experiment/experiment.h"
@@ -75,6 +76,16 @@ static void print_probe(const struct fl_probe_spec *p)
     }
     printf("  every %s, timeout %s, rise %u, fall %u\n", dur(p->interval_ms, a, sizeof(a)),
            dur(p->timeout_ms, b, sizeof(b)), p->rise, p->fall);
+    /* a postgres probe's DSN as its client will read it (a template's is
+     * only known per host) */
+    if (p->type == FL_PROBE_POSTGRES && !p->is_template && p->u.data.dsn != NULL) {
+        char msg[600];
+        int rc = fl_pgwrite_check_dsn(p->u.data.dsn, msg, sizeof(msg));
+        if (rc > 0)
+            printf("  %-20s warning: %s\n", "", msg);
+        else if (rc < 0)
+            printf("  %-20s warning: the run will refuse this DSN: %s\n", "", msg);
+    }
     /* attempts never overlap: a failing system that makes each attempt wait
      * for its timeout is probed once per timeout, not once per interval */
     if (p->timeout_ms > p->interval_ms)
