@@ -9,7 +9,7 @@
 #               agent :7411  agent :7411 :26379      :26379      :26379
 #
 # redis1 starts as the primary, redis2 as its replica; the Sentinels (quorum
-# 2, down-after 1000 ms, failover-timeout 5000 ms) watch master "flrd". Both
+# 2, down-after 1000 ms, failover-timeout 3000 ms) watch master "flrd". Both
 # data nodes run with the AOF on and appendfsync always (either may be the
 # primary after a failover), RDB snapshots off, diskless replication without
 # delay; each has its own faultline-agent (process_scope netns, lease 2 s).
@@ -131,7 +131,7 @@ daemonize no
 dir $STATE/$h
 sentinel monitor $MASTER $ADDR_redis1 6379 2
 sentinel down-after-milliseconds $MASTER 1000
-sentinel failover-timeout $MASTER 5000
+sentinel failover-timeout $MASTER 3000
 sentinel parallel-syncs $MASTER 1
 EOF
 }

@@ -61,7 +61,7 @@
 #define RUNS 3
 /* The bed's Sentinels' failover-timeout: a Sentinel does not fail the same
  * master over again within twice that of its last failover. */
-#define FAILOVER_TIMEOUT_MS 5000
+#define FAILOVER_TIMEOUT_MS 3000
 #define INTERVAL_MS 100
 #define SENTINELS "[\"10.79.0.21:26379\", \"10.79.0.22:26379\", \"10.79.0.23:26379\"]"
 #define MAX_ENTRIES 20000

@@ -846,17 +846,38 @@ static void test_regression_haproxy(void **state)
     assert_true(passed >= 4);
 }
 
-int main(void)
+/* No argument: every test. "hooks": the webhooks and the reloads, which
+ * assert nothing about timing beyond generous bounds and run beside other
+ * tests. "regression": the HAProxy regression alone, whose baseline is a
+ * measured recovery time and which ctest runs alone (tests/CMakeLists.txt). */
+int main(int argc, char **argv)
 {
     if (geteuid() != 0) {
         fprintf(stderr, "serve_hooks_test: skipped, needs root (pause_process via the agent)\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest hooks[] = {
+        cmocka_unit_test_setup(test_webhook_fail_retry_hang, test_setup),
+        cmocka_unit_test_setup(test_reload_watch, test_setup),
+        cmocka_unit_test_setup(test_reload_sighup, test_setup),
+    };
+    const struct CMUnitTest regression[] = {
+        cmocka_unit_test_setup(test_regression_haproxy, test_setup),
+    };
+    const struct CMUnitTest all[] = {
         cmocka_unit_test_setup(test_webhook_fail_retry_hang, test_setup),
         cmocka_unit_test_setup(test_reload_watch, test_setup),
         cmocka_unit_test_setup(test_reload_sighup, test_setup),
         cmocka_unit_test_setup(test_regression_haproxy, test_setup),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    if (argc > 1 && strcmp(argv[1], "hooks") == 0)
+        return cmocka_run_group_tests_name("serve: webhooks and reload", hooks, setup, teardown);
+    if (argc > 1 && strcmp(argv[1], "regression") == 0)
+        return cmocka_run_group_tests_name("serve: the regression through HAProxy", regression,
+                                           setup, teardown);
+    if (argc > 1) {
+        fprintf(stderr, "serve_hooks_test: unknown part '%s' (hooks, regression)\n", argv[1]);
+        return 2;
+    }
+    return cmocka_run_group_tests(all, setup, teardown);
 }

@@ -213,12 +213,20 @@ int redisbed_wait_master(struct redisbed *b, const char *addr, uint16_t port, in
 int redisbed_cut_link(struct redisbed *b)
 {
     snprintf(b->nft_table, sizeof(b->nft_table), "flwp_redis_%d", (int)getpid());
+    /* the two servers' own ports only, whichever is master now: another
+     * test's Redis bed on the same loopback addresses (its own ports) runs
+     * beside this one and is not cut */
+    unsigned pp = b->pport, rp = b->rport;
     char rules[1024], out[1024];
     snprintf(rules, sizeof(rules),
              "table inet %s {\n chain out {\n type filter hook output priority 0;\n"
-             " ip saddr %s ip daddr %s drop\n ip saddr %s ip daddr %s drop\n }\n}\n",
-             b->nft_table, REDISBED_REPLICA_ADDR, REDISBED_PRIMARY_ADDR, REDISBED_PRIMARY_ADDR,
-             REDISBED_REPLICA_ADDR);
+             " ip saddr %s ip daddr %s tcp dport { %u, %u } drop\n"
+             " ip saddr %s ip daddr %s tcp sport { %u, %u } drop\n"
+             " ip saddr %s ip daddr %s tcp dport { %u, %u } drop\n"
+             " ip saddr %s ip daddr %s tcp sport { %u, %u } drop\n }\n}\n",
+             b->nft_table, REDISBED_REPLICA_ADDR, REDISBED_PRIMARY_ADDR, pp, rp,
+             REDISBED_REPLICA_ADDR, REDISBED_PRIMARY_ADDR, pp, rp, REDISBED_PRIMARY_ADDR,
+             REDISBED_REPLICA_ADDR, pp, rp, REDISBED_PRIMARY_ADDR, REDISBED_REPLICA_ADDR, pp, rp);
     char path[300];
     snprintf(path, sizeof(path), "%s/cut.nft", b->dir);
     FILE *f = fopen(path, "w");

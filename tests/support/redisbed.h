@@ -49,8 +49,10 @@ int redisbed_cli(const char *addr, uint16_t port, char *out, size_t cap, ...);
  * timeout_ms. Returns the ms it took, or -1. */
 int redisbed_wait_master(struct redisbed *b, const char *addr, uint16_t port, int timeout_ms);
 
-/* Drops the replication link between primary and replica (both ways) with an
- * nftables table of this process's own; uncut_link removes it. 0 or -1. */
+/* Drops the replication link between primary and replica (both ways: TCP
+ * between their two addresses to or from either server's port, so another
+ * bed's servers on the same addresses are untouched) with an nftables table
+ * of this process's own; uncut_link removes it. 0 or -1. */
 int redisbed_cut_link(struct redisbed *b);
 void redisbed_uncut_link(struct redisbed *b);
 
