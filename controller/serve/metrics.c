@@ -14,6 +14,8 @@ static const char *const verdict_labels[] = {"pass", "fail", "aborted", "pass_no
 
 struct exp_metrics {
     char *name;
+    unsigned jobs; /* installed jobs of this name (fl_metrics_job_add) */
+    bool retired;  /* not rendered: no job of this name is configured */
     uint64_t runs[N_VERDICTS];
     bool have_last;
     int last_verdict; /* index into verdict_labels */
@@ -89,6 +91,46 @@ int fl_metrics_experiment(struct fl_metrics *m, const char *experiment)
     int rc = find(m, experiment) ? 0 : -ENOMEM;
     pthread_mutex_unlock(&m->mu);
     return rc;
+}
+
+int fl_metrics_hidden(struct fl_metrics *m, const char *experiment)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t before = m->n;
+    struct exp_metrics *x = find(m, experiment);
+    if (x != NULL && m->n > before)
+        x->retired = true; /* new: shown once its job is installed */
+    pthread_mutex_unlock(&m->mu);
+    return x ? 0 : -ENOMEM;
+}
+
+int fl_metrics_job_add(struct fl_metrics *m, const char *experiment)
+{
+    pthread_mutex_lock(&m->mu);
+    struct exp_metrics *x = find(m, experiment);
+    if (x != NULL) {
+        x->jobs++;
+        x->retired = false;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return x ? 0 : -ENOMEM;
+}
+
+void fl_metrics_job_end(struct fl_metrics *m, const char *experiment)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++) {
+        struct exp_metrics *x = &m->exps[i];
+        if (strcmp(x->name, experiment) != 0)
+            continue;
+        if (x->jobs > 0)
+            x->jobs--;
+        if (x->jobs == 0) {
+            x->retired = true;
+            x->have_next = false;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 static int verdict_index(const char *v)
@@ -332,7 +374,7 @@ char *fl_metrics_render(struct fl_metrics *m)
     pthread_mutex_lock(&m->mu);
     head(&o, "faultline_runs_total", "counter", "Finished runs by verdict.");
     for (size_t i = 0; i < m->n; i++)
-        for (int v = 0; v < N_VERDICTS; v++) {
+        for (int v = 0; v < N_VERDICTS && !m->exps[i].retired; v++) {
             put(&o, "faultline_runs_total{experiment=\"");
             put_label(&o, m->exps[i].name);
             put(&o, "\",verdict=\"%s\"} %llu\n", verdict_labels[v],
@@ -341,22 +383,24 @@ char *fl_metrics_render(struct fl_metrics *m)
     head(&o, "faultline_last_verdict", "gauge",
          "Verdict of the last run: 0 pass, 1 fail, 2 aborted (faultline run's exit code).");
     for (size_t i = 0; i < m->n; i++)
-        if (m->exps[i].have_last)
+        if (!m->exps[i].retired && m->exps[i].have_last)
             exp_sample(&o, "faultline_last_verdict", &m->exps[i], 0,
                        m->exps[i].last_verdict == 3 ? 0 : m->exps[i].last_verdict);
     head(&o, "faultline_last_run_timestamp_seconds", "gauge", "When the last run ended.");
     for (size_t i = 0; i < m->n; i++)
-        if (m->exps[i].have_last)
+        if (!m->exps[i].retired && m->exps[i].have_last)
             exp_sample(&o, "faultline_last_run_timestamp_seconds", &m->exps[i], 3,
                        (double)m->exps[i].last_ended_ms / 1000.0);
     head(&o, "faultline_recovery_seconds", "gauge", "Last measured recovery time.");
     for (size_t i = 0; i < m->n; i++)
-        if (m->exps[i].have_recovery)
+        if (!m->exps[i].retired && m->exps[i].have_recovery)
             exp_sample(&o, "faultline_recovery_seconds", &m->exps[i], 3,
                        (double)m->exps[i].recovery_ms / 1000.0);
     head(&o, "faultline_recovery_duration_seconds", "histogram", "Measured recovery times.");
     for (size_t i = 0; i < m->n; i++) {
         const struct exp_metrics *x = &m->exps[i];
+        if (x->retired)
+            continue;
         uint64_t cum = 0;
         for (size_t b = 0; b <= FL_METRICS_N_BUCKETS; b++) {
             cum += b < FL_METRICS_N_BUCKETS ? x->buckets[b] : 0;
@@ -373,21 +417,22 @@ char *fl_metrics_render(struct fl_metrics *m)
     head(&o, "faultline_recovery_resolution_seconds", "gauge",
          "Resolution of the last measured recovery (the probe's grain).");
     for (size_t i = 0; i < m->n; i++)
-        if (m->exps[i].have_recovery)
+        if (!m->exps[i].retired && m->exps[i].have_recovery)
             exp_sample(&o, "faultline_recovery_resolution_seconds", &m->exps[i], 3,
                        (double)m->exps[i].resolution_ms / 1000.0);
     head(&o, "faultline_regressed", "gauge",
          "1 if the last measured recovery was flagged regressed.");
     for (size_t i = 0; i < m->n; i++)
-        exp_sample(&o, "faultline_regressed", &m->exps[i], 0, m->exps[i].regressed ? 1 : 0);
+        if (!m->exps[i].retired)
+            exp_sample(&o, "faultline_regressed", &m->exps[i], 0, m->exps[i].regressed ? 1 : 0);
     head(&o, "faultline_next_run_timestamp_seconds", "gauge", "Next due time.");
     for (size_t i = 0; i < m->n; i++)
-        if (m->exps[i].have_next)
+        if (!m->exps[i].retired && m->exps[i].have_next)
             exp_sample(&o, "faultline_next_run_timestamp_seconds", &m->exps[i], 0,
                        (double)m->exps[i].next_s);
     head(&o, "faultline_skipped_total", "counter", "Due times that did not run, by reason.");
     for (size_t i = 0; i < m->n; i++)
-        for (size_t r = 0; r < m->exps[i].n_reasons; r++) {
+        for (size_t r = 0; r < m->exps[i].n_reasons && !m->exps[i].retired; r++) {
             put(&o, "faultline_skipped_total{experiment=\"");
             put_label(&o, m->exps[i].name);
             put(&o, "\",reason=\"");

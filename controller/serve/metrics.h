@@ -17,6 +17,14 @@
  *   faultline_webhook_failures_total                  deliveries given up (webhook.h)
  *   faultline_webhook_dropped_total                   deliveries refused: queue full
  *
+ * The series labelled {experiment} are an experiment's while it is
+ * configured: from fl_metrics_job_add until its last job ends
+ * (fl_metrics_job_end, once a reload removed or renamed its file and its run
+ * under way finished), then they are no longer rendered, so Prometheus marks
+ * them stale. Their values stay in memory: the same name configured again
+ * shows them where history has them. faultline_frozen and the webhook
+ * counters are the process's and always rendered.
+ *
  * Label values are escaped as the format says (\\, \", \n). */
 #ifndef FL_SERVE_METRICS_H
 #define FL_SERVE_METRICS_H
@@ -41,8 +49,16 @@ struct fl_metrics;
 struct fl_metrics *fl_metrics_new(void);
 void fl_metrics_free(struct fl_metrics *m);
 
-/* Each returns 0 or -ENOMEM (a new experiment's entry). */
+/* Each returns 0 or -ENOMEM (a new experiment's entry). An entry made by
+ * fl_metrics_experiment, _run, _skip or _next is rendered; one made by
+ * fl_metrics_hidden (history seeded before its job is installed) is not until
+ * fl_metrics_job_add. */
 int fl_metrics_experiment(struct fl_metrics *m, const char *experiment);
+int fl_metrics_hidden(struct fl_metrics *m, const char *experiment);
+/* A job of that name is installed (rendered from now on) / has ended (its
+ * series go once no job of that name is left). */
+int fl_metrics_job_add(struct fl_metrics *m, const char *experiment);
+void fl_metrics_job_end(struct fl_metrics *m, const char *experiment);
 /* A finished run. verdict: "PASS" "FAIL" "ABORTED" "PASS (no impact)";
  * recovery_ms/resolution_ms -1 when not measured. */
 int fl_metrics_run(struct fl_metrics *m, const char *experiment, const char *verdict,
@@ -52,7 +68,8 @@ int fl_metrics_skip(struct fl_metrics *m, const char *experiment, const char *re
 int fl_metrics_next(struct fl_metrics *m, const char *experiment, int64_t next_s);
 /* No next due time any more (its file was removed): the sample goes. */
 void fl_metrics_next_clear(struct fl_metrics *m, const char *experiment);
-/* Whether the experiment has an entry (a reload seeds only new names). */
+/* Whether the experiment has an entry, rendered or not (a reload seeds only
+ * new names). */
 bool fl_metrics_known(struct fl_metrics *m, const char *experiment);
 /* A webhook delivery given up / refused (queue full). m may be NULL. */
 void fl_metrics_webhook_failure(struct fl_metrics *m);

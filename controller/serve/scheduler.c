@@ -57,6 +57,7 @@ struct job {
     bool removing;            /* its file was removed: it ends once idle */
     struct job *next_version; /* its file changed: applied once idle */
     unsigned refs;            /* store calls in flight that read it */
+    char seed_verdict[24];    /* a reload's job: history's last PASS or FAIL, or "" */
 };
 
 struct sched {
@@ -913,7 +914,7 @@ static void seed_metrics(struct sched *s, const struct job *j)
 {
     fl_store_row *rows = NULL;
     size_t n = 0;
-    fl_metrics_experiment(s->metrics, j->e->name);
+    fl_metrics_hidden(s->metrics, j->e->name); /* shown once its job is installed */
     if (fl_store_query_brief(s->store, j->e->name, 0, 0, 0, &rows, &n) != FL_STORE_OK) {
         fl_error("%s", fl_store_error(s->store));
         return;
@@ -976,19 +977,24 @@ static int job_init(struct sched *s, struct job *j, const struct fl_catalog_entr
     return 0;
 }
 
-/* Cron after downtime: the due times missed since the last row. */
+/* Cron after downtime: the due times missed since the last *scheduled* row
+ * (a run or a skip of a due time). A run-now after it stood for no slot of
+ * the schedule, so it does not hide the slots the server was down for. With
+ * no scheduled row (a new experiment, or only run-now rows) nothing was
+ * missed: the schedule starts now. */
 static void plan_missed(struct sched *s, struct job *j, int64_t now_s)
 {
     if (j->sc->kind != FL_SCHED_CRON)
         return; /* every: counts from this start, nothing was missed */
-    fl_store_row *rows = NULL;
-    size_t n = 0;
-    if (fl_store_query_brief(s->store, j->e->name, 0, 1, 0, &rows, &n) != FL_STORE_OK || n == 0) {
-        fl_store_rows_free(rows, n);
+    int64_t last_ms = 0;
+    bool found = false;
+    if (fl_store_last_scheduled_due(s->store, j->e->name, &last_ms, &found) != FL_STORE_OK) {
+        fl_error("%s: missed due times not recorded: %s", j->e->name, fl_store_error(s->store));
         return;
     }
-    int64_t last = rows[0].due_ms / 1000;
-    fl_store_rows_free(rows, n);
+    if (!found)
+        return;
+    int64_t last = last_ms / 1000;
     struct fl_missed_plan plan;
     if (fl_schedule_missed(j->sc, &j->tz, s->origin_s, last, now_s, &plan) < 0)
         return;
@@ -1027,22 +1033,38 @@ static void notify_run(struct sched *s, const struct job *j, const struct fl_ser
     fl_webhook_event_run(s->hooks, &w);
 }
 
-/* The newest PASS or FAIL in history, so `recovered` survives a restart. */
-static void seed_webhooks(struct sched *s, const struct job *j)
+/* The newest PASS or FAIL of the experiment in history (among its newest
+ * FL_SERVE_SEED_ROWS rows) into out, or "" . Blocks: at start, or on a
+ * reload's worker thread. */
+static void history_verdict(struct sched *s, const char *experiment, char *out, size_t outlen)
 {
     fl_store_row *rows = NULL;
     size_t n = 0;
-    if (fl_store_query_brief(s->store, j->e->name, 0, FL_SERVE_SEED_ROWS, 0, &rows, &n) !=
-        FL_STORE_OK)
+    out[0] = '\0';
+    if (fl_store_query_brief(s->store, experiment, 0, FL_SERVE_SEED_ROWS, 0, &rows, &n) !=
+        FL_STORE_OK) {
+        fl_error("%s: `recovered` not seeded from history: %s", experiment,
+                 fl_store_error(s->store));
         return;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *v = rows[i].verdict;
         if (v != NULL && (strcmp(v, "FAIL") == 0 || strncmp(v, "PASS", 4) == 0)) {
-            fl_webhooks_note_verdict(s->hooks, j->e->name, v);
+            snprintf(out, outlen, "%s", v);
             break;
         }
     }
     fl_store_rows_free(rows, n);
+}
+
+/* At start: the newest PASS or FAIL in history, so `recovered` survives a
+ * restart. */
+static void seed_webhooks(struct sched *s, const struct job *j)
+{
+    char v[24];
+    history_verdict(s, j->e->name, v, sizeof(v));
+    if (v[0] != '\0')
+        fl_webhooks_note_verdict(s->hooks, j->e->name, v);
 }
 
 static void on_hooks_stopped(void *ctx)
@@ -1145,6 +1167,9 @@ static void reload_run(uv_work_t *req)
         }
         if (!fl_metrics_known(s->metrics, nj->e->name))
             seed_metrics(s, nj);
+        /* taken on the loop at install, unless a verdict of that name was
+         * seen there already (fl_webhooks_seed_verdict) */
+        history_verdict(s, nj->e->name, nj->seed_verdict, sizeof(nj->seed_verdict));
         rw->prepared[rw->n_prepared++] = nj;
     }
     fl_catalog_free(&cat);
@@ -1190,8 +1215,9 @@ static void job_install(struct sched *s, struct job *slot, struct job *nj)
     slot->radius = nj->radius;
     slot->gone = slot->removing = slot->armed = false;
     slot->next_version = NULL;
+    if (nj->seed_verdict[0] != '\0')
+        fl_webhooks_seed_verdict(s->hooks, slot->e->name, nj->seed_verdict);
     free(nj); /* its contents are the slot's now */
-    fl_metrics_experiment(s->metrics, slot->e->name);
     if (slot->sc->paused) {
         fl_info("%s: paused (schedule: paused: true): not scheduled", slot->e->name);
         return;
@@ -1225,6 +1251,7 @@ static void job_add(struct sched *s, struct job *nj)
         job_drop(nj);
         return;
     }
+    fl_metrics_job_add(s->metrics, nj->e->name);
     job_install(s, slot, nj);
 }
 
@@ -1263,6 +1290,7 @@ static void reload_settle(struct sched *s)
         }
         if (j->removing) {
             fl_info("%s: ended (its file was removed)", j->e->name);
+            fl_metrics_job_end(s->metrics, j->e->name); /* its series go */
             job_release(j);
             j->removing = false;
             j->gone = true;
@@ -1270,6 +1298,9 @@ static void reload_settle(struct sched *s)
         }
         struct job *nj = j->next_version;
         j->next_version = NULL;
+        /* the new name first: a name kept keeps its series without a gap */
+        fl_metrics_job_add(s->metrics, nj->e->name);
+        fl_metrics_job_end(s->metrics, j->e->name);
         job_release(j);
         job_install(s, j, nj);
     }
@@ -1540,6 +1571,7 @@ int fl_scheduler_run(const struct fl_serve_config *c, struct fl_catalog *cat, fl
         uv_timer_init(&s->loop, &j->due_timer);
         j->due_timer.data = j;
         seed_metrics(s, j);
+        fl_metrics_job_add(s->metrics, j->e->name);
         seed_webhooks(s, j);
         if (j->sc->paused) {
             fl_info("%s: paused (schedule: paused: true): not scheduled", j->e->name);

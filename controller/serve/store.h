@@ -79,6 +79,11 @@ fl_store_rc fl_store_query_brief(fl_store *s, const char *experiment, int64_t si
 /* One row by id, without run_json; *found false (and FL_STORE_OK) when no
  * row has that id. The caller frees it with fl_store_row_free. */
 fl_store_rc fl_store_get_run(fl_store *s, int64_t id, fl_store_row *row, bool *found);
+/* The newest due time of a row that a schedule made (a run or a skip): rows
+ * whose flags say `manual` (faultline run-now) are not scheduled slots.
+ * *found false (and FL_STORE_OK) when there is none. */
+fl_store_rc fl_store_last_scheduled_due(fl_store *s, const char *experiment, int64_t *due_ms,
+                                        bool *found);
 /* Recoveries of the last `window` PASS runs with a measured recovery, newest
  * first (the regression baseline's input). out has room for window. */
 fl_store_rc fl_store_recent_recoveries(fl_store *s, const char *experiment, size_t window,

@@ -435,6 +435,39 @@ fl_store_rc fl_store_query_brief(fl_store *s, const char *experiment, int64_t si
                  experiment, since_ms, limit, offset, rows, n);
 }
 
+fl_store_rc fl_store_last_scheduled_due(fl_store *s, const char *experiment, int64_t *due_ms,
+                                        bool *found)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st = NULL;
+    fl_store_rc ret = FL_STORE_ERR;
+    *found = false;
+    /* flags is a comma-separated list: "manual", "regressed,manual" */
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT max(due_ms) FROM runs WHERE experiment=?1 AND"
+                                " (flags IS NULL OR ',' || flags || ',' NOT LIKE '%,manual,%')",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        set_err(s, "find the last scheduled row", rc);
+        goto out;
+    }
+    bind_text(st, 1, experiment);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        set_err(s, "find the last scheduled row", rc);
+        goto out;
+    }
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *due_ms = sqlite3_column_int64(st, 0);
+        *found = true;
+    }
+    ret = FL_STORE_OK;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->mu);
+    return ret;
+}
+
 fl_store_rc fl_store_get_run(fl_store *s, int64_t id, fl_store_row *row, bool *found)
 {
     pthread_mutex_lock(&s->mu);

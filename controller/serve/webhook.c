@@ -354,6 +354,16 @@ void fl_webhooks_note_verdict(struct fl_webhooks *w, const char *experiment, con
         s->failing = false;
 }
 
+void fl_webhooks_seed_verdict(struct fl_webhooks *w, const char *experiment, const char *verdict)
+{
+    if (w == NULL || verdict == NULL)
+        return;
+    for (size_t i = 0; i < w->n_seen; i++)
+        if (strcmp(w->seen[i].experiment, experiment) == 0)
+            return;
+    fl_webhooks_note_verdict(w, experiment, verdict);
+}
+
 static void add_ms(json_t *o, const char *key, int64_t ms)
 {
     json_object_set_new(o, key, ms >= 0 ? json_integer(ms) : json_null());

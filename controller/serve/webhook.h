@@ -87,6 +87,10 @@ struct fl_webhooks *fl_webhooks_new(uv_loop_t *loop, const struct fl_webhook_tar
 /* What history says the experiment's last finished run was, so that a PASS
  * after a restart still counts as `recovered`. Sends nothing. */
 void fl_webhooks_note_verdict(struct fl_webhooks *w, const char *experiment, const char *verdict);
+/* The same, for a name a reload adds: history's verdict (read on another
+ * thread, maybe before a run of that name ended here) is taken only when this
+ * serve has not seen a verdict of that name yet; what it has seen is newer. */
+void fl_webhooks_seed_verdict(struct fl_webhooks *w, const char *experiment, const char *verdict);
 /* A run ended: the events it is (maybe none) go to the URLs that want them. */
 void fl_webhook_event_run(struct fl_webhooks *w, const struct fl_webhook_run *run);
 /* The safety lever (called by the control channel): `frozen` shows in every

@@ -92,6 +92,53 @@ static void test_label_escaping(void **state)
     fl_metrics_free(m);
 }
 
+/* Series of an experiment no job has any more go; they come back, values
+ * kept, when a job of that name is installed again; a name seeded for a job
+ * never installed is not rendered; process-wide series always are. */
+static void test_ended_jobs_series_go(void **state)
+{
+    (void)state;
+    struct fl_metrics *m = fl_metrics_new();
+    assert_non_null(m);
+    assert_int_equal(fl_metrics_job_add(m, "kept"), 0);
+    assert_int_equal(fl_metrics_job_add(m, "gone"), 0);
+    assert_int_equal(fl_metrics_run(m, "gone", "PASS", 1000, 300, 100, false), 0);
+    assert_int_equal(fl_metrics_skip(m, "gone", "missed"), 0);
+    assert_int_equal(fl_metrics_next(m, "gone", 5000), 0);
+    assert_int_equal(fl_metrics_hidden(m, "never"), 0);
+    assert_int_equal(fl_metrics_run(m, "never", "FAIL", 1000, -1, -1, false), 0);
+    char *t = fl_metrics_render(m);
+    assert_non_null(strstr(t, "experiment=\"gone\""));
+    assert_null(strstr(t, "experiment=\"never\""));
+    free(t);
+
+    /* a second job of the name (a file renamed into it): one ending keeps it */
+    assert_int_equal(fl_metrics_job_add(m, "gone"), 0);
+    fl_metrics_job_end(m, "gone");
+    t = fl_metrics_render(m);
+    assert_non_null(strstr(t, "faultline_runs_total{experiment=\"gone\",verdict=\"pass\"} 1"));
+    free(t);
+
+    fl_metrics_job_end(m, "gone");
+    assert_true(fl_metrics_known(m, "gone")); /* no second seeding from history */
+    t = fl_metrics_render(m);
+    assert_null(strstr(t, "experiment=\"gone\""));
+    assert_non_null(strstr(t, "faultline_runs_total{experiment=\"kept\",verdict=\"pass\"} 0"));
+    assert_non_null(strstr(t, "faultline_frozen 0"));
+    assert_non_null(strstr(t, "faultline_webhook_failures_total 0"));
+    assert_non_null(strstr(t, "faultline_webhook_dropped_total 0"));
+    free(t);
+
+    assert_int_equal(fl_metrics_job_add(m, "gone"), 0);
+    t = fl_metrics_render(m);
+    assert_non_null(strstr(t, "faultline_runs_total{experiment=\"gone\",verdict=\"pass\"} 1"));
+    assert_non_null(strstr(t, "faultline_skipped_total{experiment=\"gone\",reason=\"missed\"} 1"));
+    /* its next due time was cleared when it ended; the new job sets its own */
+    assert_null(strstr(t, "faultline_next_run_timestamp_seconds{experiment=\"gone\"}"));
+    free(t);
+    fl_metrics_free(m);
+}
+
 static void test_skip_classes(void **state)
 {
     (void)state;
@@ -106,10 +153,9 @@ static void test_skip_classes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counters_and_gauges),
-        cmocka_unit_test(test_last_is_newest),
-        cmocka_unit_test(test_label_escaping),
-        cmocka_unit_test(test_skip_classes),
+        cmocka_unit_test(test_counters_and_gauges),  cmocka_unit_test(test_last_is_newest),
+        cmocka_unit_test(test_label_escaping),       cmocka_unit_test(test_skip_classes),
+        cmocka_unit_test(test_ended_jobs_series_go),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

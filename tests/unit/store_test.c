@@ -322,6 +322,39 @@ static void garbage_and_scheme_refused(void **state)
     free(err);
 }
 
+/* The last scheduled row: run-now rows (flags with `manual`, alone or in a
+ * list) are not scheduled slots; skips are. */
+static void last_scheduled_due_skips_manual(void **state)
+{
+    (void)state;
+    fl_store *s = open_ok();
+    int64_t due = 0, id = 0;
+    bool found = true;
+    assert_int_equal(fl_store_last_scheduled_due(s, "e", &due, &found), FL_STORE_OK);
+    assert_false(found);
+    fl_store_row r = {
+        .verdict = (char *)"PASS", .recovery_ms = -1, .resolution_ms = -1, .rpo_ms = -1};
+    assert_int_equal(fl_store_claim(s, "e", "h", 1000, 1000, &id), FL_STORE_OK);
+    assert_int_equal(fl_store_finish(s, id, &r), FL_STORE_OK);
+    assert_int_equal(fl_store_skip(s, "e", "h", 2000, 2000, "hosts busy: web1"), FL_STORE_OK);
+    r.flags = (char *)"manual";
+    assert_int_equal(fl_store_claim(s, "e", "h", 3000, 3000, &id), FL_STORE_OK);
+    assert_int_equal(fl_store_finish(s, id, &r), FL_STORE_OK);
+    r.flags = (char *)"regressed,manual";
+    assert_int_equal(fl_store_claim(s, "e", "h", 4000, 4000, &id), FL_STORE_OK);
+    assert_int_equal(fl_store_finish(s, id, &r), FL_STORE_OK);
+    assert_int_equal(fl_store_claim(s, "other", "h", 9000, 9000, &id), FL_STORE_OK);
+    assert_int_equal(fl_store_last_scheduled_due(s, "e", &due, &found), FL_STORE_OK);
+    assert_true(found);
+    assert_int_equal(due, 2000);
+    r.flags = (char *)"regressed";
+    assert_int_equal(fl_store_claim(s, "e", "h", 5000, 5000, &id), FL_STORE_OK);
+    assert_int_equal(fl_store_finish(s, id, &r), FL_STORE_OK);
+    assert_int_equal(fl_store_last_scheduled_due(s, "e", &due, &found), FL_STORE_OK);
+    assert_int_equal(due, 5000);
+    fl_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(freeze_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_and_scheme_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(last_scheduled_due_skips_manual, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
