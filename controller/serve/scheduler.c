@@ -156,6 +156,7 @@ struct work {
     enum work_kind kind;
     struct job *j; /* skip, claim */
     int64_t due_ms, now_ms;
+    bool manual; /* claim: a run-now (copied from the job on the loop) */
     char reason[256];
     fl_store_rc rc;
     int64_t id;
@@ -175,8 +176,8 @@ static void work_run(uv_work_t *req)
             snprintf(w->err, sizeof(w->err), "%s", fl_store_error(s->store));
         break;
     case WORK_CLAIM:
-        w->rc = fl_store_claim(s->store, w->j->e->name, w->j->entry->hash, w->due_ms, w->now_ms,
-                               &w->id);
+        w->rc = fl_store_claim_flags(s->store, w->j->e->name, w->j->entry->hash, w->due_ms,
+                                     w->now_ms, w->manual ? "manual" : NULL, &w->id);
         if (w->rc == FL_STORE_ERR)
             snprintf(w->err, sizeof(w->err), "%s", fl_store_error(s->store));
         break;
@@ -254,6 +255,7 @@ static int queue(struct sched *s, enum work_kind kind, struct job *j, int64_t du
     w->j = j;
     w->due_ms = due_ms;
     w->now_ms = (int64_t)fl_now_ms();
+    w->manual = j != NULL && j->manual;
     if (reason != NULL)
         snprintf(w->reason, sizeof(w->reason), "%s", reason);
     int rc = uv_queue_work(&s->loop, &w->req, work_run, work_done);
@@ -892,6 +894,7 @@ static void record_interrupted(fl_store *store, const char *reports_dir)
                           .rpo_ms = -1,
                           .started_ms = rows[i].started_ms,
                           .ended_ms = (int64_t)fl_now_ms(),
+                          .flags = rows[i].flags, /* "manual" from the claim */
                           .report_folder = rows[i].report_folder};
         char folder[4096];
         struct stat st;

@@ -59,6 +59,12 @@ const char *fl_store_error(const fl_store *s);
  * FL_STORE_ALREADY if a row for (experiment, due_ms) exists. *id_out set. */
 fl_store_rc fl_store_claim(fl_store *s, const char *experiment, const char *file_hash,
                            int64_t due_ms, int64_t now_ms, int64_t *id_out);
+/* The same with the row's flags set from the start ("manual" for a run-now),
+ * so that a run the server died in keeps them (fl_store_last_scheduled_due
+ * must not take an interrupted run-now for a scheduled slot). */
+fl_store_rc fl_store_claim_flags(fl_store *s, const char *experiment, const char *file_hash,
+                                 int64_t due_ms, int64_t now_ms, const char *flags,
+                                 int64_t *id_out);
 /* Records a due time that did not run: one `skipped` row (FL_STORE_ALREADY
  * if the due time already has a row). */
 fl_store_rc fl_store_skip(fl_store *s, const char *experiment, const char *file_hash,

@@ -188,7 +188,8 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 /* Insert one row for a due time; the UNIQUE key makes a second one ALREADY. */
 static fl_store_rc insert_due(fl_store *s, const char *op, const char *experiment,
                               const char *file_hash, int64_t due_ms, int64_t now_ms,
-                              const char *state, const char *reason, int64_t *id_out)
+                              const char *state, const char *reason, const char *flags,
+                              int64_t *id_out)
 {
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st = NULL;
@@ -196,7 +197,7 @@ static fl_store_rc insert_due(fl_store *s, const char *op, const char *experimen
     int rc =
         sqlite3_prepare_v2(s->db,
                            "INSERT INTO runs (experiment, file_hash, due_ms, started_ms, ended_ms,"
-                           " state, reason) VALUES (?,?,?,?,?,?,?)",
+                           " state, reason, flags) VALUES (?,?,?,?,?,?,?,?)",
                            -1, &st, NULL);
     if (rc != SQLITE_OK) {
         set_err(s, op, rc);
@@ -210,6 +211,7 @@ static fl_store_rc insert_due(fl_store *s, const char *op, const char *experimen
     sqlite3_bind_int64(st, 5, skipped ? now_ms : 0);
     bind_text(st, 6, state);
     bind_text(st, 7, reason);
+    bind_text(st, 8, flags);
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         if (id_out)
@@ -231,14 +233,21 @@ out:
 fl_store_rc fl_store_claim(fl_store *s, const char *experiment, const char *file_hash,
                            int64_t due_ms, int64_t now_ms, int64_t *id_out)
 {
-    return insert_due(s, "claim", experiment, file_hash, due_ms, now_ms, "running", NULL, id_out);
+    return fl_store_claim_flags(s, experiment, file_hash, due_ms, now_ms, NULL, id_out);
+}
+
+fl_store_rc fl_store_claim_flags(fl_store *s, const char *experiment, const char *file_hash,
+                                 int64_t due_ms, int64_t now_ms, const char *flags, int64_t *id_out)
+{
+    return insert_due(s, "claim", experiment, file_hash, due_ms, now_ms, "running", NULL, flags,
+                      id_out);
 }
 
 fl_store_rc fl_store_skip(fl_store *s, const char *experiment, const char *file_hash,
                           int64_t due_ms, int64_t now_ms, const char *reason)
 {
     return insert_due(s, "record skip", experiment, file_hash, due_ms, now_ms, "skipped", reason,
-                      NULL);
+                      NULL, NULL);
 }
 
 fl_store_rc fl_store_finish(fl_store *s, int64_t id, const fl_store_row *r)

@@ -352,6 +352,26 @@ static void last_scheduled_due_skips_manual(void **state)
     assert_int_equal(fl_store_finish(s, id, &r), FL_STORE_OK);
     assert_int_equal(fl_store_last_scheduled_due(s, "e", &due, &found), FL_STORE_OK);
     assert_int_equal(due, 5000);
+    /* a run-now the server died in: flagged from its claim, so that the row
+     * the next start records ABORTED (with the flags it reads back, as the
+     * scheduler does) is still not a scheduled slot */
+    assert_int_equal(fl_store_claim_flags(s, "e", "h", 6000, 6000, "manual", &id), FL_STORE_OK);
+    fl_store_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(fl_store_interrupted(s, &rows, &n), FL_STORE_OK);
+    assert_int_equal(n, 2); /* and "other"'s, never finished above */
+    size_t k = strcmp(rows[0].experiment, "e") == 0 ? 0 : 1;
+    assert_string_equal(rows[k].flags, "manual");
+    fl_store_row ab = {.verdict = (char *)"ABORTED",
+                       .reason = (char *)"server died during the run",
+                       .recovery_ms = -1,
+                       .resolution_ms = -1,
+                       .rpo_ms = -1,
+                       .flags = rows[k].flags};
+    assert_int_equal(fl_store_finish(s, rows[k].id, &ab), FL_STORE_OK);
+    fl_store_rows_free(rows, n);
+    assert_int_equal(fl_store_last_scheduled_due(s, "e", &due, &found), FL_STORE_OK);
+    assert_int_equal(due, 5000);
     fl_store_close(s);
 }
 
