@@ -3,6 +3,7 @@
  * references to probes by name from steady_state, abort_when and recovery.
  * An ssh probe takes its host's ssh settings from the inventory. */
 #include "controller/experiment/probes.h"
+#include "controller/probes/pgwrite.h"
 #include "controller/probes/template.h"
 
 #include <errno.h>
@@ -264,6 +265,16 @@ static int parse_postgres(struct fl_check *c, const struct fl_yaml_node *n,
         rc = fl_check_required(c, n, "dsn", &v);
     if (rc == 0)
         rc = fl_check_string(c, v, &d->dsn);
+    /* what the write client would refuse at the run's start is refused here,
+     * at the DSN's line (a template's {host}/{address} is filled in later) */
+    if (rc == 0 && strstr(d->dsn, "{host}") == NULL && strstr(d->dsn, "{address}") == NULL) {
+        char msg[600];
+        int k = fl_pgwrite_check_dsn(d->dsn, msg, sizeof(msg));
+        if (k == -ENOMEM)
+            rc = fl_check_nomem(c);
+        else if (k < 0)
+            rc = fl_yaml_errorf(v, c->err, c->errlen, "%s", msg);
+    }
     if (rc == 0 && (v = fl_yaml_get(n, "table")) != NULL) {
         rc = fl_check_string(c, v, &d->table);
         bool ok = rc == 0 && d->table[0] != '\0' && strlen(d->table) <= 63 &&

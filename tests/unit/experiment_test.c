@@ -301,6 +301,12 @@ static void impact_and_rpo(void **state)
     assert_int_equal(e->probes[1].type, FL_PROBE_POSTGRES);
     assert_string_equal(e->probes[1].u.data.dsn, "host=10.77.0.5 dbname=o");
     fl_experiment_free(&e);
+    /* a DSN the write client would refuse is refused at its line */
+    fails_with(HEAD "  - name: orders\n"
+                    "    postgres: { dsn: \"service=orders\" }\n" FAULT,
+               NULL,
+               "11:22: postgres dsn: service= is not supported: write the hosts, ports and "
+               "connect_timeout in the DSN (the probe times each host itself)");
     e = load_ok(write_file("e.yaml", HEAD "  - name: cache\n"
                                           "    redis: { sentinels: [\"10.0.0.1:26379\"], "
                                           "master_name: mymaster, wait_replicas: 1 }\n" FAULT),

@@ -271,7 +271,7 @@ static void test_probe_kinds(void **state)
         "  - name: pg-uri\n"
         "    postgres: { dsn: \"postgresql://u@[fd00::5]:5432,10.77.0.6/db\" }\n"
         "  - name: pg-kv\n"
-        "    postgres: { dsn: \"host=10.77.0.7,/run/postgresql hostaddr=10.77.0.8 dbname=x\" }\n"
+        "    postgres: { dsn: \"host=10.77.0.7,/run/postgresql hostaddr=10.77.0.8, dbname=x\" }\n"
         "  - name: rds\n"
         "    redis: { sentinels: [\"10.77.0.11:26379\", \"[fd00::12]:26379\"], master_name: m }\n"
         "  - name: rds1\n"
