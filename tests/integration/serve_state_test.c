@@ -242,29 +242,8 @@ static void write_file(const char *path, const char *fmt, ...)
  * the block's body. */
 static void write_experiment(const char *exps, const char *name, const char *schedule)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s.yaml", exps, name);
-    write_file(path,
-               "version: 1\n"
-               "name: %s\n"
-               "inventory:\n"
-               "  key_file: %s\n"
-               "  hosts:\n"
-               "    web1: { address: 127.0.0.1, port: %u }\n"
-               "probes:\n"
-               "  - name: up\n"
-               "    tcp: { address: \"127.0.0.1:%u\" }\n"
-               "    interval: 100ms\n"
-               "    timeout: 100ms\n"
-               "steady_state: [up]\n"
-               "faults:\n"
-               "  - name: pause-dummy\n"
-               "    target: { hosts: [web1] }\n"
-               "    pause_process: { pidfile: %s }\n"
-               "    duration: 200ms\n"
-               "recovery: { probes: [up], timeout: 5s }\n"
-               "schedule:\n%s",
-               name, key_path, (unsigned)agent.port, (unsigned)agent.port, pidfile, schedule);
+    serve_write_pause_experiment_scheduled(exps, name, key_path, agent.port, pidfile, "200ms",
+                                           schedule);
 }
 
 static pid_t start_serve(const char *exps, const char *config, const char *log)

@@ -16,13 +16,17 @@ static char *arg(const char *a)
     return (char *)(uintptr_t)a;
 }
 
-void serve_write_pause_experiment(const char *exps, const char *name, const char *key_path,
-                                  uint16_t agent_port, const char *pidfile, const char *hold,
-                                  const char *every)
+void serve_write_pause_experiment_scheduled(const char *exps, const char *name,
+                                            const char *key_path, uint16_t agent_port,
+                                            const char *pidfile, const char *hold,
+                                            const char *schedule)
 {
-    char path[400];
+    /* atomically (a temporary file renamed over it): serve may be watching
+     * the directory and must never read half a file */
+    char path[400], tmp[420];
     snprintf(path, sizeof(path), "%s/%s.yaml", exps, name);
-    FILE *f = fopen(path, "w");
+    snprintf(tmp, sizeof(tmp), "%s/.%s.yaml.tmp", exps, name);
+    FILE *f = fopen(tmp, "w");
     assert_non_null(f);
     fprintf(f,
             "version: 1\n"
@@ -43,11 +47,20 @@ void serve_write_pause_experiment(const char *exps, const char *name, const char
             "    pause_process: { pidfile: %s }\n"
             "    duration: %s\n"
             "recovery: { probes: [up], timeout: 5s }\n"
-            "schedule:\n"
-            "  every: %s\n"
-            "  starting_deadline: 1s\n",
-            name, key_path, (unsigned)agent_port, (unsigned)agent_port, pidfile, hold, every);
-    fclose(f);
+            "schedule:\n%s",
+            name, key_path, (unsigned)agent_port, (unsigned)agent_port, pidfile, hold, schedule);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+void serve_write_pause_experiment(const char *exps, const char *name, const char *key_path,
+                                  uint16_t agent_port, const char *pidfile, const char *hold,
+                                  const char *every)
+{
+    char schedule[128];
+    snprintf(schedule, sizeof(schedule), "  every: %s\n  starting_deadline: 1s\n", every);
+    serve_write_pause_experiment_scheduled(exps, name, key_path, agent_port, pidfile, hold,
+                                           schedule);
 }
 
 void serve_dump_log(const char *log)

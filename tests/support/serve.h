@@ -19,6 +19,12 @@
 void serve_write_pause_experiment(const char *exps, const char *name, const char *key_path,
                                   uint16_t agent_port, const char *pidfile, const char *hold,
                                   const char *every);
+/* The same with the schedule: block's lines as given (each indented two
+ * spaces and ending in a newline: a cron, a timezone, missed:). */
+void serve_write_pause_experiment_scheduled(const char *exps, const char *name,
+                                            const char *key_path, uint16_t agent_port,
+                                            const char *pidfile, const char *hold,
+                                            const char *schedule);
 
 /* serve's log (or any file) on stderr. */
 void serve_dump_log(const char *log);
